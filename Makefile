@@ -1,0 +1,64 @@
+# seqrec: `make demo` and `make test` are the two commands a newcomer types.
+# Both run `setup` first, which creates .venv and installs system tools when it can.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+APT_PACKAGES := espeak-ng flite ffmpeg
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: setup demo demo-speech demo-video test test-fast lint bench clean help
+
+help:
+	@echo "make demo   - install everything, run the speech and video recipes on the embedded data"
+	@echo "make test   - install everything and run the test suite"
+	@echo "make lint   - ruff"
+	@echo "make bench  - run the benchmark suite (recipes/benchmarks)"
+
+setup: $(STAMP) system-tools
+
+# Installs apt packages only when one is missing and we are root or have passwordless sudo.
+system-tools:
+	@missing=""; for tool in espeak-ng flite ffmpeg; do \
+	  command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; \
+	  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+	  else echo "Missing system tools:$$missing. Install them with: sudo apt-get install -y $(APT_PACKAGES)"; exit 0; fi; \
+	  echo "Installing system tools:$$missing"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PACKAGES) >/dev/null \
+	    || echo "apt-get failed; install by hand: sudo apt-get install -y $(APT_PACKAGES)"; \
+	fi
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: setup
+	$(PY) recipes/speech_ctc/run.py
+	$(PY) recipes/video_activity/run.py
+
+demo-speech: setup
+	$(PY) recipes/speech_ctc/run.py
+
+demo-video: setup
+	$(PY) recipes/video_activity/run.py
+
+test: setup
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+lint: setup
+	$(PY) -m ruff check pipeline data_prep recipes tests
+
+bench: setup
+	$(VENV)/bin/pip install -q -e '.[bench]'
+	$(PY) recipes/benchmarks/run.py
+
+clean:
+	rm -rf exp .pytest_cache

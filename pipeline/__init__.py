@@ -1,0 +1,24 @@
+"""seqrec's library: models, training, decoding, inference and the CLI.
+
+``Transcriber`` and ``ClipLabeler`` are imported lazily so that ``import pipeline`` (and
+``seqrec --help``) stays fast and has no side effects.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["ClipLabeler", "Transcriber"]
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Transcriber":
+        from pipeline.inference.transcriber import Transcriber
+
+        return Transcriber
+    if name == "ClipLabeler":
+        from pipeline.inference.labeler import ClipLabeler
+
+        return ClipLabeler
+    raise AttributeError(f"module 'pipeline' has no attribute {name!r}")

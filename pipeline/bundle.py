@@ -1,0 +1,140 @@
+"""Model bundles: a self-contained directory of ``config.yaml`` plus safetensors weights.
+
+A bundle is data, never code: the config is read with ``yaml.safe_load`` (object-constructing
+tags are refused), weights are safetensors files (no pickle), and every file name the config
+mentions must stay inside the bundle directory (no ``..``, no absolute paths, no symlinks out).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+FORMAT_VERSION = 1
+CONFIG_NAME = "config.yaml"
+
+
+class BundleError(ValueError):
+    """A bundle is missing, malformed or unsafe; the message names the path."""
+
+
+@dataclass
+class Bundle:
+    """A loaded bundle: its directory and its parsed ``config.yaml``."""
+
+    path: Path
+    config: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return str(self.config.get("kind"))
+
+    def file(self, name: str) -> Path:
+        """Resolves a file named in the config, refusing names that escape the bundle."""
+        return safe_member(self.path, name)
+
+    def load_weights(self, key: str = "weights") -> dict[str, torch.Tensor]:
+        """Loads the safetensors file named by ``config[key]``."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        name = self.config.get(key)
+        if not isinstance(name, str):
+            raise BundleError(f"{self.path / CONFIG_NAME}: '{key}' must name a weights file")
+        path = self.file(name)
+        if path.suffix != ".safetensors":
+            raise BundleError(f"{path}: weights must be a .safetensors file (pickle is refused)")
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise BundleError(f"{path}: cannot read weights: {exc}") from None
+
+
+def safe_member(root: Path, name: str) -> Path:
+    """Returns ``root/name`` if it is a plain relative path that stays inside ``root``."""
+    if not isinstance(name, str) or not name or "\x00" in name:
+        raise BundleError(f"{root}: invalid file name {name!r} in bundle")
+    candidate = Path(name)
+    if candidate.is_absolute() or ".." in candidate.parts:
+        raise BundleError(f"{root}: file name {name!r} escapes the bundle directory")
+    resolved = (root / candidate).resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise BundleError(f"{root}: file name {name!r} resolves outside the bundle ({resolved})")
+    if not resolved.is_file():
+        raise BundleError(f"{root}: bundle file {name!r} is missing")
+    return resolved
+
+
+def load_bundle(path: str | Path, *, kind: str | None = None) -> Bundle:
+    """Reads and checks a bundle directory.
+
+    Args:
+        path: The bundle directory.
+        kind: If given, the bundle must be of this kind (``speech_ctc`` or ``video_classifier``).
+
+    Raises:
+        BundleError: missing directory or config, unsafe YAML, wrong kind or version.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise BundleError(f"{root}: model bundle directory not found")
+    cfg_path = root / CONFIG_NAME
+    try:
+        config = yaml.safe_load(cfg_path.read_text())
+    except FileNotFoundError:
+        raise BundleError(f"{cfg_path}: missing (is {root} a seqrec bundle?)") from None
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0]
+        raise BundleError(f"{cfg_path}: refused: not plain YAML data ({first})") from None
+    if not isinstance(config, dict):
+        raise BundleError(f"{cfg_path}: expected a mapping at the top level")
+    version = config.get("format_version")
+    if version != FORMAT_VERSION:
+        raise BundleError(f"{cfg_path}: unsupported bundle format_version {version!r}")
+    if kind is not None and config.get("kind") != kind:
+        raise BundleError(f"{root}: is a {config.get('kind')!r} bundle, expected {kind!r}")
+    return Bundle(path=root, config=config)
+
+
+def save_bundle(
+    out_dir: str | Path, config: dict[str, Any], weights: dict[str, dict[str, torch.Tensor]]
+) -> Path:
+    """Writes a bundle atomically: built in a temporary sibling, then swapped into place.
+
+    Args:
+        out_dir: Destination directory (replaced if it exists).
+        config: Plain data for ``config.yaml``; ``format_version`` is added.
+        weights: File name -> state dict, each saved as safetensors.
+    """
+    from safetensors.torch import save_file
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        for name, state in weights.items():
+            if Path(name).name != name or not name.endswith(".safetensors"):
+                raise BundleError(f"invalid weights file name {name!r}")
+            tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+            save_file(tensors, str(tmp / name))
+        full = {"format_version": FORMAT_VERSION, **config}
+        (tmp / CONFIG_NAME).write_text(yaml.safe_dump(full, sort_keys=False))
+        old = None
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out_dir, old)
+        os.replace(tmp, out_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir

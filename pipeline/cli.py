@@ -1,0 +1,164 @@
+"""The ``seqrec`` command: transcribe audio and label video clips with a model bundle.
+
+Heavy imports (torch, torchaudio, cv2) happen inside the subcommands, so ``seqrec --help``
+answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("seqrec")
+
+EXIT_OK, EXIT_FILE_ERRORS, EXIT_USAGE = 0, 1, 2
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seqrec",
+        description="Speech transcription and video activity recognition with seqrec model bundles.",
+        epilog="Train a bundle with recipes/speech_ctc/run.py or recipes/video_activity/run.py.",
+    )
+    parser.add_argument("--version", action="version", version="seqrec 0.1.0")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--model", required=True, type=Path, metavar="DIR", help="model bundle directory")
+    common.add_argument("--format", choices=("txt", "json"), default="txt", help="output format (default: txt)")
+    common.add_argument(
+        "--output-dir", type=Path, metavar="DIR", help="also write one <name>.<format> file per input here"
+    )
+    common.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    common.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+    common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    common.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
+
+    t = sub.add_parser(
+        "transcribe",
+        parents=[common],
+        help="transcribe audio files to text with word timestamps",
+        description="Transcribe audio files (any sample rate or channel count; wav, flac, ogg, mp3, "
+        "and whatever ffmpeg decodes). Directories are searched recursively for audio files.",
+    )
+    t.add_argument("--beam-size", type=_positive_int, default=1, help="1 = greedy (default); >1 = CTC beam search")
+
+    lab = sub.add_parser(
+        "label",
+        parents=[common],
+        help="label video clips with activity classes",
+        description="Label video clips with the activity classes of a video bundle. With --window, "
+        "also label sliding windows over each (long) video.",
+    )
+    lab.add_argument("--top-k", type=_positive_int, default=5, help="labels to report per clip (default: 5)")
+    lab.add_argument("--window", type=_positive_float, metavar="SEC", help="sliding window length in seconds")
+    lab.add_argument("--stride", type=_positive_float, metavar="SEC", help="window stride in seconds (default: window/2)")
+    return parser
+
+
+def _write_outputs(results: list[dict[str, Any]], fmt: str, output_dir: Path | None, render) -> None:
+    for res in results:
+        if "error" in res:
+            continue
+        text = json.dumps(res, ensure_ascii=False) if fmt == "json" else render(res)
+        print(text, flush=True)
+        if output_dir is not None:
+            output_dir.mkdir(parents=True, exist_ok=True)
+            out = output_dir / f"{Path(res['path']).stem}.{fmt}"
+            out.write_text(text + "\n")
+
+
+def _report_errors(results: list[dict[str, Any]]) -> int:
+    failed = [r for r in results if "error" in r]
+    for r in failed:
+        message = r["error"]
+        if not message.startswith(r["path"]):
+            message = f"{r['path']}: {message}"
+        print(f"seqrec: error: {message}", file=sys.stderr)
+    if failed:
+        print(f"seqrec: {len(failed)} of {len(results)} file(s) failed", file=sys.stderr)
+    return EXIT_FILE_ERRORS if failed else EXIT_OK
+
+
+def _transcribe(args: argparse.Namespace) -> int:
+    from pipeline.inference.transcriber import Transcriber
+
+    transcriber = Transcriber.from_pretrained(args.model, device=args.device, beam_size=args.beam_size)
+    results = [r.to_dict() for r in transcriber.transcribe(args.paths, raise_errors=args.debug)]
+    _write_outputs(results, args.format, args.output_dir, lambda r: f"{r['path']}\t{r['text']}")
+    return _report_errors(results)
+
+
+def _label(args: argparse.Namespace) -> int:
+    from pipeline.inference.labeler import ClipLabeler
+
+    if args.stride is not None and args.window is None:
+        raise ValueError("--stride needs --window")
+    labeler = ClipLabeler.from_pretrained(args.model, device=args.device)
+    results = [
+        r.to_dict()
+        for r in labeler.label(
+            args.paths, top_k=args.top_k, window=args.window, stride=args.stride, raise_errors=args.debug
+        )
+    ]
+
+    def render(r: dict[str, Any]) -> str:
+        best = " ".join(f"{x['label']}:{x['score']:.3f}" for x in r["labels"])
+        lines = [f"{r['path']}\t{best}"]
+        for seg in r.get("segments", []):
+            top = seg["labels"][0]
+            lines.append(f"  {seg['start']:.2f}-{seg['end']:.2f}s\t{top['label']}:{top['score']:.3f}")
+        return "\n".join(lines)
+
+    _write_outputs(results, args.format, args.output_dir, render)
+    return _report_errors(results)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the CLI; returns the exit code (0 ok, 1 some files failed, 2 usage/model error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="seqrec: %(levelname)s: %(message)s",
+    )
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    handlers = {"transcribe": _transcribe, "label": _label}
+    try:
+        return handlers[args.command](args)
+    except KeyboardInterrupt:
+        print("seqrec: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        text = str(exc).strip().splitlines()
+        print(f"seqrec: error: {text[0] if text else type(exc).__name__}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Inference front ends used by the Python API and the CLI."""

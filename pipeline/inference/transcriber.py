@@ -1,0 +1,167 @@
+"""Speech-to-text inference: ``Transcriber.from_pretrained(dir).transcribe(paths)``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipeline.bundle import load_bundle
+from pipeline.inference.common import AUDIO_EXTENSIONS, expand_paths, one_line
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Transcription:
+    """Result for one file; ``error`` is set (and ``text`` empty) when the file failed."""
+
+    path: str
+    text: str = ""
+    duration: float = 0.0
+    words: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.error is not None:
+            return {"path": self.path, "error": self.error}
+        return {"path": self.path, "text": self.text, "duration": round(self.duration, 3), "words": self.words}
+
+
+class Transcriber:
+    """Transcribes audio files with a CTC model bundle.
+
+    Args:
+        model: A :class:`pipeline.models.CTCModel` in eval mode.
+        tokenizer: The bundle's :class:`pipeline.tokenizer.CharTokenizer`.
+        feature_cfg: The bundle's ``data_prep.features.FeatureConfig``.
+        device: Where the model runs.
+        beam_size: 1 for greedy decoding, >1 for torchaudio's CTC beam search.
+    """
+
+    def __init__(self, model, tokenizer, feature_cfg, *, device: str | torch.device = "cpu", beam_size: int = 1) -> None:
+        from data_prep.features import LogMelExtractor
+
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.feature_cfg = feature_cfg
+        self.extractor = LogMelExtractor(feature_cfg)
+        self.frame_shift = feature_cfg.hop_length / feature_cfg.sample_rate * model.subsampling
+        self._beams: dict[int, Any] = {}
+        self.beam_size = beam_size
+
+    @classmethod
+    def from_pretrained(
+        cls, model_dir: str | Path, *, device: str = "cpu", beam_size: int = 1
+    ) -> Transcriber:
+        """Loads a ``speech_ctc`` bundle directory (no pickle, no code execution)."""
+        from data_prep.features import FeatureConfig
+        from pipeline.config import from_dict
+        from pipeline.models.ctc_model import CTCModel, CTCModelConfig
+        from pipeline.tokenizer import CharTokenizer
+
+        bundle = load_bundle(model_dir, kind="speech_ctc")
+        cfg = bundle.config
+        model = CTCModel(from_dict(CTCModelConfig, cfg["model"], "model"))
+        model.load_state_dict(bundle.load_weights())
+        tokenizer = CharTokenizer.from_list(cfg["tokens"])
+        feature_cfg = from_dict(FeatureConfig, cfg["features"], "features")
+        return cls(model, tokenizer, feature_cfg, device=device, beam_size=beam_size)
+
+    def _decoder(self, beam_size: int):
+        if beam_size not in self._beams:
+            from pipeline.decoding.beam import BeamSearchDecoder
+
+            self._beams[beam_size] = BeamSearchDecoder(self.tokenizer.tokens, beam_size=beam_size)
+        return self._beams[beam_size]
+
+    def features(self, waveform: torch.Tensor) -> torch.Tensor:
+        """(N,) waveform at the model's rate -> (T, n_mels) log-mel.
+
+        Audio shorter than one analysis window is zero-padded to it.
+        """
+        min_len = self.feature_cfg.n_fft // 2 + 1
+        if waveform.numel() < min_len:
+            waveform = torch.nn.functional.pad(waveform, (0, min_len - waveform.numel()))
+        return self.extractor(waveform)
+
+    @torch.inference_mode()
+    def decode_features(self, feats: list[torch.Tensor], beam_size: int | None = None) -> list[tuple[str, list[dict]]]:
+        """Decodes a batch of (T_i, n_mels) features into (text, words) pairs."""
+        from pipeline.data import pad_features
+        from pipeline.decoding.greedy import greedy_decode
+        from pipeline.decoding.timestamps import word_timestamps
+
+        beam = self.beam_size if beam_size is None else beam_size
+        x, x_lens = pad_features(feats)
+        log_probs, out_lens = self.model(x.to(self.device), x_lens.to(self.device))
+        log_probs, out_lens = log_probs.float().cpu(), out_lens.cpu()
+        hyps = (
+            self._decoder(beam).decode(log_probs, out_lens)
+            if beam > 1
+            else greedy_decode(log_probs, out_lens, blank=self.tokenizer.blank_id)
+        )
+        out = []
+        for hyp, n in zip(hyps, out_lens.tolist(), strict=True):
+            text = self.tokenizer.decode(hyp.token_ids)
+            words = word_timestamps(hyp, self.tokenizer, self.frame_shift, num_frames=n)
+            out.append((text, words))
+        return out
+
+    def transcribe(
+        self,
+        paths: list[str | Path] | str | Path,
+        *,
+        beam_size: int | None = None,
+        max_batch_frames: int = 60000,
+        raise_errors: bool = False,
+    ) -> list[Transcription]:
+        """Transcribes files (or directories of audio files), in input order.
+
+        Files are loaded, sorted by length and decoded in batches of at most
+        ``max_batch_frames`` padded frames. A file that cannot be read gets a result with
+        ``error`` set; the others go on. With ``raise_errors=True`` the first error raises.
+        """
+        from data_prep.audio import load_audio
+
+        if isinstance(paths, (str, Path)):
+            paths = [paths]
+        files = expand_paths(paths, AUDIO_EXTENSIONS)
+        results = [Transcription(path=str(p)) for p in files]
+        feats: dict[int, torch.Tensor] = {}
+        for i, path in enumerate(files):
+            try:
+                wave = load_audio(path, target_sr=self.feature_cfg.sample_rate)
+                if wave.numel() == 0:
+                    raise ValueError(f"{path}: no audio samples")
+            except Exception as exc:  # one bad file must not stop the others
+                if raise_errors:
+                    raise
+                results[i].error = one_line(exc)
+                log.debug("failed %s", path, exc_info=True)
+                continue
+            results[i].duration = wave.numel() / self.feature_cfg.sample_rate
+            feats[i] = self.features(wave)
+        order = sorted(feats, key=lambda i: feats[i].size(0))
+        t0 = time.perf_counter()
+        batch: list[int] = []
+        longest = 0
+        for i in order + [None]:  # None flushes the last batch
+            if i is not None:
+                n = feats[i].size(0)
+                if not batch or max(longest, n) * (len(batch) + 1) <= max_batch_frames:
+                    batch.append(i)
+                    longest = max(longest, n)
+                    continue
+            if batch:
+                for j, (text, words) in zip(batch, self.decode_features([feats[j] for j in batch], beam_size), strict=True):
+                    results[j].text, results[j].words = text, words
+            if i is not None:
+                batch, longest = [i], feats[i].size(0)
+        log.debug("decoded %d files in %.3f s", len(feats), time.perf_counter() - t0)
+        return results

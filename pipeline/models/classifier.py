@@ -1,0 +1,74 @@
+"""Clip classifier: frame embeddings -> RNN encoder -> pooled many-to-one head."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from pipeline.models.encoder import EncoderConfig, RNNEncoder
+from pipeline.models.heads import ClassificationHead, Pooling
+from pipeline.models.normalize import GlobalCMVN
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """Architecture of :class:`SequenceClassifier`."""
+
+    input_dim: int = 512
+    num_classes: int = 10
+    pooling: Pooling = "attention"
+    head_dropout: float = 0.1
+    encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(hidden_size=128, num_layers=1))
+
+
+class SequenceClassifier(nn.Module):
+    """Many-to-one recogniser over a sequence of frame embeddings."""
+
+    def __init__(self, cfg: ClassifierConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.cmvn = GlobalCMVN(cfg.input_dim)
+        self.encoder = RNNEncoder(cfg.input_dim, cfg.encoder)
+        self.head = ClassificationHead(
+            self.encoder.output_dim,
+            cfg.num_classes,
+            pooling=cfg.pooling,
+            bidirectional=cfg.encoder.bidirectional,
+            dropout=cfg.head_dropout,
+        )
+
+    def forward(self, x: torch.Tensor, x_lens: torch.Tensor) -> torch.Tensor:
+        """x: (B, T, D) frame embeddings, x_lens: (B,) -> logits (B, C)."""
+        y, y_lens = self.encoder(self.cmvn(x), x_lens)
+        return self.head(y, y_lens)
+
+
+def bilstm_classifier(
+    *,
+    input_dim: int = 512,
+    num_classes: int = 10,
+    cell: str = "lstm",
+    hidden_size: int = 128,
+    num_layers: int = 1,
+    bidirectional: bool = True,
+    dropout: float = 0.1,
+    pooling: Pooling = "attention",
+) -> SequenceClassifier:
+    """Builds a clip classifier; every argument is keyword-only."""
+    enc = EncoderConfig(
+        cell=cell,  # type: ignore[arg-type]
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        bidirectional=bidirectional,
+        dropout=dropout,
+    )
+    return SequenceClassifier(
+        ClassifierConfig(input_dim=input_dim, num_classes=num_classes, pooling=pooling, encoder=enc)
+    )
+
+
+def bilstm_classifier_small() -> SequenceClassifier:
+    """A small preset for the embedded video corpus."""
+    return bilstm_classifier(hidden_size=128, num_layers=1)

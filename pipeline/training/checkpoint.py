@@ -1,0 +1,64 @@
+"""Atomic checkpoints that load without unpickling arbitrary objects."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipeline.io_utils import atomic_save
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be read; the message names the file."""
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """Writes ``state`` (tensors, numbers, strings, lists, dicts) atomically with torch.save."""
+    atomic_save(path, lambda fh: torch.save(state, fh))
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Loads a checkpoint with ``weights_only=True``: pickled code objects are refused.
+
+    Raises:
+        CheckpointError: for a missing, truncated, corrupt or unsafe file.
+    """
+    path = Path(path)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: checkpoint not found") from None
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe content"
+        raise CheckpointError(f"{path}: refused to load (not plain weights): {first}") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: corrupt or unreadable checkpoint: {first}") from None
+
+
+def average_state_dicts(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Element-wise mean of model state dicts (integer buffers are taken from the last one)."""
+    if not states:
+        raise ValueError("no checkpoints to average")
+    keys = states[0].keys()
+    out: dict[str, torch.Tensor] = {}
+    for key in keys:
+        tensors = [s[key] for s in states]
+        if tensors[0].is_floating_point():
+            out[key] = torch.stack([t.float() for t in tensors]).mean(0).to(tensors[0].dtype)
+        else:
+            out[key] = tensors[-1].clone()
+    return out
+
+
+def average_checkpoints(paths: list[str | Path]) -> dict[str, torch.Tensor]:
+    """Averages the ``model`` weights of several checkpoints."""
+    log.info("averaging %d checkpoints: %s", len(paths), ", ".join(Path(p).name for p in paths))
+    return average_state_dicts([load_checkpoint(p)["model"] for p in paths])

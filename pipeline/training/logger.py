@@ -1,0 +1,58 @@
+"""Training logs: CSV rows and TensorBoard scalars, written by rank 0 only."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class MetricLogger:
+    """Appends scalar rows to ``<dir>/<name>.csv`` and mirrors them to TensorBoard."""
+
+    def __init__(self, log_dir: str | Path, *, enabled: bool = True, tensorboard: bool = True) -> None:
+        self.log_dir = Path(log_dir)
+        self.enabled = enabled
+        self._writer = None
+        self._fields: dict[str, list[str]] = {}
+        if not enabled:
+            return
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._writer = SummaryWriter(str(self.log_dir / "tensorboard"))
+            except ImportError:  # tensorboard is a dependency, but keep training if it is gone
+                log.warning("tensorboard is not installed; logging to CSV only")
+
+    def log(self, name: str, step: int, values: dict[str, Any]) -> None:
+        """Writes one row of ``values`` at ``step`` to ``<name>.csv`` and TensorBoard."""
+        if not self.enabled:
+            return
+        row = {"step": step, **values}
+        path = self.log_dir / f"{name}.csv"
+        fields = self._fields.get(name)
+        if fields is None:
+            if path.exists() and path.stat().st_size > 0:
+                with path.open(newline="") as fh:
+                    fields = next(csv.reader(fh), list(row))
+            else:
+                fields = list(row)
+                with path.open("w", newline="") as fh:
+                    csv.writer(fh).writerow(fields)
+            self._fields[name] = fields
+        with path.open("a", newline="") as fh:
+            csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore").writerow(row)
+        if self._writer is not None:
+            for key, value in values.items():
+                if isinstance(value, (int, float)):
+                    self._writer.add_scalar(f"{name}/{key}", value, step)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None

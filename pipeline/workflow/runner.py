@@ -1,0 +1,102 @@
+"""Stage runner shared by recipes: ``--stage N --stop-stage M``, markers, logs and results.json.
+
+A stage is skipped when its ``.done`` marker records the same config hash; a changed config
+redoes it. Wall time per stage and each stage's outputs are merged into
+``<exp_dir>/results.json`` as they finish.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.io_utils import atomic_write_json, marker_matches, write_marker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One recipe stage: a name, a function of no arguments, and the hash of what it depends on."""
+
+    number: int
+    name: str
+    run: Callable[[], dict[str, Any] | None]
+    config_hash: str
+
+
+def setup_logging(log_dir: Path | None, *, verbose: bool = False) -> None:
+    """Logs to stderr and, when ``log_dir`` is given, to ``log_dir/run.log``."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_dir / "run.log"))
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        handlers=handlers,
+        force=True,
+    )
+
+
+def read_results(exp_dir: Path) -> dict[str, Any]:
+    path = exp_dir / "results.json"
+    try:
+        data = json.loads(path.read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def update_results(exp_dir: Path, updates: dict[str, Any]) -> dict[str, Any]:
+    """Merges ``updates`` into results.json (one level deep for dict values)."""
+    data = read_results(exp_dir)
+    for key, value in updates.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    atomic_write_json(exp_dir / "results.json", data)
+    return data
+
+
+def run_stages(stages: list[Stage], exp_dir: Path, *, start: int, stop: int, force: bool = False) -> dict[str, Any]:
+    """Runs the stages numbered ``start..stop`` in order, skipping up-to-date ones."""
+    marker_dir = exp_dir / ".done"
+    for stage in stages:
+        if not start <= stage.number <= stop:
+            continue
+        marker = marker_dir / f"stage{stage.number}-{stage.name}"
+        if not force and marker_matches(marker, stage.config_hash):
+            log.info("Stage %d: %s (up to date, skipped)", stage.number, stage.name)
+            continue
+        log.info("Stage %d: %s", stage.number, stage.name)
+        t0 = time.perf_counter()
+        outputs = stage.run() or {}
+        seconds = time.perf_counter() - t0
+        update_results(exp_dir, {"stage_seconds": {stage.name: round(seconds, 2)}, **outputs})
+        write_marker(marker, stage.config_hash, seconds=round(seconds, 2))
+        log.info("Stage %d: %s done in %.1f s", stage.number, stage.name, seconds)
+    return read_results(exp_dir)
+
+
+def recipe_arg_parser(description: str, default_config: Path) -> argparse.ArgumentParser:
+    """The command line every recipe shares."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--config", type=Path, default=default_config, help="YAML config (default: %(default)s)")
+    p.add_argument("--stage", type=int, default=0, help="first stage to run (default: 0)")
+    p.add_argument("--stop-stage", type=int, default=100, help="last stage to run (default: all)")
+    p.add_argument("--data", type=Path, default=None, help="a real corpus instead of the embedded default")
+    p.add_argument("--exp-dir", type=Path, default=None, help="experiment directory (default from config)")
+    p.add_argument("--force", action="store_true", help="rerun stages even when their markers match")
+    p.add_argument("--verbose", action="store_true", help="debug logging")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.max_epochs=3")
+    return p

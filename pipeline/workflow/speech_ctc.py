@@ -1,0 +1,336 @@
+"""The speech CTC recipe: corpus -> manifests -> features -> train -> decode+score -> export.
+
+``recipes/speech_ctc/run.py`` is a thin command line over :func:`main`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from data_prep.features import FeatureConfig
+from pipeline.config import config_hash, load_config, save_config, to_dict
+from pipeline.models.ctc_model import CTCModel, CTCModelConfig
+from pipeline.models.encoder import EncoderConfig
+from pipeline.training.augment import SpecAugmentConfig
+from pipeline.training.trainer import TrainConfig
+from pipeline.workflow.runner import Stage, recipe_arg_parser, run_stages, setup_logging
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass(frozen=True)
+class SpeechDataConfig:
+    """Where the corpus comes from."""
+
+    corpus: str = "embedded"  # "embedded", or a directory holding train/dev/test (see README)
+    format: Literal["auto", "manifest", "librispeech", "kaldi", "folder"] = "auto"
+    size: str = "default"  # embedded corpus size preset: tiny, small, default
+    seed: int = 0
+    min_duration: float = 0.2
+    max_duration: float = 30.0
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """Decoding of the dev and test sets after training."""
+
+    beam_size: int = 1  # 1 = greedy; > 1 also scores torchaudio beam search
+    splits: tuple[str, ...] = ("dev", "test")
+    max_batch_frames: int = 60000
+
+
+@dataclass(frozen=True)
+class SpeechRecipeConfig:
+    """Everything the speech recipe needs; loaded from YAML plus overrides."""
+
+    exp_dir: str = "exp/speech_ctc"
+    num_workers: int = 2
+    data: SpeechDataConfig = field(default_factory=SpeechDataConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    speed_perturb: tuple[float, ...] = ()  # extra training copies, e.g. [0.9, 1.1]
+    model: CTCModelConfig = field(
+        default_factory=lambda: CTCModelConfig(encoder=EncoderConfig(cell="gru", hidden_size=192, subsampling=4))
+    )
+    specaugment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+
+
+class SpeechRecipe:
+    """Stage functions of the speech recipe; state lives on disk under ``exp_dir``."""
+
+    def __init__(self, cfg: SpeechRecipeConfig) -> None:
+        from pipeline.tokenizer import CharTokenizer
+
+        self.cfg = cfg
+        self.exp = Path(cfg.exp_dir)
+        self.tokenizer = CharTokenizer()
+        if cfg.model.vocab_size != self.tokenizer.vocab_size:
+            raise ValueError(
+                f"model.vocab_size is {cfg.model.vocab_size} but the tokenizer has {self.tokenizer.vocab_size} tokens"
+            )
+        if cfg.model.input_dim != cfg.features.n_mels:
+            raise ValueError(f"model.input_dim {cfg.model.input_dim} != features.n_mels {cfg.features.n_mels}")
+
+    # ------------------------------------------------------------------ paths
+    def raw_manifest(self, split: str) -> Path:
+        return self.exp / "data" / f"{split}.jsonl"
+
+    def manifest(self, split: str) -> Path:
+        return self.exp / "manifests" / f"{split}.jsonl"
+
+    def store_dir(self, split: str, speed: float = 1.0) -> Path:
+        return self.exp / "feats" / (split if speed == 1.0 else f"{split}-sp{speed:g}")
+
+    @property
+    def bundle_dir(self) -> Path:
+        return self.exp / "bundle"
+
+    # ------------------------------------------------------------------ stages
+    def stage_corpus(self) -> dict[str, Any]:
+        """Generates the embedded corpus, or imports a real one, into ``exp/data/<split>.jsonl``."""
+        from data_prep.importers.corpus import import_speech_corpus
+
+        d = self.cfg.data
+        if d.corpus == "embedded":
+            from data_prep.speech_corpus import SIZES, generate_speech_corpus
+
+            if d.size not in SIZES:
+                raise ValueError(f"data.size must be one of {sorted(SIZES)}, got {d.size!r}")
+            corpus_cfg = replace(SIZES[d.size], seed=d.seed)
+            manifests = generate_speech_corpus(self.exp / "corpus", corpus_cfg, num_workers=self.cfg.num_workers)
+        else:
+            manifests = import_speech_corpus(Path(d.corpus), self.exp / "corpus", fmt=d.format)
+        from data_prep.manifest import read_manifest, write_manifest
+
+        summary = {}
+        for split in SPLITS:
+            if split not in manifests:
+                raise FileNotFoundError(f"{d.corpus}: no {split} split found")
+            records = read_manifest(manifests[split], "speech")
+            write_manifest(self.raw_manifest(split), records, "speech")
+            summary[split] = {"utterances": len(records), "hours": round(sum(r["duration"] for r in records) / 3600, 3)}
+        return {"corpus": summary}
+
+    def stage_manifests(self) -> dict[str, Any]:
+        """Validates each split; dropped entries and reasons go to ``manifests/<split>.dropped.tsv``."""
+        from data_prep.manifest import read_manifest, write_manifest
+        from data_prep.validate import validate_speech, write_dropped_report
+
+        out = {}
+        for split in SPLITS:
+            records = read_manifest(self.raw_manifest(split), "speech")
+            kept, dropped = validate_speech(
+                records, min_duration=self.cfg.data.min_duration, max_duration=self.cfg.data.max_duration
+            )
+            write_manifest(self.manifest(split), kept, "speech")
+            write_dropped_report(self.manifest(split).with_suffix(".dropped.tsv"), dropped)
+            out[split] = {"kept": len(kept), "dropped": len(dropped)}
+        return {"manifests": out}
+
+    def stage_features(self) -> dict[str, Any]:
+        """Log-mel stores per split (plus speed-perturbed training copies)."""
+        from data_prep.features import extract_features
+
+        out = {}
+        jobs = [(s, 1.0) for s in SPLITS] + [("train", sp) for sp in self.cfg.speed_perturb if sp != 1.0]
+        for split, speed in jobs:
+            fcfg = replace(self.cfg.features, speed=speed)
+            summary = extract_features(
+                self.manifest(split), self.store_dir(split, speed), fcfg, num_workers=self.cfg.num_workers
+            )
+            out[self.store_dir(split, speed).name] = {
+                "entries": getattr(summary, "num_entries", None),
+                "failed": getattr(summary, "num_failed", None),
+            }
+        return {"features": out}
+
+    def _texts(self, split: str) -> dict[str, str]:
+        from data_prep.manifest import read_manifest
+
+        return {r["id"]: r["text"] for r in read_manifest(self.manifest(split), "speech")}
+
+    def dataset(self, split: str, speeds: tuple[float, ...] = (1.0,)):
+        """A :class:`pipeline.data.FeatureDataset` over the split's stores with token targets."""
+        from data_prep.store import FeatureStore
+        from pipeline.data import FeatureDataset, build_entries
+
+        texts = self._texts(split)
+        entries, lengths = [], []
+        for speed in speeds:
+            store = FeatureStore(self.store_dir(split, speed))
+            suffix = "" if speed == 1.0 else f"-sp{speed:g}"
+
+            def target(item_id: str, suffix: str = suffix) -> list[int] | None:
+                base = item_id[: -len(suffix)] if suffix and item_id.endswith(suffix) else item_id
+                text = texts.get(base)
+                if text is None:
+                    return None
+                ids = self.tokenizer.encode(text)
+                return ids or None
+
+            e, n = build_entries(store, store.lengths, target)
+            entries += e
+            lengths += n
+        return FeatureDataset(entries, lengths)
+
+    def build_model(self) -> CTCModel:
+        return CTCModel(self.cfg.model)
+
+    def eval_loader(self, dataset):
+        from torch.utils.data import DataLoader
+
+        from pipeline.data import collate_ctc, length_sorted_batches
+
+        batches = length_sorted_batches(dataset.lengths, self.cfg.decode.max_batch_frames)
+        return DataLoader(dataset, batch_sampler=batches, collate_fn=collate_ctc)
+
+    def stage_train(self) -> dict[str, Any]:
+        """Trains the CTC model; resumes from ``checkpoints/last.pt`` if a run was interrupted."""
+        from data_prep.features import compute_cmvn
+        from data_prep.store import FeatureStore
+        from pipeline.data import collate_ctc
+        from pipeline.training.tasks import CTCTask
+        from pipeline.training.trainer import Trainer
+
+        speeds = (1.0, *[s for s in self.cfg.speed_perturb if s != 1.0])
+        train = self.dataset("train", speeds)
+        dev = self.dataset("dev")
+        model = self.build_model()
+        mean, std = compute_cmvn(FeatureStore(self.store_dir("train")))
+        model.cmvn.set_stats(torch.from_numpy(mean), torch.from_numpy(std))
+        save_config(self.cfg, self.exp / "config.yaml")
+        trainer = Trainer(
+            model,
+            CTCTask(self.tokenizer, self.cfg.specaugment),
+            train,
+            train.lengths,
+            collate_ctc,
+            self.eval_loader(dev),
+            self.cfg.train,
+            self.exp,
+            run_config=self.cfg,
+        )
+        result = trainer.fit()
+        return {
+            "train": {
+                "best_dev_cer": result.best_metric,
+                "best_epoch": result.best_epoch,
+                "final_checkpoint": str(result.final_checkpoint),
+                "final_dev_cer": result.final_metric,
+                "steps": result.steps,
+                "skipped_steps": result.skipped_steps,
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "train_utterances": len(train),
+            }
+        }
+
+    def final_model(self) -> CTCModel:
+        """The model from the checkpoint chosen at the end of training."""
+        from pipeline.training.checkpoint import load_checkpoint
+        from pipeline.workflow.runner import read_results
+
+        ckpt = read_results(self.exp).get("train", {}).get("final_checkpoint")
+        path = Path(ckpt) if ckpt else self.exp / "checkpoints" / "best.pt"
+        model = self.build_model()
+        model.load_state_dict(load_checkpoint(path)["model"])
+        return model.eval()
+
+    def transcriber(self, beam_size: int = 1):
+        from pipeline.inference.transcriber import Transcriber
+
+        return Transcriber(self.final_model(), self.tokenizer, self.cfg.features, beam_size=beam_size)
+
+    def stage_decode(self) -> dict[str, Any]:
+        """Decodes dev/test from their stores; writes recogs-/errs- files and WER/CER."""
+        from data_prep.store import FeatureStore
+        from pipeline.scoring import error_rates, write_errs, write_recogs
+
+        beams = [1] + ([self.cfg.decode.beam_size] if self.cfg.decode.beam_size > 1 else [])
+        transcriber = self.transcriber()
+        metrics: dict[str, Any] = {}
+        for split in self.cfg.decode.splits:
+            texts = self._texts(split)
+            store = FeatureStore(self.store_dir(split))
+            ids = [i for i in store.ids if i in texts]
+            feats = {i: torch.from_numpy(store.get(i).astype("float32")) for i in ids}
+            order = sorted(ids, key=lambda i: feats[i].size(0))
+            for beam in beams:
+                hyps: dict[str, str] = {}
+                batch: list[str] = []
+                for i in order + [None]:
+                    if i is not None and (not batch or feats[i].size(0) * (len(batch) + 1) <= self.cfg.decode.max_batch_frames):
+                        batch.append(i)
+                        continue
+                    for j, (text, _) in zip(batch, transcriber.decode_features([feats[j] for j in batch], beam), strict=True):
+                        hyps[j] = text
+                    batch = [i] if i is not None else []
+                refs = [texts[i] for i in ids]
+                hyp_list = [hyps[i] for i in ids]
+                rates = error_rates(refs, hyp_list)
+                tag = split if beam == 1 else f"{split}-beam{beam}"
+                write_recogs(self.exp / f"recogs-{tag}.txt", ids, refs, hyp_list)
+                write_errs(self.exp / f"errs-{tag}.txt", ids, refs, hyp_list, rates)
+                metrics[tag] = {"wer": round(rates["wer"], 4), "cer": round(rates["cer"], 4), "utterances": len(ids)}
+                log.info("%s: WER %.2f%%  CER %.2f%%", tag, 100 * rates["wer"], 100 * rates["cer"])
+        return {"metrics": metrics}
+
+    def stage_export(self) -> dict[str, Any]:
+        """Writes the self-contained bundle to ``exp/<recipe>/bundle``."""
+        from pipeline.bundle import save_bundle
+        from pipeline.workflow.runner import read_results
+
+        model = self.final_model()
+        results = read_results(self.exp)
+        config = {
+            "kind": "speech_ctc",
+            "model": to_dict(self.cfg.model),
+            "features": to_dict(replace(self.cfg.features, speed=1.0)),
+            "tokens": self.tokenizer.to_list(),
+            "weights": "model.safetensors",
+            "metrics": results.get("metrics", {}),
+        }
+        save_bundle(self.bundle_dir, config, {"model.safetensors": model.state_dict()})
+        log.info("bundle written to %s", self.bundle_dir)
+        return {"bundle": str(self.bundle_dir)}
+
+    def stages(self) -> list[Stage]:
+        c = self.cfg
+        data_h = config_hash({"data": to_dict(c.data)})
+        feat_h = config_hash({"data": data_h, "features": to_dict(c.features), "sp": list(c.speed_perturb)})
+        train_h = config_hash({"f": feat_h, "model": to_dict(c.model), "sa": to_dict(c.specaugment), "train": to_dict(c.train)})
+        dec_h = config_hash({"t": train_h, "decode": to_dict(c.decode)})
+        return [
+            Stage(0, "corpus", self.stage_corpus, data_h),
+            Stage(1, "manifests", self.stage_manifests, data_h),
+            Stage(2, "features", self.stage_features, feat_h),
+            Stage(3, "train", self.stage_train, train_h),
+            Stage(4, "decode", self.stage_decode, dec_h),
+            Stage(5, "export", self.stage_export, dec_h),
+        ]
+
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "recipes" / "speech_ctc" / "conf" / "default.yaml"
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Command-line entry of the speech recipe; returns results.json's content."""
+    parser = recipe_arg_parser("seqrec speech CTC recipe", DEFAULT_CONFIG)
+    args = parser.parse_args(argv)
+    overrides = list(args.overrides)
+    if args.data is not None:
+        overrides.append(f"data.corpus={args.data}")
+    if args.exp_dir is not None:
+        overrides.append(f"exp_dir={args.exp_dir}")
+    cfg = load_config(SpeechRecipeConfig, args.config, overrides)
+    exp = Path(cfg.exp_dir)
+    setup_logging(exp / "log", verbose=args.verbose)
+    recipe = SpeechRecipe(cfg)
+    return run_stages(recipe.stages(), exp, start=args.stage, stop=args.stop_stage, force=args.force)

@@ -1,0 +1,70 @@
+"""Typed configs: YAML loading, overrides, unknown keys, wrong types, unsafe YAML."""
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from pipeline.config import ConfigError, config_hash, load_config, save_config, to_dict
+
+
+@dataclass(frozen=True)
+class Inner:
+    size: int = 4
+    rate: float = 0.5
+    name: str = "x"
+
+
+@dataclass(frozen=True)
+class Outer:
+    inner: Inner = field(default_factory=Inner)
+    flags: tuple[float, ...] = ()
+    on: bool = True
+    opt: int | None = None
+
+
+def test_defaults_and_yaml_and_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("inner:\n  size: 8\nflags: [0.9, 1.1]\n")
+    cfg = load_config(Outer, path, ["inner.rate=2", "on=false", "opt=3"])
+    assert cfg.inner == Inner(size=8, rate=2.0, name="x")
+    assert cfg.flags == (0.9, 1.1) and cfg.on is False and cfg.opt == 3
+    assert isinstance(cfg.inner.rate, float)
+
+
+def test_unknown_key_is_named(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("inner:\n  sise: 8\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml.*inner\.sise"):
+        load_config(Outer, path)
+    with pytest.raises(ConfigError, match="bogus"):
+        load_config(Outer, None, ["bogus=1"])
+
+
+@pytest.mark.parametrize("override", ["inner.size=abc", "inner.size=1.5", "on=maybe", "flags=3", "inner=5"])
+def test_wrong_types_are_rejected(override):
+    with pytest.raises(ConfigError, match=override.split("=")[0]):
+        load_config(Outer, None, [override])
+
+
+def test_override_without_equals():
+    with pytest.raises(ConfigError, match="key=value"):
+        load_config(Outer, None, ["inner.size"])
+
+
+def test_yaml_object_tags_are_refused(tmp_path):
+    path = tmp_path / "evil.yaml"
+    marker = tmp_path / "pwned"
+    path.write_text(f"inner: !!python/object/apply:os.system ['touch {marker}']\n")
+    with pytest.raises(ConfigError, match="evil.yaml"):
+        load_config(Outer, path)
+    assert not marker.exists()
+
+
+def test_save_roundtrip_and_hash(tmp_path):
+    cfg = load_config(Outer, None, ["flags=[1.0]", "inner.name=y"])
+    save_config(cfg, tmp_path / "resolved.yaml")
+    again = load_config(Outer, tmp_path / "resolved.yaml")
+    assert again == cfg
+    assert config_hash(cfg) == config_hash(again)
+    assert config_hash(cfg) != config_hash(load_config(Outer, None, ["inner.size=5"]))
+    assert to_dict(cfg)["flags"] == [1.0]

@@ -1,0 +1,91 @@
+"""Encoder and head shapes, padding invariance, pooling, builders."""
+
+import pytest
+import torch
+
+from pipeline.models import (
+    EncoderConfig,
+    MeanPoolClassifier,
+    MeanPoolConfig,
+    RNNEncoder,
+    bilstm_classifier,
+    bilstm_ctc,
+    bilstm_ctc_small,
+)
+from pipeline.models.heads import SequencePooling
+
+
+def _batch(lengths, dim=12, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    seqs = [torch.randn(n, dim, generator=g) for n in lengths]
+    x = torch.nn.utils.rnn.pad_sequence(seqs, batch_first=True)
+    return seqs, x, torch.tensor(lengths)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("bidirectional", [True, False])
+@pytest.mark.parametrize("subsampling", [1, 2, 4])
+def test_encoder_shapes_and_padding_invariance(cell, bidirectional, subsampling):
+    torch.manual_seed(0)
+    enc = RNNEncoder(12, EncoderConfig(cell=cell, hidden_size=8, num_layers=2, bidirectional=bidirectional, dropout=0.0, subsampling=subsampling)).eval()
+    lengths = [17, 9, 4, 1]
+    seqs, x, x_lens = _batch(lengths)
+    y, y_lens = enc(x, x_lens)
+    expected = [-(-n // subsampling) for n in lengths]
+    assert y_lens.tolist() == expected
+    assert y.shape == (4, max(expected), 8 * (2 if bidirectional else 1))
+    assert enc.output_lengths(x_lens).tolist() == expected
+    for i, s in enumerate(seqs):
+        single, n = enc(s.unsqueeze(0), torch.tensor([s.size(0)]))
+        torch.testing.assert_close(y[i, : int(n)], single[0], atol=1e-5, rtol=1e-4)
+        # padded frames are exactly zero
+        assert torch.count_nonzero(y[i, int(n):]) == 0
+
+
+def test_invalid_encoder_options():
+    with pytest.raises(ValueError, match="cell"):
+        RNNEncoder(4, EncoderConfig(cell="transformer"))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="subsampling"):
+        RNNEncoder(4, EncoderConfig(subsampling=3))
+
+
+def test_ctc_model_outputs_log_probs():
+    model = bilstm_ctc(input_dim=12, vocab_size=7, hidden_size=8, num_layers=1, subsampling=2).eval()
+    _, x, x_lens = _batch([10, 6])
+    lp, lens = model(x, x_lens)
+    assert lp.shape == (2, 5, 7) and lens.tolist() == [5, 3]
+    torch.testing.assert_close(lp.exp().sum(-1), torch.ones(2, 5))
+    assert lp.dtype == torch.float32
+
+
+def test_ctc_small_preset_builds():
+    m = bilstm_ctc_small()
+    assert m.cfg.input_dim == 80 and m.cfg.vocab_size == 29
+    assert 1e6 < sum(p.numel() for p in m.parameters()) < 5e6
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean", "attention"])
+def test_classifier_heads_are_padding_invariant(pooling):
+    torch.manual_seed(0)
+    model = bilstm_classifier(input_dim=12, num_classes=5, hidden_size=8, pooling=pooling).eval()
+    seqs, x, x_lens = _batch([9, 3, 6])
+    logits = model(x, x_lens)
+    assert logits.shape == (3, 5)
+    for i, s in enumerate(seqs):
+        torch.testing.assert_close(logits[i], model(s.unsqueeze(0), torch.tensor([s.size(0)]))[0], atol=1e-5, rtol=1e-4)
+
+
+def test_last_pooling_takes_forward_end_and_backward_start():
+    y = torch.arange(2 * 4 * 4, dtype=torch.float32).view(2, 4, 4)
+    pooled = SequencePooling(4, "last", bidirectional=True)(y, torch.tensor([3, 4]))
+    torch.testing.assert_close(pooled[0], torch.cat([y[0, 2, :2], y[0, 0, 2:]]))
+    torch.testing.assert_close(pooled[1], torch.cat([y[1, 3, :2], y[1, 0, 2:]]))
+
+
+def test_mean_pool_baseline_ignores_order():
+    model = MeanPoolClassifier(MeanPoolConfig(input_dim=12, num_classes=4)).eval()
+    _, x, x_lens = _batch([8])
+    torch.testing.assert_close(model(x, x_lens), model(x.flip(1), x_lens))
+    # while the recurrent classifier does not
+    rnn = bilstm_classifier(input_dim=12, num_classes=4, hidden_size=8).eval()
+    assert not torch.allclose(rnn(x, x_lens), rnn(x.flip(1), x_lens))

@@ -1,0 +1,131 @@
+"""The shared trainer: it learns, resumes exactly, skips faults, averages checkpoints."""
+
+import csv
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from pipeline.data import FeatureDataset, collate_labels, length_sorted_batches
+from pipeline.models import bilstm_classifier
+from pipeline.training import TrainConfig, Trainer, TrainingDiverged, load_checkpoint
+from pipeline.training.tasks import ClassificationTask
+
+D = 6
+
+
+def order_dataset(n, seed):
+    """Label 1 if marker A comes before marker B in the sequence, else 0: needs frame order."""
+    rng = np.random.default_rng(seed)
+    a, b = np.zeros(D, np.float32), np.zeros(D, np.float32)
+    a[0], b[1] = 3.0, 3.0
+    arrays, labels, lengths = [], [], []
+    for _ in range(n):
+        t = int(rng.integers(6, 12))
+        x = rng.normal(0, 0.3, size=(t, D)).astype(np.float32)
+        i, j = sorted(rng.choice(t, size=2, replace=False))
+        label = int(rng.integers(0, 2))
+        x[i] += a if label else b
+        x[j] += b if label else a
+        arrays.append(x)
+        labels.append(label)
+        lengths.append(t)
+    return FeatureDataset([(arrays, k, labels[k]) for k in range(n)], lengths)
+
+
+def make_trainer(tmp_path, *, epochs=6, task=None, **overrides):
+    torch.manual_seed(0)
+    train, dev = order_dataset(192, 0), order_dataset(64, 1)
+    dev_loader = DataLoader(dev, batch_sampler=length_sorted_batches(dev.lengths, 400), collate_fn=collate_labels)
+    cfg = TrainConfig(
+        max_epochs=epochs, lr=1e-2, warmup_steps=5, max_frames=200, max_batch_size=16,
+        average_last=2, progress=False, num_threads=1, **overrides,
+    )
+    model = bilstm_classifier(input_dim=D, num_classes=2, hidden_size=16, dropout=0.0)
+    return Trainer(model, task or ClassificationTask(), train, train.lengths, collate_labels, dev_loader, cfg, tmp_path)
+
+
+def test_trainer_learns_an_order_task_and_writes_logs(tmp_path):
+    result = make_trainer(tmp_path).fit()
+    assert result.best_metric >= 0.9, result.history
+    assert result.skipped_steps == 0
+    ckpts = tmp_path / "checkpoints"
+    assert (ckpts / "best.pt").exists() and (ckpts / "last.pt").exists() and (ckpts / "averaged.pt").exists()
+    assert result.final_checkpoint.exists()
+    rows = list(csv.DictReader(open(tmp_path / "log" / "dev.csv")))
+    assert len(rows) == 6 and float(rows[-1]["accuracy"]) > 0.8
+    assert (tmp_path / "log" / "train.csv").exists()
+    assert any((tmp_path / "log" / "tensorboard").iterdir())
+
+
+class Interrupt(Exception):
+    pass
+
+
+class InterruptingTask(ClassificationTask):
+    def __init__(self, at_call):
+        super().__init__()
+        self.calls, self.at_call = 0, at_call
+
+    def loss(self, model, batch):
+        self.calls += 1
+        if self.calls == self.at_call:
+            raise Interrupt
+        return super().loss(model, batch)
+
+
+def test_resume_mid_epoch_matches_uninterrupted_run(tmp_path):
+    ref = make_trainer(tmp_path / "ref", epochs=2, save_every_steps=3)
+    ref.fit()
+    steps_per_epoch = len(ref.sampler)
+    crashing = make_trainer(tmp_path / "run", epochs=2, save_every_steps=3, task=InterruptingTask(steps_per_epoch + 5))
+    with pytest.raises(Interrupt):
+        crashing.fit()
+    state = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert state["epoch"] == 1 and state["batches_done"] == 3 and state["step"] == steps_per_epoch + 3
+    resumed = make_trainer(tmp_path / "run", epochs=2, save_every_steps=3)
+    result = resumed.fit()
+    assert result.steps == ref.step
+    for k, v in ref.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[k], v, msg=k)
+    ref_opt = ref.optimizer.state_dict()["state"]
+    new_opt = resumed.optimizer.state_dict()["state"]
+    for k in ref_opt:
+        torch.testing.assert_close(new_opt[k]["exp_avg"], ref_opt[k]["exp_avg"])
+
+
+class FaultyTask(ClassificationTask):
+    """Poisons chosen calls: NaN in the batch, or a huge gradient through a scaled loss."""
+
+    def __init__(self, nan_calls=(), huge_calls=(), always_nan=False):
+        super().__init__()
+        self.calls, self.nan_calls, self.huge_calls, self.always_nan = 0, set(nan_calls), set(huge_calls), always_nan
+
+    def loss(self, model, batch):
+        self.calls += 1
+        if self.always_nan or self.calls in self.nan_calls:
+            batch = {**batch, "x": batch["x"].clone()}
+            batch["x"][0, 0, 0] = float("nan")
+        loss, n = super().loss(model, batch)
+        if self.calls in self.huge_calls:
+            loss = loss * 1e12
+        return loss, n
+
+
+def test_nan_batches_and_huge_gradients_are_skipped_and_logged(tmp_path, caplog):
+    task = FaultyTask(nan_calls={2, 7}, huge_calls={4})
+    result = make_trainer(tmp_path, epochs=3, task=task).fit()
+    assert result.skipped_steps == 3
+    assert "non-finite loss" in caplog.text and "gradient norm" in caplog.text
+    rows = list(csv.DictReader(open(tmp_path / "log" / "skipped.csv")))
+    assert len(rows) == 3
+    for v in load_checkpoint(tmp_path / "checkpoints" / "last.pt")["model"].values():
+        assert torch.isfinite(v.float()).all()
+    assert result.best_metric > 0.6 and math.isfinite(result.final_metric)
+
+
+def test_training_stops_after_patience(tmp_path):
+    with pytest.raises(TrainingDiverged, match="patience 4"):
+        make_trainer(tmp_path, epochs=2, task=FaultyTask(always_nan=True), nonfinite_patience=4).fit()
