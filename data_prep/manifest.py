@@ -49,7 +49,8 @@ def write_manifest(path: str | Path, records: Iterable[dict[str, Any]], kind: Ki
 
     Args:
         path: Destination ``.jsonl`` file (written atomically).
-        records: Dicts with at least the fields of ``kind``; media paths may be absolute.
+        records: Dicts with at least the fields of ``kind``; media paths are absolute or
+            relative to the current working directory.
         kind: ``"speech"`` or ``"video"``.
     """
     path = Path(path)
@@ -58,9 +59,9 @@ def write_manifest(path: str | Path, records: Iterable[dict[str, Any]], kind: Ki
     lines = []
     for rec in records:
         rec = dict(rec)
-        media = Path(rec[key])
-        if media.is_absolute():
-            rec[key] = os.path.relpath(media, base)
+        # Media paths are filesystem paths as the caller sees them (absolute or relative to
+        # the working directory); the manifest stores them relative to itself.
+        rec[key] = os.path.relpath(Path(rec[key]).resolve(), base)
         lines.append(json.dumps(rec, ensure_ascii=False))
     atomic_write_text(path, "".join(line + "\n" for line in lines))
     return path

@@ -63,7 +63,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             if args and len(args) != len(value):
                 raise ConfigError(f"{where}: expected {len(args)} items, got {len(value)}")
             return tuple(
-                _coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(args, value, strict=True))
+                _coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True))
             ) if args else tuple(value)
         inner = args[0] if args else Any
         return [_coerce(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
@@ -183,6 +183,18 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """``update`` on top of ``base``; nested mappings merge key by key, so a YAML section that
+    names one key of a nested config keeps the recipe's defaults for the others."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 def load_config(
     cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None
 ) -> T:
@@ -199,7 +211,11 @@ def load_config(
     data = read_yaml(path) if path is not None else {}
     data = apply_overrides(data, list(overrides or []))
     try:
-        return from_dict(cls, data)
+        defaults = to_dict(cls())  # type: ignore[call-arg]
+    except TypeError:  # a dataclass with required fields has no defaults to merge onto
+        defaults = {}
+    try:
+        return from_dict(cls, _deep_merge(defaults, data))
     except ConfigError as exc:
         where = f"{path}: " if path is not None else ""
         raise ConfigError(f"{where}{exc}") from None

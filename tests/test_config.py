@@ -68,3 +68,27 @@ def test_save_roundtrip_and_hash(tmp_path):
     assert config_hash(cfg) == config_hash(again)
     assert config_hash(cfg) != config_hash(load_config(Outer, None, ["inner.size=5"]))
     assert to_dict(cfg)["flags"] == [1.0]
+
+
+@dataclass(frozen=True)
+class WithNestedDefault:
+    inner: Inner = field(default_factory=lambda: Inner(size=99, name="recipe"))
+
+
+def test_partial_section_keeps_the_enclosing_defaults(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("inner:\n  rate: 0.25\n")
+    cfg = load_config(WithNestedDefault, path)
+    assert cfg.inner == Inner(size=99, rate=0.25, name="recipe")
+
+
+@dataclass(frozen=True)
+class WithPair:
+    pair: tuple[float, int] = (0.5, 2)
+
+
+def test_fixed_length_tuples_are_coerced_per_item():
+    cfg = load_config(WithPair, None, ["pair=[1, 3]"])
+    assert cfg.pair == (1.0, 3) and isinstance(cfg.pair[0], float)
+    with pytest.raises(ConfigError, match="pair"):
+        load_config(WithPair, None, ["pair=[1, 2, 3]"])

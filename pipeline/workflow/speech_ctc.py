@@ -333,4 +333,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     exp = Path(cfg.exp_dir)
     setup_logging(exp / "log", verbose=args.verbose)
     recipe = SpeechRecipe(cfg)
-    return run_stages(recipe.stages(), exp, start=args.stage, stop=args.stop_stage, force=args.force)
+    results = run_stages(recipe.stages(), exp, start=args.stage, stop=args.stop_stage, force=args.force)
+    if results.get("metrics"):
+        print(format_table(results))
+    return results
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """The WER/CER table printed at the end of a run (rates shown in percent)."""
+    lines = ["", "| split | decoding | utterances | WER % | CER % |", "|---|---|---:|---:|---:|"]
+    for tag, m in results.get("metrics", {}).items():
+        split, _, beam = tag.partition("-")
+        lines.append(
+            f"| {split} | {beam or 'greedy'} | {m['utterances']} | {100 * m['wer']:.2f} | {100 * m['cer']:.2f} |"
+        )
+    stages = results.get("stage_seconds", {})
+    if stages:
+        lines.append("")
+        lines.append("wall time per stage (s): " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
+    if results.get("bundle"):
+        lines.append(f"bundle: {results['bundle']}")
+    return "\n".join(lines)

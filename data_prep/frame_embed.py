@@ -1,0 +1,255 @@
+"""Frame embeddings: a torchvision CNN backbone over sampled, resized frames.
+
+The backbone is any torchvision classification model (``resnet18`` by default,
+``mobilenet_v3_small``, ``efficientnet_b0`` ...) with its classifier removed, so it maps
+frames (N, 3, S, S) to embeddings (N, D).
+
+``weights`` selects the initial parameters:
+
+- ``imagenet``: torchvision's ImageNet weights, read from the local torch hub cache only
+  (``$TORCH_HOME/hub/checkpoints``); nothing is downloaded. A clear error says where the file
+  was expected when it is not there.
+- ``none``: random initialisation.
+- a path: a local ``.safetensors`` or ``.pt``/``.pth`` state dict (loaded with
+  ``weights_only=True``), either a full classifier state dict or a backbone-only one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class BackboneError(ValueError):
+    """A backbone or its weights cannot be built or loaded; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    """Which CNN embeds frames, from what weights, at what frame size."""
+
+    name: str = "resnet18"
+    weights: str = "none"  # imagenet | none | /path/to/weights
+    frame_size: int = 64  # square crop fed to the CNN
+    short_side: int = 64  # resize target of the short side before the centre crop
+    num_segments: int = 16  # frames sampled per clip (TSN segments)
+
+
+def _strip_classifier(model: nn.Module) -> tuple[nn.Module, int]:
+    """Replaces the final classifier with Identity; returns the model and its embedding size."""
+    if hasattr(model, "fc") and isinstance(
+        model.fc, nn.Linear
+    ):  # resnet, resnext, regnet, googlenet
+        dim = model.fc.in_features
+        model.fc = nn.Identity()
+        return model, dim
+    classifier = getattr(model, "classifier", None)
+    if isinstance(classifier, nn.Sequential):  # mobilenet, efficientnet, convnext, vgg
+        linears = [i for i, m in enumerate(classifier) if isinstance(m, nn.Linear)]
+        if linears:
+            first = linears[0]
+            dim = classifier[first].in_features
+            # Keep what precedes the first Linear (e.g. convnext's LayerNorm + Flatten).
+            model.classifier = nn.Sequential(*list(classifier)[:first]) if first else nn.Identity()
+            return model, dim
+    if isinstance(classifier, nn.Linear):  # densenet
+        dim = classifier.in_features
+        model.classifier = nn.Identity()
+        return model, dim
+    raise BackboneError(f"don't know how to remove the classifier of {type(model).__name__}")
+
+
+def imagenet_cache_path(name: str) -> Path:
+    """Where torchvision would cache ``name``'s default ImageNet weights."""
+    import torchvision
+
+    try:
+        weights = torchvision.models.get_model_weights(name).DEFAULT
+    except (ValueError, KeyError) as exc:
+        raise BackboneError(f"torchvision has no ImageNet weights for {name!r}") from exc
+    filename = weights.url.rsplit("/", 1)[-1]
+    return Path(torch.hub.get_dir()) / "checkpoints" / filename
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise BackboneError(f"{path}: weights file not found")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt, truncated, or a pickle that is not plain weights
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BackboneError(f"{path}: cannot load weights: {first}") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise BackboneError(f"{path}: expected a state dict of tensors")
+    return state
+
+
+def load_backbone_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Loads a classifier or backbone-only state dict into a stripped backbone.
+
+    Classifier keys (``fc.*``, ``classifier.*`` Linear weights) that the stripped model no
+    longer has are ignored; any other missing or unexpected key is an error.
+    """
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    own = model.state_dict()
+    usable = {k: v for k, v in state.items() if k in own}
+    missing = sorted(set(own) - set(usable))
+    unexpected = sorted(
+        k for k in set(state) - set(own) if not k.startswith(("fc.", "classifier."))
+    )
+    if missing or unexpected:
+        raise BackboneError(
+            f"{source}: weights do not fit {type(model).__name__}: "
+            f"missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
+            f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}"
+        )
+    for k, v in usable.items():
+        if v.shape != own[k].shape:
+            raise BackboneError(
+                f"{source}: {k} has shape {tuple(v.shape)}, model needs {tuple(own[k].shape)}"
+            )
+    model.load_state_dict(usable, strict=False)
+
+
+def build_backbone(name: str = "resnet18", weights: str = "none") -> tuple[nn.Module, int]:
+    """Builds a torchvision backbone without its classifier.
+
+    Args:
+        name: A torchvision classification model name.
+        weights: ``imagenet``, ``none`` or a local weights path.
+
+    Returns:
+        (model mapping (N, 3, S, S) -> (N, D), D).
+    """
+    import torchvision
+
+    try:
+        model = torchvision.models.get_model(name, weights=None)
+    except ValueError as exc:
+        raise BackboneError(f"unknown backbone {name!r}: {exc}") from None
+    model, dim = _strip_classifier(model)
+    if weights == "none":
+        pass
+    elif weights == "imagenet":
+        path = imagenet_cache_path(name)
+        if not path.is_file():
+            raise BackboneError(
+                f"ImageNet weights for {name} are not in the local cache ({path}); seqrec never "
+                "downloads at run time. Copy the file there, pass a local weights path, or use weights=none"
+            )
+        load_backbone_weights(model, _read_state_dict(path), str(path))
+    else:
+        path = Path(weights).expanduser()
+        load_backbone_weights(model, _read_state_dict(path), str(path))
+    return model, dim
+
+
+class FramePreprocess(nn.Module):
+    """uint8 RGB frames (N, S, S, 3) -> normalised float (N, 3, S, S), channels_last."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer(
+            "mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255.0, persistent=False
+        )
+        self.register_buffer(
+            "std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255.0, persistent=False
+        )
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        x = frames.permute(0, 3, 1, 2).float()  # (N, S, S, 3) -> (N, 3, S, S)
+        return ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+
+
+class FrameEmbedder(nn.Module):
+    """Preprocessing + backbone: uint8 frames (N, S, S, 3) -> embeddings (N, D)."""
+
+    def __init__(self, backbone: nn.Module, dim: int) -> None:
+        super().__init__()
+        self.preprocess = FramePreprocess()
+        self.backbone = backbone.to(memory_format=torch.channels_last)
+        self.dim = dim
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """frames: (N, S, S, 3) uint8 -> (N, D) float32."""
+        return self.backbone(self.preprocess(frames)).float()
+
+    @torch.inference_mode()
+    def embed(self, frames: np.ndarray | torch.Tensor, batch_size: int = 128) -> np.ndarray:
+        """(N, S, S, 3) uint8 frames -> (N, D) float32 array, in batches, in eval mode."""
+        was_training = self.training
+        self.eval()
+        frames = torch.as_tensor(frames)
+        device = next(self.parameters()).device
+        out = [
+            self(frames[i : i + batch_size].to(device)).cpu()
+            for i in range(0, len(frames), batch_size)
+        ]
+        self.train(was_training)
+        return torch.cat(out).numpy() if out else np.zeros((0, self.dim), np.float32)
+
+
+# --------------------------------------------------------------------------- embedding stage
+_EMBEDDER_CACHE: dict[Any, FrameEmbedder] = {}
+
+
+@dataclass(frozen=True)
+class EmbedJob:
+    """Picklable per-clip job for ``build_store``: decode, sample, embed -> (T, D) float32.
+
+    ``views`` > 0 samples training views with random TSN offsets from ``seed``; 0 samples the
+    segment centres (evaluation).
+    """
+
+    backbone: BackboneConfig
+    weights_file: str  # safetensors of the (fitted) backbone, or "" for cfg.weights
+    train_view: int = -1  # -1: centred (eval); k >= 0: k-th random-offset training view
+    seed: int = 0
+
+    def embedder(self) -> FrameEmbedder:
+        key = (self.backbone, self.weights_file)
+        if key not in _EMBEDDER_CACHE:
+            model, dim = build_backbone(
+                self.backbone.name, self.weights_file or self.backbone.weights
+            )
+            _EMBEDDER_CACHE[key] = FrameEmbedder(model, dim).eval()
+        return _EMBEDDER_CACHE[key]
+
+    def __call__(self, path: str) -> np.ndarray:
+        from data_prep.video_io import load_clip
+
+        rng = None
+        if self.train_view >= 0:
+            rng = np.random.default_rng([self.seed, self.train_view, _stable_hash(path)])
+        frames = load_clip(
+            path,
+            self.backbone.num_segments,
+            size=self.backbone.frame_size,
+            short_side=self.backbone.short_side,
+            train=self.train_view >= 0,
+            rng=rng,
+        )
+        return self.embedder().embed(frames)
+
+
+def _stable_hash(text: str) -> int:
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(Path(text).name.encode()).digest()[:4], "little")

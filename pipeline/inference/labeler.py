@@ -1,0 +1,148 @@
+"""Video activity inference: ``ClipLabeler.from_pretrained(dir).label(paths)``."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pipeline.bundle import load_bundle
+from pipeline.inference.common import VIDEO_EXTENSIONS, expand_paths, one_line
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ClipLabels:
+    """Result for one file; ``error`` is set when the file failed."""
+
+    path: str
+    labels: list[dict[str, Any]] = field(default_factory=list)  # [{"label", "score"}], best first
+    segments: list[dict[str, Any]] | None = None  # sliding windows: [{"start", "end", "labels"}]
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.error is not None:
+            return {"path": self.path, "error": self.error}
+        out: dict[str, Any] = {"path": self.path, "labels": self.labels}
+        if self.segments is not None:
+            out["segments"] = self.segments
+        return out
+
+
+class ClipLabeler:
+    """Labels video clips with a ``video_classifier`` bundle (backbone + recurrent classifier).
+
+    Args:
+        embedder: :class:`data_prep.frame_embed.FrameEmbedder` (uint8 frames -> (N, D)).
+        classifier: :class:`pipeline.models.SequenceClassifier` over (B, T, D).
+        labels: Class names in index order.
+        backbone_cfg: Frame sampling and size (``BackboneConfig``).
+    """
+
+    def __init__(self, embedder, classifier, labels: list[str], backbone_cfg, *, device: str | torch.device = "cpu") -> None:
+        self.device = torch.device(device)
+        self.embedder = embedder.to(self.device).eval()
+        self.classifier = classifier.to(self.device).eval()
+        self.labels_ = list(labels)
+        self.backbone_cfg = backbone_cfg
+
+    @classmethod
+    def from_pretrained(cls, model_dir: str | Path, *, device: str = "cpu") -> ClipLabeler:
+        """Loads a ``video_classifier`` bundle (no pickle, no code execution, no downloads)."""
+        from data_prep.frame_embed import BackboneConfig, FrameEmbedder, build_backbone, load_backbone_weights
+        from pipeline.config import from_dict
+        from pipeline.models.classifier import ClassifierConfig, SequenceClassifier
+
+        bundle = load_bundle(model_dir, kind="video_classifier")
+        cfg = bundle.config
+        bb_cfg = from_dict(BackboneConfig, {**cfg["backbone"], "weights": "none"}, "backbone")
+        backbone, dim = build_backbone(bb_cfg.name, "none")
+        load_backbone_weights(backbone, bundle.load_weights("backbone_weights"), str(bundle.path))
+        classifier = SequenceClassifier(from_dict(ClassifierConfig, cfg["model"], "model"))
+        classifier.load_state_dict(bundle.load_weights())
+        labels = cfg["labels"]
+        if len(labels) != classifier.cfg.num_classes:
+            raise ValueError(f"{bundle.path}: {len(labels)} labels for {classifier.cfg.num_classes} classes")
+        return cls(FrameEmbedder(backbone, dim), classifier, labels, bb_cfg, device=device)
+
+    @torch.inference_mode()
+    def scores(self, clips: list[np.ndarray]) -> np.ndarray:
+        """Class probabilities for clips of sampled frames.
+
+        Args:
+            clips: Each (T, S, S, 3) uint8 RGB.
+
+        Returns:
+            (B, C) softmax scores.
+        """
+        lengths = [len(c) for c in clips]
+        emb = torch.from_numpy(self.embedder.embed(np.concatenate(clips)))  # (sum T, D)
+        seqs = list(torch.split(emb, lengths))
+        x = torch.nn.utils.rnn.pad_sequence(seqs, batch_first=True).to(self.device)  # (B, T, D)
+        logits = self.classifier(x, torch.tensor(lengths, device=self.device))
+        return torch.softmax(logits.float(), dim=-1).cpu().numpy()
+
+    def _top(self, probs: np.ndarray, k: int) -> list[dict[str, Any]]:
+        order = np.argsort(-probs, kind="stable")[:k]
+        return [{"label": self.labels_[i], "score": round(float(probs[i]), 4)} for i in order]
+
+    def label(
+        self,
+        paths: list[str | Path] | str | Path,
+        *,
+        top_k: int = 5,
+        window: float | None = None,
+        stride: float | None = None,
+        batch_size: int = 16,
+        raise_errors: bool = False,
+    ) -> list[ClipLabels]:
+        """Labels each file (directories are searched for videos), in input order.
+
+        With ``window`` (seconds), each result also has ``segments``: labels of sliding
+        windows of that length every ``stride`` seconds (default ``window / 2``).
+        A file that cannot be decoded gets a result with ``error`` set; the others go on.
+        """
+        from data_prep.video_io import iter_windows, load_clip
+
+        if isinstance(paths, (str, Path)):
+            paths = [paths]
+        b = self.backbone_cfg
+        files = expand_paths(paths, VIDEO_EXTENSIONS)
+        results = [ClipLabels(path=str(p)) for p in files]
+        pending: list[tuple[int, np.ndarray]] = []
+
+        def flush() -> None:
+            if pending:
+                for (j, _), probs in zip(pending, self.scores([c for _, c in pending]), strict=True):
+                    results[j].labels = self._top(probs, top_k)
+                pending.clear()
+
+        for i, path in enumerate(files):
+            try:
+                clip = load_clip(path, b.num_segments, size=b.frame_size, short_side=b.short_side)
+                segments = None
+                if window is not None:
+                    segments = []
+                    wins = list(iter_windows(path, window, stride or window / 2, num_segments=b.num_segments,
+                                             size=b.frame_size, short_side=b.short_side))
+                    for start in range(0, len(wins), batch_size):
+                        chunk = wins[start : start + batch_size]
+                        for w, probs in zip(chunk, self.scores([w.frames for w in chunk]), strict=True):
+                            segments.append({"start": round(w.start_s, 3), "end": round(w.end_s, 3), "labels": self._top(probs, top_k)})
+            except Exception as exc:  # one bad file must not stop the others
+                if raise_errors:
+                    raise
+                results[i].error = one_line(exc)
+                log.debug("failed %s", path, exc_info=True)
+                continue
+            results[i].segments = segments
+            pending.append((i, clip))
+            if len(pending) >= batch_size:
+                flush()
+        flush()
+        return results

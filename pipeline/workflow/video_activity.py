@@ -1,0 +1,393 @@
+"""The video activity recipe: corpus -> manifests -> backbone -> embeddings -> train (+ ablation)
+-> evaluate -> export.
+
+``recipes/video_activity/run.py`` is a thin command line over :func:`main`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from data_prep.frame_embed import BackboneConfig
+from pipeline.config import config_hash, load_config, save_config, to_dict
+from pipeline.models.classifier import ClassifierConfig, SequenceClassifier
+from pipeline.models.encoder import EncoderConfig
+from pipeline.models.mean_pool import MeanPoolClassifier, MeanPoolConfig
+from pipeline.training.trainer import TrainConfig
+from pipeline.workflow.runner import Stage, read_results, recipe_arg_parser, run_stages, setup_logging
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass(frozen=True)
+class VideoDataConfig:
+    """Where the clips come from."""
+
+    corpus: str = "embedded"  # "embedded", or a directory (see README)
+    format: Literal["auto", "manifest", "ucf101", "csv", "mmaction"] = "auto"
+    size: str = "default"  # embedded corpus size preset: tiny, default, large
+    seed: int = 0
+    ucf101_split: int = 1
+    dev_fraction: float = 0.1  # taken from train when a corpus has no dev split
+
+
+@dataclass(frozen=True)
+class BackboneFitConfig:
+    """Fitting the CNN to the corpus's frames (per-frame clip-label classification)."""
+
+    epochs: int = 3  # 0 keeps the backbone's initial weights
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 128
+    frames_per_clip: int = 8
+
+
+@dataclass(frozen=True)
+class VideoRecipeConfig:
+    """Everything the video recipe needs; loaded from YAML plus overrides."""
+
+    exp_dir: str = "exp/video_activity"
+    num_workers: int = 2
+    data: VideoDataConfig = field(default_factory=VideoDataConfig)
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    backbone_fit: BackboneFitConfig = field(default_factory=BackboneFitConfig)
+    train_views: int = 2  # random-offset TSN views per training clip (plus the centred one)
+    model: ClassifierConfig = field(
+        default_factory=lambda: ClassifierConfig(encoder=EncoderConfig(cell="lstm", hidden_size=128, num_layers=1))
+    )
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(max_epochs=30, lr=3e-3, warmup_steps=20, max_frames=2048, max_batch_size=32)
+    )
+    ablation_train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(max_epochs=30, lr=3e-3, warmup_steps=20, max_frames=2048, max_batch_size=32)
+    )
+
+
+class VideoRecipe:
+    """Stage functions of the video recipe; state lives on disk under ``exp_dir``."""
+
+    def __init__(self, cfg: VideoRecipeConfig) -> None:
+        self.cfg = cfg
+        self.exp = Path(cfg.exp_dir)
+
+    # ------------------------------------------------------------------ paths
+    def raw_manifest(self, split: str) -> Path:
+        return self.exp / "data" / f"{split}.jsonl"
+
+    def manifest(self, split: str) -> Path:
+        return self.exp / "manifests" / f"{split}.jsonl"
+
+    def store_dir(self, split: str, view: int = -1) -> Path:
+        return self.exp / "embeddings" / (split if view < 0 else f"{split}-view{view}")
+
+    @property
+    def backbone_file(self) -> Path:
+        return self.exp / "backbone" / "backbone.safetensors"
+
+    @property
+    def bundle_dir(self) -> Path:
+        return self.exp / "bundle"
+
+    def labels(self) -> list[str]:
+        import json
+
+        return json.loads((self.exp / "manifests" / "labels.json").read_text())
+
+    def records(self, split: str) -> list[dict]:
+        from data_prep.manifest import read_manifest
+
+        return read_manifest(self.manifest(split), "video")
+
+    # ------------------------------------------------------------------ stages
+    def stage_corpus(self) -> dict[str, Any]:
+        """Renders the embedded corpus, or imports a real one, into ``exp/data/<split>.jsonl``."""
+        from data_prep.manifest import read_manifest, write_manifest
+
+        d = self.cfg.data
+        if d.corpus == "embedded":
+            from data_prep.video_corpus import SIZES, generate_video_corpus
+
+            if d.size not in SIZES:
+                raise ValueError(f"data.size must be one of {sorted(SIZES)}, got {d.size!r}")
+            manifests = generate_video_corpus(
+                self.exp / "corpus", replace(SIZES[d.size], seed=d.seed), num_workers=self.cfg.num_workers
+            )
+        else:
+            from data_prep.importers.corpus import import_video_corpus
+
+            manifests = import_video_corpus(
+                Path(d.corpus), self.exp / "corpus", fmt=d.format, ucf101_split=d.ucf101_split,
+                dev_fraction=d.dev_fraction, seed=d.seed,
+            )
+        summary = {}
+        for split in SPLITS:
+            records = read_manifest(manifests[split], "video")
+            write_manifest(self.raw_manifest(split), records, "video")
+            summary[split] = {"clips": len(records)}
+        return {"corpus": summary}
+
+    def stage_manifests(self) -> dict[str, Any]:
+        """Validates clips; fixes the label set (sorted names, or the embedded class order)."""
+        from data_prep.importers.video import validate_video
+        from data_prep.manifest import read_manifest, write_manifest
+        from pipeline.io_utils import atomic_write_json
+
+        out, seen = {}, set()
+        for split in SPLITS:
+            kept, dropped = validate_video(read_manifest(self.raw_manifest(split), "video"))
+            write_manifest(self.manifest(split), kept, "video")
+            for clip_id, reason in dropped:
+                log.warning("%s: dropped %s: %s", split, clip_id, reason)
+            seen.update(r["label"] for r in kept)
+            out[split] = {"kept": len(kept), "dropped": len(dropped)}
+        if self.cfg.data.corpus == "embedded":
+            from data_prep.video_corpus import CLASSES
+
+            labels = list(CLASSES)
+        else:
+            labels = sorted(seen)
+        atomic_write_json(self.exp / "manifests" / "labels.json", labels)
+        return {"manifests": out, "labels": labels}
+
+    def stage_backbone(self) -> dict[str, Any]:
+        """Fits the CNN to training frames (or keeps its initial weights) and saves it."""
+        from safetensors.torch import save as save_safetensors
+
+        from data_prep.frame_embed import build_backbone
+        from pipeline.training.backbone_fit import fit_backbone
+
+        b = self.cfg.backbone
+        model, dim = build_backbone(b.name, b.weights)
+        info: dict[str, Any] = {"name": b.name, "init": b.weights, "dim": dim}
+        if self.cfg.backbone_fit.epochs > 0:
+            labels = self.labels()
+            train = [(r["video_filepath"], labels.index(r["label"])) for r in self.records("train")]
+            dev = [(r["video_filepath"], labels.index(r["label"])) for r in self.records("dev")]
+            info.update(
+                fit_backbone(
+                    model, dim, train, dev, num_classes=len(labels), backbone=b, cfg=self.cfg.backbone_fit,
+                    num_workers=self.cfg.num_workers, num_threads=self.cfg.train.num_threads,
+                )
+            )
+        from pipeline.io_utils import atomic_write_bytes
+
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        atomic_write_bytes(self.backbone_file, save_safetensors(state))
+        return {"backbone": info}
+
+    def stage_embed(self) -> dict[str, Any]:
+        """Frame-embedding stores: centred views of every split plus random training views."""
+        from data_prep.frame_embed import EmbedJob
+        from data_prep.store import build_store
+        from pipeline.config import config_hash as chash
+
+        out = {}
+        jobs = [(s, -1) for s in SPLITS] + [("train", v) for v in range(self.cfg.train_views)]
+        weights_digest = _file_digest(self.backbone_file)
+        for split, view in jobs:
+            items = [(r["id"], r["video_filepath"]) for r in self.records(split)]
+            job = EmbedJob(self.cfg.backbone, str(self.backbone_file.resolve()), train_view=view, seed=self.cfg.data.seed)
+            h = chash({"backbone": to_dict(self.cfg.backbone), "weights": weights_digest, "view": view, "items": items})
+            summary = build_store(
+                self.store_dir(split, view), items, job, config_hash=h, num_workers=self.cfg.num_workers,
+                chunk_size=32, desc=f"embed {split}{'' if view < 0 else f' view {view}'}",
+            )
+            out[self.store_dir(split, view).name] = {"clips": summary.num_stored, "failed": summary.num_failed}
+        return {"embeddings": out}
+
+    def dataset(self, split: str, views: tuple[int, ...] = (-1,)):
+        from data_prep.store import FeatureStore
+        from pipeline.data import FeatureDataset, build_entries
+
+        labels = self.labels()
+        label_of = {r["id"]: labels.index(r["label"]) for r in self.records(split)}
+        entries, lengths = [], []
+        for view in views:
+            store = FeatureStore(self.store_dir(split, view))
+            e, n = build_entries(store, store.lengths, label_of.get)
+            entries += e
+            lengths += n
+        return FeatureDataset(entries, lengths)
+
+    def _loader(self, dataset):
+        from torch.utils.data import DataLoader
+
+        from pipeline.data import collate_labels, length_sorted_batches
+
+        return DataLoader(dataset, batch_sampler=length_sorted_batches(dataset.lengths, 8192), collate_fn=collate_labels)
+
+    def _embedding_dim(self) -> int:
+        from data_prep.store import FeatureStore
+
+        return FeatureStore(self.store_dir("train")).dim
+
+    def build_model(self) -> SequenceClassifier:
+        return SequenceClassifier(
+            replace(self.cfg.model, input_dim=self._embedding_dim(), num_classes=len(self.labels()))
+        )
+
+    def build_ablation(self) -> MeanPoolClassifier:
+        return MeanPoolClassifier(MeanPoolConfig(input_dim=self._embedding_dim(), num_classes=len(self.labels())))
+
+    def _train(self, model, train_cfg: TrainConfig, subdir: str) -> dict[str, Any]:
+        from data_prep.store import FeatureStore
+        from pipeline.data import collate_labels
+        from pipeline.training.tasks import ClassificationTask
+        from pipeline.training.trainer import Trainer
+
+        train = self.dataset("train", (-1, *range(self.cfg.train_views)))
+        stats = FeatureStore(self.store_dir("train")).stats()
+        if stats is not None:
+            model.cmvn.set_stats(torch.from_numpy(stats[0]), torch.from_numpy(stats[1]))
+        trainer = Trainer(
+            model, ClassificationTask(), train, train.lengths, collate_labels,
+            self._loader(self.dataset("dev")), train_cfg, self.exp / subdir, run_config=self.cfg,
+        )
+        result = trainer.fit()
+        return {
+            "best_dev_accuracy": result.best_metric, "best_epoch": result.best_epoch,
+            "final_checkpoint": str(result.final_checkpoint), "final_dev_accuracy": result.final_metric,
+            "steps": result.steps, "skipped_steps": result.skipped_steps,
+            "parameters": sum(p.numel() for p in model.parameters()),
+        }
+
+    def stage_train(self) -> dict[str, Any]:
+        save_config(self.cfg, self.exp / "config.yaml")
+        return {"train": self._train(self.build_model(), self.cfg.train, "model")}
+
+    def stage_ablation(self) -> dict[str, Any]:
+        return {"train_ablation": self._train(self.build_ablation(), self.cfg.ablation_train, "ablation")}
+
+    def _load(self, model, key: str):
+        from pipeline.training.checkpoint import load_checkpoint
+
+        model.load_state_dict(load_checkpoint(read_results(self.exp)[key]["final_checkpoint"])["model"])
+        return model.eval()
+
+    @torch.inference_mode()
+    def _scores(self, model, split: str) -> tuple[np.ndarray, np.ndarray]:
+        scores, labels = [], []
+        for batch in self._loader(self.dataset(split)):
+            scores.append(torch.softmax(model(batch["x"], batch["x_lens"]).float(), -1).numpy())
+            labels.append(batch["labels"].numpy())
+        return np.concatenate(scores), np.concatenate(labels)
+
+    def stage_evaluate(self) -> dict[str, Any]:
+        """Top-1/top-5/mean-class accuracy for the model and the ablation; confusion PNGs."""
+        from pipeline.io_utils import atomic_write_json
+        from pipeline.metrics import classification_metrics, save_confusion_png
+
+        labels = self.labels()
+        metrics: dict[str, Any] = {}
+        for name, model in (("model", self._load(self.build_model(), "train")),
+                            ("ablation", self._load(self.build_ablation(), "train_ablation"))):
+            for split in ("dev", "test"):
+                scores, truth = self._scores(model, split)
+                m = classification_metrics(scores, truth, len(labels))
+                confusion = m.pop("confusion")
+                tag = f"{split}" if name == "model" else f"{split}-ablation"
+                save_confusion_png(confusion, labels, self.exp / f"confusion-{tag}.png", title=f"{name}, {split}")
+                atomic_write_json(self.exp / f"confusion-{tag}.json", {"labels": labels, "matrix": confusion})
+                metrics[tag] = {k: round(v, 4) if isinstance(v, float) else v for k, v in m.items()}
+                log.info("%s %s: top-1 %.2f%%, top-5 %.2f%%, mean class %.2f%%", name, split,
+                         100 * m["top1"], 100 * m["top5"], 100 * m["mean_class_accuracy"])
+        return {"metrics": metrics}
+
+    def stage_export(self) -> dict[str, Any]:
+        """Bundle: classifier + fitted backbone + preprocessing, self-contained."""
+        from safetensors.torch import load_file
+
+        from pipeline.bundle import save_bundle
+
+        model = self._load(self.build_model(), "train")
+        config = {
+            "kind": "video_classifier",
+            "model": to_dict(model.cfg),
+            "backbone": {**to_dict(self.cfg.backbone), "weights": "backbone.safetensors"},
+            "labels": self.labels(),
+            "weights": "model.safetensors",
+            "backbone_weights": "backbone.safetensors",
+            "metrics": read_results(self.exp).get("metrics", {}),
+        }
+        save_bundle(self.bundle_dir, config, {
+            "model.safetensors": model.state_dict(),
+            "backbone.safetensors": load_file(str(self.backbone_file)),
+        })
+        return {"bundle": str(self.bundle_dir)}
+
+    def stages(self) -> list[Stage]:
+        c = self.cfg
+        data_h = config_hash({"data": to_dict(c.data)})
+        bb_h = config_hash({"d": data_h, "backbone": to_dict(c.backbone), "fit": to_dict(c.backbone_fit)})
+        emb_h = config_hash({"b": bb_h, "views": c.train_views})
+        train_h = config_hash({"e": emb_h, "model": to_dict(c.model), "train": to_dict(c.train)})
+        abl_h = config_hash({"e": emb_h, "train": to_dict(c.ablation_train)})
+        eval_h = config_hash({"t": train_h, "a": abl_h})
+        return [
+            Stage(0, "corpus", self.stage_corpus, data_h),
+            Stage(1, "manifests", self.stage_manifests, data_h),
+            Stage(2, "backbone", self.stage_backbone, bb_h),
+            Stage(3, "embed", self.stage_embed, emb_h),
+            Stage(4, "train", self.stage_train, train_h),
+            Stage(5, "ablation", self.stage_ablation, abl_h),
+            Stage(6, "evaluate", self.stage_evaluate, eval_h),
+            Stage(7, "export", self.stage_export, eval_h),
+        ]
+
+
+def _file_digest(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """The accuracy table printed at the end of a run (percent)."""
+    lines = ["", "| split | model | clips | top-1 % | top-5 % | mean class % |", "|---|---|---:|---:|---:|---:|"]
+    for tag, m in results.get("metrics", {}).items():
+        split, _, abl = tag.partition("-")
+        name = "mean-pool ablation" if abl else "BiLSTM"
+        lines.append(
+            f"| {split} | {name} | {m['num_clips']} | {100 * m['top1']:.2f} | {100 * m['top5']:.2f} | "
+            f"{100 * m['mean_class_accuracy']:.2f} |"
+        )
+    stages = results.get("stage_seconds", {})
+    if stages:
+        lines.append("")
+        lines.append("wall time per stage (s): " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
+    if results.get("bundle"):
+        lines.append(f"bundle: {results['bundle']}")
+    return "\n".join(lines)
+
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "recipes" / "video_activity" / "conf" / "default.yaml"
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Command-line entry of the video recipe; returns results.json's content."""
+    parser = recipe_arg_parser("seqrec video activity recipe", DEFAULT_CONFIG)
+    args = parser.parse_args(argv)
+    overrides = list(args.overrides)
+    if args.data is not None:
+        overrides.append(f"data.corpus={args.data}")
+    if args.exp_dir is not None:
+        overrides.append(f"exp_dir={args.exp_dir}")
+    cfg = load_config(VideoRecipeConfig, args.config, overrides)
+    exp = Path(cfg.exp_dir)
+    setup_logging(exp / "log", verbose=args.verbose)
+    results = run_stages(VideoRecipe(cfg).stages(), exp, start=args.stage, stop=args.stop_stage, force=args.force)
+    if results.get("metrics"):
+        print(format_table(results))
+    return results
