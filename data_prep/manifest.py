@@ -107,7 +107,7 @@ def read_manifest(path: str | Path, kind: Kind, *, strict: bool = True) -> list[
         rec[key] = str(media if media.is_absolute() else (base / media))
         records.append(rec)
     if unknown_seen:
-        log.info("%s: keeping extra keys %s", path, sorted(unknown_seen))
+        log.debug("%s: keeping extra keys %s", path, sorted(unknown_seen))
     return records
 
 

@@ -54,7 +54,7 @@ def test_trainer_learns_an_order_task_and_writes_logs(tmp_path):
     ckpts = tmp_path / "checkpoints"
     assert (ckpts / "best.pt").exists() and (ckpts / "last.pt").exists() and (ckpts / "averaged.pt").exists()
     assert result.final_checkpoint.exists()
-    rows = list(csv.DictReader(open(tmp_path / "log" / "dev.csv")))
+    rows = list(csv.DictReader((tmp_path / "log" / "dev.csv").read_text().splitlines()))
     assert len(rows) == 6 and float(rows[-1]["accuracy"]) > 0.8
     assert (tmp_path / "log" / "train.csv").exists()
     assert any((tmp_path / "log" / "tensorboard").iterdir())
@@ -119,7 +119,7 @@ def test_nan_batches_and_huge_gradients_are_skipped_and_logged(tmp_path, caplog)
     result = make_trainer(tmp_path, epochs=3, task=task).fit()
     assert result.skipped_steps == 3
     assert "non-finite loss" in caplog.text and "gradient norm" in caplog.text
-    rows = list(csv.DictReader(open(tmp_path / "log" / "skipped.csv")))
+    rows = list(csv.DictReader((tmp_path / "log" / "skipped.csv").read_text().splitlines()))
     assert len(rows) == 3
     for v in load_checkpoint(tmp_path / "checkpoints" / "last.pt")["model"].values():
         assert torch.isfinite(v.float()).all()

@@ -93,3 +93,102 @@ def import_speech_corpus(root: Path, out_dir: Path, *, fmt: str = "auto") -> dic
             records += _import_entry(entry, entry_fmt, out_dir / f"{split}-{entry.name}.jsonl")
         out[split] = write_manifest(out_dir / f"{split}.jsonl", records, "speech")
     return out
+
+
+VIDEO_FORMATS = ("auto", "manifest", "ucf101", "csv", "mmaction")
+
+
+def _video_split_file(root: Path, split: str, exts: tuple[str, ...]) -> Path | None:
+    for ext in exts:
+        candidate = root / f"{split}{ext}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def detect_video_format(root: Path) -> str:
+    """Guesses the layout of a video corpus directory."""
+    if (root / "train.jsonl").is_file():
+        return "manifest"
+    if (root / "classInd.txt").is_file() or next(root.glob("*/classInd.txt"), None) is not None:
+        return "ucf101"
+    if (root / "train.csv").is_file():
+        return "csv"
+    if (root / "train.txt").is_file():
+        return "mmaction"
+    raise ValueError(
+        f"{root}: cannot tell the video corpus layout (expected train.jsonl, UCF101 class folders "
+        "with classInd.txt, train.csv with path,label, or an MMAction train.txt list)"
+    )
+
+
+def _split_dev(records: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """Takes a class-stratified dev split from training records (deterministic for ``seed``)."""
+    import random
+
+    by_label: dict[str, list[dict]] = {}
+    for r in records:
+        by_label.setdefault(r["label"], []).append(r)
+    train, dev = [], []
+    rng = random.Random(seed)
+    for label in sorted(by_label):
+        items = sorted(by_label[label], key=lambda r: r["id"])
+        rng.shuffle(items)
+        n_dev = max(1, round(fraction * len(items))) if len(items) > 1 else 0
+        dev += items[:n_dev]
+        train += items[n_dev:]
+    return train, dev
+
+
+def import_video_corpus(
+    root: Path, out_dir: Path, *, fmt: str = "auto", ucf101_split: int = 1, dev_fraction: float = 0.1, seed: int = 0
+) -> dict[str, Path]:
+    """Imports a real video corpus into ``out_dir/{train,dev,test}.jsonl``.
+
+    Layouts (``fmt``):
+        manifest: ``train.jsonl``, ``test.jsonl`` and optionally ``dev.jsonl``.
+        ucf101: class folders under ``root`` and ``classInd.txt``/``trainlist0N.txt``/
+            ``testlist0N.txt`` in ``root`` or one of its sub-directories (``ucfTrainTestlist``).
+        csv: ``train.csv``, ``test.csv`` (and optional ``dev.csv``) with ``path,label`` rows.
+        mmaction: ``train.txt``, ``test.txt`` (and optional ``dev.txt``) with ``path label`` lines;
+            integer labels index ``classes.txt`` (one name per line) when present.
+
+    When no dev split exists, a stratified ``dev_fraction`` of train becomes dev.
+    """
+    from data_prep.importers import video
+
+    root = Path(root)
+    if fmt not in VIDEO_FORMATS:
+        raise ValueError(f"unknown video corpus format {fmt!r}; choose one of {', '.join(VIDEO_FORMATS)}")
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: corpus directory not found")
+    fmt = detect_video_format(root) if fmt == "auto" else fmt
+    out_dir = Path(out_dir)
+    records: dict[str, list[dict]] = {}
+    if fmt == "ucf101":
+        split_dir = root if (root / "classInd.txt").is_file() else next(root.glob("*/classInd.txt")).parent
+        paths = video.import_ucf101(root, split_dir, out_dir / "ucf101", split=ucf101_split)
+        records = {s: read_manifest(p, "video") for s, p in paths.items()}
+    else:
+        ext = {"manifest": (".jsonl",), "csv": (".csv",), "mmaction": (".txt",)}[fmt]
+        classes_file = root / "classes.txt"
+        class_names = classes_file.read_text().split() if classes_file.is_file() else None
+        for split in ("train", "dev", "test"):
+            src = _video_split_file(root, split, ext)
+            if src is None:
+                continue
+            if fmt == "manifest":
+                records[split] = read_manifest(src, "video")
+            elif fmt == "csv":
+                records[split] = video.import_csv(src, out_dir / f"{split}-imported.jsonl")
+            else:
+                records[split] = video.import_mmaction_list(
+                    src, out_dir / f"{split}-imported.jsonl", root=root, class_names=class_names
+                )
+    for split in ("train", "test"):
+        if split not in records:
+            raise FileNotFoundError(f"{root}: no {split} split found ({fmt} layout)")
+    if "dev" not in records:
+        records["train"], records["dev"] = _split_dev(records["train"], dev_fraction, seed)
+        log.info("no dev split in %s: using %d training clips as dev", root, len(records["dev"]))
+    return {s: write_manifest(out_dir / f"{s}.jsonl", recs, "video") for s, recs in records.items()}

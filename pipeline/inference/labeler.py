@@ -54,7 +54,12 @@ class ClipLabeler:
     @classmethod
     def from_pretrained(cls, model_dir: str | Path, *, device: str = "cpu") -> ClipLabeler:
         """Loads a ``video_classifier`` bundle (no pickle, no code execution, no downloads)."""
-        from data_prep.frame_embed import BackboneConfig, FrameEmbedder, build_backbone, load_backbone_weights
+        from data_prep.frame_embed import (
+            BackboneConfig,
+            FrameEmbedder,
+            build_backbone,
+            load_backbone_weights,
+        )
         from pipeline.config import from_dict
         from pipeline.models.classifier import ClassifierConfig, SequenceClassifier
 

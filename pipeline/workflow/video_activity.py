@@ -20,7 +20,13 @@ from pipeline.models.classifier import ClassifierConfig, SequenceClassifier
 from pipeline.models.encoder import EncoderConfig
 from pipeline.models.mean_pool import MeanPoolClassifier, MeanPoolConfig
 from pipeline.training.trainer import TrainConfig
-from pipeline.workflow.runner import Stage, read_results, recipe_arg_parser, run_stages, setup_logging
+from pipeline.workflow.runner import (
+    Stage,
+    read_results,
+    recipe_arg_parser,
+    run_stages,
+    setup_logging,
+)
 
 log = logging.getLogger(__name__)
 
@@ -138,14 +144,18 @@ class VideoRecipe:
         """Validates clips; fixes the label set (sorted names, or the embedded class order)."""
         from data_prep.importers.video import validate_video
         from data_prep.manifest import read_manifest, write_manifest
+        from data_prep.validate import write_dropped_report
         from pipeline.io_utils import atomic_write_json
 
         out, seen = {}, set()
         for split in SPLITS:
-            kept, dropped = validate_video(read_manifest(self.raw_manifest(split), "video"))
+            kept, dropped = validate_video(
+                read_manifest(self.raw_manifest(split), "video"), num_workers=self.cfg.num_workers
+            )
             write_manifest(self.manifest(split), kept, "video")
-            for clip_id, reason in dropped:
-                log.warning("%s: dropped %s: %s", split, clip_id, reason)
+            write_dropped_report(
+                self.manifest(split).with_suffix(".dropped.tsv"), [(r.get("id", "?"), why) for r, why in dropped]
+            )
             seen.update(r["label"] for r in kept)
             out[split] = {"kept": len(kept), "dropped": len(dropped)}
         if self.cfg.data.corpus == "embedded":

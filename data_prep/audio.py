@@ -1,0 +1,293 @@
+"""Audio file reading: any file in, a mono float32 waveform at the sample rate asked for out.
+
+soundfile (libsndfile) reads wav/flac/ogg/mp3 and the other formats it knows. Anything it cannot
+open (mp4/m4a/webm containers, video files with an audio track, ...) is decoded by the ``ffmpeg``
+command-line tool through a pipe. Every failure is an :class:`AudioError` whose message is one
+line, ``"<path>: <reason>"``, so a caller can log it and go on with the next file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+log = logging.getLogger(__name__)
+
+#: Seconds an ffmpeg/ffprobe subprocess may run before it is killed.
+FFMPEG_TIMEOUT_S = 300.0
+
+_FLOAT_SUBTYPES = {"FLOAT", "DOUBLE"}
+
+
+class AudioError(Exception):
+    """An audio file cannot be used. ``str()`` is one line: ``"<path>: <reason>"``."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = " ".join(str(reason).split())  # one line, whatever the tool printed
+        super().__init__(f"{self.path}: {self.reason}")
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file holds, read from its header (or from ffprobe).
+
+    Attributes:
+        duration: Length in seconds (``frames / sample_rate``).
+        sample_rate: Native sample rate in Hz.
+        channels: Number of channels.
+        frames: Number of samples per channel.
+    """
+
+    duration: float
+    sample_rate: int
+    channels: int
+    frames: int
+
+
+def load_audio(path: str | Path, target_sr: int = 16000) -> torch.Tensor:
+    """Reads an audio (or video) file as a mono waveform.
+
+    Multi-channel audio is averaged to mono, then resampled to ``target_sr``. NaN/inf samples
+    become 0 and float samples outside [-1, 1] are clipped, each with a warning naming the file.
+
+    Args:
+        path: Any file soundfile or ffmpeg can decode.
+        target_sr: Output sample rate in Hz.
+
+    Returns:
+        (N,) float32 tensor with values in [-1, 1], sampled at ``target_sr``.
+
+    Raises:
+        AudioError: missing/unreadable/empty file, no audio stream, undecodable data.
+        ValueError: ``target_sr`` is not a positive integer.
+    """
+    if int(target_sr) != target_sr or target_sr <= 0:
+        raise ValueError(f"target_sr must be a positive integer, got {target_sr!r}")
+    target_sr = int(target_sr)
+    path = Path(path)
+    _check_file(path)
+    try:
+        with sf.SoundFile(str(path)) as fh:
+            sr = fh.samplerate
+            declared = fh.frames
+            is_float = fh.subtype in _FLOAT_SUBTYPES
+            data = fh.read(dtype="float32", always_2d=True)  # (N, channels)
+    except sf.LibsndfileError as exc:
+        sf_reason = _sf_reason(exc)
+        log.debug("%s: soundfile cannot read it (%s); trying ffmpeg", path, sf_reason)
+        wave = _ffmpeg_decode(path, target_sr, sf_reason)
+        return torch.from_numpy(_sanitize(wave, path, is_float=True))
+    if data.shape[0] == 0:
+        # A header may claim 0 samples while data follows (some streaming writers do this);
+        # ffmpeg reads such a file to its end, and finds nothing in a header-only file.
+        wave = _ffmpeg_decode(path, target_sr, "header declares no samples", required=False)
+        if wave is None or wave.size == 0:
+            raise AudioError(path, "zero-length audio (the file holds no samples)")
+        log.warning("%s: header declares no samples; decoded %d with ffmpeg", path, wave.size)
+        return torch.from_numpy(_sanitize(wave, path, is_float=is_float))
+    if data.shape[0] < declared:
+        log.warning(
+            "%s: truncated or corrupt: header declares %d frames, only %d decode",
+            path,
+            declared,
+            data.shape[0],
+        )
+    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    mono = _sanitize(np.ascontiguousarray(mono, dtype=np.float32), path, is_float=is_float)
+    wave = torch.from_numpy(mono)
+    if sr != target_sr:
+        wave = AF.resample(wave, sr, target_sr).clamp_(-1.0, 1.0)  # sinc overshoot stays in range
+    return wave
+
+
+def audio_info(path: str | Path) -> AudioInfo:
+    """Reads duration, sample rate, channels and frames without decoding the samples.
+
+    Raises:
+        AudioError: missing/unreadable/empty file, no audio stream, unknown format.
+    """
+    path = Path(path)
+    _check_file(path)
+    try:
+        info = sf.info(str(path))
+    except sf.LibsndfileError as exc:
+        return _ffprobe_info(path, _sf_reason(exc))
+    frames = int(info.frames)
+    sr = int(info.samplerate)
+    if frames == 0 and shutil.which("ffprobe") is not None:
+        # Same case as in load_audio: a header claiming 0 samples with data behind it.
+        try:
+            probed = _ffprobe_info(path, "header declares no samples")
+        except AudioError:
+            probed = None
+        if probed is not None and probed.frames > 0:
+            return probed
+    return AudioInfo(
+        duration=frames / sr, sample_rate=sr, channels=int(info.channels), frames=frames
+    )
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise AudioError(path, "file not found")
+    if path.is_dir():
+        raise AudioError(path, "is a directory, not an audio file")
+    if not path.is_file():
+        raise AudioError(path, "not a regular file")
+    if not os.access(path, os.R_OK):
+        raise AudioError(path, "permission denied (file is not readable)")
+    if path.stat().st_size == 0:
+        raise AudioError(path, "empty file (0 bytes)")
+
+
+def _sf_reason(exc: sf.LibsndfileError) -> str:
+    msg = getattr(exc, "error_string", "") or str(exc)
+    return msg.strip() or "unknown format"
+
+
+def _sanitize(wave: np.ndarray, path: Path, *, is_float: bool) -> np.ndarray:
+    """Zeroes NaN/inf and clips out-of-range float samples, warning about either."""
+    finite = np.isfinite(wave)
+    if not finite.all():
+        bad = int(wave.size - np.count_nonzero(finite))
+        log.warning("%s: replaced %d non-finite (NaN/inf) samples with 0", path, bad)
+        wave = np.where(finite, wave, np.float32(0.0)).astype(np.float32)
+    peak = float(np.abs(wave).max()) if wave.size else 0.0
+    if peak > 1.0:
+        if is_float:
+            log.warning("%s: float samples reach %.3g, outside [-1, 1]; clipping", path, peak)
+        wave = np.clip(wave, -1.0, 1.0)
+    return wave
+
+
+def _require(tool: str, path: Path, sf_reason: str) -> str:
+    exe = shutil.which(tool)
+    if exe is None:
+        raise AudioError(
+            path,
+            f"soundfile cannot read it ({sf_reason}) and {tool} is not installed to try "
+            f"other formats (install it, e.g. apt-get install ffmpeg)",
+        )
+    return exe
+
+
+def _run(cmd: list[str], path: Path) -> subprocess.CompletedProcess[bytes]:
+    try:
+        return subprocess.run(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=FFMPEG_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise AudioError(
+            path, f"{Path(cmd[0]).name} timed out after {FFMPEG_TIMEOUT_S:.0f} s"
+        ) from None
+    except OSError as exc:
+        raise AudioError(path, f"cannot run {cmd[0]}: {exc}") from None
+
+
+def _tail(stderr: bytes, path: Path) -> str:
+    """The last line a tool printed, without the ``file:<path>:`` prefix it repeats."""
+    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+    last = lines[-1] if lines else "no message"
+    return last.removeprefix(f"file:{path}:").strip()
+
+
+def _ffmpeg_decode(
+    path: Path, target_sr: int, sf_reason: str, *, required: bool = True
+) -> np.ndarray | None:
+    """Decodes the first audio stream to (N,) float32 mono at ``target_sr`` with ffmpeg.
+
+    With ``required=False`` a missing ffmpeg or a failed decode returns None instead of raising.
+    """
+    if not required and shutil.which("ffmpeg") is None:
+        return None
+    exe = _require("ffmpeg", path, sf_reason)
+    # "file:" stops ffmpeg reading a name such as "x:y.wav" as a protocol URL.
+    cmd = [
+        exe,
+        "-nostdin",
+        "-hide_banner",
+        "-v",
+        "error",
+        "-i",
+        f"file:{path}",
+        "-map",
+        "0:a:0",
+        "-vn",
+        "-ac",
+        "1",
+        "-ar",
+        str(target_sr),
+        "-f",
+        "f32le",
+        "pipe:1",
+    ]
+    proc = _run(cmd, path)
+    if proc.returncode != 0:
+        if not required:
+            return None
+        if "matches no streams" in proc.stderr.decode("utf-8", "replace"):
+            raise AudioError(path, "no audio stream in the file")
+        raise AudioError(
+            path,
+            f"cannot decode audio (soundfile: {sf_reason}; ffmpeg: {_tail(proc.stderr, path)})",
+        )
+    wave = np.frombuffer(proc.stdout, dtype="<f4").astype(np.float32)
+    if wave.size == 0 and required:
+        raise AudioError(path, "zero-length audio (nothing decoded)")
+    return wave
+
+
+def _ffprobe_info(path: Path, sf_reason: str) -> AudioInfo:
+    exe = _require("ffprobe", path, sf_reason)
+    cmd = [
+        exe,
+        "-v",
+        "error",
+        "-select_streams",
+        "a:0",
+        "-show_entries",
+        "stream=sample_rate,channels,duration:format=duration",
+        "-of",
+        "json",
+        f"file:{path}",
+    ]
+    proc = _run(cmd, path)
+    if proc.returncode != 0:
+        raise AudioError(
+            path, f"unreadable audio (soundfile: {sf_reason}; ffprobe: {_tail(proc.stderr, path)})"
+        )
+    try:
+        meta = json.loads(proc.stdout.decode("utf-8", "replace") or "{}")
+    except json.JSONDecodeError:
+        raise AudioError(path, "ffprobe printed no usable metadata") from None
+    streams = meta.get("streams") or []
+    if not streams:
+        raise AudioError(path, "no audio stream in the file")
+    stream = streams[0]
+    try:
+        sr = int(stream["sample_rate"])
+        channels = int(stream["channels"])
+        duration = float(stream.get("duration") or meta.get("format", {}).get("duration") or 0.0)
+    except (KeyError, TypeError, ValueError):
+        raise AudioError(
+            path, "ffprobe reports no sample rate/duration for the audio stream"
+        ) from None
+    if sr <= 0 or channels <= 0:
+        raise AudioError(path, "no decodable audio stream (ffprobe reports no sample rate)")
+    frames = round(duration * sr)
+    return AudioInfo(duration=frames / sr, sample_rate=sr, channels=channels, frames=frames)

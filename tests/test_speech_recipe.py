@@ -1,0 +1,106 @@
+"""Integration: the speech recipe on a tiny corpus, then `seqrec transcribe` on its bundle."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from pipeline.cli import main as cli_main
+from pipeline.workflow.speech_ctc import DEFAULT_CONFIG
+from pipeline.workflow.speech_ctc import main as recipe_main
+
+TINY = DEFAULT_CONFIG.parent / "tiny.yaml"
+STAGES = ["corpus", "manifests", "features", "train", "decode", "export"]
+
+pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
+
+
+@pytest.fixture(scope="module")
+def recipe_run(tmp_path_factory):
+    exp = tmp_path_factory.mktemp("speech_exp")
+    results = recipe_main(["--config", str(TINY), "--exp-dir", str(exp), "train.max_epochs=1"])
+    return exp, results
+
+
+@pytest.mark.slow
+def test_recipe_writes_results_and_bundle(recipe_run):
+    exp, results = recipe_run
+    on_disk = json.loads((exp / "results.json").read_text())
+    assert on_disk == results
+    assert set(results["stage_seconds"]) == set(STAGES)
+    for tag in ("dev", "test", "test-beam4"):
+        m = results["metrics"][tag]
+        assert 0.0 <= m["cer"] <= 1.5 and 0.0 <= m["wer"] <= 1.5 and m["utterances"] > 0
+        assert (exp / f"recogs-{tag}.txt").is_file() and (exp / f"errs-{tag}.txt").is_file()
+    assert "%WER" in (exp / "errs-test.txt").read_text()
+    assert (exp / "bundle" / "config.yaml").is_file() and (exp / "bundle" / "model.safetensors").is_file()
+    assert (exp / "config.yaml").is_file()
+    assert (exp / "log" / "run.log").read_text().count("Stage ") >= 6
+
+
+@pytest.mark.slow
+def test_rerun_skips_finished_stages(recipe_run, caplog):
+    exp, results = recipe_run
+    before = (exp / "bundle" / "model.safetensors").stat().st_mtime_ns
+    again = recipe_main(["--config", str(TINY), "--exp-dir", str(exp), "train.max_epochs=1"])
+    assert again["stage_seconds"] == results["stage_seconds"]
+    assert (exp / "bundle" / "model.safetensors").stat().st_mtime_ns == before
+
+
+@pytest.mark.slow
+def test_transcribe_cli_json_and_bad_files(recipe_run, tmp_path, capsys):
+    exp, _ = recipe_run
+    wav = sorted((exp / "corpus" / "wavs" / "test").glob("*.wav"))[0]
+    # the same audio at 44.1 kHz stereo must work too
+    audio, sr = sf.read(wav)
+    import librosa
+
+    stereo = np.stack([librosa.resample(audio, orig_sr=sr, target_sr=44100)] * 2, axis=1)
+    sf.write(tmp_path / "stereo44k.wav", stereo, 44100)
+    (tmp_path / "bad.wav").write_text("not audio at all")
+    code = cli_main([
+        "transcribe", "--model", str(exp / "bundle"), "--format", "json", "--output-dir", str(tmp_path / "out"),
+        str(wav), str(tmp_path / "stereo44k.wav"), str(tmp_path / "bad.wav"), str(tmp_path / "missing.wav"),
+    ])
+    out, err = capsys.readouterr()
+    assert code == 1
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [Path(r["path"]).name for r in rows] == [wav.name, "stereo44k.wav"]
+    for r in rows:
+        assert set(r) == {"path", "text", "duration", "words"}
+        assert r["duration"] == pytest.approx(len(audio) / sr, abs=0.05)
+        for w in r["words"]:
+            assert 0 <= w["start"] <= w["end"] <= r["duration"] + 0.1 and w["word"]
+    err_lines = [line for line in err.splitlines() if line.startswith("seqrec: error:")]
+    assert len(err_lines) == 2
+    assert "bad.wav" in err_lines[0] and "missing.wav" in err_lines[1]
+    assert "Traceback" not in err
+    assert (tmp_path / "out" / f"{wav.stem}.json").is_file()
+
+
+@pytest.mark.slow
+def test_transcriber_python_api_and_directory_input(recipe_run):
+    from pipeline import Transcriber
+
+    exp, _ = recipe_run
+    t = Transcriber.from_pretrained(exp / "bundle")
+    results = t.transcribe(exp / "corpus" / "wavs" / "test")
+    assert len(results) == len(list((exp / "corpus" / "wavs" / "test").glob("*.wav")))
+    assert all(r.error is None and r.duration > 0 for r in results)
+    beam = Transcriber.from_pretrained(exp / "bundle", beam_size=4).transcribe(results[0].path)[0]
+    assert beam.error is None
+
+
+def test_cli_usage_errors(capsys, tmp_path):
+    assert cli_main(["transcribe", "--model", str(tmp_path / "nope"), "x.wav"]) == 2
+    assert "bundle directory not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["transcribe", "--bogus"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["--help"])
+    assert exc.value.code == 0
+    assert "transcribe" in capsys.readouterr().out

@@ -1,0 +1,201 @@
+"""Tests for the synthetic action-video corpus (data_prep.video_corpus / video_figure)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data_prep.manifest import read_manifest
+from data_prep.video_corpus import (
+    CLASSES,
+    SIZES,
+    SPLITS,
+    VideoCorpusConfig,
+    clip_keypoints,
+    clip_length,
+    clip_seeds,
+    generate_video_corpus,
+    render_clip,
+)
+from data_prep.video_figure import JOINTS, Body, Pose, forward_kinematics
+from data_prep.video_io import probe_video, read_frames
+
+CFG = VideoCorpusConfig(frame_size=48, min_frames=10, max_frames=14)
+J = {n: i for i, n in enumerate(JOINTS)}
+
+
+def test_classes_are_the_ten_labels():
+    assert CLASSES == (
+        "walk_left", "walk_right", "sit_down", "stand_up", "raise_arms",
+        "lower_arms", "jump", "squat", "wave", "clap",
+    )  # fmt: skip
+
+
+def test_same_seed_gives_identical_frames_and_other_seeds_differ():
+    a, fps_a = render_clip("jump", 11, CFG)
+    b, fps_b = render_clip("jump", 11, CFG)
+    assert fps_a == fps_b and len(a) == len(b)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    c, _ = render_clip("jump", 12, CFG)
+    assert len(a) != len(c) or any(not np.array_equal(x, y) for x, y in zip(a, c, strict=True))
+
+
+@pytest.mark.parametrize(("fwd", "rev"), [("sit_down", "stand_up"), ("raise_arms", "lower_arms")])
+@pytest.mark.parametrize("seed", [0, 7])
+def test_reversed_pairs_are_exactly_reversed(fwd: str, rev: str, seed: int):
+    f, fps_f = render_clip(fwd, seed, CFG)
+    r, fps_r = render_clip(rev, seed, CFG)
+    assert fps_f == fps_r and len(f) == len(r)
+    assert all(np.array_equal(x, y) for x, y in zip(f, r[::-1], strict=True))
+    assert not np.array_equal(f[0], f[-1])  # the motion is not its own reverse
+
+
+def test_squat_first_and_last_poses_match():
+    for seed in range(4):
+        kp = clip_keypoints("squat", seed, CFG)
+        np.testing.assert_allclose(kp[0], kp[-1], atol=1e-6)
+        drop = kp[:, J["pelvis"], 1] - kp[0, J["pelvis"], 1]  # screen y grows downwards
+        assert drop.max() > 0.1 * CFG.frame_size * 0.45  # it does go down in between
+
+
+def test_all_classes_render():
+    for label in CLASSES:
+        frames, fps = render_clip(label, 3, CFG)
+        assert CFG.min_frames <= len(frames) <= CFG.max_frames
+        assert CFG.min_fps <= fps <= CFG.max_fps
+        assert (len(frames), fps) == clip_length(label, 3, CFG)
+        for f in frames:
+            assert f.shape == (48, 48, 3) and f.dtype == np.uint8
+        assert np.abs(frames[0].astype(int) - frames[len(frames) // 2]).mean() > 0.5, label
+
+
+def _kp(label: str, seed: int) -> np.ndarray:
+    return clip_keypoints(label, seed, VideoCorpusConfig())
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_motions_do_what_their_labels_say(seed: int):
+    size = VideoCorpusConfig().frame_size
+    pelvis_x = _kp("walk_left", seed)[:, J["pelvis"], 0]
+    assert pelvis_x[-1] < pelvis_x[0] - 0.2 * size
+    pelvis_x = _kp("walk_right", seed)[:, J["pelvis"], 0]
+    assert pelvis_x[-1] > pelvis_x[0] + 0.2 * size
+
+    sit = _kp("sit_down", seed)
+    assert sit[-1, J["pelvis"], 1] > sit[0, J["pelvis"], 1] + 0.1 * size  # ends lower
+    stand = _kp("stand_up", seed)
+    assert stand[-1, J["pelvis"], 1] < stand[0, J["pelvis"], 1] - 0.1 * size
+
+    up = _kp("raise_arms", seed)
+    assert (up[0, [J["wrist_l"], J["wrist_r"]], 1] > up[0, J["neck"], 1]).all()  # start low
+    assert (up[-1, [J["wrist_l"], J["wrist_r"]], 1] < up[-1, J["head"], 1]).all()  # end overhead
+
+    jump = _kp("jump", seed)
+    feet = jump[:, [J["ankle_l"], J["ankle_r"], J["toe_l"], J["toe_r"]], 1].max(axis=1)
+    assert feet.min() < feet[0] - 0.03 * size  # both feet leave the ground
+
+    wave = _kp("wave", seed)
+    wrists = wave[:, [J["wrist_l"], J["wrist_r"]], :]
+    high = wrists[:, :, 1].min(axis=1)
+    assert (high < wave[:, J["head"], 1]).all()  # one hand stays overhead
+    arm = np.argmin(wrists[0, :, 1])
+    assert np.ptp(wrists[:, arm, 0]) > 0.05 * size  # and swings sideways
+
+    clap = _kp("clap", seed)
+    gap = np.abs(clap[:, J["wrist_l"], 0] - clap[:, J["wrist_r"], 0])
+    together = gap < 0.15 * gap.max()
+    assert together.any() and not together.all()
+
+
+def test_forward_kinematics_standing_figure_is_upright():
+    pts = forward_kinematics(Pose(), Body())
+    assert pts[:, 1].min() == pytest.approx(0.0)  # feet on the ground
+    assert pts[J["head"], 1] > pts[J["neck"], 1] > pts[J["pelvis"], 1] > pts[J["knee_l"], 1]
+    assert pts[J["head"], 1] + Body().head_r == pytest.approx(1.0, abs=0.1)  # about 1 tall
+    jumped = forward_kinematics(Pose(lift=0.2), Body())
+    np.testing.assert_allclose(jumped[:, 1] - pts[:, 1], 0.2)
+
+
+def test_seed_ranges_are_disjoint_and_classes_balanced():
+    cfg = SIZES["default"]
+    seeds = {split: clip_seeds(cfg, split) for split in SPLITS}
+    sets = {split: {s for _, s in pairs} for split, pairs in seeds.items()}
+    assert not sets["train"] & sets["test"] and not sets["dev"] & sets["test"]
+    assert not sets["train"] & sets["dev"]
+    assert max(sets["train"] | sets["dev"]) < min(sets["test"])  # test seeds never used before
+    for split, pairs in seeds.items():
+        assert len(sets[split]) == len(pairs)
+        assert set(Counter(label for label, _ in pairs).values()) == {cfg.per_class(split)}
+    other = VideoCorpusConfig(seed=1)
+    assert not {s for _, s in clip_seeds(other, "train")} & sets["train"]
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ValueError):
+        VideoCorpusConfig(min_frames=30, max_frames=20)
+    with pytest.raises(ValueError):
+        VideoCorpusConfig(container="mkv")
+
+
+def test_tiny_corpus_writes_readable_videos_and_manifests(tmp_path: Path):
+    cfg = SIZES["tiny"]
+    out = generate_video_corpus(tmp_path / "corpus", cfg, num_workers=1)
+    assert set(out) == set(SPLITS)
+    for split, manifest in out.items():
+        recs = read_manifest(manifest, "video")
+        assert len(recs) == len(CLASSES) * cfg.per_class(split)
+        assert set(Counter(r["label"] for r in recs).values()) == {cfg.per_class(split)}
+        raw = [json.loads(line) for line in manifest.read_text().splitlines()]
+        assert not Path(raw[0]["video_filepath"]).is_absolute()  # stored relative
+        for rec in recs[:: max(1, len(recs) // 6)]:
+            info = probe_video(rec["video_filepath"])
+            assert info.num_frames == rec["num_frames"]
+            assert (info.width, info.height) == (cfg.frame_size, cfg.frame_size)
+            assert info.fps == pytest.approx(rec["fps"])
+            assert cfg.min_frames <= rec["num_frames"] <= cfg.max_frames
+    # The written video holds the rendered clip (up to lossy compression).
+    rec = read_manifest(out["test"], "video")[0]
+    frames, _ = render_clip(rec["label"], rec["seed"], cfg)
+    decoded, _ = read_frames(rec["video_filepath"])
+    assert decoded.shape[0] == len(frames)
+    rgb = np.stack(frames)[..., ::-1].astype(int)
+    assert np.abs(decoded.astype(int) - rgb).mean() < 12
+
+
+def test_corpus_is_resumable_and_parallel_matches_serial(tmp_path: Path):
+    cfg = VideoCorpusConfig(
+        train_per_class=1,
+        dev_per_class=0,
+        test_per_class=1,
+        frame_size=32,
+        min_frames=6,
+        max_frames=8,
+    )
+    out_dir = tmp_path / "c"
+    first = generate_video_corpus(out_dir, cfg, num_workers=1)
+    videos = sorted((out_dir / "videos").rglob("*.mp4"))
+    assert len(videos) == 2 * len(CLASSES)
+    mtimes = {p: p.stat().st_mtime_ns for p in videos}
+    text = {s: p.read_text() for s, p in first.items()}
+
+    assert generate_video_corpus(out_dir, cfg, num_workers=1) == first  # marker: nothing redone
+    (out_dir / ".done").unlink()
+    videos[0].unlink()
+    again = generate_video_corpus(out_dir, cfg, num_workers=2)
+    assert videos[0].exists()
+    assert all(p.stat().st_mtime_ns == t for p, t in mtimes.items() if p != videos[0])
+    assert {s: p.read_text() for s, p in again.items()} == text
+
+    fresh = generate_video_corpus(tmp_path / "p", cfg, num_workers=2)
+    for split in SPLITS:
+        a = read_manifest(first[split], "video")
+        b = read_manifest(fresh[split], "video")
+        assert [r["id"] for r in a] == [r["id"] for r in b]
+        for ra, rb in zip(a, b, strict=True):
+            assert (
+                Path(ra["video_filepath"]).read_bytes() == Path(rb["video_filepath"]).read_bytes()
+            )

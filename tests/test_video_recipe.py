@@ -1,0 +1,67 @@
+"""Integration: the video recipe on a tiny corpus, then `seqrec label` on its bundle."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import main as cli_main
+from pipeline.workflow.video_activity import DEFAULT_CONFIG
+from pipeline.workflow.video_activity import main as recipe_main
+
+TINY = DEFAULT_CONFIG.parent / "tiny.yaml"
+STAGES = ["corpus", "manifests", "backbone", "embed", "train", "ablation", "evaluate", "export"]
+
+
+@pytest.fixture(scope="module")
+def recipe_run(tmp_path_factory):
+    exp = tmp_path_factory.mktemp("video_exp")
+    return exp, recipe_main(["--config", str(TINY), "--exp-dir", str(exp)])
+
+
+@pytest.mark.slow
+def test_recipe_writes_metrics_confusion_and_bundle(recipe_run):
+    exp, results = recipe_run
+    assert set(results["stage_seconds"]) == set(STAGES)
+    for tag in ("dev", "test", "dev-ablation", "test-ablation"):
+        m = results["metrics"][tag]
+        for key in ("top1", "top5", "mean_class_accuracy"):
+            assert 0.0 <= m[key] <= 1.0
+        assert m["top5"] >= m["top1"] and m["num_clips"] == 20
+        assert (exp / f"confusion-{tag}.png").read_bytes()[:4] == b"\x89PNG"
+        matrix = json.loads((exp / f"confusion-{tag}.json").read_text())["matrix"]
+        assert sum(map(sum, matrix)) == 20
+    bundle = exp / "bundle"
+    for name in ("config.yaml", "model.safetensors", "backbone.safetensors"):
+        assert (bundle / name).is_file()
+    assert results["labels"][:2] == ["walk_left", "walk_right"] and len(results["labels"]) == 10
+
+
+@pytest.mark.slow
+def test_label_cli_json_windows_and_bad_files(recipe_run, tmp_path, capsys):
+    exp, _ = recipe_run
+    clip = sorted((exp / "corpus").rglob("*.mp4"))[0]
+    (tmp_path / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 100)
+    code = cli_main([
+        "label", "--model", str(exp / "bundle"), "--format", "json", "--top-k", "3", "--window", "1.0",
+        "--stride", "0.5", str(clip), str(tmp_path / "broken.mp4"),
+    ])
+    out, err = capsys.readouterr()
+    assert code == 1
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert len(rows) == 1 and Path(rows[0]["path"]) == clip
+    labels = rows[0]["labels"]
+    assert len(labels) == 3 and labels[0]["score"] >= labels[1]["score"] >= labels[2]["score"]
+    assert rows[0]["segments"] and all(len(s["labels"]) == 3 and s["end"] > s["start"] for s in rows[0]["segments"])
+    assert "broken.mp4" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_clip_labeler_api_directory(recipe_run):
+    from pipeline import ClipLabeler
+
+    exp, _ = recipe_run
+    labeler = ClipLabeler.from_pretrained(exp / "bundle")
+    results = labeler.label(exp / "corpus", top_k=1)
+    assert len(results) == 70 and all(r.error is None and len(r.labels) == 1 for r in results)
+    assert all(r.labels[0]["label"] in labeler.labels_ for r in results)
