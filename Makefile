@@ -8,7 +8,7 @@ PIP    := $(VENV)/bin/pip
 APT_PACKAGES := espeak-ng flite ffmpeg
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup demo demo-speech demo-video test test-fast lint bench clean help
+.PHONY: setup system-tools demo demo-speech demo-video test test-fast lint bench clean help
 
 help:
 	@echo "make demo   - install everything, run the speech and video recipes on the embedded data"
@@ -37,15 +37,20 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q -e '.[dev]'
 	touch $(STAMP)
 
-demo: setup
-	$(PY) recipes/speech_ctc/run.py
-	$(PY) recipes/video_activity/run.py
+SPEECH_SAMPLE = $$(ls exp/speech_ctc/corpus/wavs/test/*.wav | head -1)
+VIDEO_SAMPLE  = $$(find exp/video_activity/corpus/videos/test -name '*.mp4' | sort | head -1)
+
+demo: demo-speech demo-video
 
 demo-speech: setup
 	$(PY) recipes/speech_ctc/run.py
+	@echo "== seqrec transcribe of an unseen-voice test file =="
+	$(VENV)/bin/seqrec transcribe --model exp/speech_ctc/bundle --format json $(SPEECH_SAMPLE)
 
 demo-video: setup
 	$(PY) recipes/video_activity/run.py
+	@echo "== seqrec label of an unseen-seed test clip =="
+	$(VENV)/bin/seqrec label --model exp/video_activity/bundle --top-k 3 $(VIDEO_SAMPLE)
 
 test: setup
 	$(PY) -m pytest -q

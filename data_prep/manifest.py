@@ -104,7 +104,7 @@ def read_manifest(path: str | Path, kind: Kind, *, strict: bool = True) -> list[
             continue
         unknown_seen.update(set(rec) - set(fields))
         media = Path(rec[key])
-        rec[key] = str(media if media.is_absolute() else (base / media))
+        rec[key] = os.path.normpath(media if media.is_absolute() else base / media)
         records.append(rec)
     if unknown_seen:
         log.debug("%s: keeping extra keys %s", path, sorted(unknown_seen))

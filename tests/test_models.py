@@ -89,3 +89,14 @@ def test_mean_pool_baseline_ignores_order():
     # while the recurrent classifier does not
     rnn = bilstm_classifier(input_dim=12, num_classes=4, hidden_size=8).eval()
     assert not torch.allclose(rnn(x, x_lens), rnn(x.flip(1), x_lens))
+
+
+def test_ctc_upsampling_doubles_output_frames():
+    model = bilstm_ctc(input_dim=12, vocab_size=7, hidden_size=8, num_layers=1, subsampling=4, ctc_upsample=2).eval()
+    seqs, x, x_lens = _batch([16, 7])
+    lp, lens = model(x, x_lens)
+    assert lp.shape == (2, 8, 7) and lens.tolist() == [8, 4]
+    torch.testing.assert_close(lp.exp().sum(-1), torch.ones(2, 8))
+    assert model.frame_ratio == 2.0
+    single, n = model(seqs[1].unsqueeze(0), torch.tensor([7]))
+    torch.testing.assert_close(lp[1, : int(n)], single[0], atol=1e-5, rtol=1e-4)

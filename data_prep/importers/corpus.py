@@ -140,6 +140,15 @@ def _split_dev(records: list[dict], fraction: float, seed: int) -> tuple[list[di
     return train, dev
 
 
+def _ucf_video_root(root: Path, split_dir: Path) -> Path:
+    """The folder holding the class folders: ``root`` itself or a child such as ``UCF-101``."""
+    first_class = (split_dir / "classInd.txt").read_text().split()[1].lower()
+    for candidate in [root, *sorted(p for p in root.iterdir() if p.is_dir())]:
+        if any(c.is_dir() and c.name.lower() == first_class for c in candidate.iterdir()):
+            return candidate
+    raise FileNotFoundError(f"{root}: no folder holds the class folder {first_class!r} named in classInd.txt")
+
+
 def import_video_corpus(
     root: Path, out_dir: Path, *, fmt: str = "auto", ucf101_split: int = 1, dev_fraction: float = 0.1, seed: int = 0
 ) -> dict[str, Path]:
@@ -167,7 +176,7 @@ def import_video_corpus(
     records: dict[str, list[dict]] = {}
     if fmt == "ucf101":
         split_dir = root if (root / "classInd.txt").is_file() else next(root.glob("*/classInd.txt")).parent
-        paths = video.import_ucf101(root, split_dir, out_dir / "ucf101", split=ucf101_split)
+        paths = video.import_ucf101(_ucf_video_root(root, split_dir), split_dir, out_dir / "ucf101", split=ucf101_split)
         records = {s: read_manifest(p, "video") for s, p in paths.items()}
     else:
         ext = {"manifest": (".jsonl",), "csv": (".csv",), "mmaction": (".txt",)}[fmt]

@@ -10,8 +10,14 @@ from typing import Any
 
 import torch
 
-from pipeline.bundle import load_bundle
-from pipeline.inference.common import AUDIO_EXTENSIONS, expand_paths, one_line
+from pipeline.bundle import BundleError, load_bundle
+from pipeline.inference.common import (
+    AUDIO_EXTENSIONS,
+    bundle_section,
+    check_input,
+    expand_paths,
+    one_line,
+)
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +31,8 @@ class Transcription:
     duration: float = 0.0
     words: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
+    #: The exception behind ``error`` (for tracebacks with ``seqrec --debug``); not serialised.
+    exception: BaseException | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         if self.error is not None:
@@ -51,7 +59,7 @@ class Transcriber:
         self.tokenizer = tokenizer
         self.feature_cfg = feature_cfg
         self.extractor = LogMelExtractor(feature_cfg)
-        self.frame_shift = feature_cfg.hop_length / feature_cfg.sample_rate * model.subsampling
+        self.frame_shift = feature_cfg.hop_length / feature_cfg.sample_rate * model.frame_ratio
         self._beams: dict[int, Any] = {}
         self.beam_size = beam_size
 
@@ -67,10 +75,19 @@ class Transcriber:
 
         bundle = load_bundle(model_dir, kind="speech_ctc")
         cfg = bundle.config
-        model = CTCModel(from_dict(CTCModelConfig, cfg["model"], "model"))
-        model.load_state_dict(bundle.load_weights())
-        tokenizer = CharTokenizer.from_list(cfg["tokens"])
-        feature_cfg = from_dict(FeatureConfig, cfg["features"], "features")
+        try:
+            model = CTCModel(from_dict(CTCModelConfig, bundle_section(cfg, "model"), "model"))
+            model.load_state_dict(bundle.load_weights())
+            tokenizer = CharTokenizer.from_list(bundle_section(cfg, "tokens", list))
+            feature_cfg = from_dict(FeatureConfig, bundle_section(cfg, "features"), "features")
+        except BundleError:
+            raise
+        except (ValueError, TypeError, RuntimeError) as exc:  # config values or weights that do not fit
+            raise BundleError(f"{bundle.path}: invalid speech bundle: {one_line(exc)}") from exc
+        if model.cfg.vocab_size != tokenizer.vocab_size:
+            raise BundleError(
+                f"{bundle.path}: {tokenizer.vocab_size} tokens for a model with {model.cfg.vocab_size} outputs"
+            )
         return cls(model, tokenizer, feature_cfg, device=device, beam_size=beam_size)
 
     def _decoder(self, beam_size: int):
@@ -113,6 +130,22 @@ class Transcriber:
             out.append((text, words))
         return out
 
+    def _decode_batch(self, batch: list[int], feats: dict[int, torch.Tensor], results: list[Transcription],
+                      beam_size: int | None, fail) -> None:
+        """Decodes one batch; if it fails, decodes its files one by one so only the culprit fails."""
+        try:
+            decoded = self.decode_features([feats[j] for j in batch], beam_size)
+        except Exception as exc:
+            if len(batch) == 1:
+                fail(batch[0], exc)
+                return
+            log.debug("batch of %d failed (%s); decoding its files one by one", len(batch), exc)
+            for j in batch:
+                self._decode_batch([j], feats, results, beam_size, fail)
+            return
+        for j, (text, words) in zip(batch, decoded, strict=True):
+            results[j].text, results[j].words = text, words
+
     def transcribe(
         self,
         paths: list[str | Path] | str | Path,
@@ -133,20 +166,25 @@ class Transcriber:
             paths = [paths]
         files = expand_paths(paths, AUDIO_EXTENSIONS)
         results = [Transcription(path=str(p)) for p in files]
+
+        def fail(i: int, exc: Exception) -> None:
+            if raise_errors:
+                raise exc
+            results[i].error, results[i].exception = one_line(exc), exc
+            log.debug("failed %s", files[i], exc_info=exc)
+
         feats: dict[int, torch.Tensor] = {}
         for i, path in enumerate(files):
             try:
+                check_input(path, AUDIO_EXTENSIONS, "audio")
                 wave = load_audio(path, target_sr=self.feature_cfg.sample_rate)
                 if wave.numel() == 0:
                     raise ValueError(f"{path}: no audio samples")
+                feats[i] = self.features(wave)
             except Exception as exc:  # one bad file must not stop the others
-                if raise_errors:
-                    raise
-                results[i].error = one_line(exc)
-                log.debug("failed %s", path, exc_info=True)
+                fail(i, exc)
                 continue
             results[i].duration = wave.numel() / self.feature_cfg.sample_rate
-            feats[i] = self.features(wave)
         order = sorted(feats, key=lambda i: feats[i].size(0))
         t0 = time.perf_counter()
         batch: list[int] = []
@@ -159,8 +197,7 @@ class Transcriber:
                     longest = max(longest, n)
                     continue
             if batch:
-                for j, (text, words) in zip(batch, self.decode_features([feats[j] for j in batch], beam_size), strict=True):
-                    results[j].text, results[j].words = text, words
+                self._decode_batch(batch, feats, results, beam_size, fail)
             if i is not None:
                 batch, longest = [i], feats[i].size(0)
         log.debug("decoded %d files in %.3f s", len(feats), time.perf_counter() - t0)

@@ -20,6 +20,7 @@ class CTCModelConfig:
     input_dim: int = 80
     vocab_size: int = 29
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    ctc_upsample: int = 1  # output frames per encoder frame (see CTCHead)
 
 
 class CTCModel(nn.Module):
@@ -30,11 +31,12 @@ class CTCModel(nn.Module):
         self.cfg = cfg
         self.cmvn = GlobalCMVN(cfg.input_dim)
         self.encoder = RNNEncoder(cfg.input_dim, cfg.encoder)
-        self.head = CTCHead(self.encoder.output_dim, cfg.vocab_size)
+        self.head = CTCHead(self.encoder.output_dim, cfg.vocab_size, cfg.ctc_upsample)
 
     @property
-    def subsampling(self) -> int:
-        return self.cfg.encoder.subsampling
+    def frame_ratio(self) -> float:
+        """Input feature frames per output (CTC) frame: subsampling / upsampling."""
+        return self.cfg.encoder.subsampling / self.cfg.ctc_upsample
 
     def forward(
         self,
@@ -51,13 +53,14 @@ class CTCModel(nn.Module):
                 (SpecAugment during training).
 
         Returns:
-            log-probs (B, T', V) in float32 and output lengths (B,).
+            log-probs (B, T'', V) in float32 and output lengths (B,), with
+            T'' = ceil(T / subsampling) * ctc_upsample.
         """
         x = self.cmvn(x)
         if augment is not None:
             x = augment(x)
         y, y_lens = self.encoder(x, x_lens)
-        return self.head(y), y_lens
+        return self.head(y, y_lens)
 
 
 def bilstm_ctc(
@@ -70,6 +73,7 @@ def bilstm_ctc(
     bidirectional: bool = True,
     dropout: float = 0.1,
     subsampling: int = 2,
+    ctc_upsample: int = 1,
 ) -> CTCModel:
     """Builds a CTC model; every argument is keyword-only."""
     enc = EncoderConfig(
@@ -80,7 +84,7 @@ def bilstm_ctc(
         dropout=dropout,
         subsampling=subsampling,
     )
-    return CTCModel(CTCModelConfig(input_dim=input_dim, vocab_size=vocab_size, encoder=enc))
+    return CTCModel(CTCModelConfig(input_dim=input_dim, vocab_size=vocab_size, encoder=enc, ctc_upsample=ctc_upsample))
 
 
 def bilstm_ctc_small() -> CTCModel:

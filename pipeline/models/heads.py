@@ -13,15 +13,29 @@ Pooling = Literal["last", "mean", "attention"]
 
 
 class CTCHead(nn.Module):
-    """Linear projection to the vocabulary and log-softmax; blank is id 0."""
+    """Linear projection to the vocabulary and log-softmax; blank is id 0.
 
-    def __init__(self, hidden_dim: int, vocab_size: int) -> None:
+    With ``upsample`` = k > 1 each encoder frame emits k output frames (one projection to
+    k * V, split along time). A x4-subsampled encoder then runs at 25 frames/s while CTC sees
+    50, which leaves room for fast speech (CTC needs at least one frame per character, plus
+    one between repeated characters) at the cost of a wider last layer only.
+    """
+
+    def __init__(self, hidden_dim: int, vocab_size: int, upsample: int = 1) -> None:
         super().__init__()
-        self.proj = nn.Linear(hidden_dim, vocab_size)
+        if upsample < 1:
+            raise ValueError(f"upsample must be >= 1, got {upsample}")
+        self.upsample = upsample
+        self.vocab_size = vocab_size
+        self.proj = nn.Linear(hidden_dim, vocab_size * upsample)
 
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        """y: (B, T', H) -> log-probs (B, T', V), computed in float32 for CTC stability."""
-        return torch.log_softmax(self.proj(y).float(), dim=-1)
+    def forward(self, y: torch.Tensor, y_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """y: (B, T', H), y_lens: (B,) -> log-probs (B, T' * k, V) in float32, lengths (B,) * k."""
+        logits = self.proj(y).float()  # (B, T', k * V)
+        if self.upsample > 1:
+            b, t, _ = logits.shape
+            logits = logits.view(b, t * self.upsample, self.vocab_size)  # (B, T', k*V) -> (B, T'*k, V)
+        return torch.log_softmax(logits, dim=-1), y_lens * self.upsample
 
 
 class SequencePooling(nn.Module):

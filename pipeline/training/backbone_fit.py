@@ -106,7 +106,7 @@ def fit_backbone(
             torch.nn.utils.clip_grad_norm_(params, 5.0)
             opt.step()
             sched.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
         feats = torch.from_numpy(embedder.embed(x_dev))
         with torch.inference_mode():
             acc = float((head(feats).argmax(-1).numpy() == y_dev).mean())
