@@ -1,0 +1,90 @@
+"""Frame backbones: building, weights from none / local files / the local ImageNet cache."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from safetensors.torch import save_file
+
+from data_prep.frame_embed import (
+    BackboneConfig,
+    BackboneError,
+    EmbedJob,
+    FrameEmbedder,
+    build_backbone,
+    imagenet_cache_path,
+)
+
+
+@pytest.mark.parametrize("name,dim", [("resnet18", 512), ("mobilenet_v3_small", 576), ("efficientnet_b0", 1280)])
+def test_backbones_lose_their_classifier(name, dim):
+    model, d = build_backbone(name, "none")
+    assert d == dim
+    emb = FrameEmbedder(model, d).embed(np.random.default_rng(0).integers(0, 255, (3, 32, 32, 3), dtype=np.uint8))
+    assert emb.shape == (3, dim) and emb.dtype == np.float32
+
+
+def test_unknown_backbone_is_a_clear_error():
+    with pytest.raises(BackboneError, match="unknown backbone"):
+        build_backbone("resnet9000", "none")
+
+
+def _reference(name="mobilenet_v3_small"):
+    torch.manual_seed(1)
+    return torchvision.models.get_model(name, weights=None)
+
+
+def test_local_weights_file_full_classifier_state_dict(tmp_path: Path):
+    ref = _reference()
+    pt = tmp_path / "w.pth"
+    torch.save(ref.state_dict(), pt)
+    st = tmp_path / "w.safetensors"
+    save_file({k: v.contiguous() for k, v in ref.state_dict().items()}, str(st))
+    for path in (pt, st):
+        model, _ = build_backbone("mobilenet_v3_small", str(path))
+        torch.testing.assert_close(model.features[0][0].weight, ref.features[0][0].weight)
+
+
+def test_wrong_or_unsafe_weights_are_refused(tmp_path: Path):
+    torch.save(_reference("resnet18").state_dict(), tmp_path / "resnet.pth")
+    with pytest.raises(BackboneError, match="do not fit"):
+        build_backbone("mobilenet_v3_small", str(tmp_path / "resnet.pth"))
+    with pytest.raises(BackboneError, match="not found"):
+        build_backbone("resnet18", str(tmp_path / "missing.pth"))
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(BackboneError, match="cannot load"):
+        build_backbone("resnet18", str(tmp_path / "junk.pth"))
+
+
+def test_imagenet_weights_come_from_the_local_cache_only(tmp_path: Path, monkeypatch):
+    original = torch.hub.get_dir()
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    torch.hub.set_dir(str(tmp_path / "torch" / "hub"))
+    try:
+        expected = imagenet_cache_path("mobilenet_v3_small")
+        assert expected.parent == tmp_path / "torch" / "hub" / "checkpoints"
+        with pytest.raises(BackboneError, match="not in the local cache"):
+            build_backbone("mobilenet_v3_small", "imagenet")
+        expected.parent.mkdir(parents=True)
+        ref = _reference()
+        torch.save(ref.state_dict(), expected)
+        model, _ = build_backbone("mobilenet_v3_small", "imagenet")
+        torch.testing.assert_close(model.features[0][0].weight, ref.features[0][0].weight)
+    finally:
+        torch.hub.set_dir(original)
+
+
+def test_embed_job_on_a_clip(tmp_path: Path):
+    from data_prep.video_io import write_video
+
+    frames = [np.full((48, 64, 3), 20 * i, np.uint8) for i in range(10)]
+    path = write_video(tmp_path / "c.mp4", frames, 10.0)
+    cfg = BackboneConfig(name="resnet18", weights="none", frame_size=32, short_side=32, num_segments=6)
+    torch.manual_seed(0)
+    eval_emb = EmbedJob(cfg, "")(str(path))
+    assert eval_emb.shape == (6, 512)
+    np.testing.assert_allclose(EmbedJob(cfg, "")(str(path)), eval_emb, rtol=1e-5, atol=1e-5)
+    view = EmbedJob(cfg, "", train_view=0, seed=3)(str(path))
+    assert view.shape == (6, 512)
