@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import subprocess
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,13 @@ log = logging.getLogger(__name__)
 
 #: Seconds an ffmpeg/ffprobe subprocess may run before it is killed.
 FFMPEG_TIMEOUT_S = 300.0
+#: Sample rates outside this range come from corrupt headers (and would make resampling
+#: allocate absurd amounts of memory), so they are refused.
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 1_000_000
+#: Samples (frames x channels) decoded per read, which bounds the memory of one block.
+_READ_BLOCK_VALUES = 1 << 22
+#: Largest term of the reduced resampling ratio used as is (see :func:`resample`).
+_MAX_RATIO_TERM = 1000
 
 _FLOAT_SUBTYPES = {"FLOAT", "DOUBLE"}
 
@@ -82,13 +91,18 @@ def load_audio(path: str | Path, target_sr: int = 16000) -> torch.Tensor:
             sr = fh.samplerate
             declared = fh.frames
             is_float = fh.subtype in _FLOAT_SUBTYPES
-            data = fh.read(dtype="float32", always_2d=True)  # (N, channels)
+            if not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
+                raise AudioError(
+                    path, f"implausible sample rate {sr} Hz in the header (expected "
+                    f"{MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz; is the file corrupt?)"
+                )
+            mono = _read_mono(fh)
     except sf.LibsndfileError as exc:
         sf_reason = _sf_reason(exc)
         log.debug("%s: soundfile cannot read it (%s); trying ffmpeg", path, sf_reason)
         wave = _ffmpeg_decode(path, target_sr, sf_reason)
         return torch.from_numpy(_sanitize(wave, path, is_float=True))
-    if data.shape[0] == 0:
+    if mono.size == 0:
         # A header may claim 0 samples while data follows (some streaming writers do this);
         # ffmpeg reads such a file to its end, and finds nothing in a header-only file.
         wave = _ffmpeg_decode(path, target_sr, "header declares no samples", required=False)
@@ -96,19 +110,60 @@ def load_audio(path: str | Path, target_sr: int = 16000) -> torch.Tensor:
             raise AudioError(path, "zero-length audio (the file holds no samples)")
         log.warning("%s: header declares no samples; decoded %d with ffmpeg", path, wave.size)
         return torch.from_numpy(_sanitize(wave, path, is_float=is_float))
-    if data.shape[0] < declared:
+    if mono.size < declared:
         log.warning(
             "%s: truncated or corrupt: header declares %d frames, only %d decode",
             path,
             declared,
-            data.shape[0],
+            mono.size,
         )
-    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    mono = _sanitize(np.ascontiguousarray(mono, dtype=np.float32), path, is_float=is_float)
+    mono = _sanitize(mono, path, is_float=is_float)
     wave = torch.from_numpy(mono)
     if sr != target_sr:
-        wave = AF.resample(wave, sr, target_sr).clamp_(-1.0, 1.0)  # sinc overshoot stays in range
+        try:
+            wave = resample(wave, sr, target_sr).clamp_(-1.0, 1.0)  # sinc overshoot stays in range
+        except (RuntimeError, MemoryError) as exc:  # e.g. out of memory for a huge file
+            raise AudioError(path, f"cannot resample {sr} Hz -> {target_sr} Hz: {exc}") from None
     return wave
+
+
+def resample(wave: torch.Tensor, orig_sr: int, new_sr: int) -> torch.Tensor:
+    """Band-limited sinc resampling of (..., N) audio, also for awkward rate ratios.
+
+    torchaudio's polyphase kernel has ``new_sr / g`` phases of ``~orig_sr / g`` taps, with
+    ``g = gcd(orig_sr, new_sr)``: a rate such as 44101 Hz (coprime with 16000) would need a
+    kernel of gigabytes. When the reduced ratio has more than :data:`_MAX_RATIO_TERM` in either
+    term, it is replaced by the closest fraction with small terms; the rate error is below
+    0.1 % (a pitch and duration change nobody hears).
+    """
+    g = math.gcd(orig_sr, new_sr)
+    num, den = orig_sr // g, new_sr // g
+    if max(num, den) > _MAX_RATIO_TERM:
+        ratio = Fraction(orig_sr, new_sr)
+        approx = ratio.limit_denominator(max(1, _MAX_RATIO_TERM // max(1, math.ceil(ratio))))
+        log.debug("resampling %d -> %d Hz with the ratio %s (exact: %s)", orig_sr, new_sr, approx, ratio)
+        num, den = approx.numerator, approx.denominator
+    return AF.resample(wave, num, den)
+
+
+def _read_mono(fh: sf.SoundFile) -> np.ndarray:
+    """Reads an open file to its end in blocks, averaging channels: (N,) float32.
+
+    Reading in blocks bounds memory by what really decodes: a corrupt header may claim
+    trillions of frames, and one ``read()`` would try to allocate them all at once.
+    """
+    block = max(1024, _READ_BLOCK_VALUES // max(1, fh.channels))
+    parts = []
+    while True:
+        data = fh.read(block, dtype="float32", always_2d=True)  # (n, channels), n <= block
+        if data.shape[0] == 0:
+            break
+        parts.append(data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0].copy())
+        if data.shape[0] < block:
+            break
+    if not parts:
+        return np.zeros(0, np.float32)
+    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
 
 
 def audio_info(path: str | Path) -> AudioInfo:

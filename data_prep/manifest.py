@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -125,4 +126,6 @@ def _parse_line(line: str, fields: dict[str, type | tuple[type, ...]]) -> dict[s
         value = rec[name]
         if isinstance(value, bool) or not isinstance(value, tp):
             raise ManifestError(f"field {name!r} has wrong type: {value!r}")
+        if isinstance(value, (int, float)) and not (math.isfinite(value) and value >= 0):
+            raise ManifestError(f"field {name!r} must be a finite number >= 0, got {value!r}")
     return rec

@@ -113,6 +113,22 @@ def _looks_like_text(path: Path) -> bool:
     return True
 
 
+def _looks_like_audio(path: Path) -> bool:
+    """True for the signatures of common audio-only files (WAV, FLAC, AIFF, MP3)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return False
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return True
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return True
+    if head[:4] == b"fLaC" or head[:3] == b"ID3":
+        return True
+    return len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0  # MPEG audio frame sync
+
+
 def _open_capture(path: str | Path) -> cv2.VideoCapture:
     """Opens ``path`` with the FFmpeg backend; raises VideoError naming the problem."""
     path = Path(path)
@@ -124,6 +140,8 @@ def _open_capture(path: str | Path) -> cv2.VideoCapture:
         cap.release()
         if _looks_like_text(path):
             raise VideoError(path, "cannot open as video: the file is text, not video data")
+        if _looks_like_audio(path):
+            raise VideoError(path, "cannot open as video: the file holds audio only, no video stream")
         raise VideoError(path, "cannot open as video (corrupt file or unsupported format)")
     return cap
 
@@ -468,9 +486,14 @@ def iter_windows(
         while cap.grab():
             t = clock.tick(cap)
             while t >= k * stride_s + window_s:
-                if buf:
-                    emitted_end = k * stride_s + window_s
-                    yield window(k, buf, emitted_end)
+                if not buf:
+                    # Nothing pending: jump to the first window that can hold t, rather than
+                    # stepping through a gap one stride at a time (a corrupt timestamp can put
+                    # a frame 1e9 s later, which would take minutes).
+                    k = max(k + 1, math.floor((t - window_s) / stride_s) + 1)
+                    continue
+                emitted_end = k * stride_s + window_s
+                yield window(k, buf, emitted_end)
                 k += 1
                 while buf and buf[0][0] < k * stride_s:
                     buf.popleft()

@@ -84,6 +84,12 @@ def load_bundle(path: str | Path, *, kind: str | None = None) -> Bundle:
     """
     root = Path(path)
     if not root.is_dir():
+        stranded = root.with_name(f".{root.name}.old")
+        if (stranded / CONFIG_NAME).is_file():
+            raise BundleError(
+                f"{root}: model bundle directory not found; an interrupted save left the previous "
+                f"bundle in {stranded} (rename it back, or save the bundle again)"
+            )
         raise BundleError(f"{root}: model bundle directory not found")
     cfg_path = root / CONFIG_NAME
     try:
@@ -108,33 +114,62 @@ def save_bundle(
 ) -> Path:
     """Writes a bundle atomically: built in a temporary sibling, then swapped into place.
 
+    Every file is fsynced before the swap, so ``out_dir`` holds either the previous bundle or
+    the complete new one, never a mix. Temporaries left by a killed earlier save are removed,
+    and a previous bundle that a kill stranded mid-swap is put back first.
+
     Args:
         out_dir: Destination directory (replaced if it exists).
         config: Plain data for ``config.yaml``; ``format_version`` is added.
         weights: File name -> state dict, each saved as safetensors.
+
+    Raises:
+        BundleError: an invalid weights file name, or the write failed (e.g. no space left);
+            the previous bundle is then unchanged.
     """
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
+    from pipeline.io_utils import current_umask, fsync_dir, remove_stale_temps, temp_prefix
+
     out_dir = Path(out_dir)
+    for name in weights:
+        if Path(name).name != name or not name.endswith(".safetensors") or name == CONFIG_NAME:
+            raise BundleError(f"invalid weights file name {name!r}")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    old = out_dir.with_name(f".{out_dir.name}.old")
+    if not out_dir.exists() and (old / CONFIG_NAME).is_file():
+        os.replace(old, out_dir)  # a kill between the two renames below stranded it there
+    remove_stale_temps(out_dir)
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(out_dir), dir=out_dir.parent))
     try:
         for name, state in weights.items():
-            if Path(name).name != name or not name.endswith(".safetensors"):
-                raise BundleError(f"invalid weights file name {name!r}")
             tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
             save_file(tensors, str(tmp / name))
+            _fsync_file(tmp / name)
         full = {"format_version": FORMAT_VERSION, **config}
-        (tmp / CONFIG_NAME).write_text(yaml.safe_dump(full, sort_keys=False))
-        old = None
+        with open(tmp / CONFIG_NAME, "w", encoding="utf-8") as fh:
+            fh.write(yaml.safe_dump(full, sort_keys=False))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; give the usual permissions
+        fsync_dir(tmp)
         if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old")
             shutil.rmtree(old, ignore_errors=True)
             os.replace(out_dir, old)
         os.replace(tmp, out_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
+        fsync_dir(out_dir.parent)
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, (OSError, SafetensorError)):
+            reason = getattr(exc, "strerror", None) or str(exc).strip().splitlines()[0]
+            kept = "the previous bundle is unchanged" if out_dir.exists() else "nothing was written"
+            raise BundleError(f"{out_dir}: cannot write bundle: {reason} ({kept})") from exc
         raise
+    shutil.rmtree(old, ignore_errors=True)
     return out_dir
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())

@@ -7,9 +7,12 @@ answers at once.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -76,37 +79,73 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _write_outputs(results: list[dict[str, Any]], fmt: str, output_dir: Path | None, render) -> None:
+def _output_name(path: str, fmt: str, used: set[str]) -> str:
+    """``<stem>.<fmt>``, or a longer unique name when another input of this run had that stem."""
+    p = Path(path)
+    candidates = [f"{p.stem}.{fmt}", f"{p.name}.{fmt}"]
+    candidates += [f"{p.name}.{k}.{fmt}" for k in range(2, len(used) + 3)]
+    name = next(c for c in candidates if c not in used)
+    used.add(name)
+    return name
+
+
+def _emit(results: list[Any], fmt: str, output_dir: Path | None, render, debug: bool) -> int:
+    """Prints each result (or its error line) and writes per-file outputs; returns the exit code.
+
+    Good results go to stdout (and ``output_dir``); each failed file gets one line
+    ``seqrec: error: <path>: <reason>`` on stderr, with its traceback under ``--debug``.
+    """
+    from pipeline.io_utils import atomic_write_text
+
+    used: set[str] = set()
+    failed = 0
     for res in results:
-        if "error" in res:
-            continue
-        text = json.dumps(res, ensure_ascii=False) if fmt == "json" else render(res)
-        print(text, flush=True)
-        if output_dir is not None:
-            output_dir.mkdir(parents=True, exist_ok=True)
-            out = output_dir / f"{Path(res['path']).stem}.{fmt}"
-            out.write_text(text + "\n")
-
-
-def _report_errors(results: list[dict[str, Any]]) -> int:
-    failed = [r for r in results if "error" in r]
-    for r in failed:
-        message = r["error"]
-        if not message.startswith(r["path"]):
-            message = f"{r['path']}: {message}"
-        print(f"seqrec: error: {message}", file=sys.stderr)
+        row = res.to_dict()
+        if "error" not in row:
+            text = json.dumps(row, ensure_ascii=False) if fmt == "json" else render(row)
+            print(text, flush=True)
+            if output_dir is None:
+                continue
+            out = output_dir / _output_name(row["path"], fmt, used)
+            try:
+                output_dir.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(out, text + "\n")
+                continue
+            except OSError as exc:
+                row = {"path": row["path"], "error": f"cannot write {out}: {exc.strerror or exc}"}
+                res = None
+        failed += 1
+        message = row["error"]
+        if not message.startswith(row["path"]):
+            message = f"{row['path']}: {message}"
+        print(f"seqrec: error: {message}", file=sys.stderr, flush=True)
+        exc = getattr(res, "exception", None)
+        if debug and exc is not None:
+            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
     if failed:
-        print(f"seqrec: {len(failed)} of {len(results)} file(s) failed", file=sys.stderr)
+        print(f"seqrec: {failed} of {len(results)} file(s) failed", file=sys.stderr)
     return EXIT_FILE_ERRORS if failed else EXIT_OK
+
+
+def _quiet_native_logs(debug: bool) -> None:
+    """Keeps OpenCV's and FFmpeg's own messages (printed by native code, e.g. "moov atom not
+    found" for a broken mp4) off the terminal unless ``--debug``: each bad file already gets
+    its one ``seqrec: error:`` line."""
+    import cv2
+
+    if not debug:
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read at first open
+    with contextlib.suppress(AttributeError):
+        level = cv2.utils.logging.LOG_LEVEL_DEBUG if debug else cv2.utils.logging.LOG_LEVEL_ERROR
+        cv2.utils.logging.setLogLevel(level)
 
 
 def _transcribe(args: argparse.Namespace) -> int:
     from pipeline.inference.transcriber import Transcriber
 
     transcriber = Transcriber.from_pretrained(args.model, device=args.device, beam_size=args.beam_size)
-    results = [r.to_dict() for r in transcriber.transcribe(args.paths, raise_errors=args.debug)]
-    _write_outputs(results, args.format, args.output_dir, lambda r: f"{r['path']}\t{r['text']}")
-    return _report_errors(results)
+    results = transcriber.transcribe(args.paths)
+    return _emit(results, args.format, args.output_dir, lambda r: f"{r['path']}\t{r['text']}", args.debug)
 
 
 def _label(args: argparse.Namespace) -> int:
@@ -114,13 +153,9 @@ def _label(args: argparse.Namespace) -> int:
 
     if args.stride is not None and args.window is None:
         raise ValueError("--stride needs --window")
+    _quiet_native_logs(args.debug)
     labeler = ClipLabeler.from_pretrained(args.model, device=args.device)
-    results = [
-        r.to_dict()
-        for r in labeler.label(
-            args.paths, top_k=args.top_k, window=args.window, stride=args.stride, raise_errors=args.debug
-        )
-    ]
+    results = labeler.label(args.paths, top_k=args.top_k, window=args.window, stride=args.stride)
 
     def render(r: dict[str, Any]) -> str:
         best = " ".join(f"{x['label']}:{x['score']:.3f}" for x in r["labels"])
@@ -130,8 +165,7 @@ def _label(args: argparse.Namespace) -> int:
             lines.append(f"  {seg['start']:.2f}-{seg['end']:.2f}s\t{top['label']}:{top['score']:.3f}")
         return "\n".join(lines)
 
-    _write_outputs(results, args.format, args.output_dir, render)
-    return _report_errors(results)
+    return _emit(results, args.format, args.output_dir, render, args.debug)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -112,7 +112,11 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "") -> T:
     kwargs = {}
     for key, value in data.items():
         kwargs[key] = _coerce(value, hints[key], f"{where}.{key}" if where else key)
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:  # a missing required key, or __post_init__ checks
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        raise ConfigError(f"{where or cls.__name__}: {text}") from None
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -148,7 +152,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
-        raise ConfigError(f"override {text!r}: cannot parse value: {exc}") from exc
+        raise ConfigError(f"override {text!r}: cannot parse value: {yaml_error_line(exc)}") from None
     return key.split("."), value
 
 
@@ -173,7 +177,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid or unsafe YAML: {exc}") from exc
+        raise ConfigError(f"{path}: invalid or unsafe YAML: {yaml_error_line(exc)}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from exc
     if data is None:
@@ -181,6 +185,15 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
     return data
+
+
+def yaml_error_line(exc: yaml.YAMLError) -> str:
+    """A one-line description of a YAML error, with its line and column when known."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if mark is not None:
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return str(problem)
 
 
 def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -208,8 +221,8 @@ def load_config(
     Raises:
         ConfigError: naming the file and key for unknown keys, wrong types or bad YAML.
     """
-    data = read_yaml(path) if path is not None else {}
-    data = apply_overrides(data, list(overrides or []))
+    from_file = read_yaml(path) if path is not None else {}
+    data = apply_overrides(from_file, list(overrides or []))
     try:
         defaults = to_dict(cls())  # type: ignore[call-arg]
     except TypeError:  # a dataclass with required fields has no defaults to merge onto
@@ -218,7 +231,17 @@ def load_config(
         return from_dict(cls, _deep_merge(defaults, data))
     except ConfigError as exc:
         where = f"{path}: " if path is not None else ""
+        if overrides and path is not None and _valid(cls, _deep_merge(defaults, from_file)):
+            where = f"{path} with overrides {' '.join(overrides)}: "  # the file alone is fine
         raise ConfigError(f"{where}{exc}") from None
+
+
+def _valid(cls: type, data: dict[str, Any]) -> bool:
+    try:
+        from_dict(cls, data)
+    except ConfigError:
+        return False
+    return True
 
 
 def save_config(cfg: Any, path: str | Path) -> None:

@@ -9,24 +9,32 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import re
+import shutil
+import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
     """Opens a temporary sibling of ``path`` for writing; renames it over ``path`` on success.
 
-    On any exception the temporary file is removed and ``path`` is untouched.
+    On any exception the temporary file is removed and ``path`` is untouched. A process killed
+    outright (SIGKILL) leaves its temporary behind, named by :func:`temp_prefix`;
+    :func:`remove_stale_temps` clears such leftovers.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()
@@ -38,7 +46,83 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
         raise
 
 
-def _umask() -> int:
+def _host_tag() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:32] or "host"
+
+
+def temp_prefix(path: str | Path) -> str:
+    """The name prefix of temporary siblings of ``path``: ``.<name>.<pid>@<host>.``.
+
+    The owner's pid and host let :func:`remove_stale_temps` tell an abandoned temporary
+    (its process is gone) from one another process is writing right now.
+    """
+    return f".{Path(path).name}.{os.getpid()}@{_host_tag()}."
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temps(path: str | Path, *, whole_dir: bool = False) -> list[Path]:
+    """Removes temporaries (files or directories) whose writer on this host is dead.
+
+    Args:
+        path: The target whose temporaries (named by :func:`temp_prefix`) are cleared.
+        whole_dir: Clear abandoned temporaries of every target in ``path``'s directory.
+
+    Returns:
+        The paths removed.
+    """
+    path = Path(path)
+    name = r".+" if whole_dir else re.escape(path.name)
+    pattern = re.compile(rf"^\.{name}\.(\d+)@([A-Za-z0-9-]+)\.")
+    host = _host_tag()
+    removed: list[Path] = []
+    try:
+        siblings = list(path.parent.iterdir())
+    except OSError:
+        return removed
+    for sib in siblings:
+        m = pattern.match(sib.name)
+        if m is None or m.group(2) != host:
+            continue
+        pid = int(m.group(1))
+        if pid == os.getpid() or _pid_alive(pid):
+            continue
+        with contextlib.suppress(OSError):
+            if sib.is_dir() and not sib.is_symlink():
+                shutil.rmtree(sib)
+            else:
+                sib.unlink()
+            removed.append(sib)
+    if removed:
+        log.info("removed %d temporary file(s) left by killed writers in %s", len(removed), path.parent)
+    return removed
+
+
+def fsync_dir(path: str | Path) -> None:
+    """Flushes a directory entry change (a rename) to disk; best effort."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows."""
+    # Linux reports it without changing it (os.umask would race with other threads).
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
     mask = os.umask(0)
     os.umask(mask)
     return mask

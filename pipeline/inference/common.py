@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -12,23 +13,52 @@ AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
 
 
+class InputError(ValueError):
+    """A command-line input cannot be used as a whole (e.g. a directory with no media files)."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = " ".join(str(reason).split())
+        super().__init__(f"{self.path}: {self.reason}")
+
+
 def expand_paths(paths: Iterable[str | Path], extensions: frozenset[str]) -> list[Path]:
     """Expands directories (recursively, sorted) into files with the given extensions.
 
     Explicit file paths are kept as given, whatever their extension, so that a bad file
-    named on the command line gets its own error rather than being silently skipped.
+    named on the command line gets its own error rather than being silently skipped. A
+    directory that holds no such file is kept as itself, so that :func:`check_input` reports
+    it instead of the run silently doing nothing.
     """
     out: list[Path] = []
     for p in paths:
         path = Path(p)
         if path.is_dir():
             found = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in extensions)
-            if not found:
-                log.warning("%s: directory holds no files with extensions %s", path, sorted(extensions))
-            out.extend(found)
+            out.extend(found or [path])
         else:
             out.append(path)
     return out
+
+
+def check_input(path: Path, extensions: frozenset[str], what: str) -> None:
+    """Raises :class:`InputError` for an input that is a directory (one with no ``what`` files)."""
+    if path.is_dir():
+        raise InputError(
+            path, f"directory holds no {what} files (extensions {', '.join(sorted(extensions))})"
+        )
+
+
+def bundle_section(config: dict[str, Any], key: str, kind: type = dict) -> Any:
+    """``config[key]``, checked to be a ``kind`` (a bundle config is untrusted data).
+
+    Raises:
+        ValueError: the key is missing or holds the wrong kind of value.
+    """
+    value = config.get(key)
+    if not isinstance(value, kind):
+        raise ValueError(f"config.yaml: '{key}' must be a {kind.__name__}, got {type(value).__name__}")
+    return value
 
 
 def one_line(exc: BaseException) -> str:

@@ -10,8 +10,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline.bundle import load_bundle
-from pipeline.inference.common import VIDEO_EXTENSIONS, expand_paths, one_line
+from pipeline.bundle import BundleError, load_bundle
+from pipeline.inference.common import (
+    VIDEO_EXTENSIONS,
+    bundle_section,
+    check_input,
+    expand_paths,
+    one_line,
+)
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +30,8 @@ class ClipLabels:
     labels: list[dict[str, Any]] = field(default_factory=list)  # [{"label", "score"}], best first
     segments: list[dict[str, Any]] | None = None  # sliding windows: [{"start", "end", "labels"}]
     error: str | None = None
+    #: The exception behind ``error`` (for tracebacks with ``seqrec --debug``); not serialised.
+    exception: BaseException | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         if self.error is not None:
@@ -65,14 +73,21 @@ class ClipLabeler:
 
         bundle = load_bundle(model_dir, kind="video_classifier")
         cfg = bundle.config
-        bb_cfg = from_dict(BackboneConfig, {**cfg["backbone"], "weights": "none"}, "backbone")
-        backbone, dim = build_backbone(bb_cfg.name, "none")
-        load_backbone_weights(backbone, bundle.load_weights("backbone_weights"), str(bundle.path))
-        classifier = SequenceClassifier(from_dict(ClassifierConfig, cfg["model"], "model"))
-        classifier.load_state_dict(bundle.load_weights())
-        labels = cfg["labels"]
-        if len(labels) != classifier.cfg.num_classes:
-            raise ValueError(f"{bundle.path}: {len(labels)} labels for {classifier.cfg.num_classes} classes")
+        try:
+            bb_cfg = from_dict(BackboneConfig, {**bundle_section(cfg, "backbone"), "weights": "none"}, "backbone")
+            backbone, dim = build_backbone(bb_cfg.name, "none")
+            load_backbone_weights(backbone, bundle.load_weights("backbone_weights"), str(bundle.path))
+            classifier = SequenceClassifier(from_dict(ClassifierConfig, bundle_section(cfg, "model"), "model"))
+            classifier.load_state_dict(bundle.load_weights())
+            labels = bundle_section(cfg, "labels", list)
+        except BundleError:
+            raise
+        except (ValueError, TypeError, RuntimeError) as exc:  # config values or weights that do not fit
+            raise BundleError(f"{bundle.path}: invalid video bundle: {one_line(exc)}") from exc
+        if len(labels) != classifier.cfg.num_classes or not all(isinstance(x, str) for x in labels):
+            raise BundleError(
+                f"{bundle.path}: 'labels' must be {classifier.cfg.num_classes} class names, got {len(labels)} items"
+            )
         return cls(FrameEmbedder(backbone, dim), classifier, labels, bb_cfg, device=device)
 
     @torch.inference_mode()
@@ -121,14 +136,34 @@ class ClipLabeler:
         results = [ClipLabels(path=str(p)) for p in files]
         pending: list[tuple[int, np.ndarray]] = []
 
+        def fail(i: int, exc: Exception) -> None:
+            if raise_errors:
+                raise exc
+            results[i].error, results[i].exception = one_line(exc), exc
+            results[i].segments = None
+            log.debug("failed %s: %s", files[i], results[i].error)
+
+        def score(items: list[tuple[int, np.ndarray]]) -> None:
+            try:
+                probs = self.scores([c for _, c in items])
+            except Exception as exc:  # find the clip that broke the batch; the others go on
+                if len(items) == 1:
+                    fail(items[0][0], exc)
+                    return
+                for item in items:
+                    score([item])
+                return
+            for (j, _), p in zip(items, probs, strict=True):
+                results[j].labels = self._top(p, top_k)
+
         def flush() -> None:
             if pending:
-                for (j, _), probs in zip(pending, self.scores([c for _, c in pending]), strict=True):
-                    results[j].labels = self._top(probs, top_k)
+                score(list(pending))
                 pending.clear()
 
         for i, path in enumerate(files):
             try:
+                check_input(path, VIDEO_EXTENSIONS, "video")
                 clip = load_clip(path, b.num_segments, size=b.frame_size, short_side=b.short_side)
                 segments = None
                 if window is not None:
@@ -140,10 +175,7 @@ class ClipLabeler:
                         for w, probs in zip(chunk, self.scores([w.frames for w in chunk]), strict=True):
                             segments.append({"start": round(w.start_s, 3), "end": round(w.end_s, 3), "labels": self._top(probs, top_k)})
             except Exception as exc:  # one bad file must not stop the others
-                if raise_errors:
-                    raise
-                results[i].error = one_line(exc)
-                log.debug("failed %s", path, exc_info=True)
+                fail(i, exc)
                 continue
             results[i].segments = segments
             pending.append((i, clip))

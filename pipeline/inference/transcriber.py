@@ -171,7 +171,7 @@ class Transcriber:
             if raise_errors:
                 raise exc
             results[i].error, results[i].exception = one_line(exc), exc
-            log.debug("failed %s", files[i], exc_info=exc)
+            log.debug("failed %s: %s", files[i], results[i].error)
 
         feats: dict[int, torch.Tensor] = {}
         for i, path in enumerate(files):

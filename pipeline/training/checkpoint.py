@@ -6,22 +6,69 @@ import logging
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
-from pipeline.io_utils import atomic_save
+from pipeline.io_utils import atomic_save, fsync_dir, remove_stale_temps
 
 log = logging.getLogger(__name__)
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint cannot be read; the message names the file."""
+    """A checkpoint cannot be read or written; the message names the file."""
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    """Writes ``state`` (tensors, numbers, strings, lists, dicts) atomically with torch.save."""
-    atomic_save(path, lambda fh: torch.save(state, fh))
+    """Writes ``state`` (tensors, numbers, strings, lists, dicts) atomically with torch.save.
+
+    The file is written to a temporary sibling, fsynced and renamed over ``path``, so ``path``
+    always holds a complete checkpoint: the previous one if the write fails (disk full) or the
+    process is killed. Temporaries left by killed writers are removed first.
+
+    Raises:
+        CheckpointError: the write failed (e.g. no space left); ``path`` is unchanged.
+    """
+    path = Path(path)
+    remove_stale_temps(path, whole_dir=True)
+    recorder: _WriteErrors | None = None
+
+    def write(fh: IO[bytes]) -> None:
+        nonlocal recorder
+        recorder = _WriteErrors(fh)
+        torch.save(state, recorder)
+
+    try:
+        atomic_save(path, write)
+    except (OSError, RuntimeError) as exc:
+        # torch's zip writer reports a failed write as "unexpected pos ..."; the OSError
+        # behind it (e.g. ENOSPC) says what really happened.
+        cause = recorder.error if recorder is not None and recorder.error is not None else exc
+        if isinstance(cause, OSError):
+            reason = cause.strerror or str(cause)
+        else:
+            reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        kept = "the previous checkpoint is unchanged" if path.exists() else "nothing was written"
+        raise CheckpointError(f"{path}: cannot write checkpoint: {reason} ({kept})") from cause
+    fsync_dir(path.parent)
+
+
+class _WriteErrors:
+    """A write-only file wrapper that remembers the first OSError its ``write`` raised."""
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self.fh = fh
+        self.error: OSError | None = None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.fh.write(data)
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
+
+    def flush(self) -> None:
+        self.fh.flush()
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

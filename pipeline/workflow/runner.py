@@ -8,11 +8,12 @@ redoes it. Wall time per stage and each stage's outputs are merged into
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,53 @@ def run_stages(stages: list[Stage], exp_dir: Path, *, start: int, stop: int, for
         write_marker(marker, stage.config_hash, seconds=round(seconds, 2))
         log.info("Stage %d: %s done in %.1f s", stage.number, stage.name, seconds)
     return read_results(exp_dir)
+
+
+def user_error_types() -> tuple[type[BaseException], ...]:
+    """Exceptions whose one-line messages are written for users: the project's own, and OSError."""
+    from data_prep.audio import AudioError
+    from data_prep.features import FeatureError
+    from data_prep.frame_embed import BackboneError
+    from data_prep.importers.speech import CorpusImportError
+    from data_prep.importers.video import VideoImportError
+    from data_prep.manifest import ManifestError
+    from data_prep.speech_corpus import SpeechCorpusError
+    from data_prep.store import StoreError
+    from data_prep.video_corpus import VideoCorpusError
+    from data_prep.video_io import VideoError
+    from pipeline.bundle import BundleError
+    from pipeline.config import ConfigError
+    from pipeline.tokenizer import TokenizerError
+    from pipeline.training.checkpoint import CheckpointError
+    from pipeline.training.trainer import TrainingDiverged
+
+    return (
+        AudioError, BackboneError, BundleError, CheckpointError, ConfigError, CorpusImportError,
+        FeatureError, ManifestError, SpeechCorpusError, StoreError, TokenizerError,
+        TrainingDiverged, VideoCorpusError, VideoError, VideoImportError,
+        OSError,  # missing corpus directory, disk full, permissions: the message names the path
+    )  # fmt: skip
+
+
+@contextlib.contextmanager
+def report_user_errors(prog: str, *, verbose: bool = False) -> Iterator[None]:
+    """Ends a recipe run with one logged error line and exit code 1 instead of a traceback.
+
+    Only the project's own errors (:func:`user_error_types`) are turned into one line; with
+    ``verbose`` they keep their traceback, and anything else (a bug) always does. Ctrl-C
+    exits with code 130 and says how to resume.
+    """
+    errors = user_error_types()
+    try:
+        yield
+    except KeyboardInterrupt:
+        log.error("interrupted; run the same command again to resume from the last finished step")
+        raise SystemExit(130) from None
+    except errors as exc:
+        if verbose:
+            raise
+        log.error("%s: error: %s (--verbose shows the traceback)", prog, " ".join(str(exc).split()) or type(exc).__name__)
+        raise SystemExit(1) from None
 
 
 def recipe_arg_parser(description: str, default_config: Path) -> argparse.ArgumentParser:

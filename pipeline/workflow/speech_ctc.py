@@ -329,11 +329,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         overrides.append(f"data.corpus={args.data}")
     if args.exp_dir is not None:
         overrides.append(f"exp_dir={args.exp_dir}")
-    cfg = load_config(SpeechRecipeConfig, args.config, overrides)
+    from pipeline.config import ConfigError
+
+    try:
+        cfg = load_config(SpeechRecipeConfig, args.config, overrides)
+    except ConfigError as exc:  # a bad config is a usage error: one line on stderr, exit code 2
+        parser.exit(2, f"{parser.prog}: error: {' '.join(str(exc).split())}\n")
     exp = Path(cfg.exp_dir)
     setup_logging(exp / "log", verbose=args.verbose)
-    recipe = SpeechRecipe(cfg)
-    results = run_stages(recipe.stages(), exp, start=args.stage, stop=args.stop_stage, force=args.force)
+    from pipeline.workflow.runner import report_user_errors
+
+    with report_user_errors(parser.prog, verbose=args.verbose):  # no traceback for known errors
+        recipe = SpeechRecipe(cfg)
+        results = run_stages(recipe.stages(), exp, start=args.stage, stop=args.stop_stage, force=args.force)
     if results.get("metrics"):
         print(format_table(results))
     return results
