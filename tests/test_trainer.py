@@ -129,3 +129,12 @@ def test_nan_batches_and_huge_gradients_are_skipped_and_logged(tmp_path, caplog)
 def test_training_stops_after_patience(tmp_path):
     with pytest.raises(TrainingDiverged, match="patience 4"):
         make_trainer(tmp_path, epochs=2, task=FaultyTask(always_nan=True), nonfinite_patience=4).fit()
+
+
+def test_corrupt_last_checkpoint_falls_back_to_the_newest_epoch(tmp_path, caplog):
+    make_trainer(tmp_path, epochs=2).fit()
+    (tmp_path / "checkpoints" / "last.pt").write_bytes(b"garbage")
+    trainer = make_trainer(tmp_path, epochs=3)
+    result = trainer.fit()
+    assert "cannot resume from last.pt" in caplog.text
+    assert [h["epoch"] for h in result.history] == [1, 2, 3]

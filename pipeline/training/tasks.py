@@ -30,7 +30,10 @@ class CTCTask:
     def loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, int]:
         augment = functools.partial(spec_augment, cfg=self.specaugment) if model.training else None
         log_probs, out_lens = model(batch["x"], batch["x_lens"], augment=augment)
-        too_long = batch["target_lens"] > out_lens
+        # CTC needs a frame per token plus a blank between repeated tokens.
+        targets = batch["targets"]
+        repeats = ((targets[:, 1:] == targets[:, :-1]) & (targets[:, 1:] != 0)).sum(1)
+        too_long = batch["target_lens"] + repeats > out_lens
         if bool(too_long.any()):
             log.warning("%d utterance(s) have more tokens than output frames; they add no loss", int(too_long.sum()))
         per_utt = self.ctc(

@@ -246,6 +246,22 @@ class Trainer:
             "resumed from %s: epoch %d, batch %d, step %d", path, self.epoch, self.batches_done, self.step
         )
 
+    def _resume_latest(self) -> None:
+        """Resumes from ``last.pt``; if it is unreadable, from the newest epoch checkpoint."""
+        from pipeline.training.checkpoint import CheckpointError
+
+        candidates = [self.ckpt_dir / "last.pt", *reversed(self._epoch_checkpoints())]
+        for path in candidates:
+            if not path.exists():
+                continue
+            try:
+                self.resume(path)
+                return
+            except CheckpointError as exc:
+                log.warning("cannot resume from %s (%s); trying an older checkpoint", path.name, exc)
+        if any(p.exists() for p in candidates):
+            raise RuntimeError(f"{self.ckpt_dir}: no checkpoint could be loaded to resume from")
+
     # ------------------------------------------------------------------ training
     def _is_better(self, value: float) -> bool:
         if self.best_metric is None:
@@ -307,9 +323,8 @@ class Trainer:
 
     def fit(self, *, resume: bool = True) -> TrainResult:
         """Trains until ``max_epochs`` (or early stopping), resuming from ``last.pt`` if present."""
-        last = self.ckpt_dir / "last.pt"
-        if resume and last.exists():
-            self.resume(last)
+        if resume:
+            self._resume_latest()
         from tqdm.auto import tqdm
 
         while self.epoch < self.cfg.max_epochs:
