@@ -1,0 +1,263 @@
+"""``results.json`` of the benchmark suite and its Markdown table.
+
+``results.json`` holds a flat object ``ratios`` with exactly :data:`RATIO_KEYS`; each value is
+a median of pairwise ratios (higher is better for seqrec) or ``null`` when that benchmark could
+not run (the reason is in ``skipped``). ``gpu`` is ``null`` on a machine without CUDA.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+#: ratio key -> (benchmark name, field of that benchmark's dict)
+RATIO_SOURCES: dict[str, tuple[str, str]] = {
+    "features_vs_librosa": ("features", "ratio"),
+    "train_vs_compute_speech": ("train_speech", "ratio"),
+    "train_vs_compute_video": ("train_video", "ratio"),
+    "rtf_batched_vs_pocketsphinx": ("transcribe", "ratio_batched"),
+    "rtf_single_vs_pocketsphinx": ("transcribe", "ratio_single"),
+    "label_vs_limit": ("label", "ratio"),
+    "coldstart_vs_pocketsphinx": ("coldstart", "ratio"),
+}
+RATIO_KEYS: tuple[str, ...] = tuple(RATIO_SOURCES)
+
+#: The issue's targets on the 2-core CPU machine, as minimum ratios.
+TARGETS: dict[str, float] = {
+    "features_vs_librosa": 2.0,
+    "train_vs_compute_speech": 0.85,
+    "train_vs_compute_video": 0.85,
+    "rtf_batched_vs_pocketsphinx": 20.0,
+    "rtf_single_vs_pocketsphinx": 10.0,
+    "label_vs_limit": 0.70,
+    "coldstart_vs_pocketsphinx": 1.0,
+}
+
+
+class ResultsError(ValueError):
+    """``results.json`` does not follow the schema; the message names the field."""
+
+
+def ratios_from(benchmarks: dict[str, Any]) -> dict[str, float | None]:
+    """The flat ``ratios`` object from the per-benchmark dicts (None where not measured)."""
+    out: dict[str, float | None] = {}
+    for key, (bench, field) in RATIO_SOURCES.items():
+        value = (benchmarks.get(bench) or {}).get(field)
+        out[key] = None if value is None else round(float(value), 4)
+    return out
+
+
+def targets_from(ratios: dict[str, float | None]) -> dict[str, dict[str, Any]]:
+    """``{key: {"min": target, "met": bool or None}}``."""
+    return {
+        key: {"min": target, "met": None if ratios.get(key) is None else bool(ratios[key] >= target)}
+        for key, target in TARGETS.items()
+    }
+
+
+def build_results(
+    *, date: str, machine: dict[str, Any], settings: dict[str, Any], benchmarks: dict[str, Any],
+    gpu: dict[str, Any] | None, skipped: dict[str, str],
+) -> dict[str, Any]:
+    """Assembles (and validates) the content of ``results.json``."""
+    ratios = ratios_from(benchmarks)
+    results = {
+        "schema_version": SCHEMA_VERSION,
+        "date": date,
+        "machine": machine,
+        "settings": settings,
+        "ratios": ratios,
+        "targets": targets_from(ratios),
+        "benchmarks": benchmarks,
+        "gpu": gpu,
+        "skipped": skipped,
+    }
+    validate_results(results)
+    return results
+
+
+def validate_results(results: Any) -> None:
+    """Checks the schema of ``results.json``.
+
+    Raises:
+        ResultsError: naming the first field that is wrong.
+    """
+    if not isinstance(results, dict):
+        raise ResultsError("results must be a JSON object")
+    for key in ("schema_version", "date", "machine", "settings", "ratios", "benchmarks", "gpu", "skipped"):
+        if key not in results:
+            raise ResultsError(f"results has no {key!r}")
+    ratios = results["ratios"]
+    if not isinstance(ratios, dict):
+        raise ResultsError("'ratios' must be an object")
+    if set(ratios) != set(RATIO_KEYS):
+        missing = sorted(set(RATIO_KEYS) - set(ratios))
+        extra = sorted(set(ratios) - set(RATIO_KEYS))
+        raise ResultsError(f"'ratios' keys differ from the schema: missing {missing}, unexpected {extra}")
+    for key, value in ratios.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ResultsError(f"ratios.{key} must be a number or null, got {value!r}")
+        if not math.isfinite(value) or value <= 0:
+            raise ResultsError(f"ratios.{key} must be finite and > 0, got {value!r}")
+    if results["gpu"] is not None and not isinstance(results["gpu"], dict):
+        raise ResultsError("'gpu' must be an object or null")
+    if not isinstance(results["machine"], dict) or "cpu" not in results["machine"]:
+        raise ResultsError("'machine' must be an object with 'cpu'")
+    if not isinstance(results["skipped"], dict):
+        raise ResultsError("'skipped' must be an object")
+
+
+def write_results(results: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
+    """Writes ``results.json`` and ``results.md`` (atomically); returns their paths."""
+    from pipeline.io_utils import atomic_write_text
+
+    validate_results(results)
+    out_dir = Path(out_dir)
+    json_path, md_path = out_dir / "results.json", out_dir / "results.md"
+    atomic_write_text(json_path, json.dumps(results, indent=2) + "\n")
+    atomic_write_text(md_path, render_markdown(results) + "\n")
+    return json_path, md_path
+
+
+# --------------------------------------------------------------------------- Markdown
+def fmt(x: float | None, digits: int = 3) -> str:
+    """A number with ``digits`` significant digits, without scientific notation for usual sizes."""
+    if x is None:
+        return "—"
+    x = float(x)
+    if x == 0 or not math.isfinite(x):
+        return f"{x:g}"
+    magnitude = math.floor(math.log10(abs(x)))
+    decimals = max(0, digits - 1 - magnitude)
+    return f"{x:,.{decimals}f}" if decimals <= 6 else f"{x:.{digits}g}"
+
+
+def _med(bench: dict[str, Any] | None, side: str) -> float | None:
+    if not bench or side not in bench:
+        return None
+    return bench[side].get("median")
+
+
+def _met(results: dict[str, Any], key: str) -> str:
+    met = results.get("targets", {}).get(key, {}).get("met")
+    return "—" if met is None else ("yes" if met else "**no**")
+
+
+def machine_line(results: dict[str, Any]) -> str:
+    """One line naming the date and the machine."""
+    m = results["machine"]
+    gpu = m.get("gpu")
+    gpu_text = f"GPU {gpu['name']}" if gpu else "no GPU"
+    mem = f", {m['memory_gib']} GiB RAM" if m.get("memory_gib") else ""
+    return (
+        f"{results['date']}; {m['cpu']}, {m.get('cores', '?')} cores{mem}, {gpu_text}; "
+        f"Python {m.get('python', '?')}, torch {m.get('torch', '?')}"
+    )
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    """The benchmark tables (what the README shows), from a ``results.json`` object."""
+    b = results["benchmarks"]
+    r = results["ratios"]
+    s = results["settings"]
+    lines = [
+        f"Measured {machine_line(results)}.",
+        f"Each figure is the median of {s.get('repeats', '?')} run{'' if s.get('repeats') == 1 else 's'}{' (quick mode: small subsets)' if s.get('quick') else ''}; "
+        "each ratio is the median of the ratios of runs made back to back in one process, "
+        "oriented so that higher is better for seqrec.",
+        "",
+        "| benchmark | seqrec | reference | ratio | target | met |",
+        "|---|---:|---:|---:|---:|:---:|",
+    ]
+
+    def row(what: str, ours: float | None, ref_name: str, ref: float | None, key: str) -> None:
+        target = results.get("targets", {}).get(key, {}).get("min")
+        lines.append(
+            f"| {what} | {fmt(ours)} | {ref_name} {fmt(ref)} | {fmt(r.get(key))} | "
+            f"≥ {fmt(target)} | {_met(results, key)} |"
+        )
+
+    f = b.get("features")
+    what = "Feature extraction, audio s/s" + (f" ({f['files']} files, {fmt(f['audio_s'])} s)" if f else "")
+    row(what, _med(f, "seqrec"), "librosa loop", _med(f, "librosa"), "features_vs_librosa")
+    for name, key, unit in (("train_speech", "train_vs_compute_speech", "audio s/s"),
+                            ("train_video", "train_vs_compute_video", "clips/s")):
+        t = b.get(name)
+        what = f"Training loop, {name.split('_')[1]}, {unit}" + (f" ({t['items']} items)" if t else "")
+        row(what, _med(t, "loop"), "in-memory compute", _med(t, "limit"), key)
+    tr = b.get("transcribe")
+    files = f" ({tr['files']} files, {fmt(tr['audio_s'])} s)" if tr else ""
+    row(f"Transcription RTF, batched{files}", _med(tr, "batched"), "pocketsphinx", _med(tr, "pocketsphinx"),
+        "rtf_batched_vs_pocketsphinx")
+    row("Transcription RTF, one file at a time", _med(tr, "single"), "pocketsphinx", _med(tr, "pocketsphinx"),
+        "rtf_single_vs_pocketsphinx")
+    lab = b.get("label")
+    ref = "lower limit"
+    if lab and "decode" in lab:
+        ref = f"lower of decode {fmt(_med(lab, 'decode'))} / backbone {fmt(_med(lab, 'backbone'))}:"
+    what = "Video labelling, clips/s" + (f" ({lab['clips']} clips)" if lab else "")
+    row(what, _med(lab, "label"), ref, _med(lab, "lower_limit"), "label_vs_limit")
+    cs = b.get("coldstart")
+    what = "Cold start, one-file `transcribe`, s" + (f" ({fmt(cs['audio_s'])} s file)" if cs else "")
+    row(what, _med(cs, "seqrec"), "pocketsphinx", _med(cs, "pocketsphinx"), "coldstart_vs_pocketsphinx")
+    if tr and "pocketsphinx" in tr:
+        lines.append("")
+        lines.append(
+            f"Word error rate on those files: seqrec {100 * tr['batched']['wer']:.1f}%, "
+            f"pocketsphinx {100 * tr['pocketsphinx']['wer']:.1f}% (its general English model, not trained on this corpus)."
+        )
+
+    lines += ["", "| peak memory (RSS), fresh process | peak RSS | wall time |", "|---|---:|---:|"]
+    mt = b.get("memory_transcribe")
+    if mt:
+        lines.append(f"| `seqrec transcribe`, one {fmt(mt['audio_s'] / 60, 2)}-minute file | "
+                     f"{fmt(mt['peak_rss_mib'])} MiB | {fmt(mt['wall_s'])} s |")
+    ml = b.get("memory_label")
+    if ml:
+        lines.append(f"| `seqrec label --window {ml['window_s']:g}`, one {fmt(ml['video_s'] / 60, 2)}-minute video | "
+                     f"{fmt(ml['peak_rss_mib'])} MiB | {fmt(ml['wall_s'])} s |")
+    if cs:
+        lines.append(f"| `seqrec transcribe`, one {fmt(cs['audio_s'])} s file | {fmt(cs['seqrec_peak_rss_mib'])} MiB | "
+                     f"{fmt(_med(cs, 'seqrec'))} s |")
+        if "pocketsphinx" in cs:
+            lines.append(f"| pocketsphinx, same file | {fmt(cs['pocketsphinx_peak_rss_mib'])} MiB | "
+                         f"{fmt(_med(cs, 'pocketsphinx'))} s |")
+
+    lines.append("")
+    gpu = results.get("gpu")
+    if gpu is None:
+        lines.append("GPU: none on this machine, so there are no GPU figures (`\"gpu\": null`).")
+    else:
+        lines += _gpu_lines(gpu)
+    skipped = results.get("skipped") or {}
+    if skipped:
+        lines.append("")
+        lines.append("Not measured:")
+        lines += [f"- {name}: {why}" for name, why in skipped.items()]
+    return "\n".join(lines)
+
+
+def _gpu_lines(gpu: dict[str, Any]) -> list[str]:
+    lines = [f"GPU ({gpu.get('name', '?')}):", "", "| benchmark | seqrec | reference | ratio |", "|---|---:|---:|---:|"]
+    for name, unit in (("train_speech", "audio s/s"), ("train_video", "clips/s")):
+        t = gpu.get(name)
+        if t:
+            lines.append(f"| Training loop, {name.split('_')[1]}, {unit} ({t['precision']}) | {fmt(_med(t, 'loop'))} | "
+                         f"in-memory compute {fmt(_med(t, 'limit'))} | {fmt(t.get('ratio'))} |")
+    tr = gpu.get("transcribe")
+    if tr:
+        lines.append(f"| Transcription RTF, batched | {fmt(_med(tr, 'batched'))} | | |")
+        lines.append(f"| Transcription RTF, one file at a time | {fmt(_med(tr, 'single'))} | | |")
+    lab = gpu.get("label")
+    if lab:
+        lines.append(f"| Video labelling, clips/s | {fmt(_med(lab, 'label'))} | lower limit {fmt(_med(lab, 'lower_limit'))} | "
+                     f"{fmt(lab.get('ratio'))} |")
+    for name, why in (gpu.get("skipped") or {}).items():
+        lines.append(f"| {name} | not measured: {why} | | |")
+    return lines

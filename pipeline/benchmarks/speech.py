@@ -1,0 +1,513 @@
+"""Speech benchmarks: feature extraction, the training loop, transcription, cold start, memory.
+
+Each ``bench_*`` function returns a JSON-ready dict with its figures (medians plus the raw
+values) and, where the suite compares two sides, ``"ratio"``: the median of the pairwise
+ratios, oriented so that higher is better for seqrec.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.benchmarks.timing import (
+    BenchmarkError,
+    Stopwatch,
+    interleave,
+    median,
+    pairwise_ratios,
+    run_measured,
+    summarize,
+)
+
+log = logging.getLogger(__name__)
+
+SPHINX_SCRIPT = Path(__file__).with_name("sphinx_cli.py")
+
+
+# --------------------------------------------------------------------------- inputs
+@dataclass(frozen=True)
+class SpeechExp:
+    """A finished ``speech_ctc`` experiment directory (bundle, manifests, feature stores)."""
+
+    root: Path
+
+    @property
+    def bundle(self) -> Path:
+        return self.root / "bundle"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    def manifest(self, split: str) -> Path:
+        return self.root / "manifests" / f"{split}.jsonl"
+
+    def check(self, *, bundle: bool = True, manifests: tuple[str, ...] = (), stores: bool = False) -> None:
+        """Raises BenchmarkError naming everything that is missing."""
+        need = [self.manifest(s) for s in manifests]
+        if bundle:
+            need.append(self.bundle / "config.yaml")
+        if stores:
+            need += [self.config, self.root / "feats" / "train" / ".done", self.root / "feats" / "dev" / ".done"]
+        missing = [str(p) for p in need if not p.exists()]
+        if missing:
+            raise BenchmarkError(
+                f"{self.root}: not a finished speech_ctc experiment; missing {', '.join(missing)} "
+                "(run recipes/speech_ctc/run.py, or pass --speech-exp)"
+            )
+
+
+def read_records(manifest: Path, limit: int | None = None) -> list[dict[str, Any]]:
+    """Speech manifest records (absolute audio paths), the first ``limit`` of them."""
+    from data_prep.manifest import read_manifest
+
+    records = read_manifest(manifest, "speech")
+    return records[:limit] if limit else records
+
+
+def recipe_features(exp: SpeechExp):
+    """The experiment's feature config and worker count (the recipe defaults without a config)."""
+    from pipeline.config import load_config
+    from pipeline.workflow.speech_ctc import SpeechRecipeConfig
+
+    path = exp.config if exp.config.is_file() else None
+    cfg = load_config(SpeechRecipeConfig, path, [f"exp_dir={exp.root}"])
+    return replace(cfg.features, speed=1.0), cfg.num_workers
+
+
+def audio_seconds(records: list[dict[str, Any]]) -> float:
+    """Total duration of the records, in seconds."""
+    return float(sum(float(r["duration"]) for r in records))
+
+
+# --------------------------------------------------------------------------- 1. features
+def librosa_feature_loop(records: list[dict[str, Any]], out_dir: Path, cfg) -> int:
+    """The peer of ``extract_features``: a plain librosa loop doing the same work.
+
+    Reads and resamples each file with ``librosa.load``, computes the same log-mel features
+    (``librosa.feature.melspectrogram``, Slaney filterbank, reflect padding), converts them to
+    float16 and writes one concatenated array plus a JSON index of offsets and lengths.
+
+    Returns:
+        The number of rows written.
+    """
+    import librosa
+
+    from pipeline.io_utils import atomic_open, atomic_write_text
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    entries, offset = [], 0
+    with atomic_open(out_dir / "feats.f16", "wb") as fh:
+        for rec in records:
+            y, _ = librosa.load(rec["audio_filepath"], sr=cfg.sample_rate, mono=True)
+            power = librosa.feature.melspectrogram(
+                y=y, sr=cfg.sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length,
+                win_length=cfg.win_length, n_mels=cfg.n_mels, fmin=cfg.f_min, fmax=cfg.f_max,
+                power=2.0, center=True, pad_mode="reflect",
+            )  # (n_mels, T)
+            feats = np.log(power + cfg.log_floor).T.astype(np.float16)  # (n_mels, T) -> (T, n_mels)
+            fh.write(np.ascontiguousarray(feats).tobytes())
+            entries.append({"id": rec["id"], "offset": offset, "length": int(feats.shape[0])})
+            offset += int(feats.shape[0])
+    atomic_write_text(out_dir / "index.json", json.dumps({"dim": cfg.n_mels, "entries": entries}))
+    return offset
+
+
+def bench_features(
+    records: list[dict[str, Any]], cfg, tmp: Path, repeats: int, *, num_workers: int = 2
+) -> dict[str, Any]:
+    """Feature extraction end to end (read, resample, log-mel, write the store), both tools.
+
+    Figures are audio seconds per wall second; ``ratio`` = seqrec / librosa.
+    """
+    from data_prep.features import extract_features
+    from data_prep.manifest import write_manifest
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    manifest = tmp / "features.jsonl"
+    write_manifest(manifest, records, "speech")
+    total = audio_seconds(records)
+
+    def seqrec() -> float:
+        store = tmp / "store_seqrec"
+        shutil.rmtree(store, ignore_errors=True)
+        with Stopwatch() as sw:
+            summary = extract_features(manifest, store, cfg, num_workers=num_workers)
+        if summary.num_failed:
+            raise BenchmarkError(f"{summary.num_failed} files failed feature extraction; see {store}")
+        shutil.rmtree(store, ignore_errors=True)
+        return total / sw.seconds
+
+    def librosa_loop() -> float:
+        out = tmp / "store_librosa"
+        shutil.rmtree(out, ignore_errors=True)
+        with Stopwatch() as sw:
+            librosa_feature_loop(records, out, cfg)
+        shutil.rmtree(out, ignore_errors=True)
+        return total / sw.seconds
+
+    runs = interleave({"seqrec": seqrec, "librosa": librosa_loop}, repeats)
+    return {
+        "files": len(records),
+        "audio_s": round(total, 1),
+        "num_workers": num_workers,
+        "unit": "audio s / s",
+        "seqrec": summarize(runs["seqrec"]),
+        "librosa": summarize(runs["librosa"]),
+        "ratio": median(pairwise_ratios(runs["seqrec"], runs["librosa"])),
+    }
+
+
+# --------------------------------------------------------------------------- 2. training
+def bench_train_speech(
+    exp: SpeechExp, tmp: Path, repeats: int, *, max_utts: int, device: str = "cpu", seed: int = 0
+) -> dict[str, Any]:
+    """The real training loop against the same model's compute on in-memory batches.
+
+    The loop is :meth:`pipeline.training.Trainer.fit` for one epoch over ``max_utts``
+    training utterances (its per-epoch ``seconds``: data loading, collation, the step,
+    clipping, non-finite checks and logging; the dev evaluation and checkpoints come after
+    and are not counted). The limit runs the same batches, collated once and already on the
+    device, through forward, CTC loss, backward and the optimizer step, with the trainer's
+    precision. Figures are audio seconds per second; ``ratio`` = loop / limit.
+    """
+    import torch
+
+    from data_prep.features import compute_cmvn
+    from data_prep.store import FeatureStore
+    from pipeline.config import load_config
+    from pipeline.data import FeatureDataset, collate_ctc
+    from pipeline.training.tasks import CTCTask
+    from pipeline.workflow.speech_ctc import SpeechRecipe, SpeechRecipeConfig
+
+    exp.check(bundle=False, manifests=("train", "dev"), stores=True)
+    cfg = load_config(SpeechRecipeConfig, exp.config, [f"exp_dir={exp.root}"])
+    recipe = SpeechRecipe(cfg)
+    full = recipe.dataset("train")
+    rng = np.random.default_rng(seed)
+    pick = sorted(rng.choice(len(full), size=min(max_utts, len(full)), replace=False).tolist())
+    train = FeatureDataset([full.entries[i] for i in pick], [full.lengths[i] for i in pick])
+    dev_full = recipe.dataset("dev")
+    dev = FeatureDataset(dev_full.entries[:8], dev_full.lengths[:8])
+    frame_s = cfg.features.hop_length / cfg.features.sample_rate
+    total = sum(train.lengths) * frame_s
+    train_cfg = replace(cfg.train, max_epochs=1, device=device, progress=False, save_every_steps=0)
+    mean, std = compute_cmvn(FeatureStore(recipe.store_dir("train")))
+    model = recipe.build_model()
+    model.cmvn.set_stats(torch.from_numpy(mean), torch.from_numpy(std))
+    task = CTCTask(recipe.tokenizer, cfg.specaugment)
+    return _train_comparison(
+        model, task, train, collate_ctc, recipe.eval_loader(dev), train_cfg, tmp / "train_speech",
+        repeats, amount=total, unit="audio s / s",
+    )
+
+
+def _train_comparison(
+    model, task, train, collate, dev_loader, train_cfg, tmp: Path, repeats: int, *, amount: float, unit: str
+) -> dict[str, Any]:
+    """Shared by the speech and video training benchmarks (see :func:`bench_train_speech`)."""
+    import torch
+
+    from pipeline.training.sampler import BucketBatchSampler
+    from pipeline.training.trainer import Trainer, move_batch
+
+    state: dict[str, Any] = {"round": 0}
+
+    def new_trainer() -> Trainer:
+        run_dir = tmp / f"run{state['round']}"
+        shutil.rmtree(run_dir, ignore_errors=True)
+        state["round"] += 1
+        return Trainer(model, task, train, train.lengths, collate, dev_loader, train_cfg, run_dir)
+
+    first = new_trainer()  # fixes the device, threads and precision the limit reuses
+    device, amp = first.device, first.amp_dtype
+    sync = torch.cuda.synchronize if device.type == "cuda" else None
+    sampler = BucketBatchSampler(
+        train.lengths, max_frames=train_cfg.max_frames, max_batch_size=train_cfg.max_batch_size,
+        seed=train_cfg.seed,
+    )
+    batches = [move_batch(collate([train[i] for i in b]), device) for b in sampler]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr * 0.1)
+    trainers = [first]
+
+    def loop() -> float:
+        trainer = trainers.pop() if trainers else new_trainer()
+        result = trainer.fit(resume=False)
+        shutil.rmtree(trainer.exp_dir, ignore_errors=True)
+        return amount / float(result.history[-1]["seconds"])
+
+    def limit() -> float:
+        model.train()
+        with Stopwatch(sync) as sw:
+            for batch in batches:
+                with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+                    loss, _ = task.loss(model, batch)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+        return amount / sw.seconds
+
+    runs = interleave({"loop": loop, "limit": limit}, repeats)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return {
+        "items": len(train),
+        "amount": round(amount, 1),
+        "batches": len(batches),
+        "unit": unit,
+        "device": str(device),
+        "precision": str(amp).replace("torch.", "") if amp is not None else "fp32",
+        "threads": torch.get_num_threads(),
+        "num_workers": train_cfg.num_workers,
+        "loop": summarize(runs["loop"]),
+        "limit": summarize(runs["limit"]),
+        "ratio": median(pairwise_ratios(runs["loop"], runs["limit"])),
+    }
+
+
+# --------------------------------------------------------------------------- 3. transcription
+def pocketsphinx_available() -> tuple[bool, str]:
+    """Whether the ``pocketsphinx`` package imports, and why not."""
+    try:
+        import pocketsphinx  # noqa: F401
+    except ImportError as exc:
+        return False, (
+            f"pocketsphinx is not installed ({exc}); install it with "
+            "`pip install -e '.[bench]'` (or `pip install pocketsphinx`)"
+        )
+    return True, ""
+
+
+def read_pcm16(path: str | Path, sample_rate: int = 16000) -> bytes:
+    """A mono 16-bit PCM wav's samples as bytes, for pocketsphinx's ``process_raw``."""
+    import soundfile as sf
+
+    data, sr = sf.read(str(path), dtype="int16", always_2d=True)
+    if sr != sample_rate:
+        raise BenchmarkError(f"{path}: {sr} Hz; pocketsphinx's model needs {sample_rate} Hz")
+    mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1).astype(np.int16)
+    return np.ascontiguousarray(mono).tobytes()
+
+
+class SphinxRecognizer:
+    """pocketsphinx's default English model (acoustic model, 3-gram LM, CMU dictionary)."""
+
+    def __init__(self, sample_rate: int = 16000) -> None:
+        from pocketsphinx import Decoder
+
+        self.sample_rate = sample_rate
+        self.decoder = Decoder(samprate=sample_rate)
+
+    def transcribe(self, path: str | Path) -> str:
+        """Reads and decodes one file; returns the best hypothesis (lower case)."""
+        pcm = read_pcm16(path, self.sample_rate)
+        self.decoder.start_utt()
+        self.decoder.process_raw(pcm, full_utt=True)
+        self.decoder.end_utt()
+        hyp = self.decoder.hyp()
+        return hyp.hypstr.lower() if hyp is not None else ""
+
+
+def bench_transcribe(
+    bundle: Path, records: list[dict[str, Any]], repeats: int, *, device: str = "cpu",
+    with_sphinx: bool = True,
+) -> dict[str, Any]:
+    """Real-time factor (wall / audio seconds, lower is better) of seqrec and pocketsphinx.
+
+    seqrec runs ``Transcriber.transcribe`` one file per call (``single``) and on all files at
+    once (``batched``, sorted by length inside); pocketsphinx decodes the same files one by
+    one with its default English model. The ratios are pocketsphinx RTF / seqrec RTF.
+    """
+    from pipeline.inference.transcriber import Transcriber
+    from pipeline.scoring import error_rates
+
+    transcriber = Transcriber.from_pretrained(bundle, device=device)
+    paths = [r["audio_filepath"] for r in records]
+    refs = [r["text"] for r in records]
+    total = audio_seconds(records)
+    hyps: dict[str, list[str]] = {}
+    sync = _cuda_sync(device)
+
+    def check(results) -> list[str]:
+        failed = [r for r in results if r.error is not None]
+        if failed:
+            raise BenchmarkError(f"seqrec failed on {len(failed)} files, e.g. {failed[0].path}: {failed[0].error}")
+        return [r.text for r in results]
+
+    def single() -> float:
+        out = []
+        with Stopwatch(sync) as sw:
+            for p in paths:
+                out += check(transcriber.transcribe([p]))
+        hyps["single"] = out
+        return sw.seconds / total
+
+    def batched() -> float:
+        with Stopwatch(sync) as sw:
+            out = check(transcriber.transcribe(paths))
+        hyps["batched"] = out
+        return sw.seconds / total
+
+    sides = {"single": single, "batched": batched}
+    if with_sphinx:
+        sphinx = SphinxRecognizer()
+
+        def pocketsphinx() -> float:
+            with Stopwatch() as sw:
+                out = [sphinx.transcribe(p) for p in paths]
+            hyps["pocketsphinx"] = out
+            return sw.seconds / total
+
+        sides["pocketsphinx"] = pocketsphinx
+    runs = interleave(sides, repeats)
+    out: dict[str, Any] = {
+        "files": len(paths), "audio_s": round(total, 1), "device": device, "unit": "RTF",
+        "threads": _torch_threads(),
+    }
+    for name, values in runs.items():
+        out[name] = summarize(values)
+        out[name]["wer"] = round(error_rates(refs, hyps[name])["wer"], 4)
+    if with_sphinx:
+        out["ratio_batched"] = median(pairwise_ratios(runs["pocketsphinx"], runs["batched"]))
+        out["ratio_single"] = median(pairwise_ratios(runs["pocketsphinx"], runs["single"]))
+    return out
+
+
+def _cuda_sync(device: str):
+    if str(device).startswith("cuda"):
+        import torch
+
+        return torch.cuda.synchronize
+    return None
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+# --------------------------------------------------------------------------- 4. cold start
+def seqrec_command() -> list[str]:
+    """How to start the ``seqrec`` console script of this environment."""
+    exe = Path(sys.executable).with_name("seqrec")
+    if exe.is_file() and os.access(exe, os.X_OK):
+        return [str(exe)]
+    found = shutil.which("seqrec")
+    return [found] if found else [sys.executable, "-m", "pipeline.cli"]
+
+
+def pocketsphinx_command() -> tuple[list[str], str]:
+    """The pocketsphinx command for one file, and a description of it.
+
+    pocketsphinx's C distribution installs ``pocketsphinx`` (``pocketsphinx single FILE``);
+    the PyPI package ships no such program, so without it the peer is
+    ``sphinx_cli.py FILE``: a minimal script that imports the package, loads its default
+    English model, decodes the file and prints the text, as the C command does.
+    """
+    exe = shutil.which("pocketsphinx")
+    if exe:
+        return [exe, "single"], f"{exe} single FILE"
+    return [sys.executable, str(SPHINX_SCRIPT)], "python sphinx_cli.py FILE (pocketsphinx package, default model)"
+
+
+def bench_coldstart(bundle: Path, wav: Path, repeats: int, *, with_sphinx: bool = True) -> dict[str, Any]:
+    """Wall time of a fresh ``seqrec transcribe`` process on one short file, and of pocketsphinx's.
+
+    One unrecorded round first puts both programs' files in the page cache. ``ratio`` =
+    pocketsphinx wall time / seqrec wall time. Peak RSS of each process is kept too.
+    """
+    seqrec_cmd = [*seqrec_command(), "transcribe", "--model", str(bundle), str(wav)]
+    sphinx_cmd, sphinx_desc = pocketsphinx_command()
+    rss: dict[str, list[int]] = {"seqrec": [], "pocketsphinx": []}
+
+    def run(name: str, cmd: list[str]) -> float:
+        res = run_measured(cmd)
+        if res.returncode != 0:
+            raise BenchmarkError(
+                f"{' '.join(cmd)} exited with {res.returncode}: {res.stderr.strip()[-500:]}"
+            )
+        rss[name].append(res.max_rss_bytes)
+        return res.wall_s
+
+    sides = {"seqrec": lambda: run("seqrec", seqrec_cmd)}
+    if with_sphinx:
+        sides["pocketsphinx"] = lambda: run("pocketsphinx", [*sphinx_cmd, str(wav)])
+    runs = interleave(sides, repeats)
+    out: dict[str, Any] = {
+        "file": str(wav),
+        "audio_s": round(_wav_seconds(wav), 3),
+        "unit": "s",
+        "seqrec_command": "seqrec transcribe --model BUNDLE FILE",
+        "seqrec": summarize(runs["seqrec"]),
+        "seqrec_peak_rss_mib": round(median(rss["seqrec"][-repeats:]) / 2**20, 1),
+    }
+    if with_sphinx:
+        out["pocketsphinx_command"] = sphinx_desc
+        out["pocketsphinx"] = summarize(runs["pocketsphinx"])
+        out["pocketsphinx_peak_rss_mib"] = round(median(rss["pocketsphinx"][-repeats:]) / 2**20, 1)
+        out["ratio"] = median(pairwise_ratios(runs["pocketsphinx"], runs["seqrec"]))
+    return out
+
+
+def _wav_seconds(path: Path) -> float:
+    import soundfile as sf
+
+    info = sf.info(str(path))
+    return info.frames / info.samplerate
+
+
+# --------------------------------------------------------------------------- 5. memory
+def build_long_wav(records: list[dict[str, Any]], out: Path, seconds: float = 600.0, *, sample_rate: int = 16000) -> Path:
+    """Concatenates test utterances (0.3 s of silence between) into one ``seconds``-long wav.
+
+    Reuses ``out`` when it already has that length. Written atomically, 16-bit PCM.
+    """
+    import soundfile as sf
+
+    from data_prep.audio import load_audio
+    from pipeline.io_utils import atomic_open
+
+    want = int(round(seconds * sample_rate))
+    if out.is_file():
+        info = sf.info(str(out))
+        if info.frames == want and info.samplerate == sample_rate:
+            return out
+    if not records:
+        raise BenchmarkError("no utterances to build a long file from")
+    gap = np.zeros(int(0.3 * sample_rate), dtype=np.float32)
+    parts, n, i = [], 0, 0
+    while n < want:
+        wave = load_audio(records[i % len(records)]["audio_filepath"], target_sr=sample_rate).numpy()
+        parts += [wave, gap]
+        n += wave.size + gap.size
+        i += 1
+    audio = np.concatenate(parts)[:want]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(out, "wb") as fh:
+        sf.write(fh, audio, sample_rate, subtype="PCM_16", format="WAV")
+    return out
+
+
+def bench_memory_transcribe(bundle: Path, long_wav: Path) -> dict[str, Any]:
+    """Peak RSS (and wall time) of ``seqrec transcribe`` on one long file, in a fresh process."""
+    cmd = [*seqrec_command(), "transcribe", "--model", str(bundle), str(long_wav)]
+    res = run_measured(cmd, timeout=1800)
+    if res.returncode != 0:
+        raise BenchmarkError(f"{' '.join(cmd)} exited with {res.returncode}: {res.stderr.strip()[-500:]}")
+    seconds = _wav_seconds(long_wav)
+    return {
+        "file": str(long_wav),
+        "audio_s": round(seconds, 1),
+        "peak_rss_mib": round(res.max_rss_bytes / 2**20, 1),
+        "wall_s": round(res.wall_s, 2),
+        "rtf": round(res.wall_s / seconds, 4),
+    }

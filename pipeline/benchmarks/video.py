@@ -1,0 +1,254 @@
+"""Video benchmarks: the training loop, clip labelling against its two limits, memory."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.benchmarks.speech import _train_comparison, seqrec_command
+from pipeline.benchmarks.timing import (
+    BenchmarkError,
+    Stopwatch,
+    interleave,
+    median,
+    run_measured,
+    summarize,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VideoExp:
+    """A finished ``video_activity`` experiment directory (bundle, manifests, embeddings)."""
+
+    root: Path
+
+    @property
+    def bundle(self) -> Path:
+        return self.root / "bundle"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    def manifest(self, split: str) -> Path:
+        return self.root / "manifests" / f"{split}.jsonl"
+
+    def check(self, *, bundle: bool = True, manifests: tuple[str, ...] = (), stores: bool = False) -> None:
+        """Raises BenchmarkError naming everything that is missing."""
+        need = [self.manifest(s) for s in manifests]
+        if bundle:
+            need.append(self.bundle / "config.yaml")
+        if stores:
+            need += [self.config, self.root / "manifests" / "labels.json",
+                     self.root / "embeddings" / "train" / ".done", self.root / "embeddings" / "dev" / ".done"]
+        missing = [str(p) for p in need if not p.exists()]
+        if missing:
+            raise BenchmarkError(
+                f"{self.root}: not a finished video_activity experiment; missing {', '.join(missing)} "
+                "(run recipes/video_activity/run.py, or pass --video-exp)"
+            )
+
+
+def clip_paths(exp: VideoExp, split: str = "test", limit: int | None = None) -> list[str]:
+    """Video paths of a split's manifest (absolute), the first ``limit`` of them."""
+    from data_prep.manifest import read_manifest
+
+    paths = [r["video_filepath"] for r in read_manifest(exp.manifest(split), "video")]
+    return paths[:limit] if limit else paths
+
+
+# --------------------------------------------------------------------------- 2. training
+def bench_train_video(
+    exp: VideoExp, tmp: Path, repeats: int, *, max_clips: int, device: str = "cpu", seed: int = 0
+) -> dict[str, Any]:
+    """The real training loop against in-memory compute, for the clip classifier.
+
+    Same method as :func:`pipeline.benchmarks.speech.bench_train_speech`, over ``max_clips``
+    training items (all views the recipe trains on); figures are clips per second.
+    """
+    import torch
+    from torch.utils.data import DataLoader
+
+    from data_prep.store import FeatureStore
+    from pipeline.config import load_config
+    from pipeline.data import FeatureDataset, collate_labels, length_sorted_batches
+    from pipeline.training.tasks import ClassificationTask
+    from pipeline.workflow.video_activity import VideoRecipe, VideoRecipeConfig
+
+    exp.check(bundle=False, manifests=("train", "dev"), stores=True)
+    cfg = load_config(VideoRecipeConfig, exp.config, [f"exp_dir={exp.root}"])
+    recipe = VideoRecipe(cfg)
+    full = recipe.dataset("train", (-1, *range(cfg.train_views)))
+    rng = np.random.default_rng(seed)
+    pick = sorted(rng.choice(len(full), size=min(max_clips, len(full)), replace=False).tolist())
+    train = FeatureDataset([full.entries[i] for i in pick], [full.lengths[i] for i in pick])
+    dev_full = recipe.dataset("dev")
+    dev = FeatureDataset(dev_full.entries[:16], dev_full.lengths[:16])
+    dev_loader = DataLoader(dev, batch_sampler=length_sorted_batches(dev.lengths, 8192), collate_fn=collate_labels)
+    model = recipe.build_model()
+    stats = FeatureStore(recipe.store_dir("train")).stats()
+    if stats is not None:
+        model.cmvn.set_stats(torch.from_numpy(stats[0]), torch.from_numpy(stats[1]))
+    train_cfg = replace(cfg.train, max_epochs=1, device=device, progress=False, save_every_steps=0)
+    return _train_comparison(
+        model, ClassificationTask(), train, collate_labels, dev_loader, train_cfg, tmp / "train_video",
+        repeats, amount=float(len(train)), unit="clips / s",
+    )
+
+
+# --------------------------------------------------------------------------- 4. labelling
+def decode_only(path: str, num_segments: int) -> int:
+    """OpenCV decoding alone: grabs every frame, retrieves the ``num_segments`` sampled ones.
+
+    This is the least OpenCV work that yields a clip's sampled frames (no resize, no colour
+    conversion). Returns the number of frames decoded.
+    """
+    import cv2
+
+    from data_prep.video_io import sample_indices
+
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    try:
+        hint = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        want = set(sample_indices(max(hint, 1), num_segments, train=False).tolist())
+        count = 0
+        while cap.grab():
+            if count in want:
+                ok, _ = cap.retrieve()
+                if not ok:
+                    break
+            count += 1
+    finally:
+        cap.release()
+    if count == 0:
+        raise BenchmarkError(f"{path}: no frame decoded")
+    return count
+
+
+def bench_label(
+    bundle: Path, paths: list[str], repeats: int, *, device: str = "cpu", batch_size: int = 16,
+    with_decode: bool = True,
+) -> dict[str, Any]:
+    """Clips per second of ``ClipLabeler.label`` end to end, and of its two limits.
+
+    Limits: OpenCV decoding alone (:func:`decode_only`), and the frame backbone alone on the
+    clips' sampled frames already in memory, in batches of ``batch_size`` clips as the
+    labeler groups them. ``ratio`` = labelling throughput / the lower limit, per round.
+    """
+    import torch
+
+    from data_prep.video_io import load_clip
+    from pipeline.inference.labeler import ClipLabeler
+
+    labeler = ClipLabeler.from_pretrained(bundle, device=device)
+    b = labeler.backbone_cfg
+    clips = [load_clip(p, b.num_segments, size=b.frame_size, short_side=b.short_side) for p in paths]
+    sync = torch.cuda.synchronize if str(device).startswith("cuda") else None
+    n = len(paths)
+
+    def label() -> float:
+        with Stopwatch(sync) as sw:
+            results = labeler.label(paths, top_k=1)
+        failed = [r for r in results if r.error is not None]
+        if failed:
+            raise BenchmarkError(f"labelling failed on {len(failed)} clips, e.g. {failed[0].path}: {failed[0].error}")
+        return n / sw.seconds
+
+    def decode() -> float:
+        with Stopwatch() as sw:
+            for p in paths:
+                decode_only(p, b.num_segments)
+        return n / sw.seconds
+
+    def backbone() -> float:
+        with Stopwatch(sync) as sw:
+            for i in range(0, n, batch_size):
+                labeler.embedder.embed(np.concatenate(clips[i : i + batch_size]))
+        return n / sw.seconds
+
+    sides = {"label": label, "backbone": backbone}
+    if with_decode:
+        sides["decode"] = decode
+    runs = interleave(sides, repeats)
+    out: dict[str, Any] = {
+        "clips": n, "device": device, "unit": "clips / s", "threads": torch.get_num_threads(),
+        "frames_per_clip": b.num_segments, "frame_size": b.frame_size, "backbone": b.name,
+    }
+    for name, values in runs.items():
+        out[name] = summarize(values)
+    if with_decode:
+        lower = [min(d, k) for d, k in zip(runs["decode"], runs["backbone"], strict=True)]
+        out["lower_limit"] = summarize(lower)
+        out["ratio"] = median([lab / low for lab, low in zip(runs["label"], lower, strict=True)])
+    return out
+
+
+# --------------------------------------------------------------------------- 5. memory
+def build_long_video(paths: list[str], out: Path, seconds: float = 300.0, *, fps: float = 25.0) -> Path:
+    """Concatenates test clips (frames in turn, at ``fps``) into one ``seconds``-long mp4.
+
+    Reuses ``out`` when it already has the expected number of frames. Frames are written as
+    they are decoded, so memory stays at one clip.
+    """
+    import cv2
+
+    from data_prep.video_io import probe_video, read_frames
+
+    want = int(round(seconds * fps))
+    if out.is_file():
+        try:
+            if probe_video(out).num_frames == want:
+                return out
+        except Exception:  # a broken leftover: rebuild it
+            log.info("%s: rebuilding", out)
+    if not paths:
+        raise BenchmarkError("no clips to build a long video from")
+    first, _ = read_frames(paths[0])
+    h, w = first.shape[1:3]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
+    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h), True)
+    if not writer.isOpened():
+        raise BenchmarkError(f"{out}: OpenCV cannot write mp4v video here")
+    written, i = 0, 0
+    try:
+        while written < want:
+            frames, _ = read_frames(paths[i % len(paths)])
+            i += 1
+            for frame in frames[: want - written]:
+                if frame.shape[:2] != (h, w):
+                    frame = cv2.resize(frame, (w, h))
+                writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+                written += 1
+    finally:
+        writer.release()
+    tmp.replace(out)
+    return out
+
+
+def bench_memory_label(bundle: Path, long_video: Path, *, window: float = 2.0, stride: float = 1.0) -> dict[str, Any]:
+    """Peak RSS (and wall time) of ``seqrec label --window`` on a long video, in a fresh process."""
+    from data_prep.video_io import probe_video
+
+    cmd = [*seqrec_command(), "label", "--model", str(bundle), "--top-k", "1",
+           "--window", str(window), "--stride", str(stride), str(long_video)]
+    res = run_measured(cmd, timeout=1800)
+    if res.returncode != 0:
+        raise BenchmarkError(f"{' '.join(cmd)} exited with {res.returncode}: {res.stderr.strip()[-500:]}")
+    info = probe_video(long_video)
+    return {
+        "file": str(long_video),
+        "video_s": round(info.duration, 1),
+        "frames": info.num_frames,
+        "window_s": window,
+        "stride_s": stride,
+        "peak_rss_mib": round(res.max_rss_bytes / 2**20, 1),
+        "wall_s": round(res.wall_s, 2),
+        "realtime_factor": round(res.wall_s / max(info.duration, 1e-9), 4),
+    }
