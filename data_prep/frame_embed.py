@@ -178,18 +178,38 @@ class FramePreprocess(nn.Module):
         return ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
 
 
-class FrameEmbedder(nn.Module):
-    """Preprocessing + backbone: uint8 frames (N, S, S, 3) -> embeddings (N, D)."""
+PROJECTION_PREFIX = "projection."
 
-    def __init__(self, backbone: nn.Module, dim: int) -> None:
+
+class FrameEmbedder(nn.Module):
+    """Preprocessing + backbone (+ optional linear projection): uint8 frames (N, S, S, 3) -> (N, D).
+
+    The projection is the head a backbone was fitted with (e.g. the pose regressor): its
+    outputs are low-dimensional, meaningful frame descriptors that generalise better than the
+    raw penultimate features when the fitting data is small.
+    """
+
+    def __init__(self, backbone: nn.Module, dim: int, projection: nn.Linear | None = None) -> None:
         super().__init__()
         self.preprocess = FramePreprocess()
         self.backbone = backbone.to(memory_format=torch.channels_last)
-        self.dim = dim
+        self.projection = projection
+        self.dim = projection.out_features if projection is not None else dim
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """frames: (N, S, S, 3) uint8 -> (N, D) float32."""
-        return self.backbone(self.preprocess(frames)).float()
+        feats = self.backbone(self.preprocess(frames))
+        if self.projection is not None:
+            feats = self.projection(feats)
+        return feats.float()
+
+    def export_state(self) -> dict[str, torch.Tensor]:
+        """Backbone weights plus ``projection.*`` keys: what :func:`embedder_from_state` reads."""
+        state = {k: v.detach().cpu().contiguous() for k, v in self.backbone.state_dict().items()}
+        if self.projection is not None:
+            for k, v in self.projection.state_dict().items():
+                state[PROJECTION_PREFIX + k] = v.detach().cpu().contiguous()
+        return state
 
     @torch.inference_mode()
     def embed(self, frames: np.ndarray | torch.Tensor, batch_size: int = 128) -> np.ndarray:
@@ -204,6 +224,21 @@ class FrameEmbedder(nn.Module):
         ]
         self.train(was_training)
         return torch.cat(out).numpy() if out else np.zeros((0, self.dim), np.float32)
+
+
+def embedder_from_state(name: str, state: dict[str, torch.Tensor], source: str) -> FrameEmbedder:
+    """Rebuilds a :class:`FrameEmbedder` from :meth:`FrameEmbedder.export_state` output."""
+    model, dim = build_backbone(name, "none")
+    proj = {k[len(PROJECTION_PREFIX) :]: v for k, v in state.items() if k.startswith(PROJECTION_PREFIX)}
+    load_backbone_weights(model, {k: v for k, v in state.items() if not k.startswith(PROJECTION_PREFIX)}, source)
+    projection = None
+    if proj:
+        weight = proj.get("weight")
+        if weight is None or weight.dim() != 2 or weight.size(1) != dim:
+            raise BackboneError(f"{source}: projection weights do not fit a {dim}-dim backbone")
+        projection = nn.Linear(dim, weight.size(0))
+        projection.load_state_dict(proj)
+    return FrameEmbedder(model, dim, projection).eval()
 
 
 # --------------------------------------------------------------------------- embedding stage
@@ -226,10 +261,14 @@ class EmbedJob:
     def embedder(self) -> FrameEmbedder:
         key = (self.backbone, self.weights_file)
         if key not in _EMBEDDER_CACHE:
-            model, dim = build_backbone(
-                self.backbone.name, self.weights_file or self.backbone.weights
-            )
-            _EMBEDDER_CACHE[key] = FrameEmbedder(model, dim).eval()
+            if self.weights_file:
+                from safetensors.torch import load_file
+
+                state = load_file(self.weights_file)
+                _EMBEDDER_CACHE[key] = embedder_from_state(self.backbone.name, state, self.weights_file)
+            else:
+                model, dim = build_backbone(self.backbone.name, self.backbone.weights)
+                _EMBEDDER_CACHE[key] = FrameEmbedder(model, dim).eval()
         return _EMBEDDER_CACHE[key]
 
     def __call__(self, path: str) -> np.ndarray:

@@ -88,3 +88,18 @@ def test_embed_job_on_a_clip(tmp_path: Path):
     np.testing.assert_allclose(EmbedJob(cfg, "")(str(path)), eval_emb, rtol=1e-5, atol=1e-5)
     view = EmbedJob(cfg, "", train_view=0, seed=3)(str(path))
     assert view.shape == (6, 512)
+
+
+def test_embedder_state_roundtrip_with_projection():
+    from data_prep.frame_embed import embedder_from_state
+
+    model, dim = build_backbone("resnet18", "none")
+    emb = FrameEmbedder(model, dim, torch.nn.Linear(dim, 34)).eval()
+    assert emb.dim == 34
+    state = emb.export_state()
+    again = embedder_from_state("resnet18", state, "test")
+    frames = np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3), dtype=np.uint8)
+    np.testing.assert_allclose(again.embed(frames), emb.embed(frames), rtol=1e-5, atol=1e-5)
+    bad = {**state, "projection.weight": torch.zeros(34, 7)}
+    with pytest.raises(BackboneError, match="projection"):
+        embedder_from_state("resnet18", bad, "test")

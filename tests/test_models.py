@@ -100,3 +100,17 @@ def test_ctc_upsampling_doubles_output_frames():
     assert model.frame_ratio == 2.0
     single, n = model(seqs[1].unsqueeze(0), torch.tensor([7]))
     torch.testing.assert_close(lp[1, : int(n)], single[0], atol=1e-5, rtol=1e-4)
+
+
+def test_utterance_cmn_is_padding_invariant_and_zero_mean():
+    from pipeline.models.normalize import utterance_mean_norm
+
+    seqs, x, x_lens = _batch([9, 4])
+    y = utterance_mean_norm(x, x_lens)
+    torch.testing.assert_close(y[1, :4].mean(0), torch.zeros(12), atol=1e-6, rtol=0)
+    assert torch.count_nonzero(y[1, 4:]) == 0
+    torch.testing.assert_close(y[1, :4], utterance_mean_norm(seqs[1].unsqueeze(0), torch.tensor([4]))[0])
+    model = bilstm_ctc(input_dim=12, vocab_size=7, hidden_size=8, num_layers=1, subsampling=2).eval()
+    object.__setattr__(model.cfg, "utterance_cmn", True)
+    lp, _ = model(x, x_lens)
+    torch.testing.assert_close(lp[1, :2], model(seqs[1].unsqueeze(0), torch.tensor([4]))[0][0], atol=1e-5, rtol=1e-4)

@@ -136,6 +136,8 @@ def test_split_speakers() -> None:
     with_flite = split_speakers(speakers + extra, seed=0)
     for s in SPLITS:
         assert [sp for sp in with_flite[s] if sp.engine == "espeak"] == split[s]
+    # a group too small to hold speakers out stays in train
+    assert {sp.name for sp in with_flite["train"] if sp.engine == "flite"} == {e.name for e in extra}
 
 
 def test_sizes() -> None:

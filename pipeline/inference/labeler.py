@@ -62,12 +62,7 @@ class ClipLabeler:
     @classmethod
     def from_pretrained(cls, model_dir: str | Path, *, device: str = "cpu") -> ClipLabeler:
         """Loads a ``video_classifier`` bundle (no pickle, no code execution, no downloads)."""
-        from data_prep.frame_embed import (
-            BackboneConfig,
-            FrameEmbedder,
-            build_backbone,
-            load_backbone_weights,
-        )
+        from data_prep.frame_embed import BackboneConfig, embedder_from_state
         from pipeline.config import from_dict
         from pipeline.models.classifier import ClassifierConfig, SequenceClassifier
 
@@ -75,8 +70,7 @@ class ClipLabeler:
         cfg = bundle.config
         try:
             bb_cfg = from_dict(BackboneConfig, {**bundle_section(cfg, "backbone"), "weights": "none"}, "backbone")
-            backbone, dim = build_backbone(bb_cfg.name, "none")
-            load_backbone_weights(backbone, bundle.load_weights("backbone_weights"), str(bundle.path))
+            embedder = embedder_from_state(bb_cfg.name, bundle.load_weights("backbone_weights"), str(bundle.path))
             classifier = SequenceClassifier(from_dict(ClassifierConfig, bundle_section(cfg, "model"), "model"))
             classifier.load_state_dict(bundle.load_weights())
             labels = bundle_section(cfg, "labels", list)
@@ -88,7 +82,7 @@ class ClipLabeler:
             raise BundleError(
                 f"{bundle.path}: 'labels' must be {classifier.cfg.num_classes} class names, got {len(labels)} items"
             )
-        return cls(FrameEmbedder(backbone, dim), classifier, labels, bb_cfg, device=device)
+        return cls(embedder, classifier, labels, bb_cfg, device=device)
 
     @torch.inference_mode()
     def scores(self, clips: list[np.ndarray]) -> np.ndarray:

@@ -10,7 +10,7 @@ from torch import nn
 
 from pipeline.models.encoder import EncoderConfig, RNNEncoder
 from pipeline.models.heads import CTCHead
-from pipeline.models.normalize import GlobalCMVN
+from pipeline.models.normalize import GlobalCMVN, utterance_mean_norm
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ class CTCModelConfig:
     vocab_size: int = 29
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     ctc_upsample: int = 1  # output frames per encoder frame (see CTCHead)
+    utterance_cmn: bool = False  # also subtract each utterance's own mean (speaker/channel)
 
 
 class CTCModel(nn.Module):
@@ -57,6 +58,8 @@ class CTCModel(nn.Module):
             T'' = ceil(T / subsampling) * ctc_upsample.
         """
         x = self.cmvn(x)
+        if self.cfg.utterance_cmn:
+            x = utterance_mean_norm(x, x_lens)
         if augment is not None:
             x = augment(x)
         y, y_lens = self.encoder(x, x_lens)

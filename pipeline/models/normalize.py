@@ -25,3 +25,15 @@ class GlobalCMVN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, T, D) -> (B, T, D) normalised."""
         return (x - self.mean) / self.std
+
+
+def utterance_mean_norm(x: torch.Tensor, x_lens: torch.Tensor) -> torch.Tensor:
+    """Subtracts each sequence's mean over its valid frames (cepstral mean normalisation).
+
+    Removes what is constant over an utterance (channel, much of a speaker's spectral
+    colouring). x: (B, T, D), x_lens: (B,) -> (B, T, D), padded frames left at zero.
+    """
+    mask = (torch.arange(x.size(1), device=x.device).unsqueeze(0) < x_lens.unsqueeze(1)).unsqueeze(-1)
+    mask = mask.to(x.dtype)  # (B, T, 1)
+    mean = (x * mask).sum(1, keepdim=True) / mask.sum(1, keepdim=True).clamp(min=1.0)  # (B, 1, D)
+    return (x - mean) * mask

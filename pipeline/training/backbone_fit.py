@@ -1,16 +1,22 @@
 """Fitting a frame CNN to a video corpus before embedding it.
 
 The embedded corpus's synthetic frames look nothing like ImageNet, and the recipe must not
-depend on weights it cannot download, so the backbone is first trained to recognise each
-frame's clip label. Its penultimate features then carry the figure's pose, which is what the
-recurrent classifier needs to read the action from frame order.
+depend on weights it cannot download, so the backbone is trained first. Two objectives:
+
+- **pose** (embedded corpus): regress the figure's 2-D joint positions, which the generator
+  knows for every frame, from the image. The embeddings then carry pose and position by
+  construction, and a clip's background or colours are no help, so they are not memorised.
+- **label** (any corpus): classify each frame with its clip's label. This is the fallback for
+  real corpora without per-frame annotations.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,39 +29,58 @@ from pipeline.training.schedule import warmup_cosine
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class FitClip:
+    """One training clip: its file, its label index, and optional per-frame targets (T_video, K)."""
+
+    path: str
+    label: int
+    frame_targets: np.ndarray | None = None
+
+
 def decode_frames(
-    clips: list[tuple[str, int]], backbone: BackboneConfig, frames_per_clip: int, *, train: bool, seed: int, num_workers: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Samples frames from each clip: (N * F, S, S, 3) uint8 and their labels (N * F,).
+    clips: list[FitClip], backbone: BackboneConfig, frames_per_clip: int, *, train: bool, seed: int, num_workers: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Samples frames from each clip (TSN segments).
 
-    Clips that fail to decode are logged and skipped.
+    Returns:
+        frames (N * F, S, S, 3) uint8, labels (N * F,), and per-frame targets (N * F, K) when
+        every clip has them (else None). Clips that fail to decode are logged and skipped.
     """
-    from data_prep.video_io import VideoError, load_clip
+    from data_prep.video_io import VideoError, read_frames, resize_short_side_and_center_crop, sample_indices
 
-    def one(item: tuple[int, tuple[str, int]]):
-        i, (path, label) = item
+    def one(item: tuple[int, FitClip]):
+        i, clip = item
         rng = np.random.default_rng([seed, i])
         try:
-            frames = load_clip(path, frames_per_clip, size=backbone.frame_size, short_side=backbone.short_side, train=train, rng=rng)
+            video, _ = read_frames(clip.path)
         except VideoError as exc:
             log.warning("skipping %s", exc)
             return None
-        return frames, label
+        idx = sample_indices(len(video), frames_per_clip, train=train, rng=rng)
+        frames = np.stack([resize_short_side_and_center_crop(video[j], backbone.short_side, backbone.frame_size) for j in idx])
+        targets = None
+        if clip.frame_targets is not None:
+            targets = clip.frame_targets[np.minimum(idx, len(clip.frame_targets) - 1)]
+        return frames, clip.label, targets
 
     with ThreadPoolExecutor(max(num_workers, 1)) as pool:
         results = [r for r in pool.map(one, enumerate(clips)) if r is not None]
     if not results:
         raise ValueError("no clip could be decoded for backbone fitting")
-    frames = np.concatenate([f for f, _ in results])
-    labels = np.concatenate([np.full(len(f), y, np.int64) for f, y in results])
-    return frames, labels
+    frames = np.concatenate([f for f, _, _ in results])
+    labels = np.concatenate([np.full(len(f), y, np.int64) for f, y, _ in results])
+    targets = None
+    if all(t is not None for _, _, t in results):
+        targets = np.concatenate([t for _, _, t in results]).astype(np.float32)
+    return frames, labels, targets
 
 
 def fit_backbone(
     model: nn.Module,
     dim: int,
-    train: list[tuple[str, int]],
-    dev: list[tuple[str, int]],
+    train: list[FitClip],
+    dev: list[FitClip],
     *,
     num_classes: int,
     backbone: BackboneConfig,
@@ -64,31 +89,46 @@ def fit_backbone(
     num_threads: int = 0,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Trains ``model`` (in place) with a linear head on per-frame clip labels.
+    """Trains ``model`` in place: pose regression when clips carry frame targets, else labels.
 
     Args:
         model: A stripped torchvision backbone mapping (N, 3, S, S) -> (N, dim).
-        train, dev: ``(video path, class index)`` pairs.
+        train, dev: The clips.
         cfg: ``BackboneFitConfig`` (epochs, lr, weight_decay, batch_size, frames_per_clip).
 
     Returns:
-        Wall time and per-frame dev accuracy after each epoch.
+        ``embedder``: the fitted :class:`FrameEmbedder` (with the pose head as its projection
+        when ``cfg.pose_embeddings``), the objective, wall times, and the dev score after each
+        epoch (pose: R^2 of the joint positions; label: per-frame accuracy).
     """
     if num_threads > 0:
         torch.set_num_threads(num_threads)
     t0 = time.perf_counter()
-    x_train, y_train = decode_frames(train, backbone, cfg.frames_per_clip, train=True, seed=seed, num_workers=num_workers)
-    x_dev, y_dev = decode_frames(dev, backbone, cfg.frames_per_clip, train=False, seed=seed, num_workers=num_workers)
+    x_train, y_train, p_train = decode_frames(train, backbone, cfg.frames_per_clip, train=True, seed=seed, num_workers=num_workers)
+    x_dev, y_dev, p_dev = decode_frames(dev, backbone, cfg.frames_per_clip, train=False, seed=seed, num_workers=num_workers)
     decode_s = time.perf_counter() - t0
-    log.info("backbone fit: %d train frames, %d dev frames (decoded in %.1f s)", len(x_train), len(x_dev), decode_s)
+    pose = p_train is not None and p_dev is not None
+    log.info(
+        "backbone fit (%s): %d train frames, %d dev frames (decoded in %.1f s)",
+        "pose" if pose else "label", len(x_train), len(x_dev), decode_s,
+    )
     torch.manual_seed(seed)
     embedder = FrameEmbedder(model, dim)
-    head = nn.Linear(dim, num_classes)
+    if pose:
+        mean, std = p_train.mean(0), p_train.std(0) + 1e-6
+        target_train = torch.from_numpy((p_train - mean) / std)
+        target_dev = (p_dev - mean) / std
+        head: nn.Module = nn.Linear(dim, target_train.size(1))
+        loss_fn: Callable = nn.functional.mse_loss
+    else:
+        target_train = torch.from_numpy(y_train)
+        head = nn.Linear(dim, num_classes)
+        loss_fn = nn.functional.cross_entropy
     params = list(embedder.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = -(-len(x_train) // cfg.batch_size)
     sched = warmup_cosine(opt, warmup_steps=min(50, steps_per_epoch), total_steps=cfg.epochs * steps_per_epoch)
-    x_train_t, y_train_t = torch.from_numpy(x_train), torch.from_numpy(y_train)
+    x_train_t = torch.from_numpy(x_train)
     rng = np.random.default_rng(seed)
     history = []
     from tqdm.auto import tqdm
@@ -98,9 +138,10 @@ def fit_backbone(
         head.train()
         order = torch.from_numpy(rng.permutation(len(x_train)))
         total = 0.0
-        for start in tqdm(range(0, len(order), cfg.batch_size), desc=f"backbone epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=None):
+        batches = range(0, len(order), cfg.batch_size)
+        for start in tqdm(batches, desc=f"backbone epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=None):
             idx = order[start : start + cfg.batch_size]
-            loss = nn.functional.cross_entropy(head(embedder(x_train_t[idx])), y_train_t[idx])
+            loss = loss_fn(head(embedder(x_train_t[idx])), target_train[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 5.0)
@@ -109,8 +150,22 @@ def fit_backbone(
             total += loss.item() * len(idx)
         feats = torch.from_numpy(embedder.embed(x_dev))
         with torch.inference_mode():
-            acc = float((head(feats).argmax(-1).numpy() == y_dev).mean())
-        history.append({"epoch": epoch + 1, "train_loss": total / len(order), "dev_frame_accuracy": acc})
-        log.info("backbone epoch %d: loss %.4f, dev frame accuracy %.2f%%", epoch + 1, total / len(order), 100 * acc)
-    model.eval()
-    return {"fit_seconds": round(time.perf_counter() - t0, 1), "decode_seconds": round(decode_s, 1), "fit_history": history}
+            out = head(feats).numpy()
+        if pose:
+            score = float(1.0 - ((out - target_dev) ** 2).mean() / target_dev.var(0).mean())
+            name = "dev_pose_r2"
+        else:
+            score = float((out.argmax(-1) == y_dev).mean())
+            name = "dev_frame_accuracy"
+        history.append({"epoch": epoch + 1, "train_loss": total / len(order), name: score})
+        log.info("backbone epoch %d: loss %.4f, %s %.3f", epoch + 1, total / len(order), name, score)
+    if pose and getattr(cfg, "pose_embeddings", False):
+        embedder.projection = head  # frames are then described by their predicted pose
+    embedder.eval()
+    return {
+        "embedder": embedder,
+        "objective": "pose" if pose else "label",
+        "fit_seconds": round(time.perf_counter() - t0, 1),
+        "decode_seconds": round(decode_s, 1),
+        "fit_history": history,
+    }

@@ -54,6 +54,7 @@ class BackboneFitConfig:
     weight_decay: float = 1e-4
     batch_size: int = 128
     frames_per_clip: int = 8
+    pose_embeddings: bool = True  # pose objective: embed frames as their predicted joints
 
 
 @dataclass(frozen=True)
@@ -171,27 +172,47 @@ class VideoRecipe:
         """Fits the CNN to training frames (or keeps its initial weights) and saves it."""
         from safetensors.torch import save as save_safetensors
 
-        from data_prep.frame_embed import build_backbone
+        from data_prep.frame_embed import FrameEmbedder, build_backbone
+        from pipeline.io_utils import atomic_write_bytes
         from pipeline.training.backbone_fit import fit_backbone
 
         b = self.cfg.backbone
         model, dim = build_backbone(b.name, b.weights)
+        embedder = FrameEmbedder(model, dim)
         info: dict[str, Any] = {"name": b.name, "init": b.weights, "dim": dim}
         if self.cfg.backbone_fit.epochs > 0:
-            labels = self.labels()
-            train = [(r["video_filepath"], labels.index(r["label"])) for r in self.records("train")]
-            dev = [(r["video_filepath"], labels.index(r["label"])) for r in self.records("dev")]
-            info.update(
-                fit_backbone(
-                    model, dim, train, dev, num_classes=len(labels), backbone=b, cfg=self.cfg.backbone_fit,
-                    num_workers=self.cfg.num_workers, num_threads=self.cfg.train.num_threads,
-                )
+            fitted = fit_backbone(
+                model, dim, self.fit_clips("train"), self.fit_clips("dev"), num_classes=len(self.labels()),
+                backbone=b, cfg=self.cfg.backbone_fit, num_workers=self.cfg.num_workers,
+                num_threads=self.cfg.train.num_threads,
             )
-        from pipeline.io_utils import atomic_write_bytes
-
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        atomic_write_bytes(self.backbone_file, save_safetensors(state))
+            embedder = fitted.pop("embedder")
+            info.update(fitted)
+        info["embedding_dim"] = embedder.dim
+        atomic_write_bytes(self.backbone_file, save_safetensors(embedder.export_state()))
         return {"backbone": info}
+
+    def fit_clips(self, split: str) -> list:
+        """Clips for backbone fitting; the embedded corpus adds each frame's joint positions
+        (from the generator, scaled to [-1, 1] of the frame) as pose targets."""
+        from pipeline.training.backbone_fit import FitClip
+
+        labels = self.labels()
+        corpus_cfg = None
+        if self.cfg.data.corpus == "embedded":
+            from data_prep.video_corpus import SIZES
+
+            corpus_cfg = replace(SIZES[self.cfg.data.size], seed=self.cfg.data.seed)
+        clips = []
+        for r in self.records(split):
+            targets = None
+            if corpus_cfg is not None and "seed" in r:
+                from data_prep.video_corpus import clip_keypoints
+
+                xy = clip_keypoints(r["label"], int(r["seed"]), corpus_cfg)  # (T, J, 2) pixels
+                targets = (xy / corpus_cfg.frame_size * 2 - 1).reshape(len(xy), -1)
+            clips.append(FitClip(r["video_filepath"], labels.index(r["label"]), targets))
+        return clips
 
     def stage_embed(self) -> dict[str, Any]:
         """Frame-embedding stores: centred views of every split plus random training views."""
