@@ -47,7 +47,12 @@ def decode_frames(
         frames (N * F, S, S, 3) uint8, labels (N * F,), and per-frame targets (N * F, K) when
         every clip has them (else None). Clips that fail to decode are logged and skipped.
     """
-    from data_prep.video_io import VideoError, read_frames, resize_short_side_and_center_crop, sample_indices
+    from data_prep.video_io import (
+        VideoError,
+        read_frames,
+        resize_short_side_and_center_crop,
+        sample_indices,
+    )
 
     def one(item: tuple[int, FitClip]):
         i, clip = item
