@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 
 from data_prep.store import FeatureStore, StoreError, StoreSummary, build_store
 from pipeline.config import config_hash, to_dict
+from pipeline.io_utils import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -192,19 +192,11 @@ class LogMelJob:
         return feats.numpy()
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def features_hash(manifest: Path, cfg: FeatureConfig) -> str:
     """Config hash of a feature store: the config, the manifest's bytes and the version."""
     return config_hash({
         "stage": "logmel", "version": FEATURE_VERSION, "features": to_dict(cfg),
-        "manifest_sha256": _file_sha256(Path(manifest)),
+        "manifest_sha256": file_sha256(manifest),
     })
 
 

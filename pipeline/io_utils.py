@@ -163,3 +163,14 @@ def marker_matches(marker: str | Path, config_hash: str) -> bool:
 def write_marker(marker: str | Path, config_hash: str, **extra: Any) -> None:
     """Writes a ``.done`` marker recording the config hash (written last, atomically)."""
     atomic_write_json(marker, {"config_hash": config_hash, **extra})
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -185,20 +185,11 @@ class Transcriber:
                 fail(i, exc)
                 continue
             results[i].duration = wave.numel() / self.feature_cfg.sample_rate
-        order = sorted(feats, key=lambda i: feats[i].size(0))
+        from pipeline.data import length_sorted_batches
+
         t0 = time.perf_counter()
-        batch: list[int] = []
-        longest = 0
-        for i in order + [None]:  # None flushes the last batch
-            if i is not None:
-                n = feats[i].size(0)
-                if not batch or max(longest, n) * (len(batch) + 1) <= max_batch_frames:
-                    batch.append(i)
-                    longest = max(longest, n)
-                    continue
-            if batch:
-                self._decode_batch(batch, feats, results, beam_size, fail)
-            if i is not None:
-                batch, longest = [i], feats[i].size(0)
+        keys = list(feats)
+        for batch in length_sorted_batches([feats[k].size(0) for k in keys], max_batch_frames):
+            self._decode_batch([keys[b] for b in batch], feats, results, beam_size, fail)
         log.debug("decoded %d files in %.3f s", len(feats), time.perf_counter() - t0)
         return results

@@ -148,3 +148,50 @@ def recipe_arg_parser(description: str, default_config: Path) -> argparse.Argume
     p.add_argument("--verbose", action="store_true", help="debug logging")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.max_epochs=3")
     return p
+
+
+def stage_footer(results: dict[str, Any]) -> list[str]:
+    """The lines every recipe prints under its metrics table: wall time per stage, bundle."""
+    lines = []
+    stages = results.get("stage_seconds", {})
+    if stages:
+        lines += ["", "wall time per stage (s): " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items())]
+    if results.get("bundle"):
+        lines.append(f"bundle: {results['bundle']}")
+    return lines
+
+
+def run_recipe(
+    argv: list[str] | None,
+    *,
+    description: str,
+    default_config: Path,
+    config_cls: type,
+    build_stages: Callable[[Any], list[Stage]],
+    format_table: Callable[[dict[str, Any]], str],
+) -> dict[str, Any]:
+    """The command line shared by the recipes: parse, load the config, run stages, print.
+
+    A bad config is a usage error (one line, exit code 2); known run errors are one logged
+    line (exit code 1, traceback with ``--verbose``). Returns results.json's content.
+    """
+    from pipeline.config import ConfigError, load_config
+
+    parser = recipe_arg_parser(description, default_config)
+    args = parser.parse_args(argv)
+    overrides = list(args.overrides)
+    if args.data is not None:
+        overrides.append(f"data.corpus={args.data}")
+    if args.exp_dir is not None:
+        overrides.append(f"exp_dir={args.exp_dir}")
+    try:
+        cfg = load_config(config_cls, args.config, overrides)
+    except ConfigError as exc:
+        parser.exit(2, f"{parser.prog}: error: {' '.join(str(exc).split())}\n")
+    exp = Path(cfg.exp_dir)
+    setup_logging(exp / "log", verbose=args.verbose)
+    with report_user_errors(parser.prog, verbose=args.verbose):  # no traceback for known errors
+        results = run_stages(build_stages(cfg), exp, start=args.stage, stop=args.stop_stage, force=args.force)
+    if results.get("metrics"):
+        print(format_table(results))
+    return results

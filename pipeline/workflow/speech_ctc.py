@@ -13,12 +13,12 @@ from typing import Any, Literal
 import torch
 
 from data_prep.features import FeatureConfig
-from pipeline.config import config_hash, load_config, save_config, to_dict
+from pipeline.config import config_hash, save_config, to_dict
 from pipeline.models.ctc_model import CTCModel, CTCModelConfig
 from pipeline.models.encoder import EncoderConfig
 from pipeline.training.augment import SpecAugmentConfig
 from pipeline.training.trainer import TrainConfig
-from pipeline.workflow.runner import Stage, recipe_arg_parser, run_stages, setup_logging
+from pipeline.workflow.runner import Stage, run_recipe, stage_footer
 
 log = logging.getLogger(__name__)
 
@@ -251,6 +251,7 @@ class SpeechRecipe:
     def stage_decode(self) -> dict[str, Any]:
         """Decodes dev/test from their stores; writes recogs-/errs- files and WER/CER."""
         from data_prep.store import FeatureStore
+        from pipeline.data import length_sorted_batches
         from pipeline.scoring import error_rates, write_errs, write_recogs
 
         beams = [1] + ([self.cfg.decode.beam_size] if self.cfg.decode.beam_size > 1 else [])
@@ -260,18 +261,13 @@ class SpeechRecipe:
             texts = self._texts(split)
             store = FeatureStore(self.store_dir(split))
             ids = [i for i in store.ids if i in texts]
-            feats = {i: torch.from_numpy(store.get(i).astype("float32")) for i in ids}
-            order = sorted(ids, key=lambda i: feats[i].size(0))
+            feats = [torch.from_numpy(store.get(i).astype("float32")) for i in ids]
+            batches = length_sorted_batches([f.size(0) for f in feats], self.cfg.decode.max_batch_frames)
             for beam in beams:
                 hyps: dict[str, str] = {}
-                batch: list[str] = []
-                for i in order + [None]:
-                    if i is not None and (not batch or feats[i].size(0) * (len(batch) + 1) <= self.cfg.decode.max_batch_frames):
-                        batch.append(i)
-                        continue
-                    for j, (text, _) in zip(batch, transcriber.decode_features([feats[j] for j in batch], beam), strict=True):
-                        hyps[j] = text
-                    batch = [i] if i is not None else []
+                for batch in batches:
+                    decoded = transcriber.decode_features([feats[b] for b in batch], beam)
+                    hyps.update((ids[b], text) for b, (text, _) in zip(batch, decoded, strict=True))
                 refs = [texts[i] for i in ids]
                 hyp_list = [hyps[i] for i in ids]
                 rates = error_rates(refs, hyp_list)
@@ -321,30 +317,11 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "recipes" / "speech_ctc" 
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Command-line entry of the speech recipe; returns results.json's content."""
-    parser = recipe_arg_parser("seqrec speech CTC recipe", DEFAULT_CONFIG)
-    args = parser.parse_args(argv)
-    overrides = list(args.overrides)
-    if args.data is not None:
-        overrides.append(f"data.corpus={args.data}")
-    if args.exp_dir is not None:
-        overrides.append(f"exp_dir={args.exp_dir}")
-    from pipeline.config import ConfigError
-
-    try:
-        cfg = load_config(SpeechRecipeConfig, args.config, overrides)
-    except ConfigError as exc:  # a bad config is a usage error: one line on stderr, exit code 2
-        parser.exit(2, f"{parser.prog}: error: {' '.join(str(exc).split())}\n")
-    exp = Path(cfg.exp_dir)
-    setup_logging(exp / "log", verbose=args.verbose)
-    from pipeline.workflow.runner import report_user_errors
-
-    with report_user_errors(parser.prog, verbose=args.verbose):  # no traceback for known errors
-        recipe = SpeechRecipe(cfg)
-        results = run_stages(recipe.stages(), exp, start=args.stage, stop=args.stop_stage, force=args.force)
-    if results.get("metrics"):
-        print(format_table(results))
-    return results
+    """Command-line entry of the recipe; returns results.json's content."""
+    return run_recipe(
+        argv, description="seqrec speech CTC recipe", default_config=DEFAULT_CONFIG, config_cls=SpeechRecipeConfig,
+        build_stages=lambda cfg: SpeechRecipe(cfg).stages(), format_table=format_table,
+    )
 
 
 def format_table(results: dict[str, Any]) -> str:
@@ -355,10 +332,4 @@ def format_table(results: dict[str, Any]) -> str:
         lines.append(
             f"| {split} | {beam or 'greedy'} | {m['utterances']} | {100 * m['wer']:.2f} | {100 * m['cer']:.2f} |"
         )
-    stages = results.get("stage_seconds", {})
-    if stages:
-        lines.append("")
-        lines.append("wall time per stage (s): " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
-    if results.get("bundle"):
-        lines.append(f"bundle: {results['bundle']}")
-    return "\n".join(lines)
+    return "\n".join(lines + stage_footer(results))

@@ -15,18 +15,12 @@ import numpy as np
 import torch
 
 from data_prep.frame_embed import BackboneConfig
-from pipeline.config import config_hash, load_config, save_config, to_dict
+from pipeline.config import config_hash, save_config, to_dict
 from pipeline.models.classifier import ClassifierConfig, SequenceClassifier
 from pipeline.models.encoder import EncoderConfig
 from pipeline.models.mean_pool import MeanPoolClassifier, MeanPoolConfig
 from pipeline.training.trainer import TrainConfig
-from pipeline.workflow.runner import (
-    Stage,
-    read_results,
-    recipe_arg_parser,
-    run_stages,
-    setup_logging,
-)
+from pipeline.workflow.runner import Stage, read_results, run_recipe, stage_footer
 
 log = logging.getLogger(__name__)
 
@@ -219,10 +213,11 @@ class VideoRecipe:
         from data_prep.frame_embed import EmbedJob
         from data_prep.store import build_store
         from pipeline.config import config_hash as chash
+        from pipeline.io_utils import file_sha256
 
         out = {}
         jobs = [(s, -1) for s in SPLITS] + [("train", v) for v in range(self.cfg.train_views)]
-        weights_digest = _file_digest(self.backbone_file)
+        weights_digest = file_sha256(self.backbone_file)[:16]
         for split, view in jobs:
             items = [(r["id"], r["video_filepath"]) for r in self.records(split)]
             job = EmbedJob(self.cfg.backbone, str(self.backbone_file.resolve()), train_view=view, seed=self.cfg.data.seed)
@@ -374,16 +369,6 @@ class VideoRecipe:
         ]
 
 
-def _file_digest(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
-
-
 def format_table(results: dict[str, Any]) -> str:
     """The accuracy table printed at the end of a run (percent)."""
     lines = ["", "| split | model | clips | top-1 % | top-5 % | mean class % |", "|---|---|---:|---:|---:|---:|"]
@@ -394,39 +379,15 @@ def format_table(results: dict[str, Any]) -> str:
             f"| {split} | {name} | {m['num_clips']} | {100 * m['top1']:.2f} | {100 * m['top5']:.2f} | "
             f"{100 * m['mean_class_accuracy']:.2f} |"
         )
-    stages = results.get("stage_seconds", {})
-    if stages:
-        lines.append("")
-        lines.append("wall time per stage (s): " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
-    if results.get("bundle"):
-        lines.append(f"bundle: {results['bundle']}")
-    return "\n".join(lines)
+    return "\n".join(lines + stage_footer(results))
 
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "recipes" / "video_activity" / "conf" / "default.yaml"
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Command-line entry of the video recipe; returns results.json's content."""
-    parser = recipe_arg_parser("seqrec video activity recipe", DEFAULT_CONFIG)
-    args = parser.parse_args(argv)
-    overrides = list(args.overrides)
-    if args.data is not None:
-        overrides.append(f"data.corpus={args.data}")
-    if args.exp_dir is not None:
-        overrides.append(f"exp_dir={args.exp_dir}")
-    from pipeline.config import ConfigError
-
-    try:
-        cfg = load_config(VideoRecipeConfig, args.config, overrides)
-    except ConfigError as exc:  # a bad config is a usage error: one line on stderr, exit code 2
-        parser.exit(2, f"{parser.prog}: error: {' '.join(str(exc).split())}\n")
-    exp = Path(cfg.exp_dir)
-    setup_logging(exp / "log", verbose=args.verbose)
-    from pipeline.workflow.runner import report_user_errors
-
-    with report_user_errors(parser.prog, verbose=args.verbose):  # no traceback for known errors
-        results = run_stages(VideoRecipe(cfg).stages(), exp, start=args.stage, stop=args.stop_stage, force=args.force)
-    if results.get("metrics"):
-        print(format_table(results))
-    return results
+    """Command-line entry of the recipe; returns results.json's content."""
+    return run_recipe(
+        argv, description="seqrec video activity recipe", default_config=DEFAULT_CONFIG, config_cls=VideoRecipeConfig,
+        build_stages=lambda cfg: VideoRecipe(cfg).stages(), format_table=format_table,
+    )
