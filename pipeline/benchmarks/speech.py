@@ -12,7 +12,7 @@ import logging
 import os
 import shutil
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import numpy as np
 
 from pipeline.benchmarks.timing import (
     BenchmarkError,
+    RecipeExp,
     Stopwatch,
     interleave,
     median,
@@ -34,36 +35,11 @@ SPHINX_SCRIPT = Path(__file__).with_name("sphinx_cli.py")
 
 
 # --------------------------------------------------------------------------- inputs
-@dataclass(frozen=True)
-class SpeechExp:
-    """A finished ``speech_ctc`` experiment directory (bundle, manifests, feature stores)."""
+class SpeechExp(RecipeExp):
+    """A finished ``speech_ctc`` experiment directory."""
 
-    root: Path
-
-    @property
-    def bundle(self) -> Path:
-        return self.root / "bundle"
-
-    @property
-    def config(self) -> Path:
-        return self.root / "config.yaml"
-
-    def manifest(self, split: str) -> Path:
-        return self.root / "manifests" / f"{split}.jsonl"
-
-    def check(self, *, bundle: bool = True, manifests: tuple[str, ...] = (), stores: bool = False) -> None:
-        """Raises BenchmarkError naming everything that is missing."""
-        need = [self.manifest(s) for s in manifests]
-        if bundle:
-            need.append(self.bundle / "config.yaml")
-        if stores:
-            need += [self.config, self.root / "feats" / "train" / ".done", self.root / "feats" / "dev" / ".done"]
-        missing = [str(p) for p in need if not p.exists()]
-        if missing:
-            raise BenchmarkError(
-                f"{self.root}: not a finished speech_ctc experiment; missing {', '.join(missing)} "
-                "(run recipes/speech_ctc/run.py, or pass --speech-exp)"
-            )
+    recipe = "speech_ctc"
+    store_files = ("feats/train/.done", "feats/dev/.done")
 
 
 def read_records(manifest: Path, limit: int | None = None) -> list[dict[str, Any]]:

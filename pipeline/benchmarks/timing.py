@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 log = logging.getLogger(__name__)
 
@@ -257,3 +257,40 @@ def machine_info() -> dict[str, Any]:
 def today() -> str:
     """The current local date and time, ISO 8601 to the minute."""
     return _dt.datetime.now().astimezone().isoformat(timespec="minutes")
+
+
+@dataclass(frozen=True)
+class RecipeExp:
+    """A finished recipe experiment directory (bundle, manifests, stores) to benchmark.
+
+    Subclasses name the recipe and the store files that prove its data stages finished.
+    """
+
+    root: Path
+    recipe: ClassVar[str] = ""  # e.g. "speech_ctc"
+    store_files: ClassVar[tuple[str, ...]] = ()  # relative to root
+
+    @property
+    def bundle(self) -> Path:
+        return self.root / "bundle"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    def manifest(self, split: str) -> Path:
+        return self.root / "manifests" / f"{split}.jsonl"
+
+    def check(self, *, bundle: bool = True, manifests: tuple[str, ...] = (), stores: bool = False) -> None:
+        """Raises BenchmarkError naming everything that is missing."""
+        need = [self.manifest(s) for s in manifests]
+        if bundle:
+            need.append(self.bundle / "config.yaml")
+        if stores:
+            need += [self.config, *(self.root / f for f in self.store_files)]
+        missing = [str(p) for p in need if not p.exists()]
+        if missing:
+            raise BenchmarkError(
+                f"{self.root}: not a finished {self.recipe} experiment; missing {', '.join(missing)} "
+                f"(run recipes/{self.recipe}/run.py, or pass --{self.recipe.split('_')[0]}-exp)"
+            )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ import numpy as np
 from pipeline.benchmarks.speech import _train_comparison, seqrec_command
 from pipeline.benchmarks.timing import (
     BenchmarkError,
+    RecipeExp,
     Stopwatch,
     interleave,
     median,
@@ -22,37 +23,11 @@ from pipeline.benchmarks.timing import (
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class VideoExp:
-    """A finished ``video_activity`` experiment directory (bundle, manifests, embeddings)."""
+class VideoExp(RecipeExp):
+    """A finished ``video_activity`` experiment directory."""
 
-    root: Path
-
-    @property
-    def bundle(self) -> Path:
-        return self.root / "bundle"
-
-    @property
-    def config(self) -> Path:
-        return self.root / "config.yaml"
-
-    def manifest(self, split: str) -> Path:
-        return self.root / "manifests" / f"{split}.jsonl"
-
-    def check(self, *, bundle: bool = True, manifests: tuple[str, ...] = (), stores: bool = False) -> None:
-        """Raises BenchmarkError naming everything that is missing."""
-        need = [self.manifest(s) for s in manifests]
-        if bundle:
-            need.append(self.bundle / "config.yaml")
-        if stores:
-            need += [self.config, self.root / "manifests" / "labels.json",
-                     self.root / "embeddings" / "train" / ".done", self.root / "embeddings" / "dev" / ".done"]
-        missing = [str(p) for p in need if not p.exists()]
-        if missing:
-            raise BenchmarkError(
-                f"{self.root}: not a finished video_activity experiment; missing {', '.join(missing)} "
-                "(run recipes/video_activity/run.py, or pass --video-exp)"
-            )
+    recipe = "video_activity"
+    store_files = ("manifests/labels.json", "embeddings/train/.done", "embeddings/dev/.done")
 
 
 def clip_paths(exp: VideoExp, split: str = "test", limit: int | None = None) -> list[str]:
