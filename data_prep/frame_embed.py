@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from pipeline.amp import autocast, resolve_precision
+
 log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -195,6 +197,7 @@ class FrameEmbedder(nn.Module):
         self.backbone = backbone.to(memory_format=torch.channels_last)
         self.projection = projection
         self.dim = projection.out_features if projection is not None else dim
+        self.precision = "auto"  # autocast choice for embed(); see pipeline.amp
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """frames: (N, S, S, 3) uint8 -> (N, D) float32."""
@@ -213,15 +216,20 @@ class FrameEmbedder(nn.Module):
 
     @torch.inference_mode()
     def embed(self, frames: np.ndarray | torch.Tensor, batch_size: int = 128) -> np.ndarray:
-        """(N, S, S, 3) uint8 frames -> (N, D) float32 array, in batches, in eval mode."""
+        """(N, S, S, 3) uint8 frames -> (N, D) float32 array, in batches, in eval mode.
+
+        Runs under bf16 autocast where that is fast (``precision`` "auto": CUDA, or a CPU with
+        native bf16; see :mod:`pipeline.amp`); set ``precision = "fp32"`` for full precision.
+        """
         was_training = self.training
         self.eval()
         frames = torch.as_tensor(frames)
         device = next(self.parameters()).device
-        out = [
-            self(frames[i : i + batch_size].to(device)).cpu()
-            for i in range(0, len(frames), batch_size)
-        ]
+        with autocast(device, resolve_precision(self.precision, device)):
+            out = [
+                self(frames[i : i + batch_size].to(device)).cpu()
+                for i in range(0, len(frames), batch_size)
+            ]
         self.train(was_training)
         return torch.cat(out).numpy() if out else np.zeros((0, self.dim), np.float32)
 

@@ -55,7 +55,7 @@ CLASSES = (
 )  # fmt: skip
 SPLITS = ("train", "dev", "test")
 #: Bump when the renderer changes, so old clips are not reused.
-RENDER_VERSION = 1
+RENDER_VERSION = 2  # 2: forearms and hands in a skin colour that stands out from the shirt
 #: Seed layout: cfg.seed * _SEED_BLOCK + split offset + class index * _CLASS_BLOCK + k.
 _SEED_BLOCK = 10_000_000
 _SPLIT_OFFSET = {"train": 0, "dev": 3_000_000, "test": 6_000_000}
@@ -202,6 +202,25 @@ def _colour_against(
     return (int(c[0]), int(c[1]), int(c[2]))
 
 
+def _skin_colour(
+    rng: np.random.Generator, bg_luma: float, shirt: tuple[int, int, int], min_dist: float = 100.0
+) -> tuple[int, int, int]:
+    """A colour for head, forearms and hands that stands out from the background and the shirt.
+
+    Hands in front of the torso (clap, lower_arms) must stay visible, so the skin also differs
+    from the shirt (Euclidean BGR distance): the best of a few random draws is kept.
+    """
+    best, best_dist = shirt, -1.0
+    for _ in range(12):
+        c = _colour_against(rng, bg_luma, 60.0)
+        dist = float(np.linalg.norm(np.subtract(c, shirt, dtype=np.float64)))
+        if dist > best_dist:
+            best, best_dist = c, dist
+        if dist >= min_dist:
+            break
+    return best
+
+
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     """A random static background: gradient or noise texture, optional clutter and floor."""
     base_luma = rng.uniform(25, 230)
@@ -280,10 +299,11 @@ def _plan(label: str, seed: int, cfg: VideoCorpusConfig) -> _Plan:
         motion = replace(motion, amp=min(1.0, motion.amp))
     background = _background(rng, size)
     bg_luma = float(background.mean(axis=(0, 1)) @ np.array([0.114, 0.587, 0.299]))
+    shirt = _colour_against(rng, bg_luma)
     colours = {
-        "shirt": _colour_against(rng, bg_luma),
+        "shirt": shirt,
         "trousers": _colour_against(rng, bg_luma),
-        "skin": _colour_against(rng, bg_luma, 60.0),
+        "skin": _skin_colour(rng, bg_luma, shirt),
     }
     k = cfg.nuisance
     jitter = _smooth_walk(rng, n, rng.uniform(0.0, 0.5) * k * size / 112) + rng.normal(
@@ -359,14 +379,18 @@ def _draw_figure(img: np.ndarray, xy: np.ndarray, depth: np.ndarray, plan: _Plan
     for side in "lr":
         near = depth[J[f"hip_{side}"]] >= depth[J["pelvis"]]
         f = 1.0 if near else 0.72  # far limbs are shaded darker
+        # Sleeve (upper arm) in the shirt's colour, forearm and hand in skin colour.
         chains = (
-            (("shoulder", "elbow", "wrist"), _shade(col["shirt"], f), th),
+            (("shoulder", "elbow"), _shade(col["shirt"], f), th),
+            (("elbow", "wrist"), _shade(col["skin"], f), th),
             (("hip", "knee", "ankle", "toe"), _shade(col["trousers"], f), int(th * 1.25)),
         )
         for names, c, w in chains:
             pts = [fp[J[f"{n}_{side}"]] for n in names]
             d = sum(float(depth[J[f"{n}_{side}"]]) for n in names) / len(names)
             parts.append((d, "chain", (pts, c, w)))
+        hand = fp[J[f"wrist_{side}"]]
+        parts.append((float(depth[J[f"wrist_{side}"]]) + 1e-3, "hand", (hand, _shade(col["skin"], f), th)))
     # The torso goes first among equals, so arms level with it are drawn over it.
     parts.append((float(depth[J["neck"]] + depth[J["pelvis"]]) / 2 - 1e-3, "torso", None))
     parts.sort(key=lambda p: p[0])
@@ -375,6 +399,9 @@ def _draw_figure(img: np.ndarray, xy: np.ndarray, depth: np.ndarray, plan: _Plan
             pts, c, w = data
             for a, b in zip(pts[:-1], pts[1:], strict=False):
                 cv2.line(img, a, b, c, w, cv2.LINE_AA, _SHIFT)
+        elif kind == "hand":
+            centre, c, w = data
+            cv2.circle(img, centre, int(w * 0.9 * _ONE), c, -1, cv2.LINE_AA, _SHIFT)
         else:
             quad = np.array(
                 [fp[J[n]] for n in ("shoulder_l", "shoulder_r", "hip_r", "hip_l")], np.int32

@@ -1,14 +1,14 @@
 """seqrec's library: models, training, decoding, inference and the CLI.
 
-``Transcriber`` and ``ClipLabeler`` are imported lazily so that ``import pipeline`` (and
-``seqrec --help``) stays fast and has no side effects.
+``Transcriber``, ``LiteTranscriber`` (torch-free, CPU greedy) and ``ClipLabeler`` are imported
+lazily so that ``import pipeline`` (and ``seqrec --help``) stays fast and has no side effects.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ClipLabeler", "Transcriber"]
+__all__ = ["ClipLabeler", "LiteTranscriber", "Transcriber"]
 __version__ = "0.1.0"
 
 
@@ -17,6 +17,10 @@ def __getattr__(name: str) -> Any:
         from pipeline.inference.transcriber import Transcriber
 
         return Transcriber
+    if name == "LiteTranscriber":
+        from pipeline.inference.lite import LiteTranscriber
+
+        return LiteTranscriber
     if name == "ClipLabeler":
         from pipeline.inference.labeler import ClipLabeler
 

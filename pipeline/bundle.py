@@ -3,6 +3,10 @@
 A bundle is data, never code: the config is read with ``yaml.safe_load`` (object-constructing
 tags are refused), weights are safetensors files (no pickle), and every file name the config
 mentions must stay inside the bundle directory (no ``..``, no absolute paths, no symlinks out).
+
+Reading and checking a bundle (:func:`load_bundle`, :func:`safe_member`,
+:meth:`Bundle.weights_file`) does not import torch, so the torch-free lite engine uses them too;
+only :meth:`Bundle.load_weights` and :func:`save_bundle` need it.
 """
 
 from __future__ import annotations
@@ -12,10 +16,12 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 import yaml
+
+if TYPE_CHECKING:  # torch is imported only where weights are read or written
+    import torch
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.yaml"
@@ -23,6 +29,13 @@ CONFIG_NAME = "config.yaml"
 
 class BundleError(ValueError):
     """A bundle is missing, malformed or unsafe; the message names the path."""
+
+
+class UnsupportedBundleError(BundleError):
+    """A valid bundle that uses something the engine loading it does not implement.
+
+    The torch-free lite engine raises it (``seqrec transcribe --engine auto`` then uses torch).
+    """
 
 
 @dataclass
@@ -40,17 +53,26 @@ class Bundle:
         """Resolves a file named in the config, refusing names that escape the bundle."""
         return safe_member(self.path, name)
 
-    def load_weights(self, key: str = "weights") -> dict[str, torch.Tensor]:
-        """Loads the safetensors file named by ``config[key]``."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+    def weights_file(self, key: str = "weights") -> Path:
+        """The safetensors file named by ``config[key]``, checked to be inside the bundle.
 
+        Raises:
+            BundleError: the name is missing, escapes the bundle, or is not ``.safetensors``.
+        """
         name = self.config.get(key)
         if not isinstance(name, str):
             raise BundleError(f"{self.path / CONFIG_NAME}: '{key}' must name a weights file")
         path = self.file(name)
         if path.suffix != ".safetensors":
             raise BundleError(f"{path}: weights must be a .safetensors file (pickle is refused)")
+        return path
+
+    def load_weights(self, key: str = "weights") -> dict[str, torch.Tensor]:
+        """Loads the safetensors file named by ``config[key]`` as torch tensors."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        path = self.weights_file(key)
         try:
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError) as exc:

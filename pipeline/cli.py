@@ -1,7 +1,8 @@
 """The ``seqrec`` command: transcribe audio and label video clips with a model bundle.
 
 Heavy imports (torch, torchaudio, cv2) happen inside the subcommands, so ``seqrec --help``
-answers at once.
+answers at once. ``transcribe`` of a short job on CPU runs the torch-free lite engine
+(:mod:`pipeline.inference.lite`), so it never pays torch's start-up time.
 """
 
 from __future__ import annotations
@@ -65,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
         "and whatever ffmpeg decodes). Directories are searched recursively for audio files.",
     )
     t.add_argument("--beam-size", type=_positive_int, default=1, help="1 = greedy (default); >1 = CTC beam search")
+    t.add_argument(
+        "--engine", choices=("auto", "torch", "lite"), default="auto",
+        help="lite: numpy only, no torch start-up cost (CPU, greedy); auto (default): lite for up to "
+        "60 s of audio on CPU with --beam-size 1 and no --threads, else torch",
+    )
 
     lab = sub.add_parser(
         "label",
@@ -140,10 +146,49 @@ def _quiet_native_logs(debug: bool) -> None:
         cv2.utils.logging.setLogLevel(level)
 
 
-def _transcribe(args: argparse.Namespace) -> int:
-    from pipeline.inference.transcriber import Transcriber
+def _pick_engine(args: argparse.Namespace) -> str:
+    """``lite`` or ``torch`` for a transcribe run (``--engine auto`` decides from the job).
 
-    transcriber = Transcriber.from_pretrained(args.model, device=args.device, beam_size=args.beam_size)
+    auto takes the torch-free engine for a short CPU greedy job: ``--device cpu``,
+    ``--beam-size 1``, no ``--threads``, and at most ``LITE_MAX_AUDIO_S`` seconds of audio in
+    total by the files' headers (any unreadable header means torch, which then reports it).
+    """
+    if args.engine != "auto":
+        return args.engine
+    if args.device.lower() != "cpu" or args.beam_size != 1 or args.threads is not None:
+        return "torch"
+    from pipeline.inference.lite import LITE_MAX_AUDIO_S, total_audio_seconds
+
+    total = total_audio_seconds(args.paths)
+    log.debug("engine auto: %s s of audio by the headers", "unknown" if total is None else f"{total:.1f}")
+    return "lite" if total is not None and total <= LITE_MAX_AUDIO_S else "torch"
+
+
+def _transcribe(args: argparse.Namespace) -> int:
+    if args.engine != "torch" and "numpy" not in sys.modules:
+        # The lite engine multiplies small matrices, where one BLAS thread is fastest (several
+        # times faster than two when another process keeps a core busy). Torch does not use
+        # numpy's BLAS, so this is harmless when auto then picks torch.
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", str(args.threads or 1))
+    engine = _pick_engine(args)
+    transcriber: Any = None
+    if engine == "lite":
+        from pipeline.inference.lite import LiteBundleError, LiteTranscriber
+
+        if args.device.lower() != "cpu" or args.beam_size != 1:
+            raise ValueError("--engine lite runs on --device cpu with --beam-size 1 only")
+        try:
+            transcriber = LiteTranscriber.from_pretrained(args.model)
+        except LiteBundleError as exc:
+            if args.engine == "lite":
+                raise
+            log.debug("engine auto: lite cannot use the bundle (%s); using torch", exc)
+    if transcriber is None:
+        from pipeline.inference.transcriber import Transcriber
+
+        engine = "torch"
+        transcriber = Transcriber.from_pretrained(args.model, device=args.device, beam_size=args.beam_size)
+    log.debug("engine: %s", engine)
     results = transcriber.transcribe(args.paths)
     return _emit(results, args.format, args.output_dir, lambda r: f"{r['path']}\t{r['text']}", args.debug)
 
@@ -176,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="seqrec: %(levelname)s: %(message)s",
     )
-    if args.threads:
+    if args.threads and getattr(args, "engine", None) != "lite":  # lite: see _transcribe
         import torch
 
         torch.set_num_threads(args.threads)

@@ -24,10 +24,12 @@ def _batch(lengths, dim=12, seed=0):
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("bidirectional", [True, False])
-@pytest.mark.parametrize("subsampling", [1, 2, 4])
-def test_encoder_shapes_and_padding_invariance(cell, bidirectional, subsampling):
+@pytest.mark.parametrize("subsampling", [1, 2, 4, 8])
+@pytest.mark.parametrize("impl", ["padded", "packed"])
+def test_encoder_shapes_and_padding_invariance(cell, bidirectional, subsampling, impl):
     torch.manual_seed(0)
-    enc = RNNEncoder(12, EncoderConfig(cell=cell, hidden_size=8, num_layers=2, bidirectional=bidirectional, dropout=0.0, subsampling=subsampling)).eval()
+    cfg = EncoderConfig(cell=cell, hidden_size=8, num_layers=2, bidirectional=bidirectional, dropout=0.0, subsampling=subsampling, impl=impl)
+    enc = RNNEncoder(12, cfg).eval()
     lengths = [17, 9, 4, 1]
     seqs, x, x_lens = _batch(lengths)
     y, y_lens = enc(x, x_lens)
@@ -42,7 +44,29 @@ def test_encoder_shapes_and_padding_invariance(cell, bidirectional, subsampling)
         assert torch.count_nonzero(y[i, int(n):]) == 0
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_encoder_matches_torch_bidirectional_rnn_on_packed_sequences(cell):
+    """Per-direction layers with within-length reversal == torch's fused bidirectional RNN."""
+    torch.manual_seed(1)
+    enc = RNNEncoder(12, EncoderConfig(cell=cell, hidden_size=8, num_layers=2, dropout=0.0)).eval()
+    ref = getattr(torch.nn, cell.upper())(12, 8, num_layers=2, bidirectional=True, batch_first=True).eval()
+    with torch.no_grad():
+        for layer, directions in enumerate(enc.layers):
+            for suffix, rnn in zip(["", "_reverse"], directions, strict=True):
+                for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                    getattr(ref, f"{name}_l{layer}{suffix}").copy_(getattr(rnn, f"{name}_l0"))
+    _, x, x_lens = _batch([11, 7, 3])
+    packed = torch.nn.utils.rnn.pack_padded_sequence(x, x_lens, batch_first=True)
+    expected, _ = torch.nn.utils.rnn.pad_packed_sequence(ref(packed)[0], batch_first=True)
+    for impl in ("padded", "packed"):
+        object.__setattr__(enc.cfg, "impl", impl)
+        y, _ = enc(x, x_lens)
+        torch.testing.assert_close(y, expected, atol=1e-5, rtol=1e-4)
+
+
 def test_invalid_encoder_options():
+    with pytest.raises(ValueError, match="impl"):
+        RNNEncoder(4, EncoderConfig(impl="fast"))
     with pytest.raises(ValueError, match="cell"):
         RNNEncoder(4, EncoderConfig(cell="transformer"))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="subsampling"):

@@ -153,3 +153,25 @@ def test_missing_espeak_says_how_to_install(
     monkeypatch.setattr(sc.shutil, "which", lambda name: None)
     with pytest.raises(SpeechCorpusError, match="apt-get install espeak-ng"):
         generate_speech_corpus(tmp_path, TINY, num_workers=0)
+
+
+def test_trim_silence_keeps_a_margin_around_the_speech() -> None:
+    import numpy as np
+
+    sr = 16000
+    speech = np.sin(np.linspace(0, 400 * np.pi, sr // 2)).astype(np.float32)  # 0.5 s tone
+    wave = np.concatenate([np.zeros(sr // 4), speech, np.zeros(sr // 2)]).astype(np.float32)
+    trimmed = sc.trim_silence(wave, sr, keep_s=0.1)
+    assert abs(len(trimmed) - (len(speech) + 2 * sr // 10)) <= 2
+    assert np.abs(trimmed[: sr // 20]).max() == 0 and np.abs(trimmed[-sr // 20 :]).max() == 0
+    assert len(sc.trim_silence(np.zeros(100, np.float32), sr)) == 100  # all silent: untouched
+
+
+def test_generated_utterances_end_without_long_silence(corpus: tuple[Path, dict[str, Path]]) -> None:
+    import numpy as np
+
+    _, manifests = corpus
+    for rec in read_manifest(manifests["train"], "speech")[:5]:
+        wave, sr = sf.read(rec["audio_filepath"], dtype="float32")
+        loud = np.flatnonzero(np.abs(wave) > np.abs(wave).max() * 0.01)
+        assert (len(wave) - loud[-1]) / sr <= sc.TRIM_KEEP_S + 0.01

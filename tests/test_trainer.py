@@ -138,3 +138,20 @@ def test_corrupt_last_checkpoint_falls_back_to_the_newest_epoch(tmp_path, caplog
     result = trainer.fit()
     assert "cannot resume from last.pt" in caplog.text
     assert [h["epoch"] for h in result.history] == [1, 2, 3]
+
+
+def test_feature_noise_only_in_training():
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def forward(self, x, x_lens):
+            seen.append(x.clone())
+            return torch.zeros(x.size(0), 2, requires_grad=True)
+
+    task = ClassificationTask(feature_noise=0.5)
+    batch = {"x": torch.ones(3, 4, 2), "x_lens": torch.tensor([4, 4, 4]), "labels": torch.tensor([0, 1, 0])}
+    model = Probe()
+    task.loss(model.train(), batch)
+    task.loss(model.eval(), batch)
+    assert 0.3 < float((seen[0] - 1).std()) < 0.7
+    assert torch.equal(seen[1], batch["x"])

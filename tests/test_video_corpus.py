@@ -199,3 +199,18 @@ def test_corpus_is_resumable_and_parallel_matches_serial(tmp_path: Path):
             assert (
                 Path(ra["video_filepath"]).read_bytes() == Path(rb["video_filepath"]).read_bytes()
             )
+
+
+def test_skin_stands_out_from_shirt_and_background():
+    from data_prep.video_corpus import _colour_against, _luma, _skin_colour
+
+    rng = np.random.default_rng(0)
+    vs_bg, vs_shirt = [], []
+    for _ in range(200):
+        bg = float(rng.uniform(25, 230))
+        shirt = _colour_against(rng, bg)
+        skin = _skin_colour(rng, bg, shirt)
+        vs_bg.append(abs(_luma(np.array(skin, float)) - bg))
+        vs_shirt.append(float(np.linalg.norm(np.subtract(skin, shirt, dtype=float))))
+    assert min(vs_bg) >= 30.0 and np.mean(np.array(vs_bg) >= 59.0) > 0.8
+    assert np.mean(np.array(vs_shirt) >= 100.0) > 0.95  # hands in front of the torso stay visible

@@ -193,6 +193,7 @@ def _train_comparison(
     """Shared by the speech and video training benchmarks (see :func:`bench_train_speech`)."""
     import torch
 
+    from pipeline.amp import autocast
     from pipeline.training.sampler import BucketBatchSampler
     from pipeline.training.trainer import Trainer, move_batch
 
@@ -225,7 +226,7 @@ def _train_comparison(
         model.train()
         with Stopwatch(sync) as sw:
             for batch in batches:
-                with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+                with autocast(device, amp):
                     loss, _ = task.loss(model, batch)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

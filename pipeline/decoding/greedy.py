@@ -1,11 +1,55 @@
-"""Greedy (best path) CTC decoding."""
+"""Greedy (best path) CTC decoding.
+
+:func:`greedy_path` is the rule, on one utterance's numpy log-probs (the torch-free lite engine
+calls it directly); :func:`greedy_decode` applies it to a padded torch batch. Importing this
+module does not import torch.
+"""
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from pipeline.decoding.types import CTCHypothesis
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+
+def collapse_best_path(ids: np.ndarray, best: np.ndarray, blank: int = 0) -> CTCHypothesis:
+    """Applies the CTC collapse rule to one utterance's per-frame argmax.
+
+    A frame emits its token where it differs from the previous frame's and is not the blank
+    (a blank in between makes a repeated label count twice, exactly as CTC collapses paths).
+
+    Args:
+        ids: (T,) argmax token id of each valid frame.
+        best: (T,) the log-probability of that token.
+        blank: The blank id.
+
+    Returns:
+        The hypothesis; ``score`` is the log-probability of the best path.
+    """
+    ids = np.asarray(ids)
+    if ids.size == 0:
+        return CTCHypothesis()
+    prev = np.concatenate([[-1], ids[:-1]])
+    frames = np.flatnonzero((ids != blank) & (ids != prev))
+    return CTCHypothesis(
+        token_ids=ids[frames].tolist(), frames=frames.tolist(), score=float(np.sum(best))
+    )
+
+
+def greedy_path(log_probs: np.ndarray, blank: int = 0) -> CTCHypothesis:
+    """Greedy CTC over one utterance's (T, V) numpy log-probabilities (all frames valid)."""
+    log_probs = np.asarray(log_probs)
+    if log_probs.ndim != 2:
+        raise ValueError(f"log_probs must be (T, V), got shape {log_probs.shape}")
+    if log_probs.shape[0] == 0:
+        return CTCHypothesis()
+    ids = log_probs.argmax(axis=-1)  # (T,)
+    return collapse_best_path(ids, log_probs[np.arange(ids.size), ids], blank)
 
 
 def check_batch(log_probs: Tensor, lengths: Tensor | None) -> Tensor:
@@ -18,6 +62,8 @@ def check_batch(log_probs: Tensor, lengths: Tensor | None) -> Tensor:
     Raises:
         ValueError: wrong ranks, a batch-size mismatch, or a length outside [0, T].
     """
+    import torch
+
     if log_probs.dim() != 3:
         raise ValueError(f"log_probs must be (B, T, V), got shape {tuple(log_probs.shape)}")
     batch, num_frames, _ = log_probs.shape
@@ -43,32 +89,17 @@ def greedy_decode(
         blank: The blank id.
 
     Returns:
-        One hypothesis per sequence; ``score`` is the log-probability of the best path.
+        One hypothesis per sequence (:func:`collapse_best_path`); ``score`` is the
+        log-probability of the best path.
     """
+    import torch
+
     lengths = check_batch(log_probs, lengths)
-    batch, num_frames, _ = log_probs.shape
-    if num_frames == 0:
-        return [CTCHypothesis() for _ in range(batch)]
-
+    if log_probs.shape[1] == 0:
+        return [CTCHypothesis() for _ in range(log_probs.shape[0])]
     with torch.no_grad():
-        best, ids = log_probs.detach().float().max(dim=-1)  # (B, T) each
-        best, ids = best.cpu(), ids.cpu()
-        valid = torch.arange(num_frames).unsqueeze(0) < lengths.unsqueeze(1)  # (B, T)
-        prev = torch.full_like(ids, -1)
-        prev[:, 1:] = ids[:, :-1]
-        # A token is emitted where it differs from the previous frame's; a blank in between
-        # makes a repeated label count twice, which is exactly the CTC collapse rule.
-        keep = (ids != blank) & (ids != prev) & valid
-        scores = torch.where(valid, best, torch.zeros_like(best)).sum(dim=1)  # (B,)
-
-    hyps = []
-    for b in range(batch):
-        frames = keep[b].nonzero(as_tuple=True)[0]
-        hyps.append(
-            CTCHypothesis(
-                token_ids=ids[b, frames].tolist(),
-                frames=frames.tolist(),
-                score=float(scores[b]),
-            )
-        )
-    return hyps
+        best, ids = log_probs.detach().float().max(dim=-1)  # (B, T) each, on the model's device
+    best, ids = best.cpu().numpy(), ids.cpu().numpy()
+    return [
+        collapse_best_path(ids[b, :n], best[b, :n], blank) for b, n in enumerate(lengths.tolist())
+    ]

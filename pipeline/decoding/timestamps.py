@@ -1,18 +1,21 @@
 """Word timestamps from CTC hypotheses, and forced alignment of a known transcript.
 
 Times are in seconds: ``frame * frame_shift_s``, where ``frame_shift_s`` is the duration of
-one encoder frame (feature hop times the encoder's subsampling factor).
+one encoder frame (feature hop times the encoder's subsampling factor). Importing this module
+does not import torch (only :func:`forced_align_words` needs it), so the torch-free lite engine
+uses :func:`word_timestamps` too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING
 
 from pipeline.decoding.types import CTCHypothesis
 from pipeline.tokenizer import CharTokenizer
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 class AlignmentError(ValueError):
@@ -105,6 +108,7 @@ def forced_align_words(
     Raises:
         AlignmentError: the transcript holds blanks or unknown ids, or is too long for T.
     """
+    import torch
     import torchaudio.functional as taf
 
     if frame_shift_s <= 0:

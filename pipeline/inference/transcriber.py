@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,26 +17,9 @@ from pipeline.inference.common import (
     expand_paths,
     one_line,
 )
+from pipeline.inference.transcription import Transcription
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Transcription:
-    """Result for one file; ``error`` is set (and ``text`` empty) when the file failed."""
-
-    path: str
-    text: str = ""
-    duration: float = 0.0
-    words: list[dict[str, Any]] = field(default_factory=list)
-    error: str | None = None
-    #: The exception behind ``error`` (for tracebacks with ``seqrec --debug``); not serialised.
-    exception: BaseException | None = field(default=None, repr=False, compare=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        if self.error is not None:
-            return {"path": self.path, "error": self.error}
-        return {"path": self.path, "text": self.text, "duration": round(self.duration, 3), "words": self.words}
 
 
 class Transcriber:

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from data_prep.frame_embed import BackboneConfig, FrameEmbedder
+from pipeline.amp import autocast, resolve_precision
 from pipeline.training.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,9 @@ def fit_backbone(
         target_train = torch.from_numpy(y_train)
         head = nn.Linear(dim, num_classes)
         loss_fn = nn.functional.cross_entropy
+    device = next(embedder.parameters()).device
+    head = head.to(device)
+    amp = resolve_precision(getattr(cfg, "precision", "auto"), device)  # bf16 where it is fast
     params = list(embedder.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = -(-len(x_train) // cfg.batch_size)
@@ -146,16 +150,18 @@ def fit_backbone(
         batches = range(0, len(order), cfg.batch_size)
         for start in tqdm(batches, desc=f"backbone epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=None):
             idx = order[start : start + cfg.batch_size]
-            loss = loss_fn(head(embedder(x_train_t[idx])), target_train[idx])
+            with autocast(device, amp):
+                out = head(embedder(x_train_t[idx].to(device)))
+            loss = loss_fn(out.float(), target_train[idx].to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 5.0)
             opt.step()
             sched.step()
             total += loss.item() * len(idx)
-        feats = torch.from_numpy(embedder.embed(x_dev))
+        feats = torch.from_numpy(embedder.embed(x_dev)).to(device)
         with torch.inference_mode():
-            out = head(feats).numpy()
+            out = head(feats).float().cpu().numpy()
         if pose:
             score = float(1.0 - ((out - target_dev) ** 2).mean() / target_dev.var(0).mean())
             name = "dev_pose_r2"

@@ -72,16 +72,27 @@ class CTCTask:
 
 
 class ClassificationTask:
-    """Cross-entropy over clip labels; dev metric top-1 accuracy."""
+    """Cross-entropy over clip labels; dev metric top-1 accuracy.
+
+    Args:
+        label_smoothing: Cross-entropy label smoothing.
+        feature_noise: Std of Gaussian noise added to the (B, T, D) input embeddings in training.
+            Embeddings of the clips a frame backbone was fitted on are cleaner than those of
+            unseen clips; the noise keeps the classifier from relying on that precision.
+    """
 
     metric = "accuracy"
     higher_is_better = True
 
-    def __init__(self, label_smoothing: float = 0.0) -> None:
+    def __init__(self, label_smoothing: float = 0.0, feature_noise: float = 0.0) -> None:
         self.ce = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        self.feature_noise = feature_noise
 
     def loss(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, int]:
-        logits = model(batch["x"], batch["x_lens"])
+        x = batch["x"]
+        if model.training and self.feature_noise > 0:
+            x = x + self.feature_noise * torch.randn_like(x)
+        logits = model(x, batch["x_lens"])
         return self.ce(logits.float(), batch["labels"]), logits.size(0)
 
     @torch.inference_mode()

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from pipeline.amp import autocast, resolve_precision
 from pipeline.config import to_dict
 from pipeline.training.checkpoint import average_checkpoints, load_checkpoint, save_checkpoint
 from pipeline.training.distributed import DistInfo, all_reduce_mean, barrier, init_distributed
@@ -98,15 +99,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype, or None for full fp32. CPU always trains in fp32."""
-    if device.type != "cuda" or precision == "fp32":
-        return None
-    if precision == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
 def move_batch(batch: Batch, device: torch.device) -> Batch:
@@ -271,7 +263,7 @@ class Trainer:
     def _train_step(self, batch: Batch) -> dict[str, float] | None:
         """One optimisation step; returns None when the step was skipped as non-finite."""
         batch = move_batch(batch, self.device)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+        with autocast(self.device, self.amp_dtype):
             loss, _ = self.task.loss(self.train_model, batch)
         self.optimizer.zero_grad(set_to_none=True)
         if not torch.isfinite(all_reduce_mean(loss.detach())):

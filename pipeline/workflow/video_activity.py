@@ -41,7 +41,8 @@ class VideoDataConfig:
 
 @dataclass(frozen=True)
 class BackboneFitConfig:
-    """Fitting the CNN to the corpus's frames (per-frame clip-label classification)."""
+    """Fitting the CNN to the corpus's frames: pose regression where the corpus has joint
+    positions (the embedded one), else per-frame clip-label classification."""
 
     epochs: int = 3  # 0 keeps the backbone's initial weights
     lr: float = 2e-3
@@ -49,6 +50,7 @@ class BackboneFitConfig:
     batch_size: int = 128
     frames_per_clip: int = 8
     pose_embeddings: bool = True  # pose objective: embed frames as their predicted joints
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # autocast for fitting; see pipeline.amp
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class VideoRecipeConfig:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     backbone_fit: BackboneFitConfig = field(default_factory=BackboneFitConfig)
     train_views: int = 2  # random-offset TSN views per training clip (plus the centred one)
+    feature_noise: float = 0.0  # std of Gaussian noise on training embeddings (see ClassificationTask)
     model: ClassifierConfig = field(
         default_factory=lambda: ClassifierConfig(encoder=EncoderConfig(cell="lstm", hidden_size=128, num_layers=1))
     )
@@ -274,7 +277,7 @@ class VideoRecipe:
         if stats is not None:
             model.cmvn.set_stats(torch.from_numpy(stats[0]), torch.from_numpy(stats[1]))
         trainer = Trainer(
-            model, ClassificationTask(), train, train.lengths, collate_labels,
+            model, ClassificationTask(feature_noise=self.cfg.feature_noise), train, train.lengths, collate_labels,
             self._loader(self.dataset("dev")), train_cfg, self.exp / subdir, run_config=self.cfg,
         )
         result = trainer.fit()

@@ -1,0 +1,189 @@
+"""Torch-free CPU transcription of speech CTC bundles: ``LiteTranscriber``.
+
+``import torch`` alone takes 1.5-2.5 s, several times what transcribing a short file costs. This
+engine runs the whole speech path with numpy (plus soundfile and ``safetensors.numpy``), so a
+cold ``seqrec transcribe`` of a few seconds of audio starts as fast as a small C program. It
+shares every step it can with the torch path, through modules that do not import torch:
+
+* bundle: :func:`pipeline.bundle.load_bundle` (safe YAML, format and kind checks, safe member
+  paths); the model and feature sections are parsed by :mod:`pipeline.inference.lite_config`;
+* audio: :func:`data_prep.audio.load_waveform` with ``backend="numpy"`` (its numpy port of
+  torchaudio's sinc resampler), raising the same :class:`~data_prep.audio.AudioError`;
+* features: :class:`data_prep.features_numpy.LogMel`, the numbers of ``LogMelExtractor``;
+* model: :class:`pipeline.inference.lite_model.LiteCTCModel`, ``CTCModel``'s forward in numpy;
+* decoding: :func:`pipeline.decoding.greedy.greedy_path` and
+  :func:`pipeline.decoding.timestamps.word_timestamps`, the torch path's own functions.
+
+Greedy decoding on CPU only; ``tests/test_lite_engine.py`` holds every part against the torch
+path it mirrors.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from data_prep.audio import AudioError, load_waveform
+from data_prep.features_numpy import LogMel
+from pipeline.bundle import Bundle, BundleError, UnsupportedBundleError, load_bundle
+from pipeline.decoding.greedy import greedy_path
+from pipeline.decoding.timestamps import word_timestamps
+from pipeline.inference import common
+from pipeline.inference.lite_config import LiteFeatureConfig, LiteModelConfig
+from pipeline.inference.lite_model import LiteCTCModel
+from pipeline.inference.transcription import Transcription
+from pipeline.tokenizer import CharTokenizer
+
+log = logging.getLogger(__name__)
+
+#: Total input audio (seconds) up to which ``seqrec transcribe --engine auto`` picks this engine.
+LITE_MAX_AUDIO_S = 60.0
+
+#: What the lite engine raises for a bundle it cannot use (missing, malformed, not a speech CTC
+#: bundle, or :class:`UnsupportedBundleError`): the torch path's :class:`BundleError` itself.
+LiteBundleError = BundleError
+#: The lite engine's per-file result: the torch engine's :class:`Transcription`.
+LiteTranscription = Transcription
+
+
+def load_weights(bundle: Bundle) -> dict[str, np.ndarray]:
+    """Loads the bundle's safetensors weights as float32 numpy arrays.
+
+    Raises:
+        BundleError: the weights file is missing, unsafe or not safetensors.
+        UnsupportedBundleError: numpy cannot read it (e.g. bf16 weights); torch may.
+    """
+    from safetensors.numpy import load_file
+
+    path = bundle.weights_file()
+    try:
+        tensors = load_file(str(path))
+    except Exception as exc:  # SafetensorError, OSError, or a dtype numpy lacks (bf16)
+        raise UnsupportedBundleError(f"{path}: cannot read weights with numpy: {common.one_line(exc)}") from None
+    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()}
+
+
+def total_audio_seconds(paths: Iterable[str | Path]) -> float | None:
+    """Sum of the input files' durations from their headers (``soundfile.info``), or None.
+
+    Directories are expanded as :class:`LiteTranscriber` expands them. None when any header
+    cannot be read or declares no samples (the caller then cannot tell how long the job is).
+    """
+    import soundfile as sf
+
+    total = 0.0
+    for path in common.expand_paths(paths, common.AUDIO_EXTENSIONS):
+        try:
+            info = sf.info(str(path))
+            frames, rate = int(info.frames), int(info.samplerate)
+        except Exception as exc:  # anything unreadable means "don't know"
+            log.debug("%s: no duration from the header (%s)", path, common.one_line(exc))
+            return None
+        if frames <= 0 or rate <= 0:
+            return None
+        total += frames / rate
+    return total
+
+
+class LiteTranscriber:
+    """Greedy CTC transcription on CPU with numpy only (no torch import).
+
+    Gives the same results and per-file errors as :class:`pipeline.Transcriber` with
+    ``beam_size=1``, up to float32 rounding.
+
+    Args:
+        model: The numpy model.
+        tokenizer: The bundle's :class:`pipeline.tokenizer.CharTokenizer`.
+        feature_cfg: The bundle's log-mel parameters.
+    """
+
+    def __init__(self, model: LiteCTCModel, tokenizer: CharTokenizer, feature_cfg: LiteFeatureConfig) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.feature_cfg = feature_cfg
+        self.extractor = LogMel(feature_cfg)
+        self.frame_shift = feature_cfg.hop_length / feature_cfg.sample_rate * model.frame_ratio
+
+    @classmethod
+    def from_pretrained(cls, model_dir: str | Path) -> LiteTranscriber:
+        """Loads a ``speech_ctc`` bundle directory.
+
+        Raises:
+            BundleError: the bundle is missing or invalid, or not a speech CTC bundle (the
+                same messages as :meth:`pipeline.Transcriber.from_pretrained`).
+            UnsupportedBundleError: it uses something the lite engine does not implement.
+        """
+        bundle = load_bundle(model_dir, kind="speech_ctc")
+        root, cfg = bundle.path, bundle.config
+        try:
+            model_cfg = LiteModelConfig.from_config(common.bundle_section(cfg, "model"))
+            feature_cfg = LiteFeatureConfig.from_config(common.bundle_section(cfg, "features"))
+            tokenizer = CharTokenizer.from_list(common.bundle_section(cfg, "tokens", list))
+        except UnsupportedBundleError as exc:
+            raise UnsupportedBundleError(f"{root}: {exc}") from None
+        except (ValueError, TypeError) as exc:  # config values that do not fit
+            raise BundleError(f"{root}: invalid speech bundle: {common.one_line(exc)}") from None
+        weights = load_weights(bundle)  # its errors name the weights file
+        try:
+            model = LiteCTCModel(model_cfg, weights)
+        except ValueError as exc:
+            raise BundleError(f"{root}: invalid speech bundle: {common.one_line(exc)}") from None
+        if model_cfg.vocab_size != tokenizer.vocab_size:
+            raise BundleError(f"{root}: {tokenizer.vocab_size} tokens for a model with {model_cfg.vocab_size} outputs")
+        if model_cfg.input_dim != feature_cfg.n_mels:
+            raise BundleError(f"{root}: invalid speech bundle: {feature_cfg.n_mels} mels for a model of input_dim {model_cfg.input_dim}")
+        return cls(model, tokenizer, feature_cfg)
+
+    def features(self, wave: np.ndarray) -> np.ndarray:
+        """(N,) waveform at the model's rate -> (T, n_mels) log-mel (short audio zero-padded)."""
+        min_len = self.feature_cfg.n_fft // 2 + 1
+        if wave.size < min_len:
+            wave = np.concatenate([wave, np.zeros(min_len - wave.size, np.float32)])
+        return self.extractor(wave)
+
+    def decode_features(self, feats: np.ndarray) -> tuple[str, list[dict]]:
+        """(T, n_mels) features of one utterance -> (text, words)."""
+        log_probs = self.model(feats)  # (T'', V)
+        hyp = greedy_path(log_probs, blank=self.tokenizer.blank_id)
+        text = self.tokenizer.decode(hyp.token_ids)
+        return text, word_timestamps(hyp, self.tokenizer, self.frame_shift, num_frames=log_probs.shape[0])
+
+    def transcribe(self, paths: list[str | Path] | str | Path, *, raise_errors: bool = False) -> list[Transcription]:
+        """Transcribes files (or directories of audio files), in input order, one at a time.
+
+        A file that cannot be read or decoded gets a result with ``error`` set; the others go
+        on. With ``raise_errors=True`` the first error raises.
+        """
+        if isinstance(paths, (str, Path)):
+            paths = [paths]
+        files = common.expand_paths(paths, common.AUDIO_EXTENSIONS)
+        results = [Transcription(path=str(p)) for p in files]
+        t0 = time.perf_counter()
+        sr = self.feature_cfg.sample_rate
+        for i, path in enumerate(files):
+            try:
+                common.check_input(path, common.AUDIO_EXTENSIONS, "audio")
+                wave = load_waveform(path, target_sr=sr, backend="numpy")
+                if wave.size == 0:
+                    raise ValueError(f"{path}: no audio samples")
+                feats = self.features(wave)
+                results[i].duration = wave.size / sr
+                results[i].text, results[i].words = self.decode_features(feats)
+            except Exception as exc:  # one bad file must not stop the others
+                if raise_errors:
+                    raise
+                results[i].error, results[i].exception = common.one_line(exc), exc
+                log.debug("failed %s: %s", path, results[i].error)
+        log.debug("lite engine: %d files in %.3f s", len(files), time.perf_counter() - t0)
+        return results
+
+
+__all__ = [
+    "LITE_MAX_AUDIO_S", "AudioError", "LiteBundleError", "LiteCTCModel", "LiteFeatureConfig",
+    "LiteModelConfig", "LiteTranscriber", "LiteTranscription", "LogMel", "UnsupportedBundleError",
+    "load_weights", "total_audio_seconds",
+]

@@ -1,0 +1,374 @@
+"""The torch-free lite engine against the torch path it mirrors, and the CLI's engine choice."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from pipeline.inference import lite
+from pipeline.inference.lite import (
+    LiteBundleError,
+    LiteCTCModel,
+    LiteFeatureConfig,
+    LiteModelConfig,
+    LiteTranscriber,
+    LogMel,
+    UnsupportedBundleError,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+SR = 16000
+#: Heavy modules the lite path must never load.
+FORBIDDEN = ("torch", "torchaudio", "librosa", "scipy")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _speech(seconds: float, sr: int, seed: int = 0) -> np.ndarray:
+    """A speech-like test signal: gliding harmonics in syllable-like bursts, plus a little noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    f0 = 120 + 40 * np.sin(2 * np.pi * 0.7 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 12))
+    envelope = np.clip(np.sin(2 * np.pi * 3.1 * t), 0, None) ** 0.5
+    return (0.2 * voiced * envelope + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def _model_config(cell: str, bidirectional: bool, subsampling: int, upsample: int, cmn: bool, hidden: int = 8):
+    from pipeline.models.ctc_model import CTCModelConfig
+    from pipeline.models.encoder import EncoderConfig
+
+    return CTCModelConfig(
+        input_dim=12, vocab_size=7, ctc_upsample=upsample, utterance_cmn=cmn,
+        encoder=EncoderConfig(cell=cell, hidden_size=hidden, num_layers=2, bidirectional=bidirectional,
+                              subsampling=subsampling),
+    )
+
+
+def _numpy_state(model: torch.nn.Module) -> dict[str, np.ndarray]:
+    return {k: v.detach().numpy() for k, v in model.state_dict().items()}
+
+
+@pytest.fixture(scope="module")
+def speech_bundle(tmp_path_factory) -> Path:
+    """A small untrained BiLSTM-CTC bundle in the layout of speech_ctc.stage_export."""
+    from data_prep.features import FeatureConfig
+    from pipeline.bundle import save_bundle
+    from pipeline.config import to_dict
+    from pipeline.models.ctc_model import CTCModel, CTCModelConfig
+    from pipeline.models.encoder import EncoderConfig
+    from pipeline.tokenizer import CharTokenizer
+
+    torch.manual_seed(2)  # a seed whose untrained model emits several different words
+    tokenizer = CharTokenizer()
+    cfg = CTCModelConfig(
+        input_dim=80, vocab_size=tokenizer.vocab_size, ctc_upsample=2, utterance_cmn=True,
+        encoder=EncoderConfig(cell="lstm", hidden_size=24, num_layers=2, subsampling=4),
+    )
+    model = CTCModel(cfg)
+    model.cmvn.set_stats(torch.full((80,), -6.0), torch.full((80,), 3.0))
+    with torch.no_grad():
+        model.head.proj.weight.mul_(8.0)  # sharper outputs: many different tokens, several words
+        model.head.proj.bias[1 :: tokenizer.vocab_size] += 1.0  # more spaces (id 1) -> more words
+    config = {
+        "kind": "speech_ctc", "model": to_dict(cfg), "features": to_dict(FeatureConfig()),
+        "tokens": tokenizer.to_list(), "weights": "model.safetensors", "metrics": {},
+    }
+    out = tmp_path_factory.mktemp("lite") / "bundle"
+    return save_bundle(out, config, {"model.safetensors": model.state_dict()})
+
+
+@pytest.fixture(scope="module")
+def audio_files(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("audio")
+    mono = root / "mono16k.wav"
+    sf.write(mono, _speech(1.7, SR), SR, subtype="PCM_16")
+    stereo = root / "stereo22k.wav"
+    left = _speech(1.3, 22050, seed=1)
+    sf.write(stereo, np.stack([left, 0.6 * left[::-1]], axis=1), 22050, subtype="PCM_16")
+    corrupt = root / "corrupt.wav"
+    corrupt.write_bytes(np.random.default_rng(3).integers(0, 256, 3000, dtype=np.uint8).tobytes())
+    empty = root / "empty.wav"
+    empty.write_bytes(b"")
+    return {"mono": mono, "stereo": stereo, "corrupt": corrupt, "empty": empty, "missing": root / "nope.wav"}
+
+
+# --------------------------------------------------------------------------- (a) features, audio
+
+
+def test_log_mel_matches_torch_extractor(monkeypatch) -> None:
+    from data_prep.features import FeatureConfig, LogMelExtractor
+    from pipeline.config import to_dict
+
+    for cfg in (FeatureConfig(), FeatureConfig(sample_rate=8000, n_mels=40, n_fft=256, win_length=200,
+                                               hop_length=80, f_min=0.0, f_max=4000.0)):
+        torch_ex = LogMelExtractor(cfg)
+        numpy_ex = LogMel(LiteFeatureConfig.from_config(to_dict(cfg)))
+        np.testing.assert_allclose(numpy_ex.fbank, torch_ex.fbank.numpy(), atol=1e-6)
+        monkeypatch.setattr(LogMel, "block_frames", 7)  # several blocks, one of them partial
+        for n in (cfg.n_fft // 2 + 1, cfg.win_length, 3 * cfg.sample_rate // 2 + 37):
+            wave = _speech(n / cfg.sample_rate + 1e-9, cfg.sample_rate)[:n]
+            wave[: n // 3] = 0.0  # silence reaches the log floor, where errors would show most
+            ref = torch_ex(torch.from_numpy(wave)).numpy()
+            got = numpy_ex(wave)
+            assert got.shape == ref.shape == (1 + n // cfg.hop_length, cfg.n_mels)
+            # float32 FFTs of two libraries: stated tolerance 1e-4 (natural-log units)
+            np.testing.assert_allclose(got, ref, atol=1e-4)
+        monkeypatch.undo()
+
+
+def test_numpy_resampler_matches_torchaudio() -> None:
+    from data_prep.audio import resample, resample_sinc
+
+    x = _speech(0.9, 44100)
+    for orig, new in ((22050, 16000), (44100, 16000), (8000, 16000), (48000, 16000), (44101, 16000), (3, 2)):
+        ref = resample(torch.from_numpy(x), orig, new).numpy()  # a tensor: torchaudio
+        got = resample(x, orig, new)  # a numpy array: the numpy port
+        assert isinstance(got, np.ndarray) and got.shape == ref.shape
+        np.testing.assert_allclose(got, ref, atol=1e-6)  # same kernel, float32 rounding only
+    np.testing.assert_allclose(resample_sinc(x, 3, 1, block_frames=5), resample(torch.from_numpy(x), 3, 1).numpy(), atol=1e-6)
+
+
+def test_numpy_audio_backend_matches_torch(audio_files) -> None:
+    from data_prep.audio import load_audio, load_waveform
+
+    for key in ("mono", "stereo"):  # stereo22k.wav is downmixed and resampled
+        ref = load_audio(audio_files[key], target_sr=SR).numpy()
+        got = load_waveform(audio_files[key], target_sr=SR, backend="numpy")
+        assert got.dtype == np.float32 and got.shape == ref.shape
+        np.testing.assert_allclose(got, ref, atol=1e-6)
+    with pytest.raises(ValueError, match="backend"):
+        load_waveform(audio_files["mono"], backend="scipy")
+
+
+# --------------------------------------------------------------------------- (b) model forward
+
+
+@pytest.mark.parametrize("cell,bidirectional,subsampling",
+                         list(itertools.product(("rnn", "lstm", "gru"), (True, False), (1, 2, 4, 8))))
+def test_forward_matches_torch(cell: str, bidirectional: bool, subsampling: int) -> None:
+    from pipeline.config import to_dict
+    from pipeline.models.ctc_model import CTCModel
+
+    torch.manual_seed(hash((cell, bidirectional, subsampling)) % 1000)
+    for upsample, cmn in itertools.product((1, 2), (False, True)):
+        cfg = _model_config(cell, bidirectional, subsampling, upsample, cmn)
+        model = CTCModel(cfg).eval()
+        model.cmvn.set_stats(torch.randn(12), torch.rand(12) + 0.5)
+        numpy_model = LiteCTCModel(LiteModelConfig.from_config(to_dict(cfg)), _numpy_state(model))
+        lens = torch.tensor([23, 16, 9, 1])  # odd and even lengths, in one padded batch
+        x = torch.randn(4, 23, 12) * 2
+        with torch.no_grad():
+            log_probs, out_lens = model(x, lens)
+        for b, n in enumerate(lens.tolist()):
+            got = numpy_model(x[b, :n].numpy())
+            want = log_probs[b, : int(out_lens[b])].numpy()
+            assert got.shape == want.shape == (-(-n // subsampling) * upsample, 7)
+            np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_forward_checks_weights() -> None:
+    from pipeline.config import to_dict
+    from pipeline.models.ctc_model import CTCModel
+
+    cfg = _model_config("gru", True, 2, 1, False)
+    state = _numpy_state(CTCModel(cfg))
+    lite_cfg = LiteModelConfig.from_config(to_dict(cfg))
+    with pytest.raises(ValueError, match="missing"):
+        LiteCTCModel(lite_cfg, {k: v for k, v in state.items() if k != "head.proj.bias"})
+    with pytest.raises(ValueError, match="shape"):
+        LiteCTCModel(lite_cfg, {**state, "cmvn.mean": np.zeros(5, np.float32)})
+    with pytest.raises(UnsupportedBundleError, match="attention"):
+        LiteModelConfig.from_config({**to_dict(cfg), "attention": True})
+
+
+def test_greedy_path_matches_batched_greedy_decode() -> None:
+    """The numpy rule lite calls on one utterance, against the torch batch front end and a
+    reference collapse (merge runs, drop blanks) written independently here."""
+    from pipeline.decoding.greedy import greedy_decode, greedy_path
+
+    rng = np.random.default_rng(0)
+    for trial in range(10):
+        lens = rng.integers(0, 60, size=3)
+        batch = np.full((3, int(lens.max()), 7), -np.inf, np.float32)  # padding: -inf
+        for b, n in enumerate(lens):
+            # Mostly blanks, spaces and a few letters, with runs, so merging and word breaks happen.
+            ids = np.repeat(rng.choice([0, 0, 0, 1, 3, 4, 5], size=n), rng.integers(1, 3, size=n))[:n]
+            logits = rng.standard_normal((n, 7)).astype(np.float32)
+            logits[np.arange(n), ids] += 6.0
+            batch[b, :n] = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+        hyps = greedy_decode(torch.from_numpy(batch), torch.from_numpy(lens))
+        for b, n in enumerate(lens.tolist()):
+            got = greedy_path(batch[b, :n])
+            assert (got.token_ids, got.frames) == (hyps[b].token_ids, hyps[b].frames), trial
+            assert got.score == pytest.approx(hyps[b].score, abs=1e-3) and np.isfinite(got.score)
+            best = batch[b, :n].argmax(-1).tolist()
+            want = [(t, f) for f, t in enumerate(best) if t != 0 and (f == 0 or best[f - 1] != t)]
+            assert list(zip(got.token_ids, got.frames, strict=True)) == want, trial
+
+
+# --------------------------------------------------------------------------- (c) end to end
+
+
+def test_transcriber_parity(speech_bundle, audio_files) -> None:
+    from pipeline.inference.transcriber import Transcriber
+
+    order = [audio_files[k] for k in ("mono", "corrupt", "stereo", "empty", "missing")]
+    want = [r.to_dict() for r in Transcriber.from_pretrained(speech_bundle).transcribe(order)]
+    got = [r.to_dict() for r in LiteTranscriber.from_pretrained(speech_bundle).transcribe(order)]
+    assert got == want
+    assert [("error" in r) for r in got] == [False, True, False, True, True]
+    assert sum(len(r["words"]) for r in got if "words" in r) >= 3  # a real comparison, not two empties
+    assert "cannot decode audio" in got[1]["error"] and got[3]["error"].endswith("empty file (0 bytes)")
+    # the directory form, and raise_errors
+    by_dir = LiteTranscriber.from_pretrained(speech_bundle).transcribe(audio_files["mono"].parent)
+    assert [Path(r.path).name for r in by_dir] == ["corrupt.wav", "empty.wav", "mono16k.wav", "stereo22k.wav"]
+    from data_prep.audio import AudioError  # the one class both engines raise
+
+    assert lite.AudioError is AudioError
+    with pytest.raises(AudioError, match="empty file"):
+        LiteTranscriber.from_pretrained(speech_bundle).transcribe(audio_files["empty"], raise_errors=True)
+
+
+def test_bundle_errors_match_torch(speech_bundle, tmp_path) -> None:
+    import yaml
+
+    from pipeline.bundle import BundleError
+    from pipeline.inference.transcriber import Transcriber
+
+    video = tmp_path / "video"
+    video.mkdir()
+    (video / "config.yaml").write_text(yaml.safe_dump({"format_version": 1, "kind": "video_classifier"}))
+    for bad in (tmp_path / "absent", tmp_path, video):
+        with pytest.raises(BundleError) as torch_err:
+            Transcriber.from_pretrained(bad)
+        with pytest.raises(LiteBundleError) as lite_err:
+            LiteTranscriber.from_pretrained(bad)
+        assert str(lite_err.value) == str(torch_err.value)
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    for f in speech_bundle.iterdir():
+        (odd / f.name).write_bytes(f.read_bytes())
+    config = yaml.safe_load((odd / "config.yaml").read_text())
+    config["model"]["encoder"]["attention_heads"] = 4
+    (odd / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(UnsupportedBundleError, match=r"odd: config.yaml: model.encoder.attention_heads is not supported"):
+        LiteTranscriber.from_pretrained(odd)
+
+
+# --------------------------------------------------------------------------- (d) CLI
+
+
+def _run_cli(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    code = (
+        "import sys\n"
+        "from pipeline.cli import main\n"
+        f"rc = main({argv!r})\n"
+        f"loaded = sorted(m for m in {FORBIDDEN!r} if m in sys.modules)\n"
+        "print('LOADED', loaded, file=sys.stderr)\n"
+        "sys.exit(rc)\n"
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+
+
+def test_cli_lite_never_imports_torch(speech_bundle, audio_files) -> None:
+    from pipeline.inference.transcriber import Transcriber
+
+    files = [str(audio_files["mono"]), str(audio_files["stereo"])]
+    proc = _run_cli(["transcribe", "--engine", "lite", "--threads", "1", "--model", str(speech_bundle),
+                     "--format", "json", *files])
+    assert proc.returncode == 0, proc.stderr
+    assert "LOADED []" in proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    want = [r.to_dict() for r in Transcriber.from_pretrained(speech_bundle).transcribe(files)]
+    assert rows == want
+
+
+def test_cli_auto_picks_lite_for_a_short_file(speech_bundle, audio_files) -> None:
+    proc = _run_cli(["transcribe", "--debug", "--model", str(speech_bundle), str(audio_files["stereo"])])
+    assert proc.returncode == 0, proc.stderr
+    assert "engine: lite" in proc.stderr and "LOADED []" in proc.stderr
+    assert proc.stdout.startswith(f"{audio_files['stereo']}\t")
+
+
+def test_cli_import_is_light() -> None:
+    code = (
+        "import sys, pipeline.cli as c; c.build_parser(); print(sorted(m for m in ('numpy', 'torch') if m in sys.modules))\n"
+        f"from pipeline import LiteTranscriber; print(sorted(m for m in {FORBIDDEN!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert out.stdout.split("\n")[:2] == ["[]", "[]"], out.stderr
+
+
+def _args(paths: list[Path], **kw) -> argparse.Namespace:
+    base = {"engine": "auto", "device": "cpu", "beam_size": 1, "threads": None}
+    return argparse.Namespace(paths=[str(p) for p in paths], **{**base, **kw})
+
+
+def test_auto_engine_choice(audio_files, tmp_path) -> None:
+    from pipeline.cli import _pick_engine
+
+    short = [audio_files["mono"], audio_files["stereo"]]
+    assert _pick_engine(_args(short)) == "lite"
+    assert _pick_engine(_args([audio_files["mono"].parent / "sub_missing", *short])) == "torch"  # unreadable
+    assert _pick_engine(_args(short, beam_size=4)) == "torch"
+    assert _pick_engine(_args(short, threads=1)) == "torch"
+    assert _pick_engine(_args(short, device="cuda")) == "torch"
+    assert _pick_engine(_args(short, engine="torch")) == "torch"
+    assert _pick_engine(_args([audio_files["empty"]], engine="lite")) == "lite"
+    assert _pick_engine(_args([audio_files["empty"]])) == "torch"  # no header: torch reports it
+    long = tmp_path / "long.wav"
+    sf.write(long, np.zeros(61 * 1000, np.int16), 1000)  # 61 s by the header
+    assert _pick_engine(_args([long])) == "torch"
+    folder = tmp_path / "dir"
+    folder.mkdir()
+    for i in range(2):
+        sf.write(folder / f"{i}.wav", np.zeros(30 * 1000, np.int16), 1000)  # 2 x 30 s: still lite
+    assert _pick_engine(_args([folder])) == "lite"
+    sf.write(folder / "2.wav", np.zeros(1000, np.int16), 1000)  # 61 s in all once expanded
+    assert _pick_engine(_args([folder])) == "torch"
+
+
+def test_cli_auto_falls_back_to_torch_for_unsupported_bundle(speech_bundle, audio_files, tmp_path, capsys) -> None:
+    import yaml
+
+    from pipeline.cli import main
+
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    for f in speech_bundle.iterdir():
+        (odd / f.name).write_bytes(f.read_bytes())
+    config = yaml.safe_load((odd / "config.yaml").read_text())
+    config["features"]["log_floor"] = 1e-6
+    del config["features"]["n_fft"]  # torch fills in the default; lite wants every value
+    (odd / "config.yaml").write_text(yaml.safe_dump(config))
+    assert main(["transcribe", "--model", str(odd), "--format", "json", str(audio_files["mono"])]) == 0
+    assert json.loads(capsys.readouterr().out)["path"] == str(audio_files["mono"])
+    assert main(["transcribe", "--engine", "lite", "--model", str(odd), str(audio_files["mono"])]) == 2
+    assert "n_fft is missing" in capsys.readouterr().err
+    assert main(["transcribe", "--engine", "lite", "--beam-size", "2", "--model", str(odd), str(audio_files["mono"])]) == 2
+    assert "--engine lite runs on --device cpu with --beam-size 1 only" in capsys.readouterr().err
+
+
+def test_lite_knows_every_config_field() -> None:
+    """A new model or feature option must be taught to the lite engine (else auto uses torch)."""
+    from data_prep.features import FeatureConfig
+    from pipeline.config import to_dict
+    from pipeline.inference import lite_config
+    from pipeline.models.ctc_model import CTCModelConfig
+
+    model = to_dict(CTCModelConfig())
+    assert set(model) == lite_config._MODEL_KEYS
+    assert set(model["encoder"]) == lite_config._ENCODER_KEYS
+    assert set(to_dict(FeatureConfig())) == lite_config._FEATURE_KEYS | {"speed"}
