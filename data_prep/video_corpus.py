@@ -359,6 +359,61 @@ def clip_keypoints(label: str, seed: int, cfg: VideoCorpusConfig) -> np.ndarray:
     return xy[::-1].copy() if LABEL_MOTION[label][1] else xy
 
 
+def pose_targets(xy: np.ndarray, frame_size: int) -> np.ndarray:
+    """Per-frame pose descriptor that a frame CNN learns to predict (the embedded recipe's
+    backbone objective).
+
+    Absolute joint positions are dominated by where the figure stands, which leaves the limbs'
+    configuration (what tells wave from clap) a small part of a regression loss. The
+    descriptor therefore holds both views:
+
+    - every joint's position, scaled to [-1, 1] of the frame (2 * J values);
+    - the joints other than the pelvis relative to it, divided by the clip's median torso
+      length (neck to pelvis), so that body size and zoom drop out (2 * (J - 1) values);
+    - the torso length relative to the frame (1 value: the figure's distance to the camera).
+
+    Args:
+        xy: (T, J, 2) pixel coordinates, joint order ``video_figure.JOINTS``.
+        frame_size: The rendered frame's side in pixels.
+
+    Returns:
+        (T, 4 * J - 1) float32; :func:`pose_flip_map` mirrors it.
+    """
+    pelvis = xy[:, J["pelvis"]]  # (T, 2)
+    torso = np.linalg.norm(xy[:, J["neck"]] - pelvis, axis=-1)  # (T,)
+    scale = max(float(np.median(torso)), 1e-3)
+    rel = (np.delete(xy, J["pelvis"], axis=1) - pelvis[:, None]) / scale  # (T, J - 1, 2)
+    parts = [
+        (xy / frame_size * 2 - 1).reshape(len(xy), -1),
+        rel.reshape(len(xy), -1),
+        (torso / frame_size)[:, None],
+    ]
+    return np.concatenate(parts, axis=1).astype(np.float32)
+
+
+def pose_flip_map() -> tuple[np.ndarray, np.ndarray]:
+    """How :func:`pose_targets` changes when the frame is mirrored left-right.
+
+    Returns:
+        ``perm`` (K,) and ``sign`` (K,) with ``flipped = targets[:, perm] * sign``: x values
+        change sign (the frame is centred on 0) and left/right joints swap.
+    """
+
+    def mirror(name: str) -> str:
+        return name[:-1] + {"l": "r", "r": "l"}[name[-1]] if name[-2:] in ("_l", "_r") else name
+
+    rel_joints = [n for n in JOINTS if n != "pelvis"]
+    perm, sign = [], []
+    for names, offset in ((list(JOINTS), 0), (rel_joints, 2 * len(JOINTS))):
+        for name in names:
+            k = offset + 2 * names.index(mirror(name))
+            perm += [k, k + 1]
+            sign += [-1.0, 1.0]
+    perm.append(4 * len(JOINTS) - 2)  # torso length
+    sign.append(1.0)
+    return np.array(perm), np.array(sign, np.float32)
+
+
 # --------------------------------------------------------------------------- drawing
 
 _SHIFT = 4  # sub-pixel drawing: coordinates in 1/16 pixel

@@ -214,3 +214,55 @@ def test_skin_stands_out_from_shirt_and_background():
         vs_shirt.append(float(np.linalg.norm(np.subtract(skin, shirt, dtype=float))))
     assert min(vs_bg) >= 30.0 and np.mean(np.array(vs_bg) >= 59.0) > 0.8
     assert np.mean(np.array(vs_shirt) >= 100.0) > 0.95  # hands in front of the torso stay visible
+
+
+def test_pose_targets_split_position_from_configuration():
+    from data_prep.video_corpus import VideoCorpusConfig, clip_keypoints, pose_targets
+
+    n_j = len(JOINTS)
+    xy = clip_keypoints("wave", 123, VideoCorpusConfig())
+    t = pose_targets(xy, 112)
+    assert t.shape == (len(xy), 4 * n_j - 1) and t.dtype == np.float32
+    np.testing.assert_allclose(t[:, : 2 * n_j], (xy / 112 * 2 - 1).reshape(len(xy), -1), rtol=1e-5)
+    moved = pose_targets(xy * 1.5 + np.array([7.0, -3.0]), 112)  # bigger figure elsewhere
+    rel = slice(2 * n_j, 4 * n_j - 2)
+    np.testing.assert_allclose(moved[:, rel], t[:, rel], atol=1e-5)  # configuration unchanged
+    assert not np.allclose(moved[:, : 2 * n_j], t[:, : 2 * n_j])  # position changed
+    np.testing.assert_allclose(moved[:, -1], t[:, -1] * 1.5, rtol=1e-5)
+    # waving moves a wrist relative to the body
+    wrists = t[:, rel].reshape(len(xy), n_j - 1, 2)[:, [JOINTS.index("wrist_l") - 1, JOINTS.index("wrist_r") - 1]]
+    assert wrists.std(axis=0).max() > 0.2
+
+
+def test_pose_flip_map_matches_mirrored_keypoints():
+    from data_prep.video_corpus import VideoCorpusConfig, clip_keypoints, pose_flip_map, pose_targets
+
+    xy = clip_keypoints("walk_left", 7, VideoCorpusConfig())
+    mirrored = xy.copy()
+    mirrored[..., 0] = 112 - mirrored[..., 0]
+    swap = [JOINTS.index(n[:-1] + ("r" if n.endswith("l") else "l")) if n[-2:] in ("_l", "_r") else i for i, n in enumerate(JOINTS)]
+    mirrored = mirrored[:, swap]
+    perm, sign = pose_flip_map()
+    np.testing.assert_allclose(pose_targets(xy, 112)[:, perm] * sign, pose_targets(mirrored, 112), atol=1e-5)
+
+
+def test_backbone_fit_augmentation_mirrors_frames_and_targets_together():
+    import torch
+
+    from pipeline.training.backbone_fit import _augment
+
+    gen = torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 255, (64, 8, 8, 3), dtype=torch.uint8)
+    target = torch.randn(64, 5)
+    flipped_target = -target
+    out, t = _augment(frames, target, flipped_target, gen)
+    assert out.shape == frames.shape and t.shape == target.shape
+    for i in range(64):
+        mirrored = bool(torch.equal(t[i], flipped_target[i]))
+        assert mirrored or torch.equal(t[i], target[i])
+        src = frames[i].flip(1) if mirrored else frames[i]
+        # each output channel is one of the source's channels, all three used once
+        matches = [[torch.equal(out[i, ..., c], src[..., k]) for k in range(3)] for c in range(3)]
+        assert sorted(m.index(True) for m in matches) == [0, 1, 2]
+    flips = sum(bool(torch.equal(t[i], flipped_target[i])) for i in range(64))
+    assert 16 < flips < 48

@@ -94,8 +94,14 @@ def fit_backbone(
     num_workers: int = 2,
     num_threads: int = 0,
     seed: int = 0,
+    flip_map: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Trains ``model`` in place: pose regression when clips carry frame targets, else labels.
+
+    With ``cfg.augment``, each training frame gets a random permutation of its colour channels
+    (the objectives do not depend on colours, and this keeps the CNN from memorising them) and,
+    for pose targets with a ``flip_map`` (``perm``, ``sign``: mirrored targets are
+    ``targets[:, perm] * sign``), a random left-right mirror.
 
     Args:
         model: A stripped torchvision backbone mapping (N, 3, S, S) -> (N, dim).
@@ -121,8 +127,11 @@ def fit_backbone(
     torch.manual_seed(seed)
     embedder = FrameEmbedder(model, dim)
     if pose:
-        mean, std = p_train.mean(0), p_train.std(0) + 1e-6
-        target_train = torch.from_numpy((p_train - mean) / std)
+        # Per-dimension standardisation, with a floor so near-constant dims (e.g. a hip
+        # relative to the pelvis) do not turn into amplified noise.
+        mean, std = p_train.mean(0), p_train.std(0)
+        std = np.maximum(std, 0.1 * float(np.median(std)) + 1e-6)
+        target_train = torch.from_numpy(((p_train - mean) / std).astype(np.float32))
         target_dev = (p_dev - mean) / std
         head: nn.Module = nn.Linear(dim, target_train.size(1))
         loss_fn: Callable = nn.functional.mse_loss
@@ -138,6 +147,11 @@ def fit_backbone(
     steps_per_epoch = -(-len(x_train) // cfg.batch_size)
     sched = warmup_cosine(opt, warmup_steps=min(50, steps_per_epoch), total_steps=cfg.epochs * steps_per_epoch)
     x_train_t = torch.from_numpy(x_train)
+    target_flipped = None
+    if pose and flip_map is not None:
+        perm, sign = flip_map
+        target_flipped = torch.from_numpy(((p_train[:, perm] * sign - mean) / std).astype(np.float32))
+    gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     history = []
     from tqdm.auto import tqdm
@@ -150,9 +164,12 @@ def fit_backbone(
         batches = range(0, len(order), cfg.batch_size)
         for start in tqdm(batches, desc=f"backbone epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=None):
             idx = order[start : start + cfg.batch_size]
+            frames, target = x_train_t[idx], target_train[idx]
+            if getattr(cfg, "augment", False):
+                frames, target = _augment(frames, target, target_flipped[idx] if target_flipped is not None else None, gen)
             with autocast(device, amp):
-                out = head(embedder(x_train_t[idx].to(device)))
-            loss = loss_fn(out.float(), target_train[idx].to(device))
+                out = head(embedder(frames.to(device)))
+            loss = loss_fn(out.float(), target.to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 5.0)
@@ -180,3 +197,18 @@ def fit_backbone(
         "decode_seconds": round(decode_s, 1),
         "fit_history": history,
     }
+
+
+def _augment(
+    frames: torch.Tensor, target: torch.Tensor, target_flipped: torch.Tensor | None, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random colour-channel permutation per frame, and random mirroring when the targets
+    have a mirrored version. frames: (N, S, S, 3) uint8, targets: (N, K) -> the same shapes."""
+    n = frames.size(0)
+    perms = torch.argsort(torch.rand(n, 3, generator=gen), dim=1)  # (N, 3) channel orders
+    frames = torch.gather(frames, 3, perms.view(n, 1, 1, 3).expand_as(frames))
+    if target_flipped is not None:
+        flip = torch.rand(n, generator=gen) < 0.5
+        frames = torch.where(flip.view(n, 1, 1, 1), frames.flip(2), frames)  # mirror the width axis
+        target = torch.where(flip.view(n, 1), target_flipped, target)
+    return frames, target

@@ -51,6 +51,7 @@ class BackboneFitConfig:
     frames_per_clip: int = 8
     pose_embeddings: bool = True  # pose objective: embed frames as their predicted joints
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # autocast for fitting; see pipeline.amp
+    augment: bool = True  # random colour-channel order, and mirroring for pose targets
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,7 @@ class VideoRecipe:
             fitted = fit_backbone(
                 model, dim, self.fit_clips("train"), self.fit_clips("dev"), num_classes=len(self.labels()),
                 backbone=b, cfg=self.cfg.backbone_fit, num_workers=self.cfg.num_workers,
-                num_threads=self.cfg.train.num_threads,
+                num_threads=self.cfg.train.num_threads, flip_map=self._pose_flip_map(),
             )
             embedder = fitted.pop("embedder")
             info.update(fitted)
@@ -189,9 +190,17 @@ class VideoRecipe:
         atomic_write_bytes(self.backbone_file, save_safetensors(embedder.export_state()))
         return {"backbone": info}
 
+    def _pose_flip_map(self):
+        """How the embedded corpus's pose targets mirror (None for other corpora)."""
+        if self.cfg.data.corpus != "embedded":
+            return None
+        from data_prep.video_corpus import pose_flip_map
+
+        return pose_flip_map()
+
     def fit_clips(self, split: str) -> list:
-        """Clips for backbone fitting; the embedded corpus adds each frame's joint positions
-        (from the generator, scaled to [-1, 1] of the frame) as pose targets."""
+        """Clips for backbone fitting; the embedded corpus adds each frame's pose (from the
+        generator's joint positions, see :func:`data_prep.video_corpus.pose_targets`) as targets."""
         from pipeline.training.backbone_fit import FitClip
 
         labels = self.labels()
@@ -204,10 +213,10 @@ class VideoRecipe:
         for r in self.records(split):
             targets = None
             if corpus_cfg is not None and "seed" in r:
-                from data_prep.video_corpus import clip_keypoints
+                from data_prep.video_corpus import clip_keypoints, pose_targets
 
                 xy = clip_keypoints(r["label"], int(r["seed"]), corpus_cfg)  # (T, J, 2) pixels
-                targets = (xy / corpus_cfg.frame_size * 2 - 1).reshape(len(xy), -1)
+                targets = pose_targets(xy, corpus_cfg.frame_size)  # (T, 2J + 1)
             clips.append(FitClip(r["video_filepath"], labels.index(r["label"]), targets))
         return clips
 
