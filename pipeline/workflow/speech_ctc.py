@@ -203,6 +203,7 @@ class SpeechRecipe:
         speeds = (1.0, *[s for s in self.cfg.speed_perturb if s != 1.0])
         train = self.dataset("train", speeds)
         dev = self.dataset("dev")
+        torch.manual_seed(self.cfg.train.seed)  # the initial weights, whatever ran before in this process
         model = self.build_model()
         mean, std = compute_cmvn(FeatureStore(self.store_dir("train")))
         model.cmvn.set_stats(torch.from_numpy(mean), torch.from_numpy(std))

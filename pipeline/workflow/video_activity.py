@@ -175,6 +175,7 @@ class VideoRecipe:
         from pipeline.training.backbone_fit import fit_backbone
 
         b = self.cfg.backbone
+        torch.manual_seed(self.cfg.data.seed)  # a random-init backbone starts the same every run
         model, dim = build_backbone(b.name, b.weights)
         embedder = FrameEmbedder(model, dim)
         info: dict[str, Any] = {"name": b.name, "init": b.weights, "dim": dim}
@@ -299,9 +300,11 @@ class VideoRecipe:
 
     def stage_train(self) -> dict[str, Any]:
         save_config(self.cfg, self.exp / "config.yaml")
+        torch.manual_seed(self.cfg.train.seed)  # the initial weights, whatever ran before in this process
         return {"train": self._train(self.build_model(), self.cfg.train, "model")}
 
     def stage_ablation(self) -> dict[str, Any]:
+        torch.manual_seed(self.cfg.ablation_train.seed)
         return {"train_ablation": self._train(self.build_ablation(), self.cfg.ablation_train, "ablation")}
 
     def _load(self, model, key: str):
