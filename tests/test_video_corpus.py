@@ -235,7 +235,12 @@ def test_pose_targets_split_position_from_configuration():
 
 
 def test_pose_flip_map_matches_mirrored_keypoints():
-    from data_prep.video_corpus import VideoCorpusConfig, clip_keypoints, pose_flip_map, pose_targets
+    from data_prep.video_corpus import (
+        VideoCorpusConfig,
+        clip_keypoints,
+        pose_flip_map,
+        pose_targets,
+    )
 
     xy = clip_keypoints("walk_left", 7, VideoCorpusConfig())
     mirrored = xy.copy()

@@ -65,3 +65,15 @@ def test_clip_labeler_api_directory(recipe_run):
     results = labeler.label(exp / "corpus", top_k=1)
     assert len(results) == 70 and all(r.error is None and len(r.labels) == 1 for r in results)
     assert all(r.labels[0]["label"] in labeler.labels_ for r in results)
+
+
+def test_corpus_config_takes_the_preset_seed_and_train_size():
+    from data_prep.video_corpus import SIZES
+    from pipeline.workflow.video_activity import VideoDataConfig, VideoRecipe, VideoRecipeConfig
+
+    preset = VideoRecipe(VideoRecipeConfig(data=VideoDataConfig(size="tiny", seed=7))).corpus_config()
+    assert preset.seed == 7 and preset.train_per_class == SIZES["tiny"].train_per_class
+    bigger = VideoRecipe(VideoRecipeConfig(data=VideoDataConfig(size="tiny", train_per_class=5))).corpus_config()
+    assert bigger.train_per_class == 5 and bigger.test_per_class == SIZES["tiny"].test_per_class
+    with pytest.raises(ValueError, match="data.size"):
+        VideoRecipe(VideoRecipeConfig(data=VideoDataConfig(size="huge"))).corpus_config()

@@ -14,6 +14,10 @@ class BucketBatchSampler:
     under ``max_frames`` (and at most ``max_batch_size`` items), and the batch order is shuffled
     from ``seed + epoch``. Under DDP each rank takes every ``world_size``-th batch.
 
+    The first ``sorted_epochs`` epochs go through the batches shortest first instead
+    (SortaGrad, as in Deep Speech 2): CTC escapes its all-blank start sooner on short
+    utterances, and the run depends less on the luck of its first batches.
+
     The state (epoch and batches already consumed) is saved in checkpoints, so a resumed run
     sees exactly the batches the interrupted run had not seen yet, in the same order.
     """
@@ -28,6 +32,7 @@ class BucketBatchSampler:
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        sorted_epochs: int = 0,
     ) -> None:
         self.lengths = np.asarray(lengths, dtype=np.int64)
         self.max_frames = int(max_frames)
@@ -36,6 +41,7 @@ class BucketBatchSampler:
         self.seed = seed
         self.rank = rank
         self.world_size = world_size
+        self.sorted_epochs = int(sorted_epochs)
         self.epoch = 0
         self.consumed = 0  # batches of the current epoch already yielded (this rank)
         self._batches = self._make_batches()
@@ -62,7 +68,7 @@ class BucketBatchSampler:
 
     def _epoch_batches(self) -> list[list[int]]:
         batches = self._batches
-        if self.shuffle:
+        if self.shuffle and self.epoch >= self.sorted_epochs:
             rng = np.random.default_rng(self.seed + self.epoch)
             batches = [batches[i] for i in rng.permutation(len(batches))]
         if self.world_size > 1:

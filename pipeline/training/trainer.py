@@ -50,6 +50,7 @@ class TrainConfig:
     grad_skip_threshold: float = 1e5  # a gradient norm above this is a fault: skip (0 = off)
     max_frames: int = 20000  # padded frames per batch (length bucketing)
     max_batch_size: int = 64
+    sortagrad_epochs: int = 0  # epochs that take batches shortest first (SortaGrad) before shuffling
     save_every_steps: int = 0  # 0: checkpoint at epoch ends only
     keep_last: int = 5
     average_last: int = 3
@@ -161,6 +162,7 @@ class Trainer:
             seed=cfg.seed,
             rank=self.dist.rank,
             world_size=self.dist.world_size,
+            sorted_epochs=cfg.sortagrad_epochs,
         )
         self.train_set = train_set
         self.collate = collate

@@ -34,6 +34,7 @@ class VideoDataConfig:
     corpus: str = "embedded"  # "embedded", or a directory (see README)
     format: Literal["auto", "manifest", "ucf101", "csv", "mmaction"] = "auto"
     size: str = "default"  # embedded corpus size preset: tiny, default, large
+    train_per_class: int = 0  # embedded corpus: train clips per class; 0 = the preset's
     seed: int = 0
     ucf101_split: int = 1
     dev_fraction: float = 0.1  # taken from train when a corpus has no dev split
@@ -112,19 +113,26 @@ class VideoRecipe:
         return read_manifest(self.manifest(split), "video")
 
     # ------------------------------------------------------------------ stages
+    def corpus_config(self):
+        """The embedded corpus's ``VideoCorpusConfig``: the size preset with this config's seed
+        and train size."""
+        from data_prep.video_corpus import SIZES
+
+        d = self.cfg.data
+        if d.size not in SIZES:
+            raise ValueError(f"data.size must be one of {sorted(SIZES)}, got {d.size!r}")
+        preset = SIZES[d.size]
+        return replace(preset, seed=d.seed, train_per_class=d.train_per_class or preset.train_per_class)
+
     def stage_corpus(self) -> dict[str, Any]:
         """Renders the embedded corpus, or imports a real one, into ``exp/data/<split>.jsonl``."""
         from data_prep.manifest import read_manifest, write_manifest
 
         d = self.cfg.data
         if d.corpus == "embedded":
-            from data_prep.video_corpus import SIZES, generate_video_corpus
+            from data_prep.video_corpus import generate_video_corpus
 
-            if d.size not in SIZES:
-                raise ValueError(f"data.size must be one of {sorted(SIZES)}, got {d.size!r}")
-            manifests = generate_video_corpus(
-                self.exp / "corpus", replace(SIZES[d.size], seed=d.seed), num_workers=self.cfg.num_workers
-            )
+            manifests = generate_video_corpus(self.exp / "corpus", self.corpus_config(), num_workers=self.cfg.num_workers)
         else:
             from data_prep.importers.corpus import import_video_corpus
 
@@ -205,11 +213,7 @@ class VideoRecipe:
         from pipeline.training.backbone_fit import FitClip
 
         labels = self.labels()
-        corpus_cfg = None
-        if self.cfg.data.corpus == "embedded":
-            from data_prep.video_corpus import SIZES
-
-            corpus_cfg = replace(SIZES[self.cfg.data.size], seed=self.cfg.data.seed)
+        corpus_cfg = self.corpus_config() if self.cfg.data.corpus == "embedded" else None
         clips = []
         for r in self.records(split):
             targets = None
