@@ -253,10 +253,12 @@ def extract_features(
         log.debug("%s: %.0f s of audio, %d worker(s)", manifest, total_s, workers)
     # One intra-op thread, as in the workers: the per-file ops are small, and a second thread
     # only adds synchronisation (and stalls badly when another process holds the other core).
+    # In-process, ``num_workers`` threads share the chunks instead: reading (libsndfile) and
+    # the torch ops release the GIL, and threads cost no start-up.
     with _torch_threads(1 if workers <= 1 else torch.get_num_threads()):
         return build_store(
             store_dir, items, LogMelJob(cfg), config_hash=features_hash(manifest, cfg),
-            num_workers=workers, chunk_size=chunk_size, dim=cfg.n_mels,
+            num_workers=workers, num_threads=num_workers, chunk_size=chunk_size, dim=cfg.n_mels,
             desc=f"log-mel {Path(store_dir).name}",
         )
 

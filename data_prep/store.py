@@ -34,7 +34,7 @@ import sys
 import time
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
@@ -54,7 +54,7 @@ DONE_NAME = ".done"
 LOCK_NAME = ".lock"
 PARTS_NAME = "parts"
 STAGING_NAME = ".staging"
-_CHUNK_FORMAT = 1
+_CHUNK_FORMAT = 2  # 2: chunks carry their rows' moments
 _STORE_FILES = (FEATS_NAME, INDEX_NAME, STATS_NAME, FAILED_NAME)
 
 ComputeFn = Callable[[Any], "np.ndarray | tuple[np.ndarray, dict[str, Any]]"]
@@ -359,6 +359,9 @@ def _run_chunk(
         "format": _CHUNK_FORMAT, "config_hash": config_hash, "chunk": chunk_idx,
         "ids": [id_ for id_, _ in items], "dim": chunk_dim, "entries": entries, "failed": failed,
     }
+    if arrays:  # float64 moments for stats.json; JSON floats round-trip exactly
+        count, mean, m2 = _moments(feats)
+        meta["moments"] = {"count": count, "mean": mean.tolist(), "m2": m2.tolist()}
     with atomic_open(chunk_path, "wb") as fh:
         np.savez(fh, feats=feats, meta=np.array(json.dumps(meta)))
     return {"chunk": chunk_idx, "failed": failed, "rows": int(feats.shape[0])}
@@ -393,6 +396,7 @@ def build_store(
     *,
     config_hash: str,
     num_workers: int = 2,
+    num_threads: int = 1,
     chunk_size: int = 64,
     desc: str = "features",
     dim: int | None = None,
@@ -413,6 +417,9 @@ def build_store(
         num_workers: Worker processes; ``<= 1`` computes in this process. Workers are
             started with ``spawn`` (safe with threads and torch), so a calling script needs
             the usual ``if __name__ == "__main__":`` guard.
+        num_threads: With ``num_workers <= 1``, chunks computed by this many threads of this
+            process (for a ``compute`` that spends its time in code that releases the GIL,
+            such as libsndfile and torch ops; no process start-up cost).
         chunk_size: Items per chunk (the unit of resumption).
         desc: Progress-bar label.
         dim: Expected D; None takes it from the first stored item.
@@ -471,7 +478,7 @@ def build_store(
             if reused:
                 log.info("%s: resuming, %d of %d chunks already done", store_dir, reused,
                          len(chunks))
-            _compute_chunks(chunks, paths, todo, compute, config_hash, dim, num_workers, desc)
+            _compute_chunks(chunks, paths, todo, compute, config_hash, dim, num_workers, num_threads, desc)
             result = _merge_and_commit(store_dir, paths, ids, config_hash, dim, compute_stats)
         except OSError as exc:
             raise StoreError(f"{store_dir}: cannot write feature store: {exc}") from exc
@@ -498,15 +505,27 @@ def _log_failures(result: dict[str, Any]) -> None:
 
 def _compute_chunks(
     chunks: list[list[tuple[str, Any]]], paths: list[Path], todo: list[int], compute: ComputeFn,
-    config_hash: str, dim: int | None, num_workers: int, desc: str,
+    config_hash: str, dim: int | None, num_workers: int, num_threads: int, desc: str,
 ) -> None:
     bar = tqdm(total=len(chunks), initial=len(chunks) - len(todo), desc=desc, unit="chunk",
                disable=None, leave=False)
     try:
         if num_workers <= 1 or len(todo) <= 1:
-            for k in todo:
-                _log_failures(_run_chunk(str(paths[k]), k, chunks[k], compute, config_hash, dim))
-                bar.update(1)
+            def run(k: int) -> dict[str, Any]:
+                return _run_chunk(str(paths[k]), k, chunks[k], compute, config_hash, dim)
+
+            if num_threads <= 1 or len(todo) <= 1:
+                for k in todo:
+                    _log_failures(run(k))
+                    bar.update(1)
+                return
+            threads = ThreadPoolExecutor(max_workers=min(num_threads, len(todo)))
+            try:
+                for result in threads.map(run, todo):
+                    _log_failures(result)
+                    bar.update(1)
+            finally:
+                threads.shutdown(wait=True, cancel_futures=True)  # on error: no new chunks
             return
         ctx = multiprocessing.get_context("spawn")  # no inherited locks, threads or fds
         pool = ProcessPoolExecutor(
@@ -581,7 +600,10 @@ def _merge_and_commit(
                                     **{k: v for k, v in e.items() if k not in ("id", "length")}})
                     offset += int(e["length"])
                 if compute_stats:
-                    count, mean, m2 = _combine_stats(count, mean, m2, feats)
+                    part = meta["moments"]  # computed with the chunk (in its worker or thread)
+                    count, mean, m2 = _combine_stats(
+                        count, mean, m2, (part["count"], np.asarray(part["mean"]), np.asarray(part["m2"]))
+                    )
         failed.sort(key=lambda rec: order.get(rec["id"], len(order)))
         failed_text = "".join(json.dumps(rec, ensure_ascii=False) + "\n" for rec in failed)
         if not entries:
@@ -620,14 +642,19 @@ def _merge_and_commit(
     return len(entries), len(failed), offset
 
 
-def _combine_stats(
-    count: int, mean: np.ndarray | None, m2: np.ndarray | None, feats: np.ndarray
-) -> tuple[int, np.ndarray, np.ndarray]:
-    """Chan et al.'s pairwise update of (count, mean, M2) in float64 with one chunk's rows."""
+def _moments(feats: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """(count, mean (D,), M2 (D,)) of (N, D) rows, in float64."""
     x = feats.astype(np.float64)
-    n_b = x.shape[0]
-    mean_b = x.mean(axis=0)
-    m2_b = np.square(x - mean_b).sum(axis=0)
+    mean = x.mean(axis=0)
+    return x.shape[0], mean, np.square(x - mean).sum(axis=0)
+
+
+def _combine_stats(
+    count: int, mean: np.ndarray | None, m2: np.ndarray | None,
+    part: tuple[int, np.ndarray, np.ndarray],
+) -> tuple[int, np.ndarray, np.ndarray]:
+    """Chan et al.'s pairwise update of (count, mean, M2) with another part's moments."""
+    n_b, mean_b, m2_b = part
     if mean is None or m2 is None or count == 0:
         return n_b, mean_b, m2_b
     n = count + n_b
@@ -649,7 +676,7 @@ def compute_stats_exact(store: FeatureStore) -> tuple[np.ndarray, np.ndarray]:
     count, mean, m2 = 0, None, None
     step = max(1, 1_000_000 // max(store.dim, 1))
     for start in range(0, store.num_rows, step):
-        count, mean, m2 = _combine_stats(count, mean, m2, store.data[start : start + step])
+        count, mean, m2 = _combine_stats(count, mean, m2, _moments(store.data[start : start + step]))
     if mean is None or m2 is None:
         raise StoreError(f"{store.store_dir}: store is empty")
     return mean, np.sqrt(m2 / count)

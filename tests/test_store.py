@@ -127,6 +127,26 @@ def test_pool_build_equals_in_process_build(tmp_path: Path) -> None:
     assert store_bytes(tmp_path / "a") == store_bytes(tmp_path / "b")
 
 
+def test_threaded_build_equals_in_process_build(tmp_path: Path) -> None:
+    items = make_items(12)
+    build_store(tmp_path / "a", items, rand_feats, config_hash="h", num_workers=1, chunk_size=2)
+    summary = build_store(tmp_path / "b", items, rand_feats, config_hash="h", num_workers=1,
+                          num_threads=2, chunk_size=2)
+    assert summary.chunks_computed == 6
+    assert store_bytes(tmp_path / "a") == store_bytes(tmp_path / "b")
+
+
+def test_threaded_build_records_failures_and_keeps_the_others(tmp_path: Path) -> None:
+    items = [("a", (1, 4, 5)), ("bad1", (-1, 4, 5)), ("b", (2, 6, 5)), ("nan", (4, 4, 99)),
+             ("c", (5, 2, 5))]
+    summary = build_store(tmp_path / "s", items, flaky_feats, config_hash="h", num_workers=1,
+                          num_threads=2, chunk_size=1)
+    assert (summary.num_stored, summary.num_failed) == (3, 2)
+    store = FeatureStore(tmp_path / "s")
+    assert store.ids == ["a", "b", "c"]
+    assert [f["id"] for f in store.failed()] == ["bad1", "nan"]
+
+
 def test_skip_when_marker_matches(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     items = make_items(4)
     build_store(tmp_path / "s", items, rand_feats, config_hash="h", num_workers=1)
