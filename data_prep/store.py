@@ -514,6 +514,8 @@ def _compute_chunks(
             def run(k: int) -> dict[str, Any]:
                 return _run_chunk(str(paths[k]), k, chunks[k], compute, config_hash, dim)
 
+            # Serially, a failure stops before the next chunk starts; a thread pool would
+            # already have started the following ones (test_resume_after_crash_is_byte_identical).
             if num_threads <= 1 or len(todo) <= 1:
                 for k in todo:
                     _log_failures(run(k))
