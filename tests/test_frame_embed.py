@@ -103,3 +103,37 @@ def test_embedder_state_roundtrip_with_projection():
     bad = {**state, "projection.weight": torch.zeros(34, 7)}
     with pytest.raises(BackboneError, match="projection"):
         embedder_from_state("resnet18", bad, "test")
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small"])
+def test_inference_copy_folds_batchnorm_and_keeps_outputs(name):
+    torch.manual_seed(0)
+    model, dim = build_backbone(name, "none")
+    gen = torch.Generator().manual_seed(0)
+    for m in model.modules():  # non-trivial statistics, so folding has something to fold
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+            m.bias.data.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+    emb = FrameEmbedder(model, dim, torch.nn.Linear(dim, 8)).eval()
+    fast = emb.for_inference()
+    count = lambda mod: sum(isinstance(m, torch.nn.BatchNorm2d) for m in mod.modules())  # noqa: E731
+    assert count(emb.backbone) > 0 and count(fast.backbone) == 0  # folded, original untouched
+    frames = np.random.default_rng(0).integers(0, 255, (4, 64, 64, 3), dtype=np.uint8)
+    ref = emb.embed(frames)
+    np.testing.assert_allclose(fast.embed(frames), ref, rtol=1e-3, atol=1e-3 * float(np.abs(ref).max()))
+
+
+def test_inference_copy_of_an_untraceable_backbone_stays_unfolded(monkeypatch):
+    import torch.fx.experimental.optimization as fx_opt
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("cannot trace")
+
+    monkeypatch.setattr(fx_opt, "fuse", refuse)
+    model, dim = build_backbone("resnet18", "none")
+    emb = FrameEmbedder(model, dim).eval()
+    fast = emb.for_inference()
+    frames = np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3), dtype=np.uint8)
+    np.testing.assert_allclose(fast.embed(frames), emb.embed(frames), rtol=1e-6, atol=1e-6)

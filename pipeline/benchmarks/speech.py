@@ -195,6 +195,7 @@ def _train_comparison(
 
     from pipeline.amp import autocast
     from pipeline.training.sampler import BucketBatchSampler
+    from pipeline.training.schedule import adamw
     from pipeline.training.trainer import Trainer, move_batch
 
     state: dict[str, Any] = {"round": 0}
@@ -213,7 +214,7 @@ def _train_comparison(
         seed=train_cfg.seed,
     )
     batches = [move_batch(collate([train[i] for i in b]), device) for b in sampler]
-    optimizer = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr * 0.1)
+    optimizer = adamw(model.parameters(), lr=train_cfg.lr * 0.1)  # the trainer's optimizer
     trainers = [first]
 
     def loop() -> float:

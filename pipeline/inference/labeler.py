@@ -70,7 +70,8 @@ class ClipLabeler:
         cfg = bundle.config
         try:
             bb_cfg = from_dict(BackboneConfig, {**bundle_section(cfg, "backbone"), "weights": "none"}, "backbone")
-            embedder = embedder_from_state(bb_cfg.name, bundle.load_weights("backbone_weights"), str(bundle.path))
+            state = bundle.load_weights("backbone_weights")
+            embedder = embedder_from_state(bb_cfg.name, state, str(bundle.path)).for_inference()
             classifier = SequenceClassifier(from_dict(ClassifierConfig, bundle_section(cfg, "model"), "model"))
             classifier.load_state_dict(bundle.load_weights())
             labels = bundle_section(cfg, "labels", list)

@@ -25,7 +25,7 @@ from torch import nn
 
 from data_prep.frame_embed import BackboneConfig, FrameEmbedder
 from pipeline.amp import autocast, resolve_precision
-from pipeline.training.schedule import warmup_cosine
+from pipeline.training.schedule import adamw, warmup_cosine
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ def fit_backbone(
     head = head.to(device)
     amp = resolve_precision(getattr(cfg, "precision", "auto"), device)  # bf16 where it is fast
     params = list(embedder.parameters()) + list(head.parameters())
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = adamw(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = -(-len(x_train) // cfg.batch_size)
     sched = warmup_cosine(opt, warmup_steps=min(50, steps_per_epoch), total_steps=cfg.epochs * steps_per_epoch)
     x_train_t = torch.from_numpy(x_train)

@@ -27,7 +27,7 @@ from pipeline.training.checkpoint import average_checkpoints, load_checkpoint, s
 from pipeline.training.distributed import DistInfo, all_reduce_mean, barrier, init_distributed
 from pipeline.training.logger import MetricLogger
 from pipeline.training.sampler import BucketBatchSampler
-from pipeline.training.schedule import warmup_cosine
+from pipeline.training.schedule import adamw, warmup_cosine
 
 log = logging.getLogger(__name__)
 
@@ -168,9 +168,7 @@ class Trainer:
         self.collate = collate
         self.dev_loader = dev_loader
         self.total_steps = max(cfg.max_epochs * len(self.sampler), 1)
-        self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
-        )
+        self.optimizer = adamw(self.model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
         self.scheduler = warmup_cosine(
             self.optimizer,
             warmup_steps=cfg.warmup_steps,
