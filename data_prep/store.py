@@ -509,18 +509,18 @@ def _compute_chunks(
 ) -> None:
     bar = tqdm(total=len(chunks), initial=len(chunks) - len(todo), desc=desc, unit="chunk",
                disable=None, leave=False)
-    try:
-        if num_workers <= 1 or len(todo) <= 1:
-            def run(k: int) -> dict[str, Any]:
-                return _run_chunk(str(paths[k]), k, chunks[k], compute, config_hash, dim)
+    def run(k: int) -> dict[str, Any]:
+        return _run_chunk(str(paths[k]), k, chunks[k], compute, config_hash, dim)
 
+    try:
+        if len(todo) <= 1 or (num_workers <= 1 and num_threads <= 1):
             # Serially, a failure stops before the next chunk starts; a thread pool would
             # already have started the following ones (test_resume_after_crash_is_byte_identical).
-            if num_threads <= 1 or len(todo) <= 1:
-                for k in todo:
-                    _log_failures(run(k))
-                    bar.update(1)
-                return
+            for k in todo:
+                _log_failures(run(k))
+                bar.update(1)
+            return
+        if num_workers <= 1:
             threads = ThreadPoolExecutor(max_workers=min(num_threads, len(todo)))
             try:
                 for result in threads.map(run, todo):
