@@ -13,6 +13,7 @@ audio with this same code. Importing this module does not import torch.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -189,9 +190,23 @@ def resample(wave: torch.Tensor | np.ndarray, orig_sr: int, new_sr: int) -> torc
         num, den = approx.numerator, approx.denominator
     if isinstance(wave, np.ndarray):
         return resample_sinc(wave, num, den)
-    import torchaudio.functional as AF
+    import torch  # not at the top: the lite engine reads audio without torch
 
-    return AF.resample(wave, num, den)
+    if wave.dtype != torch.float32:
+        import torchaudio.functional as AF
+
+        return AF.resample(wave, num, den)
+    return _resampler(num, den)(wave)
+
+
+@functools.lru_cache(maxsize=8)
+def _resampler(orig_freq: int, new_freq: int) -> torch.nn.Module:
+    """torchaudio's ``Resample`` for one ratio: its sinc kernel is built once, not per call
+    (``torchaudio.functional.resample`` rebuilds it every time; same kernel, same output)."""
+    import torch
+    import torchaudio.transforms as T
+
+    return T.Resample(orig_freq, new_freq, dtype=torch.float32)
 
 
 def resample_sinc(

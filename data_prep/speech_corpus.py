@@ -37,8 +37,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio.functional as AF
 
+from data_prep.audio import resample
 from data_prep.manifest import write_manifest
 from data_prep.text_gen import generate_sentences, normalize_text
 from pipeline.io_utils import atomic_open, atomic_write_json
@@ -321,9 +321,7 @@ def _synthesize(job: _Job) -> np.ndarray:
             data, sr = sf.read(str(out), dtype="float32", always_2d=True)
     wave = data.mean(axis=1)
     if sr != job.sample_rate:
-        wave = AF.resample(
-            torch.from_numpy(np.ascontiguousarray(wave)), sr, job.sample_rate
-        ).numpy()
+        wave = resample(torch.from_numpy(np.ascontiguousarray(wave)), sr, job.sample_rate).numpy()
     wave = trim_silence(wave, job.sample_rate)
     peak = float(np.abs(wave).max()) if wave.size else 0.0
     if peak > 0.99:  # the sinc resampler can overshoot a full-scale synth

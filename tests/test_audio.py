@@ -265,3 +265,21 @@ def test_missing_ffmpeg_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         load_audio(path)
     with pytest.raises(AudioError, match="ffprobe is not installed"):
         audio_info(path)
+
+
+def test_cached_resampler_is_torchaudio_resample_exactly() -> None:
+    """The tensor path builds each ratio's sinc kernel once; the output is bit-identical to
+    ``torchaudio.functional.resample`` (which rebuilds the kernel on every call)."""
+    import torchaudio.functional as AF
+
+    from data_prep.audio import _resampler, resample
+
+    gen = torch.Generator().manual_seed(0)
+    for orig in (22050, 44100, 8000):
+        x = torch.randn(2, orig // 3, generator=gen) * 0.3
+        assert torch.equal(resample(x, orig, 16000), AF.resample(x, orig, 16000))
+    before = _resampler.cache_info().hits
+    resample(torch.zeros(100), 22050, 16000)
+    assert _resampler.cache_info().hits == before + 1
+    double = torch.randn(300, generator=gen, dtype=torch.float64)  # other dtypes: the functional path
+    assert torch.equal(resample(double, 22050, 16000), AF.resample(double, 22050, 16000))

@@ -149,14 +149,16 @@ class RNNEncoder(nn.Module):
         if impl == "auto":
             impl = "packed" if x.is_cuda else "padded"
         cpu_lens = x_lens.cpu().clamp(min=1)
-        reverse = within_length_reversal(x_lens, x.size(1)) if self.cfg.bidirectional else None
+        reverse = None
+        if self.cfg.bidirectional:
+            reverse = flat_time_index(within_length_reversal(x_lens, x.size(1)))  # (B * T,)
         for i, directions in enumerate(self.layers):
             if i > 0:
                 x = self.dropout(x)
             outs = [_run_rnn(directions[0], x, cpu_lens, impl)]
             if reverse is not None:
-                backward = _run_rnn(directions[1], _gather_time(x, reverse), cpu_lens, impl)
-                outs.append(_gather_time(backward, reverse))
+                backward = _run_rnn(directions[1], _take_frames(x, reverse), cpu_lens, impl)
+                outs.append(_take_frames(backward, reverse))
             x = torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]
         x = x * lengths_mask(x_lens, x.size(1)).unsqueeze(-1).to(x.dtype)
         return x, x_lens
@@ -165,16 +167,29 @@ class RNNEncoder(nn.Module):
 def within_length_reversal(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     """(B,) lengths -> (B, T) time indices that reverse each sequence's first ``length`` steps.
 
-    Padded steps map to themselves, so applying the gather twice is the identity.
+    Padded steps map to themselves, so applying the reversal twice is the identity.
     """
     steps = torch.arange(max_len, device=lengths.device).unsqueeze(0)  # (1, T)
     last = lengths.unsqueeze(1) - 1  # (B, 1)
     return torch.where(steps <= last, last - steps, steps)
 
 
-def _gather_time(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """x: (B, T, D), index: (B, T) -> (B, T, D) with out[b, t] = x[b, index[b, t]]."""
-    return torch.gather(x, 1, index.unsqueeze(-1).expand(-1, -1, x.size(-1)))
+def flat_time_index(index: torch.Tensor) -> torch.Tensor:
+    """(B, T) per-sequence time indices -> (B * T,) row indices into x.reshape(B * T, D)."""
+    b, t = index.shape
+    offsets = torch.arange(b, device=index.device).unsqueeze(1) * t  # (B, 1)
+    return (index + offsets).reshape(-1)
+
+
+def _take_frames(x: torch.Tensor, flat_index: torch.Tensor) -> torch.Tensor:
+    """x: (B, T, D), flat_index: (B * T,) from :func:`flat_time_index` -> (B, T, D) with
+    out[b, t] = x[b, index[b, t]].
+
+    Copies whole D-wide rows (index_select; its gradient is index_add), which is about twice
+    as fast on CPU (forward and backward) as an element-wise gather over an expanded (B, T, D) index.
+    """
+    b, t, d = x.shape
+    return x.reshape(b * t, d).index_select(0, flat_index).reshape(b, t, d)
 
 
 def _run_rnn(rnn: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor, impl: str) -> torch.Tensor:
