@@ -190,23 +190,17 @@ def resample(wave: torch.Tensor | np.ndarray, orig_sr: int, new_sr: int) -> torc
         num, den = approx.numerator, approx.denominator
     if isinstance(wave, np.ndarray):
         return resample_sinc(wave, num, den)
-    import torch  # not at the top: the lite engine reads audio without torch
-
-    if wave.dtype != torch.float32:
-        import torchaudio.functional as AF
-
-        return AF.resample(wave, num, den)
-    return _resampler(num, den)(wave)
+    return _resampler(num, den, wave.dtype, wave.device)(wave)
 
 
 @functools.lru_cache(maxsize=8)
-def _resampler(orig_freq: int, new_freq: int) -> torch.nn.Module:
-    """torchaudio's ``Resample`` for one ratio: its sinc kernel is built once, not per call
-    (``torchaudio.functional.resample`` rebuilds it every time; same kernel, same output)."""
-    import torch
+def _resampler(orig_freq: int, new_freq: int, dtype: torch.dtype, device: torch.device) -> torch.nn.Module:
+    """torchaudio's ``Resample`` for one ratio, dtype and device: its sinc kernel is built
+    once, not per call (``torchaudio.functional.resample`` rebuilds it every time; same kernel,
+    same output). torch is imported here, not at the top: the lite engine reads audio without it."""
     import torchaudio.transforms as T
 
-    return T.Resample(orig_freq, new_freq, dtype=torch.float32)
+    return T.Resample(orig_freq, new_freq, dtype=dtype).to(device)
 
 
 def resample_sinc(

@@ -152,10 +152,9 @@ def speed_perturb(waveform: torch.Tensor, sample_rate: int, speed: float) -> tor
     """
     if speed == 1.0:
         return waveform
-    import torchaudio
+    from data_prep.audio import resample
 
-    orig = round(sample_rate * speed)
-    return torchaudio.functional.resample(waveform, orig_freq=orig, new_freq=sample_rate)
+    return resample(waveform, round(sample_rate * speed), sample_rate)
 
 
 _EXTRACTORS: dict[FeatureConfig, LogMelExtractor] = {}

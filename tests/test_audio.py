@@ -281,5 +281,5 @@ def test_cached_resampler_is_torchaudio_resample_exactly() -> None:
     before = _resampler.cache_info().hits
     resample(torch.zeros(100), 22050, 16000)
     assert _resampler.cache_info().hits == before + 1
-    double = torch.randn(300, generator=gen, dtype=torch.float64)  # other dtypes: the functional path
+    double = torch.randn(300, generator=gen, dtype=torch.float64)  # a kernel per dtype
     assert torch.equal(resample(double, 22050, 16000), AF.resample(double, 22050, 16000))
