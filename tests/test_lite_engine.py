@@ -45,14 +45,15 @@ def _speech(seconds: float, sr: int, seed: int = 0) -> np.ndarray:
     return (0.2 * voiced * envelope + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
 
 
-def _model_config(cell: str, bidirectional: bool, subsampling: int, upsample: int, cmn: bool, hidden: int = 8):
+def _model_config(cell: str, bidirectional: bool, subsampling: int, upsample: int, cmn: bool, hidden: int = 8,
+                  layer_norm: bool = False):
     from pipeline.models.ctc_model import CTCModelConfig
     from pipeline.models.encoder import EncoderConfig
 
     return CTCModelConfig(
         input_dim=12, vocab_size=7, ctc_upsample=upsample, utterance_cmn=cmn,
         encoder=EncoderConfig(cell=cell, hidden_size=hidden, num_layers=2, bidirectional=bidirectional,
-                              subsampling=subsampling),
+                              subsampling=subsampling, layer_norm=layer_norm),
     )
 
 
@@ -162,10 +163,15 @@ def test_forward_matches_torch(cell: str, bidirectional: bool, subsampling: int)
     from pipeline.models.ctc_model import CTCModel
 
     torch.manual_seed(hash((cell, bidirectional, subsampling)) % 1000)
-    for upsample, cmn in itertools.product((1, 2), (False, True)):
-        cfg = _model_config(cell, bidirectional, subsampling, upsample, cmn)
+    for upsample, cmn, norm in itertools.product((1, 2), (False, True), (False, True)):
+        cfg = _model_config(cell, bidirectional, subsampling, upsample, cmn, layer_norm=norm)
         model = CTCModel(cfg).eval()
         model.cmvn.set_stats(torch.randn(12), torch.rand(12) + 0.5)
+        if norm:  # a non-trivial affine, so lite must apply it too
+            with torch.no_grad():
+                for ln in model.encoder.norms:
+                    ln.weight.uniform_(0.5, 1.5)
+                    ln.bias.normal_(0.0, 0.3)
         numpy_model = LiteCTCModel(LiteModelConfig.from_config(to_dict(cfg)), _numpy_state(model))
         lens = torch.tensor([23, 16, 9, 1])  # odd and even lengths, in one padded batch
         x = torch.randn(4, 23, 12) * 2

@@ -64,6 +64,26 @@ def test_encoder_matches_torch_bidirectional_rnn_on_packed_sequences(cell):
         torch.testing.assert_close(y, expected, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("impl", ["padded", "packed"])
+def test_layer_norm_encoder_is_padding_invariant_and_normalises_each_frame(impl):
+    torch.manual_seed(3)
+    cfg = EncoderConfig(cell="lstm", hidden_size=8, num_layers=2, dropout=0.0, subsampling=2, impl=impl, layer_norm=True)
+    enc = RNNEncoder(12, cfg).eval()
+    assert len(enc.norms) == 2 and enc.norms[0].normalized_shape == (16,)
+    seqs, x, x_lens = _batch([15, 6, 1])
+    with torch.no_grad():
+        y, y_lens = enc(x, x_lens)
+        for i, s in enumerate(seqs):
+            single, n = enc(s.unsqueeze(0), torch.tensor([s.size(0)]))
+            torch.testing.assert_close(y[i, : int(n)], single[0], atol=1e-5, rtol=1e-4)
+            assert torch.count_nonzero(y[i, int(n):]) == 0
+    # with the initial affine (1, 0), each valid output frame has zero mean and unit variance
+    valid = y[0, : int(y_lens[0])]
+    torch.testing.assert_close(valid.mean(-1), torch.zeros(valid.size(0)), atol=1e-5, rtol=0)
+    torch.testing.assert_close(valid.var(-1, unbiased=False), torch.ones(valid.size(0)), atol=1e-3, rtol=0)
+    assert RNNEncoder(12, EncoderConfig(hidden_size=8)).norms is None  # off by default
+
+
 def test_invalid_encoder_options():
     with pytest.raises(ValueError, match="impl"):
         RNNEncoder(4, EncoderConfig(impl="fast"))

@@ -21,7 +21,9 @@ CONV_STAGES = {1: 0, 2: 1, 4: 2, 8: 3}
 
 # Config keys the lite engine understands; any other key means a feature it does not implement.
 _MODEL_KEYS = {"input_dim", "vocab_size", "encoder", "ctc_upsample", "utterance_cmn"}
-_ENCODER_KEYS = {"cell", "hidden_size", "num_layers", "bidirectional", "subsampling", "dropout", "impl"}
+_ENCODER_KEYS = {
+    "cell", "hidden_size", "num_layers", "bidirectional", "subsampling", "dropout", "impl", "layer_norm",
+}
 _FEATURE_KEYS = {
     "sample_rate", "n_mels", "n_fft", "win_length", "hop_length", "f_min", "f_max", "log_floor",
 }
@@ -74,6 +76,7 @@ class LiteModelConfig:
     subsampling: int
     ctc_upsample: int = 1
     utterance_cmn: bool = False
+    layer_norm: bool = False  # LayerNorm on each RNN layer's output
 
     @classmethod
     def from_config(cls, model: Mapping[str, Any]) -> LiteModelConfig:
@@ -105,6 +108,7 @@ class LiteModelConfig:
             subsampling=subsampling,
             ctc_upsample=_int(model, "ctc_upsample", "model") if "ctc_upsample" in model else 1,
             utterance_cmn=_bool(model, "utterance_cmn", "model", default=False),
+            layer_norm=_bool(enc, "layer_norm", "model.encoder", default=False),
         )
 
     @property

@@ -1,7 +1,8 @@
 """Numpy forward of :class:`pipeline.models.CTCModel` for one utterance (the lite engine's model).
 
 CMVN, optional utterance CMN, conv subsampling (stride-2 Conv1d + ReLU stages), stacked
-RNN/LSTM/GRU layers with torch's gate equations (uni- or bidirectional), the CTC head with
+RNN/LSTM/GRU layers with torch's gate equations (uni- or bidirectional), each optionally
+followed by LayerNorm, the CTC head with
 upsampling, and log-softmax, in float32. ``tests/test_lite_engine.py`` holds it against the
 torch model for every cell, direction and subsampling factor.
 """
@@ -16,11 +17,19 @@ import numpy as np
 from pipeline.inference.lite_config import LiteModelConfig
 
 _GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+_LN_EPS = 1e-5  # torch.nn.LayerNorm's default eps
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
     z = x - x.max(axis=-1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """LayerNorm over the last axis of (T, D), as ``torch.nn.LayerNorm(D)``."""
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    return ((x - mean) / np.sqrt(var + _LN_EPS) * weight + bias).astype(np.float32, copy=False)
 
 
 @dataclass
@@ -70,6 +79,11 @@ class LiteCTCModel:
             [self._prepare(w, f"encoder.layers.{i}.{d}.") for d in range(2 if cfg.bidirectional else 1)]
             for i in range(cfg.num_layers)
         ]
+        self.norms = (
+            [(w[f"encoder.norms.{i}.weight"], w[f"encoder.norms.{i}.bias"]) for i in range(cfg.num_layers)]
+            if cfg.layer_norm
+            else None
+        )
         self.head_w_t = np.ascontiguousarray(w["head.proj.weight"].T)  # (H_out, k*V)
         self.head_b = w["head.proj.bias"]
 
@@ -90,6 +104,8 @@ class LiteCTCModel:
                 shapes.update({p + "weight_ih_l0": (gates, dim), p + "weight_hh_l0": (gates, h),
                                p + "bias_ih_l0": (gates,), p + "bias_hh_l0": (gates,)})
             dim = h * directions
+            if cfg.layer_norm:
+                shapes[f"encoder.norms.{i}.weight"] = shapes[f"encoder.norms.{i}.bias"] = (dim,)
         shapes["head.proj.weight"] = (cfg.vocab_size * cfg.ctc_upsample, dim)
         shapes["head.proj.bias"] = (cfg.vocab_size * cfg.ctc_upsample,)
         return shapes
@@ -130,11 +146,13 @@ class LiteCTCModel:
             x = x - x.mean(axis=0, keepdims=True, dtype=np.float32)
         for mat, bias in self.convs:
             x = self._conv(x, mat, bias)
-        for directions in self.layers:
+        for i, directions in enumerate(self.layers):
             outs = [self._rnn(x, directions[0])]
             if len(directions) > 1:  # backward direction: the utterance reversed, then back
                 outs.append(self._rnn(x[::-1], directions[1])[::-1])
             x = np.concatenate(outs, axis=1) if len(outs) > 1 else outs[0]
+            if self.norms is not None:
+                x = _layer_norm(x, *self.norms[i])
         logits = x @ self.head_w_t + self.head_b  # (T', k*V)
         logits = logits.reshape(-1, self.cfg.vocab_size)  # (T', k*V) -> (T'*k, V)
         return _log_softmax(logits).astype(np.float32, copy=False)

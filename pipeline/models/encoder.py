@@ -31,6 +31,7 @@ class EncoderConfig:
     dropout: float = 0.1
     subsampling: int = 1  # 1, 2, 4 or 8: time reduction of the conv front end
     impl: str = "auto"  # auto | padded | packed: how the RNN steps over padding (same outputs)
+    layer_norm: bool = False  # LayerNorm on each layer's output (before dropout and the next layer)
 
 
 def lengths_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
@@ -115,6 +116,9 @@ class RNNEncoder(nn.Module):
         if cfg.cell == "lstm":
             self._init_forget_bias(1.0)
         self.dropout = nn.Dropout(cfg.dropout)
+        self.norms = (
+            nn.ModuleList(nn.LayerNorm(dim) for _ in range(cfg.num_layers)) if cfg.layer_norm else None
+        )
         self.output_dim = dim
 
     @torch.no_grad()
@@ -160,6 +164,8 @@ class RNNEncoder(nn.Module):
                 backward = _run_rnn(directions[1], _take_frames(x, reverse), cpu_lens, impl)
                 outs.append(_take_frames(backward, reverse))
             x = torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]
+            if self.norms is not None:
+                x = self.norms[i](x)
         x = x * lengths_mask(x_lens, x.size(1)).unsqueeze(-1).to(x.dtype)
         return x, x_lens
 
