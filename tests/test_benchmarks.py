@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline.benchmarks import report, suite
+from pipeline.benchmarks import report, speech, suite
 from pipeline.benchmarks.report import (
     RATIO_KEYS,
     TARGETS,
@@ -119,6 +119,13 @@ def fake_benchmarks() -> dict:
         "coldstart": {"audio_s": 2.5, "seqrec": fig(2.4), "pocketsphinx": fig(1.2), "ratio": 0.5,
                       "seqrec_peak_rss_mib": 650.0, "pocketsphinx_peak_rss_mib": 110.0},
         "memory_transcribe": {"audio_s": 600.0, "peak_rss_mib": 900.0, "wall_s": 8.0},
+        "step_speech": {
+            "batch": 16, "frames": 222, "steps": 10, "threads": 2, "ratio": 1.8,
+            "recipe": {"cell": "lstm", "hidden_size": 128, "num_layers": 3, "layer_norm": True,
+                       "subsampling": 4, "params": 1_500_000, "ms": fig(70.0)},
+            "reference": {"cell": "lstm", "hidden_size": 192, "num_layers": 3, "layer_norm": False,
+                          "subsampling": 4, "params": 3_300_000, "ms": fig(130.0)},
+        },
     }
 
 
@@ -205,6 +212,8 @@ def test_markdown_table() -> None:
     assert "| `seqrec transcribe`, one 10-minute file | 900 MiB | 8.00 s |" in md
     assert "GPU: none on this machine" in md
     assert "- label: no bundle" in md
+    step = next(ln for ln in lines if ln.startswith("| 3 x 128 BiLSTM + LayerNorm (1.50 M params) vs 3 x 192 BiLSTM (3.30 M"))
+    assert step.endswith("| 70.0 | 130 | 1.80 |")
 
 
 def test_markdown_gpu_section() -> None:
@@ -249,8 +258,8 @@ def test_suite_without_experiments_still_writes_valid_results(tmp_path: Path) ->
     """Every benchmark is skipped with a reason; the files are still written."""
     opts = suite.SuiteOptions(
         speech_exp=tmp_path / "no_speech", video_exp=tmp_path / "no_video", out_dir=tmp_path / "out",
-        repeats=1, quick=True, gpu=False,
-    )
+        repeats=1, quick=True, gpu=False, only=tuple(b for b in suite.BENCHMARKS if b != "step"),
+    )  # "step" needs no experiment (test_step_benchmark_...)
     results = suite.run_suite(opts)
     assert all(v is None for v in results["ratios"].values())
     for name in ("features", "train_speech", "train_video", "transcribe", "coldstart", "label",
@@ -412,3 +421,23 @@ def test_feature_workers() -> None:
     assert feature_workers(360_000.0, 8) == 8
     assert feature_workers(10.0, 4, audio_s_per_worker=0) == 4
     assert feature_workers(10.0, 0) == 1
+
+
+def test_step_benchmark_compares_the_recipe_model_with_the_reference(tmp_path: Path) -> None:
+    """The recipe side follows the experiment's config; both sides are timed every round."""
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / "config.yaml").write_text("model:\n  encoder:\n    hidden_size: 16\n    num_layers: 2\n")
+    out = speech.bench_step_speech(speech.SpeechExp(exp), 2, batch=4, frames=60, steps=2)
+    rec, ref = out["recipe"], out["reference"]
+    assert (rec["hidden_size"], rec["num_layers"], rec["layer_norm"]) == (16, 2, True)
+    assert (ref["hidden_size"], ref["num_layers"], ref["layer_norm"]) == (192, 2, False)
+    assert rec["params"] < ref["params"] / 20
+    for side in (rec, ref):
+        assert len(side["ms"]["values"]) == 2 and side["ms"]["min"] > 0
+    assert out["ratio"] > 0 and (out["batch"], out["frames"], out["steps"]) == (4, 60, 2)
+    # Without a config.yaml the recipe side is the recipe's default model.
+    default = speech.bench_step_speech(speech.SpeechExp(tmp_path / "none"), 1, batch=2, frames=40, steps=1)
+    assert (default["recipe"]["hidden_size"], default["recipe"]["num_layers"]) == (128, 3)
+    with pytest.raises(ValueError, match="frames >= 40"):
+        speech.bench_step_speech(speech.SpeechExp(exp), 1, frames=10)

@@ -213,6 +213,7 @@ def render_markdown(results: dict[str, Any]) -> str:
             f"pocketsphinx {100 * tr['pocketsphinx']['wer']:.1f}% (its general English model, not trained on this corpus)."
         )
 
+    lines += _step_lines(b.get("step_speech"))
     lines += ["", "| peak memory (RSS), fresh process | peak RSS | wall time |", "|---|---:|---:|"]
     mt = b.get("memory_transcribe")
     if mt:
@@ -241,6 +242,26 @@ def render_markdown(results: dict[str, Any]) -> str:
         lines.append("Not measured:")
         lines += [f"- {name}: {why}" for name, why in skipped.items()]
     return "\n".join(lines)
+
+
+def _step_lines(step: dict[str, Any] | None) -> list[str]:
+    """The speech model's training-step cost against the previous default model."""
+    if not step:
+        return []
+
+    def model(m: dict[str, Any]) -> str:
+        ln = " + LayerNorm" if m["layer_norm"] else ""
+        return f"{m['num_layers']} x {m['hidden_size']} Bi{m['cell'].upper()}{ln} ({m['params'] / 1e6:.2f} M params)"
+
+    rec, ref = step["recipe"], step["reference"]
+    return [
+        "",
+        f"| training step, speech model (batch {step['batch']} x {step['frames']} frames, "
+        f"{step['threads']} threads) | recipe model | previous default | ratio |",
+        "|---|---:|---:|---:|",
+        f"| {model(rec)} vs {model(ref)}, ms | {fmt(rec['ms']['median'])} | {fmt(ref['ms']['median'])} | "
+        f"{fmt(step['ratio'])} |",
+    ]
 
 
 def _gpu_lines(gpu: dict[str, Any]) -> list[str]:

@@ -251,6 +251,86 @@ def _train_comparison(
     }
 
 
+#: The speech model before LayerNorm made a narrower one learn as well (README, "How the speech
+#: part got under 15 minutes"): the step benchmark's reference.
+REFERENCE_ENCODER = {"hidden_size": 192, "layer_norm": False}
+
+
+def bench_step_speech(
+    exp: SpeechExp, repeats: int, *, batch: int = 16, frames: int = 222, steps: int = 10, seed: int = 0
+) -> dict[str, Any]:
+    """Cost of one training step of the recipe's model against the previous default model.
+
+    Both models take the same synthetic batch of ``batch`` utterances of ``frames`` feature
+    frames (the default corpus's median length; every second one 20 frames shorter, so
+    packing is exercised) with 30 random tokens each, through forward, CTC loss (the
+    recipe's :class:`CTCTask`, SpecAugment included), backward and the fused AdamW step.
+    Each round times ``steps`` steps of each model back to back and keeps their median;
+    ``ratio`` is reference ms / recipe ms (higher: the recipe's model is cheaper).
+
+    The model is the one in ``exp``'s ``config.yaml`` (the recipe defaults without one); the
+    reference is the same config with :data:`REFERENCE_ENCODER` (3 x 192 BiLSTM, no LayerNorm).
+    The reference's absolute time is also a handy gauge of how busy a shared machine is.
+    """
+    import torch
+
+    from pipeline.config import load_config
+    from pipeline.models.ctc_model import CTCModel
+    from pipeline.tokenizer import CharTokenizer
+    from pipeline.training.schedule import adamw
+    from pipeline.training.tasks import CTCTask
+    from pipeline.workflow.speech_ctc import SpeechRecipeConfig
+
+    if batch < 1 or frames < 40 or steps < 1:
+        raise ValueError(f"need batch >= 1, frames >= 40, steps >= 1; got {batch}, {frames}, {steps}")
+    cfg = load_config(SpeechRecipeConfig, exp.config if exp.config.is_file() else None, [f"exp_dir={exp.root}"])
+    reference = replace(cfg.model, encoder=replace(cfg.model.encoder, **REFERENCE_ENCODER))
+    task = CTCTask(CharTokenizer(), cfg.specaugment)
+    gen = torch.Generator().manual_seed(seed)
+    x_lens = torch.full((batch,), frames, dtype=torch.long)
+    x_lens[1::2] = frames - 20
+    data = {
+        "x": torch.randn(batch, frames, cfg.model.input_dim, generator=gen),
+        "x_lens": x_lens,
+        "targets": torch.randint(1, cfg.model.vocab_size, (batch, 30), generator=gen),
+        "target_lens": torch.full((batch,), 30, dtype=torch.long),
+    }
+
+    def stepper(model_cfg) -> tuple[Any, Any]:
+        torch.manual_seed(seed)
+        model = CTCModel(model_cfg).train()
+        optimizer = adamw(model.parameters(), lr=cfg.train.lr)
+
+        def run() -> float:
+            times = []
+            for _ in range(steps):
+                with Stopwatch() as sw:
+                    loss, _ = task.loss(model, data)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                times.append(sw.seconds * 1000.0)
+            return median(times)
+
+        return model, run
+
+    models = {"recipe": stepper(cfg.model), "reference": stepper(reference)}
+    runs = interleave({name: run for name, (_, run) in models.items()}, repeats)
+
+    def describe(name: str, model_cfg) -> dict[str, Any]:
+        enc = model_cfg.encoder
+        n_params = sum(p.numel() for p in models[name][0].parameters())
+        return {"cell": enc.cell, "hidden_size": enc.hidden_size, "num_layers": enc.num_layers,
+                "layer_norm": enc.layer_norm, "subsampling": enc.subsampling, "params": n_params,
+                "ms": summarize(runs[name])}
+
+    return {
+        "batch": batch, "frames": frames, "steps": steps, "threads": torch.get_num_threads(),
+        "recipe": describe("recipe", cfg.model), "reference": describe("reference", reference),
+        "ratio": median(pairwise_ratios(runs["reference"], runs["recipe"])),
+    }
+
+
 # --------------------------------------------------------------------------- 3. transcription
 def pocketsphinx_available() -> tuple[bool, str]:
     """Whether the ``pocketsphinx`` package imports, and why not."""

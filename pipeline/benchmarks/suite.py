@@ -22,7 +22,7 @@ from pipeline.benchmarks.timing import BenchmarkError
 
 log = logging.getLogger(__name__)
 
-BENCHMARKS = ("features", "train", "transcribe", "coldstart", "label", "memory")
+BENCHMARKS = ("features", "train", "step", "transcribe", "coldstart", "label", "memory")
 
 
 @dataclass(frozen=True)
@@ -183,6 +183,9 @@ def run_suite(opts: SuiteOptions) -> dict[str, Any]:
             sexp, tmp, r, max_utts=opts.size(300, 96)), bench)
         runner("train_video", lambda: video.bench_train_video(
             vexp, tmp, r, max_clips=opts.size(100_000, 300)), bench)
+
+    if "step" in only:
+        runner("step_speech", lambda: speech.bench_step_speech(sexp, r, steps=opts.size(10, 3)), bench)
 
     if "transcribe" in only:
         def transcribe() -> dict[str, Any]:
