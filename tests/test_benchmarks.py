@@ -438,6 +438,6 @@ def test_step_benchmark_compares_the_recipe_model_with_the_reference(tmp_path: P
     assert out["ratio"] > 0 and (out["batch"], out["frames"], out["steps"]) == (4, 60, 2)
     # Without a config.yaml the recipe side is the recipe's default model.
     default = speech.bench_step_speech(speech.SpeechExp(tmp_path / "none"), 1, batch=2, frames=40, steps=1)
-    assert (default["recipe"]["hidden_size"], default["recipe"]["num_layers"]) == (128, 3)
+    assert (default["recipe"]["hidden_size"], default["recipe"]["num_layers"]) == (96, 3)
     with pytest.raises(ValueError, match="frames >= 40"):
         speech.bench_step_speech(speech.SpeechExp(exp), 1, frames=10)

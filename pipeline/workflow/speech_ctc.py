@@ -56,7 +56,7 @@ class SpeechRecipeConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     speed_perturb: tuple[float, ...] = ()  # extra training copies, e.g. [0.9, 1.1]
     model: CTCModelConfig = field(
-        default_factory=lambda: CTCModelConfig(encoder=EncoderConfig(cell="lstm", hidden_size=128, subsampling=4, layer_norm=True))
+        default_factory=lambda: CTCModelConfig(encoder=EncoderConfig(cell="lstm", hidden_size=96, subsampling=4, layer_norm=True))
     )
     specaugment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
