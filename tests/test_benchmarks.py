@@ -436,8 +436,13 @@ def test_step_benchmark_compares_the_recipe_model_with_the_reference(tmp_path: P
     for side in (rec, ref):
         assert len(side["ms"]["values"]) == 2 and side["ms"]["min"] > 0
     assert out["ratio"] > 0 and (out["batch"], out["frames"], out["steps"]) == (4, 60, 2)
-    # Without a config.yaml the recipe side is the recipe's default model.
+    # Without a config.yaml the recipe side is the model of the recipe's conf/default.yaml.
+    from pipeline.config import load_config
+    from pipeline.workflow.speech_ctc import DEFAULT_CONFIG, SpeechRecipeConfig
+
+    enc = load_config(SpeechRecipeConfig, DEFAULT_CONFIG).model.encoder
     default = speech.bench_step_speech(speech.SpeechExp(tmp_path / "none"), 1, batch=2, frames=40, steps=1)
-    assert (default["recipe"]["hidden_size"], default["recipe"]["num_layers"]) == (96, 3)
+    assert (default["recipe"]["hidden_size"], default["recipe"]["num_layers"]) == (enc.hidden_size, enc.num_layers)
+    assert default["recipe"]["layer_norm"] is enc.layer_norm and enc.hidden_size != 192
     with pytest.raises(ValueError, match="frames >= 40"):
         speech.bench_step_speech(speech.SpeechExp(exp), 1, frames=10)

@@ -268,7 +268,7 @@ def bench_step_speech(
     Each round times ``steps`` steps of each model back to back and keeps their median;
     ``ratio`` is reference ms / recipe ms (higher: the recipe's model is cheaper).
 
-    The model is the one in ``exp``'s ``config.yaml`` (the recipe defaults without one); the
+    The model is the one in ``exp``'s ``config.yaml`` (the recipe's conf/default.yaml without one); the
     reference is the same config with :data:`REFERENCE_ENCODER` (3 x 192 BiLSTM, no LayerNorm).
     The reference's absolute time is also a handy gauge of how busy a shared machine is.
     """
@@ -279,11 +279,13 @@ def bench_step_speech(
     from pipeline.tokenizer import CharTokenizer
     from pipeline.training.schedule import adamw
     from pipeline.training.tasks import CTCTask
-    from pipeline.workflow.speech_ctc import SpeechRecipeConfig
+    from pipeline.workflow.speech_ctc import DEFAULT_CONFIG, SpeechRecipeConfig
 
     if batch < 1 or frames < 40 or steps < 1:
         raise ValueError(f"need batch >= 1, frames >= 40, steps >= 1; got {batch}, {frames}, {steps}")
-    cfg = load_config(SpeechRecipeConfig, exp.config if exp.config.is_file() else None, [f"exp_dir={exp.root}"])
+    # The experiment's own config, else the one `make demo` runs (conf/default.yaml).
+    cfg_path = exp.config if exp.config.is_file() else DEFAULT_CONFIG
+    cfg = load_config(SpeechRecipeConfig, cfg_path, [f"exp_dir={exp.root}"])
     reference = replace(cfg.model, encoder=replace(cfg.model.encoder, **REFERENCE_ENCODER))
     task = CTCTask(CharTokenizer(), cfg.specaugment)
     gen = torch.Generator().manual_seed(seed)
