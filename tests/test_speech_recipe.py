@@ -51,6 +51,20 @@ def test_rerun_skips_finished_stages(recipe_run, caplog):
 
 
 @pytest.mark.slow
+def test_retraining_with_another_model_refuses_the_old_checkpoints_and_keeps_them(recipe_run):
+    exp, results = recipe_run
+    kept = {p: p.read_bytes() for p in [exp / "config.yaml", *sorted((exp / "checkpoints").iterdir())]}
+    with pytest.raises(SystemExit) as exc:
+        recipe_main(["--config", str(TINY), "--exp-dir", str(exp), "--stage", "3", "--stop-stage", "3",
+                     "train.max_epochs=1", "model.encoder.hidden_size=48"])
+    assert exc.value.code == 1
+    log = (exp / "log" / "run.log").read_text()
+    assert "model.encoder.hidden_size: 64 -> 48" in log and "another experiment directory" in log
+    assert {p: p.read_bytes() for p in kept} == kept
+    assert json.loads((exp / "results.json").read_text()) == results
+
+
+@pytest.mark.slow
 def test_transcribe_cli_json_and_bad_files(recipe_run, tmp_path, capsys):
     exp, _ = recipe_run
     wav = sorted((exp / "corpus" / "wavs" / "test").glob("*.wav"))[0]

@@ -10,8 +10,15 @@ from torch.utils.data import DataLoader
 
 from pipeline.data import FeatureDataset, collate_labels, length_sorted_batches
 from pipeline.models import bilstm_classifier
-from pipeline.training import TrainConfig, Trainer, TrainingDiverged, load_checkpoint
+from pipeline.training import (
+    TrainConfig,
+    Trainer,
+    TrainingDiverged,
+    load_checkpoint,
+    save_checkpoint,
+)
 from pipeline.training.tasks import ClassificationTask
+from pipeline.training.trainer import CheckpointMismatch
 
 D = 6
 
@@ -35,16 +42,17 @@ def order_dataset(n, seed):
     return FeatureDataset([(arrays, k, labels[k]) for k in range(n)], lengths)
 
 
-def make_trainer(tmp_path, *, epochs=6, task=None, **overrides):
+def make_trainer(tmp_path, *, epochs=6, task=None, lineage="", **overrides):
     torch.manual_seed(0)
     train, dev = order_dataset(192, 0), order_dataset(64, 1)
     dev_loader = DataLoader(dev, batch_sampler=length_sorted_batches(dev.lengths, 400), collate_fn=collate_labels)
-    cfg = TrainConfig(
+    settings = dict(
         max_epochs=epochs, lr=1e-2, warmup_steps=5, max_frames=200, max_batch_size=16,
-        average_last=2, progress=False, num_threads=1, **overrides,
+        average_last=2, progress=False, num_threads=1,
     )
+    cfg = TrainConfig(**{**settings, **overrides})
     model = bilstm_classifier(input_dim=D, num_classes=2, hidden_size=16, dropout=0.0)
-    return Trainer(model, task or ClassificationTask(), train, train.lengths, collate_labels, dev_loader, cfg, tmp_path)
+    return Trainer(model, task or ClassificationTask(), train, train.lengths, collate_labels, dev_loader, cfg, tmp_path, lineage=lineage)
 
 
 def test_trainer_learns_an_order_task_and_writes_logs(tmp_path):
@@ -155,3 +163,31 @@ def test_feature_noise_only_in_training():
     task.loss(model.eval(), batch)
     assert 0.3 < float((seen[0] - 1).std()) < 0.7
     assert torch.equal(seen[1], batch["x"])
+
+
+def test_checkpoints_of_a_run_with_other_settings_are_refused_and_kept(tmp_path):
+    make_trainer(tmp_path, epochs=1).fit()
+    ckpts = tmp_path / "checkpoints"
+    before = {p.name: p.read_bytes() for p in ckpts.iterdir()}
+    with pytest.raises(CheckpointMismatch, match=r"train\.lr: 0\.01 -> 0\.02.*another experiment directory"):
+        make_trainer(tmp_path, epochs=2, lr=2e-2).fit()
+    assert {p.name: p.read_bytes() for p in ckpts.iterdir()} == before  # nothing loaded, nothing rewritten
+
+
+def test_another_lineage_is_refused_but_how_long_to_train_may_change(tmp_path):
+    make_trainer(tmp_path, epochs=1, lineage="features-a").fit()
+    with pytest.raises(CheckpointMismatch, match="other settings"):
+        make_trainer(tmp_path, epochs=2, lineage="features-b").fit()
+    # max_epochs and logging are not part of the identity: the run continues.
+    result = make_trainer(tmp_path, epochs=2, lineage="features-a", log_every=5).fit()
+    assert [h["epoch"] for h in result.history] == [1, 2]
+
+
+def test_checkpoints_from_before_identities_still_resume(tmp_path):
+    make_trainer(tmp_path, epochs=1).fit()
+    last = tmp_path / "checkpoints" / "last.pt"
+    state = load_checkpoint(last)
+    del state["identity"], state["train_config"]
+    save_checkpoint(last, state)
+    result = make_trainer(tmp_path, epochs=2, lr=2e-2).fit()
+    assert [h["epoch"] for h in result.history] == [1, 2]

@@ -77,3 +77,19 @@ def test_corpus_config_takes_the_preset_seed_and_train_size():
     assert bigger.train_per_class == 5 and bigger.test_per_class == SIZES["tiny"].test_per_class
     with pytest.raises(ValueError, match="data.size"):
         VideoRecipe(VideoRecipeConfig(data=VideoDataConfig(size="huge"))).corpus_config()
+
+
+def test_training_lineage_follows_what_is_trained_not_for_how_long():
+    from dataclasses import replace
+
+    from pipeline.workflow.video_activity import VideoRecipe, VideoRecipeConfig
+
+    base = VideoRecipeConfig()
+    h = VideoRecipe(base).hashes()
+    longer = VideoRecipe(replace(base, train=replace(base.train, max_epochs=99))).hashes()
+    assert longer["lineage-model"] == h["lineage-model"] and longer["train"] != h["train"]
+    noisier = VideoRecipe(replace(base, feature_noise=base.feature_noise + 1)).hashes()
+    assert noisier["lineage-model"] != h["lineage-model"] and noisier["train"] != h["train"]
+    assert noisier["lineage-ablation"] != h["lineage-ablation"]
+    refit = VideoRecipe(replace(base, backbone_fit=replace(base.backbone_fit, epochs=1))).hashes()
+    assert refit["lineage-model"] != h["lineage-model"] and refit["lineage-ablation"] != h["lineage-ablation"]

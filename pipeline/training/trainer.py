@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from pipeline.amp import autocast, resolve_precision
-from pipeline.config import to_dict
+from pipeline.config import config_hash, to_dict
 from pipeline.training.checkpoint import average_checkpoints, load_checkpoint, save_checkpoint
 from pipeline.training.distributed import DistInfo, all_reduce_mean, barrier, init_distributed
 from pipeline.training.logger import MetricLogger
@@ -63,6 +63,16 @@ class TrainConfig:
     progress: bool = True
 
 
+# TrainConfig fields that may change between a run and its resumption: they say how long,
+# where and how verbosely to train, not what is trained. Any other change makes the
+# checkpoints of the earlier run belong to another experiment (see Trainer.resume).
+RESUMABLE_FIELDS = frozenset({
+    "max_epochs", "early_stop_epochs", "save_every_steps", "keep_last", "average_last", "log_every",
+    "device", "precision", "num_workers", "num_threads", "progress", "nonfinite_patience",
+    "grad_skip_threshold",
+})
+
+
 class Task(Protocol):
     """Task-specific parts of training."""
 
@@ -80,6 +90,19 @@ class Task(Protocol):
 
 class TrainingDiverged(RuntimeError):
     """Too many consecutive non-finite losses or gradients."""
+
+
+class CheckpointMismatch(RuntimeError):
+    """The checkpoints to resume from were written by a run with other settings."""
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix.rstrip("."): tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(_flatten(value, f"{prefix}{key}."))
+    return out
 
 
 @dataclass
@@ -122,6 +145,10 @@ class Trainer:
         cfg: Optimisation settings.
         exp_dir: Experiment directory (checkpoints/ and log/ go below it).
         run_config: The resolved recipe config, stored in every checkpoint.
+        lineage: What is trained on what, as a string that changes when it does (the recipes
+            pass a hash of the upstream stages' settings and of the model). Together with the
+            TrainConfig fields outside :data:`RESUMABLE_FIELDS` it forms the run's identity;
+            checkpoints of a run with another identity are never resumed (see :meth:`resume`).
     """
 
     def __init__(
@@ -135,8 +162,12 @@ class Trainer:
         cfg: TrainConfig,
         exp_dir: str | Path,
         run_config: Any = None,
+        lineage: str = "",
     ) -> None:
         self.cfg = cfg
+        self.identity = config_hash(
+            {"lineage": lineage, "train": {k: v for k, v in to_dict(cfg).items() if k not in RESUMABLE_FIELDS}}
+        )
         self.task = task
         self.exp_dir = Path(exp_dir)
         self.ckpt_dir = self.exp_dir / "checkpoints"
@@ -209,6 +240,8 @@ class Trainer:
             "epochs_since_best": self.epochs_since_best,
             "history": self.history,
             "config": self.run_config,
+            "train_config": to_dict(self.cfg),
+            "identity": self.identity,
         }
 
     def save(self, name: str) -> Path:
@@ -219,8 +252,16 @@ class Trainer:
         return path
 
     def resume(self, path: str | Path) -> None:
-        """Restores model, optimizer, scheduler, scaler, sampler position, RNG and step."""
+        """Restores model, optimizer, scheduler, scaler, sampler position, RNG and step.
+
+        Raises:
+            CheckpointMismatch: the checkpoint belongs to a run with another identity (other
+                data, model or optimisation settings); nothing is loaded and nothing on disk
+                changes. Checkpoints from before identities were recorded resume as they are.
+        """
         state = load_checkpoint(path, map_location=self.device)
+        if state.get("identity", self.identity) != self.identity:
+            raise CheckpointMismatch(self._mismatch_message(path, state))
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -238,8 +279,28 @@ class Trainer:
             "resumed from %s: epoch %d, batch %d, step %d", path, self.epoch, self.batches_done, self.step
         )
 
-    def _resume_latest(self) -> None:
-        """Resumes from ``last.pt``; if it is unreadable, from the newest epoch checkpoint."""
+    def _mismatch_message(self, path: str | Path, state: dict[str, Any]) -> str:
+        def settings(config: Any, train: Any) -> dict[str, Any]:
+            flat = _flatten(config or {})
+            flat.update(_flatten({"train": train or {}}) if not config else {})
+            return {k: v for k, v in flat.items() if k.rsplit(".", 1)[-1] not in RESUMABLE_FIELDS}
+
+        old = settings(state.get("config"), state.get("train_config"))
+        new = settings(self.run_config, to_dict(self.cfg))
+        changed = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
+        what = "; ".join(changed[:6]) + ("; ..." if len(changed) > 6 else "") if changed else "upstream data or model changed"
+        return (
+            f"{path}: written by a run with other settings ({what}); it is left as it is. "
+            f"To train anew, use another experiment directory (--exp-dir) or move {self.ckpt_dir} away; "
+            "to continue that run, go back to its settings"
+        )
+
+    def resume_latest(self) -> bool:
+        """Resumes from ``last.pt``; if it is unreadable, from the newest epoch checkpoint.
+
+        Returns False when there is nothing to resume. Raises :class:`CheckpointMismatch` (see
+        :meth:`resume`) before anything is loaded when the checkpoints belong to another run.
+        """
         from pipeline.training.checkpoint import CheckpointError
 
         candidates = [self.ckpt_dir / "last.pt", *reversed(self._epoch_checkpoints())]
@@ -248,11 +309,12 @@ class Trainer:
                 continue
             try:
                 self.resume(path)
-                return
+                return True
             except CheckpointError as exc:
                 log.warning("cannot resume from %s (%s); trying an older checkpoint", path.name, exc)
         if any(p.exists() for p in candidates):
-            raise RuntimeError(f"{self.ckpt_dir}: no checkpoint could be loaded to resume from")
+            raise CheckpointError(f"{self.ckpt_dir}: no checkpoint could be loaded to resume from")
+        return False
 
     # ------------------------------------------------------------------ training
     def _is_better(self, value: float) -> bool:
@@ -316,7 +378,7 @@ class Trainer:
     def fit(self, *, resume: bool = True) -> TrainResult:
         """Trains until ``max_epochs`` (or early stopping), resuming from ``last.pt`` if present."""
         if resume:
-            self._resume_latest()
+            self.resume_latest()
         from tqdm.auto import tqdm
 
         while self.epoch < self.cfg.max_epochs:

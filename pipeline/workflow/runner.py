@@ -105,12 +105,12 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     from pipeline.config import ConfigError
     from pipeline.tokenizer import TokenizerError
     from pipeline.training.checkpoint import CheckpointError
-    from pipeline.training.trainer import TrainingDiverged
+    from pipeline.training.trainer import CheckpointMismatch, TrainingDiverged
 
     return (
         AudioError, BackboneError, BundleError, CheckpointError, ConfigError, CorpusImportError,
         FeatureError, ManifestError, SpeechCorpusError, StoreError, TokenizerError,
-        TrainingDiverged, VideoCorpusError, VideoError, VideoImportError,
+        TrainingDiverged, CheckpointMismatch, VideoCorpusError, VideoError, VideoImportError,
         OSError,  # missing corpus directory, disk full, permissions: the message names the path
     )  # fmt: skip
 

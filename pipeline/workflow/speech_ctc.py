@@ -207,7 +207,6 @@ class SpeechRecipe:
         model = self.build_model()
         mean, std = compute_cmvn(FeatureStore(self.store_dir("train")))
         model.cmvn.set_stats(torch.from_numpy(mean), torch.from_numpy(std))
-        save_config(self.cfg, self.exp / "config.yaml")
         trainer = Trainer(
             model,
             CTCTask(self.tokenizer, self.cfg.specaugment),
@@ -218,8 +217,11 @@ class SpeechRecipe:
             self.cfg.train,
             self.exp,
             run_config=self.cfg,
+            lineage=self.hashes()["lineage"],
         )
-        result = trainer.fit()
+        trainer.resume_latest()  # refuses another run's checkpoints before config.yaml is rewritten
+        save_config(self.cfg, self.exp / "config.yaml")
+        result = trainer.fit(resume=False)
         return {
             "train": {
                 "best_dev_cer": result.best_metric,
@@ -298,12 +300,20 @@ class SpeechRecipe:
         log.info("bundle written to %s", self.bundle_dir)
         return {"bundle": str(self.bundle_dir)}
 
-    def stages(self) -> list[Stage]:
+    def hashes(self) -> dict[str, str]:
+        """Each stage's config hash, chained through the stages upstream of it; ``lineage`` is
+        what the train stage trains on and what it trains (its checkpoints' identity)."""
         c = self.cfg
         data_h = config_hash({"data": to_dict(c.data)})
         feat_h = config_hash({"data": data_h, "features": to_dict(c.features), "sp": list(c.speed_perturb)})
         train_h = config_hash({"f": feat_h, "model": to_dict(c.model), "sa": to_dict(c.specaugment), "train": to_dict(c.train)})
+        lineage = config_hash({"f": feat_h, "model": to_dict(c.model), "sa": to_dict(c.specaugment)})
         dec_h = config_hash({"t": train_h, "decode": to_dict(c.decode)})
+        return {"data": data_h, "features": feat_h, "train": train_h, "lineage": lineage, "decode": dec_h}
+
+    def stages(self) -> list[Stage]:
+        h = self.hashes()
+        data_h, feat_h, train_h, dec_h = h["data"], h["features"], h["train"], h["decode"]
         return [
             Stage(0, "corpus", self.stage_corpus, data_h),
             Stage(1, "manifests", self.stage_manifests, data_h),

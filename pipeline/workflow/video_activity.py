@@ -293,8 +293,12 @@ class VideoRecipe:
         trainer = Trainer(
             model, ClassificationTask(feature_noise=self.cfg.feature_noise), train, train.lengths, collate_labels,
             self._loader(self.dataset("dev")), train_cfg, self.exp / subdir, run_config=self.cfg,
+            lineage=self.hashes()[f"lineage-{subdir}"],
         )
-        result = trainer.fit()
+        trainer.resume_latest()  # refuses another run's checkpoints before config.yaml is rewritten
+        if subdir == "model":
+            save_config(self.cfg, self.exp / "config.yaml")
+        result = trainer.fit(resume=False)
         return {
             "best_dev_accuracy": result.best_metric, "best_epoch": result.best_epoch,
             "final_checkpoint": str(result.final_checkpoint), "final_dev_accuracy": result.final_metric,
@@ -303,7 +307,6 @@ class VideoRecipe:
         }
 
     def stage_train(self) -> dict[str, Any]:
-        save_config(self.cfg, self.exp / "config.yaml")
         torch.manual_seed(self.cfg.train.seed)  # the initial weights, whatever ran before in this process
         return {"train": self._train(self.build_model(), self.cfg.train, "model")}
 
@@ -368,14 +371,28 @@ class VideoRecipe:
         })
         return {"bundle": str(self.bundle_dir)}
 
-    def stages(self) -> list[Stage]:
+    def hashes(self) -> dict[str, str]:
+        """Each stage's config hash, chained through the stages upstream of it; the ``lineage``
+        ones say what each train stage trains on and what it trains (its checkpoints' identity)."""
         c = self.cfg
         data_h = config_hash({"data": to_dict(c.data)})
         bb_h = config_hash({"d": data_h, "backbone": to_dict(c.backbone), "fit": to_dict(c.backbone_fit)})
         emb_h = config_hash({"b": bb_h, "views": c.train_views})
-        train_h = config_hash({"e": emb_h, "model": to_dict(c.model), "train": to_dict(c.train)})
-        abl_h = config_hash({"e": emb_h, "train": to_dict(c.ablation_train)})
+        lineage = config_hash({"e": emb_h, "model": to_dict(c.model), "noise": c.feature_noise})
+        abl_lineage = config_hash({"e": emb_h, "ablation": "mean-pool", "noise": c.feature_noise})
+        train_h = config_hash({"l": lineage, "train": to_dict(c.train)})
+        abl_h = config_hash({"l": abl_lineage, "train": to_dict(c.ablation_train)})
         eval_h = config_hash({"t": train_h, "a": abl_h})
+        return {
+            "data": data_h, "backbone": bb_h, "embed": emb_h, "train": train_h, "ablation": abl_h,
+            "evaluate": eval_h, "lineage-model": lineage, "lineage-ablation": abl_lineage,
+        }
+
+    def stages(self) -> list[Stage]:
+        h = self.hashes()
+        data_h, bb_h, emb_h, train_h, abl_h, eval_h = (
+            h[k] for k in ("data", "backbone", "embed", "train", "ablation", "evaluate")
+        )
         return [
             Stage(0, "corpus", self.stage_corpus, data_h),
             Stage(1, "manifests", self.stage_manifests, data_h),
