@@ -427,7 +427,7 @@ def test_step_benchmark_compares_the_recipe_model_with_the_reference(tmp_path: P
     """The recipe side follows the experiment's config; both sides are timed every round."""
     exp = tmp_path / "exp"
     exp.mkdir()
-    (exp / "config.yaml").write_text("model:\n  encoder:\n    hidden_size: 16\n    num_layers: 2\n")
+    (exp / "config.yaml").write_text("model:\n  encoder:\n    hidden_size: 16\n    num_layers: 2\n    layer_norm: true\n")
     out = speech.bench_step_speech(speech.SpeechExp(exp), 2, batch=4, frames=60, steps=2)
     rec, ref = out["recipe"], out["reference"]
     assert (rec["hidden_size"], rec["num_layers"], rec["layer_norm"]) == (16, 2, True)

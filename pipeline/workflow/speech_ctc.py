@@ -15,7 +15,6 @@ import torch
 from data_prep.features import FeatureConfig
 from pipeline.config import config_hash, save_config, to_dict
 from pipeline.models.ctc_model import CTCModel, CTCModelConfig
-from pipeline.models.encoder import EncoderConfig
 from pipeline.training.augment import SpecAugmentConfig
 from pipeline.training.trainer import TrainConfig
 from pipeline.workflow.runner import Stage, run_recipe, stage_footer
@@ -55,9 +54,8 @@ class SpeechRecipeConfig:
     data: SpeechDataConfig = field(default_factory=SpeechDataConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     speed_perturb: tuple[float, ...] = ()  # extra training copies, e.g. [0.9, 1.1]
-    model: CTCModelConfig = field(
-        default_factory=lambda: CTCModelConfig(encoder=EncoderConfig(cell="lstm", hidden_size=96, subsampling=4, layer_norm=True))
-    )
+    # Library defaults; the recipe's own values are in recipes/speech_ctc/conf/default.yaml.
+    model: CTCModelConfig = field(default_factory=CTCModelConfig)
     specaugment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
