@@ -39,6 +39,10 @@ def test_recipe_writes_results_and_bundle(recipe_run):
     assert (exp / "bundle" / "config.yaml").is_file() and (exp / "bundle" / "model.safetensors").is_file()
     assert (exp / "config.yaml").is_file()
     assert (exp / "log" / "run.log").read_text().count("Stage ") >= 6
+    for store, kept in (("train", "train"), ("dev", "dev"), ("test", "test")):
+        summary = results["features"][store]
+        assert summary["entries"] == results["manifests"][kept]["kept"] > 0
+        assert summary["failed"] == 0 and summary["frames"] > summary["entries"]
 
 
 @pytest.mark.slow
@@ -108,6 +112,26 @@ def test_transcriber_python_api_and_directory_input(recipe_run):
     assert beam.error is None
 
 
+@pytest.mark.slow
+def test_transcribe_cli_beam_search_matches_the_api(recipe_run, capsys, monkeypatch):
+    from pipeline import Transcriber
+
+    exp, _ = recipe_run
+    wav = sorted((exp / "corpus" / "wavs" / "test").glob("*.wav"))[1]
+    api = Transcriber.from_pretrained(exp / "bundle", beam_size=4).transcribe(wav)[0]
+    seen = []
+    real = Transcriber.from_pretrained.__func__
+
+    def spy(cls, *args, **kwargs):
+        seen.append(kwargs.get("beam_size"))
+        return real(cls, *args, **kwargs)
+
+    monkeypatch.setattr(Transcriber, "from_pretrained", classmethod(spy))
+    assert cli_main(["transcribe", "--model", str(exp / "bundle"), "--beam-size", "4", "--format", "json", str(wav)]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert seen == [4] and row["text"] == api.text
+
+
 def test_cli_usage_errors(capsys, tmp_path):
     assert cli_main(["transcribe", "--model", str(tmp_path / "nope"), "x.wav"]) == 2
     assert "bundle directory not found" in capsys.readouterr().err
@@ -118,3 +142,10 @@ def test_cli_usage_errors(capsys, tmp_path):
         cli_main(["--help"])
     assert exc.value.code == 0
     assert "transcribe" in capsys.readouterr().out
+    for sub, flags in (("transcribe", ("--beam-size", "--format", "--output-dir", "--model")),
+                       ("label", ("--top-k", "--window", "--format", "--model"))):
+        with pytest.raises(SystemExit) as exc:
+            cli_main([sub, "--help"])
+        assert exc.value.code == 0
+        usage = capsys.readouterr().out
+        assert all(flag in usage for flag in flags), usage

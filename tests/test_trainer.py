@@ -191,3 +191,19 @@ def test_checkpoints_from_before_identities_still_resume(tmp_path):
     save_checkpoint(last, state)
     result = make_trainer(tmp_path, epochs=2, lr=2e-2).fit()
     assert [h["epoch"] for h in result.history] == [1, 2]
+
+
+def test_warmup_then_cosine_decay_to_the_final_ratio():
+    from pipeline.training.schedule import adamw, warmup_cosine
+
+    opt = adamw([torch.nn.Parameter(torch.zeros(3))], lr=1.0)
+    sched = warmup_cosine(opt, warmup_steps=4, total_steps=14, final_ratio=0.1)
+    lrs = []
+    for _ in range(16):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])  # linear warmup
+    assert lrs[4] == pytest.approx(1.0) and lrs[9] == pytest.approx(0.55)  # cosine halfway: (1 + 0.1) / 2
+    assert all(a > b for a, b in zip(lrs[4:14], lrs[5:15], strict=True))  # decays
+    assert lrs[14] == pytest.approx(0.1) and lrs[15] == pytest.approx(0.1)  # then holds the floor

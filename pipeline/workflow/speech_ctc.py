@@ -145,8 +145,7 @@ class SpeechRecipe:
                 self.manifest(split), self.store_dir(split, speed), fcfg, num_workers=self.cfg.num_workers
             )
             out[self.store_dir(split, speed).name] = {
-                "entries": getattr(summary, "num_entries", None),
-                "failed": getattr(summary, "num_failed", None),
+                "entries": summary.num_stored, "failed": summary.num_failed, "frames": summary.num_rows,
             }
         return {"features": out}
 
