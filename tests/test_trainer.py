@@ -207,3 +207,20 @@ def test_warmup_then_cosine_decay_to_the_final_ratio():
     assert lrs[4] == pytest.approx(1.0) and lrs[9] == pytest.approx(0.55)  # cosine halfway: (1 + 0.1) / 2
     assert all(a > b for a, b in zip(lrs[4:14], lrs[5:15], strict=True))  # decays
     assert lrs[14] == pytest.approx(0.1) and lrs[15] == pytest.approx(0.1)  # then holds the floor
+
+
+@pytest.mark.parametrize(("final_model", "name"), [("averaged", "averaged.pt"), ("best", "best.pt")])
+def test_final_model_choice(tmp_path, final_model, name):
+    result = make_trainer(tmp_path, epochs=3, final_model=final_model).fit()
+    assert result.final_checkpoint.name == name
+    chosen = load_checkpoint(result.final_checkpoint)["model"]
+    epoch = {n: load_checkpoint(tmp_path / "checkpoints" / f"epoch-{n}.pt")["model"] for n in (2, 3)}
+    for k, v in chosen.items():
+        if not v.is_floating_point():
+            continue
+        if final_model == "averaged":  # the mean of the last average_last=2 epochs
+            torch.testing.assert_close(v, (epoch[2][k] + epoch[3][k]) / 2, msg=k)
+        elif result.best_epoch in epoch:
+            torch.testing.assert_close(v, epoch[result.best_epoch][k], msg=k)
+    with pytest.raises(ValueError, match="final_model"):
+        make_trainer(tmp_path / "bad", final_model="last")

@@ -54,6 +54,10 @@ class TrainConfig:
     save_every_steps: int = 0  # 0: checkpoint at epoch ends only
     keep_last: int = 5
     average_last: int = 3
+    # The checkpoint the run ends with: "dev" the better on dev of the best single epoch and the
+    # average of the last ``average_last``; "averaged" the average (the best single one when
+    # averaging is off); "best" the best single epoch.
+    final_model: Literal["dev", "averaged", "best"] = "dev"
     early_stop_epochs: int = 0  # 0: off; else stop after this many epochs without improvement
     log_every: int = 10
     seed: int = 0
@@ -69,7 +73,7 @@ class TrainConfig:
 RESUMABLE_FIELDS = frozenset({
     "max_epochs", "early_stop_epochs", "save_every_steps", "keep_last", "average_last", "log_every",
     "device", "precision", "num_workers", "num_threads", "progress", "nonfinite_patience",
-    "grad_skip_threshold",
+    "grad_skip_threshold", "final_model",
 })
 
 
@@ -164,6 +168,8 @@ class Trainer:
         run_config: Any = None,
         lineage: str = "",
     ) -> None:
+        if cfg.final_model not in ("dev", "averaged", "best"):
+            raise ValueError(f"train.final_model must be dev, averaged or best, got {cfg.final_model!r}")
         self.cfg = cfg
         self.identity = config_hash(
             {"lineage": lineage, "train": {k: v for k, v in to_dict(cfg).items() if k not in RESUMABLE_FIELDS}}
@@ -459,7 +465,7 @@ class Trainer:
             p.unlink(missing_ok=True)
 
     def _finish(self) -> TrainResult:
-        """Averages the last epochs; keeps whichever of best/averaged scores better on dev."""
+        """Averages the last epochs, then picks the final checkpoint as ``final_model`` says."""
         best_path = self.ckpt_dir / "best.pt"
         final_path, final_metric = best_path, self.best_metric
         epochs = self._epoch_checkpoints()[-self.cfg.average_last :]
@@ -472,8 +478,12 @@ class Trainer:
             self.model.load_state_dict(current)
             avg_path = self.ckpt_dir / "averaged.pt"
             save_checkpoint(avg_path, {"model": averaged, "dev_metric": metric, "config": self.run_config, "epochs": [p.name for p in epochs]})
-            if self._is_better(metric) or (self.best_metric is not None and math.isclose(metric, self.best_metric)):
+            tie = self.best_metric is not None and math.isclose(metric, self.best_metric)
+            if self.cfg.final_model == "averaged" or (
+                self.cfg.final_model == "dev" and (self._is_better(metric) or tie)
+            ):
                 final_path, final_metric = avg_path, metric
+            log.info("final model: %s (train.final_model=%s)", final_path.name, self.cfg.final_model)
         barrier()
         return TrainResult(
             best_metric=float(self.best_metric) if self.best_metric is not None else float("nan"),
