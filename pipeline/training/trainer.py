@@ -15,7 +15,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 import torch
 from torch import nn
@@ -32,6 +32,9 @@ from pipeline.training.schedule import adamw, warmup_cosine
 log = logging.getLogger(__name__)
 
 Batch = dict[str, Any]
+
+
+FinalModel = Literal["dev", "averaged", "best"]
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ class TrainConfig:
     # The checkpoint the run ends with: "dev" the better on dev of the best single epoch and the
     # average of the last ``average_last``; "averaged" the average (the best single one when
     # averaging is off); "best" the best single epoch.
-    final_model: Literal["dev", "averaged", "best"] = "dev"
+    final_model: FinalModel = "dev"
     early_stop_epochs: int = 0  # 0: off; else stop after this many epochs without improvement
     log_every: int = 10
     seed: int = 0
@@ -168,8 +171,8 @@ class Trainer:
         run_config: Any = None,
         lineage: str = "",
     ) -> None:
-        if cfg.final_model not in ("dev", "averaged", "best"):
-            raise ValueError(f"train.final_model must be dev, averaged or best, got {cfg.final_model!r}")
+        if cfg.final_model not in get_args(FinalModel):
+            raise ValueError(f"train.final_model must be one of {get_args(FinalModel)}, got {cfg.final_model!r}")
         self.cfg = cfg
         self.identity = config_hash(
             {"lineage": lineage, "train": {k: v for k, v in to_dict(cfg).items() if k not in RESUMABLE_FIELDS}}
@@ -286,9 +289,8 @@ class Trainer:
         )
 
     def _mismatch_message(self, path: str | Path, state: dict[str, Any]) -> str:
-        def settings(config: Any, train: Any) -> dict[str, Any]:
-            flat = _flatten(config or {})
-            flat.update(_flatten({"train": train or {}}) if not config else {})
+        def settings(config: Any, train: Any) -> dict[str, Any]:  # the recipe config, else TrainConfig
+            flat = _flatten(config or {"train": train or {}})
             return {k: v for k, v in flat.items() if k.rsplit(".", 1)[-1] not in RESUMABLE_FIELDS}
 
         old = settings(state.get("config"), state.get("train_config"))

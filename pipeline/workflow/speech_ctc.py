@@ -303,8 +303,8 @@ class SpeechRecipe:
         c = self.cfg
         data_h = config_hash({"data": to_dict(c.data)})
         feat_h = config_hash({"data": data_h, "features": to_dict(c.features), "sp": list(c.speed_perturb)})
-        train_h = config_hash({"f": feat_h, "model": to_dict(c.model), "sa": to_dict(c.specaugment), "train": to_dict(c.train)})
         lineage = config_hash({"f": feat_h, "model": to_dict(c.model), "sa": to_dict(c.specaugment)})
+        train_h = config_hash({"l": lineage, "train": to_dict(c.train)})
         dec_h = config_hash({"t": train_h, "decode": to_dict(c.decode)})
         return {"data": data_h, "features": feat_h, "train": train_h, "lineage": lineage, "decode": dec_h}
 
