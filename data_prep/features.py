@@ -1,8 +1,17 @@
-"""80-dim log-mel features (torch FFT, torchaudio's filterbank) written to a feature store.
+"""Speech features written to a feature store: log-mel, or a frozen pretrained upstream.
 
-The filterbank matches librosa's defaults (Slaney mel scale, Slaney area normalisation,
-periodic Hann window, power spectrum), so ``librosa.feature.melspectrogram`` with the same
-parameters and ``pad_mode="reflect"`` is a reference for tests.
+``FeatureConfig.kind`` picks what a frame is:
+
+* ``logmel``: 80-dim log-mel (torch FFT, torchaudio's filterbank) at 100 Hz. The filterbank
+  matches librosa's defaults (Slaney mel scale, Slaney area normalisation, periodic Hann
+  window, power spectrum), so ``librosa.feature.melspectrogram`` with the same parameters and
+  ``pad_mode="reflect"`` is a reference for tests.
+* ``whisper_tiny_en``: hidden states of Whisper tiny.en's encoder, run frozen in float32
+  (:mod:`data_prep.whisper_upstream`): 384-dim frames at 50 Hz, the final block's output
+  (``upstream_layers: last``) or every layer side by side (``all``: the stem and each block,
+  for a learned weighted sum in the model, as SUPERB does).
+
+One :class:`FeatureJob` computes either kind, for the feature stage and for inference alike.
 """
 
 from __future__ import annotations
@@ -10,8 +19,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -25,6 +35,9 @@ log = logging.getLogger(__name__)
 # Bump when the computation changes in a way the config does not capture.
 FEATURE_VERSION = 1
 
+#: Feature kinds computed by a pretrained upstream (see :mod:`data_prep.whisper_upstream`).
+UPSTREAM_KINDS = ("whisper_tiny_en",)
+
 
 class FeatureError(ValueError):
     """A file cannot be turned into features; the message names the file."""
@@ -32,8 +45,15 @@ class FeatureError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class FeatureConfig:
-    """Log-mel parameters. ``speed`` != 1 applies Kaldi-style speed perturbation."""
+    """What a feature frame is. ``speed`` != 1 applies Kaldi-style speed perturbation.
 
+    ``kind="logmel"`` uses the log-mel parameters below. An upstream kind (``whisper_tiny_en``)
+    ignores them (the upstream has its own fixed front end) except ``sample_rate``, which must
+    be 16 kHz; ``upstream_layers`` says which of its hidden states a frame holds.
+    """
+
+    kind: Literal["logmel", "whisper_tiny_en"] = "logmel"
+    upstream_layers: Literal["last", "all"] = "last"
     sample_rate: int = 16000
     n_mels: int = 80
     n_fft: int = 512
@@ -58,13 +78,47 @@ class FeatureConfig:
             problems.append(f"log_floor must be > 0, got {self.log_floor}")
         if not 0.5 <= self.speed <= 2.0:
             problems.append(f"speed must be in [0.5, 2.0], got {self.speed}")
+        if self.kind in UPSTREAM_KINDS and self.sample_rate != 16000:
+            problems.append(f"kind {self.kind} reads 16 kHz audio; sample_rate is {self.sample_rate}")
         if problems:
             raise ValueError("invalid FeatureConfig: " + "; ".join(problems))
 
     @property
+    def is_upstream(self) -> bool:
+        """Whether frames come from a pretrained upstream rather than log-mel."""
+        return self.kind in UPSTREAM_KINDS
+
+    @property
     def frame_rate(self) -> float:
         """Feature frames per second."""
+        if self.is_upstream:
+            from data_prep.whisper_upstream import UPSTREAMS
+
+            return float(UPSTREAMS[self.kind].frame_rate_hz)
         return self.sample_rate / self.hop_length
+
+    @property
+    def layers(self) -> int:
+        """Hidden states side by side in one frame (1 unless ``upstream_layers="all"``)."""
+        if self.is_upstream and self.upstream_layers == "all":
+            from data_prep.whisper_upstream import UPSTREAMS
+
+            return UPSTREAMS[self.kind].num_layers + 1
+        return 1
+
+    @property
+    def dim(self) -> int:
+        """Values per feature frame: ``n_mels``, or the upstream's width times :attr:`layers`."""
+        if self.is_upstream:
+            from data_prep.whisper_upstream import UPSTREAMS
+
+            return UPSTREAMS[self.kind].dim * self.layers
+        return self.n_mels
+
+    @property
+    def min_samples(self) -> int:
+        """Fewest samples the front end accepts; inference zero-pads shorter audio to this."""
+        return (400 if self.is_upstream else self.n_fft) // 2 + 1
 
 
 class LogMelExtractor(torch.nn.Module):
@@ -157,34 +211,77 @@ def speed_perturb(waveform: torch.Tensor, sample_rate: int, speed: float) -> tor
     return resample(waveform, round(sample_rate * speed), sample_rate)
 
 
-_EXTRACTORS: dict[FeatureConfig, LogMelExtractor] = {}
+_EXTRACTORS: dict[FeatureConfig, Callable[[torch.Tensor], torch.Tensor]] = {}
 
 
-def get_extractor(cfg: FeatureConfig) -> LogMelExtractor:
-    """The per-process extractor for ``cfg``, built on first use."""
-    extractor = _EXTRACTORS.get(cfg)
+def get_extractor(cfg: FeatureConfig) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The per-process extractor for ``cfg`` (speed ignored), built on first use.
+
+    It maps an (N,) float32 waveform at ``cfg.sample_rate`` to (T, cfg.dim) float32 features:
+    a :class:`LogMelExtractor`, or the frozen upstream of ``cfg.kind``.
+
+    Raises:
+        data_prep.whisper_upstream.UpstreamError: the upstream's package or file is missing,
+            truncated or altered.
+    """
+    key = dataclasses.replace(cfg, speed=1.0)
+    extractor = _EXTRACTORS.get(key)
     if extractor is None:
-        extractor = _EXTRACTORS[cfg] = LogMelExtractor(cfg).eval()
+        if cfg.is_upstream:
+            extractor = UpstreamFrames(cfg)
+        else:
+            extractor = LogMelExtractor(cfg).eval()
+        _EXTRACTORS[key] = extractor
     return extractor
 
 
+class UpstreamFrames:
+    """Frames of a frozen upstream as one feature matrix: (N,) wave -> (T, cfg.dim) float32.
+
+    ``upstream_layers="last"`` keeps the final layer; ``"all"`` puts the stem and every
+    block side by side, layer-major within a frame (``CTCModel`` mixes them back).
+    """
+
+    def __init__(self, cfg: FeatureConfig) -> None:
+        from data_prep.whisper_upstream import UPSTREAMS, WhisperUpstream
+
+        spec = UPSTREAMS[cfg.kind]
+        last = spec.num_layers
+        self.layers = (last,) if cfg.upstream_layers == "last" else tuple(range(last + 1))
+        self.upstream = WhisperUpstream.from_name(cfg.kind, layers=self.layers)
+
+    def __call__(self, wave: torch.Tensor) -> torch.Tensor:
+        frames = self.upstream(wave)  # (T, L, D)
+        return torch.from_numpy(frames.reshape(frames.shape[0], -1))
+
+
+def upstream_identity(cfg: FeatureConfig) -> dict[str, str] | None:
+    """Name, package and pinned sha256 of ``cfg``'s upstream; None for log-mel."""
+    if not cfg.is_upstream:
+        return None
+    from data_prep.whisper_upstream import UPSTREAMS
+
+    spec = UPSTREAMS[cfg.kind]
+    return {"name": spec.name, "package": spec.package, "sha256": spec.sha256}
+
+
 @dataclasses.dataclass(frozen=True)
-class LogMelJob:
+class FeatureJob:
     """Picklable per-file computation for :func:`data_prep.store.build_store`."""
 
     cfg: FeatureConfig
 
     def __call__(self, path: str) -> np.ndarray:
-        """Loads ``path`` and returns (T, n_mels) float32 log-mel features."""
+        """Loads ``path`` and returns (T, cfg.dim) float32 features."""
         from data_prep.audio import load_audio
 
         cfg = self.cfg
         wave = load_audio(path, target_sr=cfg.sample_rate)
         wave = speed_perturb(wave, cfg.sample_rate, cfg.speed)
-        if wave.numel() <= cfg.n_fft // 2:
+        if wave.numel() < cfg.min_samples:
             raise FeatureError(
-                f"{path}: too short for features ({wave.numel()} samples, need more than "
-                f"{cfg.n_fft // 2})"
+                f"{path}: too short for features ({wave.numel()} samples, need at least "
+                f"{cfg.min_samples})"
             )
         with torch.inference_mode():
             feats = get_extractor(cfg)(wave)
@@ -192,10 +289,11 @@ class LogMelJob:
 
 
 def features_hash(manifest: Path, cfg: FeatureConfig) -> str:
-    """Config hash of a feature store: the config, the manifest's bytes and the version."""
+    """Config hash of a feature store: the config, the upstream's file hash (if any), the
+    manifest's bytes and the version."""
     return config_hash({
-        "stage": "logmel", "version": FEATURE_VERSION, "features": to_dict(cfg),
-        "manifest_sha256": file_sha256(manifest),
+        "stage": cfg.kind, "version": FEATURE_VERSION, "features": to_dict(cfg),
+        "upstream": upstream_identity(cfg), "manifest_sha256": file_sha256(manifest),
     })
 
 
@@ -208,6 +306,9 @@ def entry_id(utt_id: str, speed: float) -> str:
 #: (2-3 s of CPU), while one core computes features at well over 1000x real time, so a worker
 #: pays for itself only past an hour or so of audio; below that, one process is faster.
 AUDIO_S_PER_WORKER = 3600.0
+#: The same for an upstream kind: its encoder costs about 10 ms per audio second on one core,
+#: so a worker (which also loads the upstream's file) pays for itself within minutes of audio.
+UPSTREAM_AUDIO_S_PER_WORKER = 120.0
 
 
 def feature_workers(total_audio_s: float, num_workers: int, audio_s_per_worker: float = AUDIO_S_PER_WORKER) -> int:
@@ -224,9 +325,9 @@ def feature_workers(total_audio_s: float, num_workers: int, audio_s_per_worker: 
 
 def extract_features(
     manifest: Path, store_dir: Path, cfg: FeatureConfig, *, num_workers: int = 2,
-    chunk_size: int = 64, audio_s_per_worker: float = AUDIO_S_PER_WORKER,
+    chunk_size: int = 64, audio_s_per_worker: float | None = None,
 ) -> StoreSummary:
-    """Computes log-mel features for every utterance of a speech manifest into a store.
+    """Computes features (log-mel or upstream) for every utterance of a manifest into a store.
 
     Args:
         manifest: Speech JSONL manifest.
@@ -236,7 +337,8 @@ def extract_features(
         num_workers: At most this many worker processes.
         chunk_size: Files per resumable chunk.
         audio_s_per_worker: Start one worker per this many seconds of audio in the manifest
-            (see :func:`feature_workers`); 0 always uses ``num_workers``.
+            (see :func:`feature_workers`); 0 always uses ``num_workers``. Default:
+            :data:`AUDIO_S_PER_WORKER`, or :data:`UPSTREAM_AUDIO_S_PER_WORKER` for an upstream.
 
     Returns:
         The store summary. Files that cannot be read are listed in ``failed.jsonl``.
@@ -247,6 +349,10 @@ def extract_features(
     records = read_manifest(manifest, "speech")
     items = [(entry_id(r["id"], cfg.speed), r["audio_filepath"]) for r in records]
     total_s = sum(float(r["duration"]) for r in records) / cfg.speed
+    if audio_s_per_worker is None:
+        audio_s_per_worker = UPSTREAM_AUDIO_S_PER_WORKER if cfg.is_upstream else AUDIO_S_PER_WORKER
+    if cfg.is_upstream:
+        get_extractor(cfg)  # a missing or altered upstream stops here, before any chunk is written
     workers = feature_workers(total_s, num_workers, audio_s_per_worker)
     if workers < num_workers:
         log.debug("%s: %.0f s of audio, %d worker(s)", manifest, total_s, workers)
@@ -256,9 +362,9 @@ def extract_features(
     # the torch ops release the GIL, and threads cost no start-up.
     with _torch_threads(1 if workers <= 1 else torch.get_num_threads()):
         return build_store(
-            store_dir, items, LogMelJob(cfg), config_hash=features_hash(manifest, cfg),
-            num_workers=workers, num_threads=num_workers, chunk_size=chunk_size, dim=cfg.n_mels,
-            desc=f"log-mel {Path(store_dir).name}",
+            store_dir, items, FeatureJob(cfg), config_hash=features_hash(manifest, cfg),
+            num_workers=workers, num_threads=num_workers, chunk_size=chunk_size, dim=cfg.dim,
+            desc=f"{cfg.kind} {Path(store_dir).name}",
         )
 
 
@@ -293,7 +399,7 @@ def compute_cmvn(store: FeatureStore) -> tuple[np.ndarray, np.ndarray]:
 
 
 __all__ = [
-    "FeatureConfig", "FeatureError", "LogMelExtractor", "LogMelJob", "compute_cmvn",
-    "entry_id", "extract_features", "feature_workers", "features_hash", "get_extractor",
-    "speed_perturb",
+    "UPSTREAM_KINDS", "FeatureConfig", "FeatureError", "FeatureJob", "LogMelExtractor",
+    "compute_cmvn", "entry_id", "extract_features", "feature_workers", "features_hash",
+    "get_extractor", "speed_perturb", "upstream_identity",
 ]

@@ -377,4 +377,21 @@ def test_lite_knows_every_config_field() -> None:
     model = to_dict(CTCModelConfig())
     assert set(model) == lite_config._MODEL_KEYS
     assert set(model["encoder"]) == lite_config._ENCODER_KEYS
-    assert set(to_dict(FeatureConfig())) == lite_config._FEATURE_KEYS | {"speed"}
+    assert set(to_dict(FeatureConfig())) == lite_config._FEATURE_KEYS | {"speed", "upstream_layers", "kind"}
+
+
+def test_lite_hands_upstream_bundles_to_torch() -> None:
+    """An upstream feature kind or a layer mix is refused as unsupported (auto then uses torch)."""
+    from pipeline.bundle import UnsupportedBundleError
+    from pipeline.inference.lite_config import LiteFeatureConfig, LiteModelConfig
+
+    feats = {"sample_rate": 16000, "n_mels": 80, "n_fft": 512, "win_length": 400, "hop_length": 160,
+             "f_min": 20.0, "f_max": 7600.0, "log_floor": 1e-6, "kind": "logmel", "upstream_layers": "last"}
+    assert LiteFeatureConfig.from_config(feats).n_mels == 80
+    with pytest.raises(UnsupportedBundleError, match="features.kind"):
+        LiteFeatureConfig.from_config({**feats, "kind": "whisper_tiny_en"})
+    model = {"input_dim": 384, "vocab_size": 29, "encoder": {"cell": "lstm", "hidden_size": 8, "num_layers": 1,
+             "bidirectional": True, "subsampling": 2}}
+    assert LiteModelConfig.from_config({**model, "input_layers": 1}).input_dim == 384
+    with pytest.raises(UnsupportedBundleError, match="input_layers"):
+        LiteModelConfig.from_config({**model, "input_dim": 1920, "input_layers": 5})

@@ -158,3 +158,21 @@ def test_utterance_cmn_is_padding_invariant_and_zero_mean():
     object.__setattr__(model.cfg, "utterance_cmn", True)
     lp, _ = model(x, x_lens)
     torch.testing.assert_close(lp[1, :2], model(seqs[1].unsqueeze(0), torch.tensor([4]))[0][0], atol=1e-5, rtol=1e-4)
+
+
+def test_layer_mix_is_a_softmax_weighted_sum_of_stacked_layers():
+    """input_layers=L: (B, T, L*D) frames are mixed by learned softmax weights to (B, T, D)."""
+    from pipeline.models.ctc_model import CTCModel, CTCModelConfig, LayerWeightedSum
+
+    mix = LayerWeightedSum(3)
+    x = torch.randn(2, 5, 3 * 4)
+    assert torch.allclose(mix(x), x.view(2, 5, 3, 4).mean(dim=2), atol=1e-6)  # equal at start
+    with torch.no_grad():
+        mix.logits.copy_(torch.tensor([0.0, 50.0, 0.0]))
+    assert torch.allclose(mix(x), x[..., 4:8], atol=1e-5)  # all weight on layer 1
+    model = CTCModel(CTCModelConfig(input_dim=12, input_layers=3, encoder=EncoderConfig(hidden_size=8, num_layers=1)))
+    lp, lens = model(x, torch.tensor([5, 3]))
+    lp.sum().backward()
+    assert model.layer_mix.logits.grad is not None and lp.shape[:2] == (2, 5)
+    with pytest.raises(ValueError, match="multiple of input_layers"):
+        CTCModel(CTCModelConfig(input_dim=10, input_layers=3))

@@ -149,3 +149,19 @@ def test_cli_usage_errors(capsys, tmp_path):
         assert exc.value.code == 0
         usage = capsys.readouterr().out
         assert all(flag in usage for flag in flags), usage
+
+
+def test_engine_group_rates_reports_each_engine_and_the_unseen_group():
+    from pipeline.workflow.speech_ctc import UNSEEN, engine_group_rates, format_table
+
+    ids = ["a", "b", "c", "d"]
+    refs = ["one two", "three four", "five six", "seven"]
+    hyps = ["one two", "three for", "five", "eleven"]
+    engines = {"a": "espeak", "b": "piper", "c": "piper", "d": "festival"}
+    out = engine_group_rates(ids, refs, hyps, engines, seen={"espeak"})
+    assert list(out) == ["espeak", "festival", "piper", UNSEEN]
+    assert out["espeak"] == {"wer": 0.0, "cer": 0.0, "utterances": 1, "seen": True}
+    assert out["piper"]["wer"] == 0.5 and out["piper"]["utterances"] == 2 and not out["piper"]["seen"]
+    assert out[UNSEEN]["utterances"] == 3 and out[UNSEEN]["wer"] == 0.6  # 3 errors in 5 words
+    table = format_table({"metrics": {}, "engine_metrics": {"test": out}})
+    assert "| unseen-engines | no | 3 | 60.00 |" in table

@@ -20,13 +20,15 @@ CELLS = ("rnn", "lstm", "gru")
 CONV_STAGES = {1: 0, 2: 1, 4: 2, 8: 3}
 
 # Config keys the lite engine understands; any other key means a feature it does not implement.
-_MODEL_KEYS = {"input_dim", "vocab_size", "encoder", "ctc_upsample", "utterance_cmn"}
+_MODEL_KEYS = {"input_dim", "input_layers", "vocab_size", "encoder", "ctc_upsample", "utterance_cmn"}
 _ENCODER_KEYS = {
     "cell", "hidden_size", "num_layers", "bidirectional", "subsampling", "dropout", "impl", "layer_norm",
 }
 _FEATURE_KEYS = {
     "sample_rate", "n_mels", "n_fft", "win_length", "hop_length", "f_min", "f_max", "log_floor",
 }
+# Keys of a newer FeatureConfig that lite accepts only at their log-mel values.
+_LOGMEL_ONLY = {"kind": "logmel"}
 
 
 def _int(section: Mapping[str, Any], key: str, where: str, minimum: int = 1) -> int:
@@ -90,6 +92,11 @@ class LiteModelConfig:
         if not isinstance(enc, dict):
             raise ValueError(f"model.encoder must be a mapping, got {type(enc).__name__}")
         _check_keys(model, _MODEL_KEYS, {"input_dim", "vocab_size", "encoder"}, "model")
+        if model.get("input_layers", 1) != 1:
+            raise UnsupportedBundleError(
+                "config.yaml: model.input_layers > 1 (an upstream layer mix) is not supported by the "
+                "lite engine (use --engine torch)"
+            )
         _check_keys(enc, _ENCODER_KEYS, {"cell", "hidden_size", "num_layers", "bidirectional", "subsampling"},
                     "model.encoder")
         cell = enc.get("cell")
@@ -138,7 +145,13 @@ class LiteFeatureConfig:
     @classmethod
     def from_config(cls, feats: Mapping[str, Any]) -> LiteFeatureConfig:
         """Parses and checks a ``features`` mapping (``speed`` is ignored, as at inference)."""
-        _check_keys(feats, _FEATURE_KEYS | {"speed"}, _FEATURE_KEYS, "features")
+        _check_keys(feats, _FEATURE_KEYS | {"speed", "upstream_layers", *_LOGMEL_ONLY}, _FEATURE_KEYS, "features")
+        for key, value in _LOGMEL_ONLY.items():
+            if feats.get(key, value) != value:
+                raise UnsupportedBundleError(
+                    f"config.yaml: features.{key} is {feats[key]!r}; the lite engine computes "
+                    f"{value} features only (use --engine torch)"
+                )
         cfg = cls(
             sample_rate=_int(feats, "sample_rate", "features"),
             n_mels=_int(feats, "n_mels", "features"),

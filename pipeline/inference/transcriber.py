@@ -22,6 +22,39 @@ from pipeline.inference.transcription import Transcription
 log = logging.getLogger(__name__)
 
 
+def check_upstream(where: Path, config: dict[str, Any], feature_cfg) -> None:
+    """Checks that an upstream bundle's ``upstream`` record matches the installed upstream.
+
+    Args:
+        where: The bundle directory, for messages.
+        config: The bundle's ``config.yaml`` mapping.
+        feature_cfg: Its parsed ``FeatureConfig``.
+
+    Raises:
+        BundleError: the record is missing or names another upstream file; or the upstream's
+            package is not installed, or its file is truncated or altered (the message names
+            the package to install).
+    """
+    from data_prep.features import get_extractor, upstream_identity
+
+    expected = upstream_identity(feature_cfg)
+    if expected is None:
+        return
+    recorded = config.get("upstream")
+    if not isinstance(recorded, dict) or recorded.get("sha256") != expected["sha256"]:
+        got = recorded.get("sha256") if isinstance(recorded, dict) else None
+        raise BundleError(
+            f"{where}: the bundle was trained on upstream {feature_cfg.kind} with file sha256 "
+            f"{got}, but this seqrec reads {expected['package']} with sha256 {expected['sha256']}"
+        )
+    from data_prep.whisper_upstream import UpstreamError
+
+    try:
+        get_extractor(feature_cfg)
+    except UpstreamError as exc:
+        raise BundleError(f"{where}: needs upstream {feature_cfg.kind}: {one_line(exc)}") from exc
+
+
 class Transcriber:
     """Transcribes audio files with a CTC model bundle.
 
@@ -34,14 +67,14 @@ class Transcriber:
     """
 
     def __init__(self, model, tokenizer, feature_cfg, *, device: str | torch.device = "cpu", beam_size: int = 1) -> None:
-        from data_prep.features import LogMelExtractor
+        from data_prep.features import get_extractor
 
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.feature_cfg = feature_cfg
-        self.extractor = LogMelExtractor(feature_cfg)
-        self.frame_shift = feature_cfg.hop_length / feature_cfg.sample_rate * model.frame_ratio
+        self.extractor = get_extractor(feature_cfg)  # log-mel, or the frozen upstream
+        self.frame_shift = model.frame_ratio / feature_cfg.frame_rate
         self._beams: dict[int, Any] = {}
         self.beam_size = beam_size
 
@@ -49,7 +82,16 @@ class Transcriber:
     def from_pretrained(
         cls, model_dir: str | Path, *, device: str = "cpu", beam_size: int = 1
     ) -> Transcriber:
-        """Loads a ``speech_ctc`` bundle directory (no pickle, no code execution)."""
+        """Loads a ``speech_ctc`` bundle directory (no pickle, no code execution).
+
+        A bundle on an upstream (``features.kind: whisper_tiny_en``) names it and its file's
+        sha256 in ``config.yaml`` and holds none of its weights: they are loaded from the
+        installed package, whose file must have that hash.
+
+        Raises:
+            BundleError: the bundle is missing, malformed, or its upstream is not installed
+                (the message names the package) or is another version.
+        """
         from data_prep.features import FeatureConfig
         from pipeline.config import from_dict
         from pipeline.models.ctc_model import CTCModel, CTCModelConfig
@@ -70,6 +112,11 @@ class Transcriber:
             raise BundleError(
                 f"{bundle.path}: {tokenizer.vocab_size} tokens for a model with {model.cfg.vocab_size} outputs"
             )
+        if model.cfg.input_dim != feature_cfg.dim:
+            raise BundleError(
+                f"{bundle.path}: features of dim {feature_cfg.dim} for a model of input_dim {model.cfg.input_dim}"
+            )
+        check_upstream(bundle.path, cfg, feature_cfg)
         return cls(model, tokenizer, feature_cfg, device=device, beam_size=beam_size)
 
     def _decoder(self, beam_size: int):
@@ -79,12 +126,13 @@ class Transcriber:
             self._beams[beam_size] = BeamSearchDecoder(self.tokenizer.tokens, beam_size=beam_size)
         return self._beams[beam_size]
 
+    @torch.inference_mode()
     def features(self, waveform: torch.Tensor) -> torch.Tensor:
-        """(N,) waveform at the model's rate -> (T, n_mels) log-mel.
+        """(N,) waveform at the model's rate -> (T, D) features (log-mel or upstream frames).
 
         Audio shorter than one analysis window is zero-padded to it.
         """
-        min_len = self.feature_cfg.n_fft // 2 + 1
+        min_len = self.feature_cfg.min_samples
         if waveform.numel() < min_len:
             waveform = torch.nn.functional.pad(waveform, (0, min_len - waveform.numel()))
         return self.extractor(waveform)

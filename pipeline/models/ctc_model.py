@@ -18,20 +18,43 @@ class CTCModelConfig:
     """Architecture of :class:`CTCModel`."""
 
     input_dim: int = 80
+    input_layers: int = 1  # > 1: a frame is that many upstream layers side by side (weighted sum)
     vocab_size: int = 29
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     ctc_upsample: int = 1  # output frames per encoder frame (see CTCHead)
     utterance_cmn: bool = False  # also subtract each utterance's own mean (speaker/channel)
 
 
+class LayerWeightedSum(nn.Module):
+    """SUPERB's learned layer mix: (B, T, L * D) stacked upstream layers -> (B, T, D).
+
+    The weights are a softmax over ``L`` learned scalars, starting equal.
+    """
+
+    def __init__(self, num_layers: int) -> None:
+        super().__init__()
+        self.logits = nn.Parameter(torch.zeros(num_layers))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        layers = x.view(b, t, self.logits.numel(), d // self.logits.numel())
+        weights = torch.softmax(self.logits, dim=0).to(x.dtype)
+        return torch.einsum("btld,l->btd", layers, weights)
+
+
 class CTCModel(nn.Module):
-    """Log-mel features to per-frame log-probabilities over the vocabulary (blank = 0)."""
+    """Features (log-mel or upstream frames) to per-frame log-probabilities (blank = 0)."""
 
     def __init__(self, cfg: CTCModelConfig) -> None:
         super().__init__()
+        if cfg.input_layers < 1 or cfg.input_dim % cfg.input_layers:
+            raise ValueError(
+                f"input_dim {cfg.input_dim} must be a multiple of input_layers {cfg.input_layers}"
+            )
         self.cfg = cfg
         self.cmvn = GlobalCMVN(cfg.input_dim)
-        self.encoder = RNNEncoder(cfg.input_dim, cfg.encoder)
+        self.layer_mix = LayerWeightedSum(cfg.input_layers) if cfg.input_layers > 1 else None
+        self.encoder = RNNEncoder(cfg.input_dim // cfg.input_layers, cfg.encoder)
         self.head = CTCHead(self.encoder.output_dim, cfg.vocab_size, cfg.ctc_upsample)
 
     @property
@@ -48,7 +71,8 @@ class CTCModel(nn.Module):
         """Computes CTC log-probabilities.
 
         Args:
-            x: (B, T, D) raw log-mel features (normalised inside by the stored CMVN).
+            x: (B, T, D) raw features (normalised inside by the stored CMVN); with
+                ``input_layers`` L > 1, D = L * D' stacked layers mixed down to D'.
             x_lens: (B,) valid lengths.
             augment: Optional (B, T, D) -> (B, T, D) transform applied after normalisation
                 (SpecAugment during training).
@@ -58,6 +82,8 @@ class CTCModel(nn.Module):
             T'' = ceil(T / subsampling) * ctc_upsample.
         """
         x = self.cmvn(x)
+        if self.layer_mix is not None:
+            x = self.layer_mix(x)
         if self.cfg.utterance_cmn:
             x = utterance_mean_norm(x, x_lens)
         if augment is not None:

@@ -101,6 +101,7 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     from data_prep.store import StoreError
     from data_prep.video_corpus import VideoCorpusError
     from data_prep.video_io import VideoError
+    from data_prep.whisper_upstream import UpstreamError
     from pipeline.bundle import BundleError
     from pipeline.config import ConfigError
     from pipeline.tokenizer import TokenizerError
@@ -110,7 +111,8 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     return (
         AudioError, BackboneError, BundleError, CheckpointError, ConfigError, CorpusImportError,
         FeatureError, ManifestError, SpeechCorpusError, StoreError, TokenizerError,
-        TrainingDiverged, CheckpointMismatch, VideoCorpusError, VideoError, VideoImportError,
+        TrainingDiverged, CheckpointMismatch, UpstreamError, VideoCorpusError, VideoError,
+        VideoImportError,
         OSError,  # missing corpus directory, disk full, permissions: the message names the path
     )  # fmt: skip
 

@@ -74,8 +74,16 @@ class SpeechRecipe:
             raise ValueError(
                 f"model.vocab_size is {cfg.model.vocab_size} but the tokenizer has {self.tokenizer.vocab_size} tokens"
             )
-        if cfg.model.input_dim != cfg.features.n_mels:
-            raise ValueError(f"model.input_dim {cfg.model.input_dim} != features.n_mels {cfg.features.n_mels}")
+        if cfg.model.input_dim != cfg.features.dim:
+            raise ValueError(
+                f"model.input_dim {cfg.model.input_dim} != {cfg.features.dim}, the dim of "
+                f"features.kind {cfg.features.kind}"
+            )
+        if cfg.model.input_layers != cfg.features.layers:
+            raise ValueError(
+                f"model.input_layers {cfg.model.input_layers} != {cfg.features.layers}, the layers "
+                f"per frame of features.upstream_layers {cfg.features.upstream_layers}"
+            )
 
     # ------------------------------------------------------------------ paths
     def raw_manifest(self, split: str) -> Path:
@@ -134,7 +142,7 @@ class SpeechRecipe:
         return {"manifests": out}
 
     def stage_features(self) -> dict[str, Any]:
-        """Log-mel stores per split (plus speed-perturbed training copies)."""
+        """Feature stores per split (plus speed-perturbed training copies)."""
         from data_prep.features import extract_features
 
         out = {}
@@ -153,6 +161,12 @@ class SpeechRecipe:
         from data_prep.manifest import read_manifest
 
         return {r["id"]: r["text"] for r in read_manifest(self.manifest(split), "speech")}
+
+    def _engines(self, split: str) -> dict[str, str]:
+        """Utterance id -> its ``engine`` field (the synthesizer family), where records have one."""
+        from data_prep.manifest import read_manifest
+
+        return {r["id"]: r["engine"] for r in read_manifest(self.manifest(split), "speech") if "engine" in r}
 
     def dataset(self, split: str, speeds: tuple[float, ...] = (1.0,)):
         """A :class:`pipeline.data.FeatureDataset` over the split's stores with token targets."""
@@ -257,8 +271,11 @@ class SpeechRecipe:
         beams = [1] + ([self.cfg.decode.beam_size] if self.cfg.decode.beam_size > 1 else [])
         transcriber = self.transcriber()
         metrics: dict[str, Any] = {}
+        groups: dict[str, Any] = {}
+        seen_engines = set(self._engines("train").values())
         for split in self.cfg.decode.splits:
             texts = self._texts(split)
+            engines = self._engines(split)
             store = FeatureStore(self.store_dir(split))
             ids = [i for i in store.ids if i in texts]
             feats = [torch.from_numpy(store.get(i).astype("float32")) for i in ids]
@@ -276,7 +293,9 @@ class SpeechRecipe:
                 write_errs(self.exp / f"errs-{tag}.txt", ids, refs, hyp_list, rates)
                 metrics[tag] = {"wer": round(rates["wer"], 4), "cer": round(rates["cer"], 4), "utterances": len(ids)}
                 log.info("%s: WER %.2f%%  CER %.2f%%", tag, 100 * rates["wer"], 100 * rates["cer"])
-        return {"metrics": metrics}
+                if engines:
+                    groups[tag] = engine_group_rates(ids, refs, hyp_list, engines, seen_engines)
+        return {"metrics": metrics, "engine_metrics": groups}
 
     def stage_export(self) -> dict[str, Any]:
         """Writes the self-contained bundle to ``exp/<recipe>/bundle``."""
@@ -285,14 +304,19 @@ class SpeechRecipe:
 
         model = self.final_model()
         results = read_results(self.exp)
+        from data_prep.features import upstream_identity
+
+        features = replace(self.cfg.features, speed=1.0)
         config = {
             "kind": "speech_ctc",
             "model": to_dict(self.cfg.model),
-            "features": to_dict(replace(self.cfg.features, speed=1.0)),
+            "features": to_dict(features),
             "tokens": self.tokenizer.to_list(),
             "weights": "model.safetensors",
             "metrics": results.get("metrics", {}),
         }
+        if features.is_upstream:  # named and hashed, never copied (the package provides it)
+            config["upstream"] = upstream_identity(features)
         save_bundle(self.bundle_dir, config, {"model.safetensors": model.state_dict()})
         log.info("bundle written to %s", self.bundle_dir)
         return {"bundle": str(self.bundle_dir)}
@@ -302,7 +326,12 @@ class SpeechRecipe:
         what the train stage trains on and what it trains (its checkpoints' identity)."""
         c = self.cfg
         data_h = config_hash({"data": to_dict(c.data)})
-        feat_h = config_hash({"data": data_h, "features": to_dict(c.features), "sp": list(c.speed_perturb)})
+        from data_prep.features import upstream_identity
+
+        feat_h = config_hash({
+            "data": data_h, "features": to_dict(c.features), "sp": list(c.speed_perturb),
+            **({"upstream": upstream_identity(c.features)} if c.features.is_upstream else {}),
+        })
         lineage = config_hash({"f": feat_h, "model": to_dict(c.model), "sa": to_dict(c.specaugment)})
         train_h = config_hash({"l": lineage, "train": to_dict(c.train)})
         dec_h = config_hash({"t": train_h, "decode": to_dict(c.decode)})
@@ -332,6 +361,42 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
 
 
+#: Name of the group of utterances whose engine never occurs in training.
+UNSEEN = "unseen-engines"
+
+
+def engine_group_rates(
+    ids: list[str], refs: list[str], hyps: list[str], engines: dict[str, str], seen: set[str]
+) -> dict[str, dict[str, Any]]:
+    """WER/CER per engine, plus :data:`UNSEEN` (engines absent from ``seen``) when there are any.
+
+    Args:
+        ids, refs, hyps: Parallel lists of one decoded split.
+        engines: Utterance id -> engine; ids without one are left out of every group.
+        seen: Engines of the training set.
+
+    Returns:
+        Group name -> {"wer", "cer", "utterances", "seen"}, sorted by name, unseen group last.
+    """
+    from pipeline.scoring import error_rates
+
+    members: dict[str, list[int]] = {}
+    for i, utt in enumerate(ids):
+        if utt in engines:
+            members.setdefault(engines[utt], []).append(i)
+            if engines[utt] not in seen:
+                members.setdefault(UNSEEN, []).append(i)
+    out = {}
+    for name in sorted(members, key=lambda n: (n == UNSEEN, n)):
+        idx = members[name]
+        rates = error_rates([refs[i] for i in idx], [hyps[i] for i in idx])
+        out[name] = {
+            "wer": round(rates["wer"], 4), "cer": round(rates["cer"], 4), "utterances": len(idx),
+            "seen": name != UNSEEN and name in seen,
+        }
+    return out
+
+
 def format_table(results: dict[str, Any]) -> str:
     """The WER/CER table printed at the end of a run (rates shown in percent)."""
     lines = ["", "| split | decoding | utterances | WER % | CER % |", "|---|---|---:|---:|---:|"]
@@ -340,4 +405,12 @@ def format_table(results: dict[str, Any]) -> str:
         lines.append(
             f"| {split} | {beam or 'greedy'} | {m['utterances']} | {100 * m['wer']:.2f} | {100 * m['cer']:.2f} |"
         )
+    for tag, groups in results.get("engine_metrics", {}).items():
+        lines += ["", f"{tag}, per engine (unseen = never heard in training):",
+                  "| engine | in training | utterances | WER % | CER % |", "|---|---|---:|---:|---:|"]
+        for name, m in groups.items():
+            lines.append(
+                f"| {name} | {'yes' if m['seen'] else 'no'} | {m['utterances']} | "
+                f"{100 * m['wer']:.2f} | {100 * m['cer']:.2f} |"
+            )
     return "\n".join(lines + stage_footer(results))

