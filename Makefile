@@ -5,7 +5,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
-APT_PACKAGES := espeak-ng flite ffmpeg
+# Speech engines (espeak-ng, flite, festival and its voices), text for the open-vocabulary
+# corpus (WordNet, GCIDE, fortunes) and ffmpeg (video decoding, codec augmentation).
+APT_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
+	wordnet-base dict-gcide fortunes fortunes-min ffmpeg
 STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: setup system-tools demo demo-speech demo-video test test-fast lint bench clean help
@@ -20,31 +23,33 @@ setup: $(STAMP) system-tools
 
 # Installs apt packages only when one is missing and we are root or have passwordless sudo.
 system-tools:
-	@missing=""; for tool in espeak-ng flite ffmpeg; do \
-	  command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	@missing=""; for pkg in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q "ok installed" || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; \
 	  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
 	  else echo "Missing system tools:$$missing. Install them with: sudo apt-get install -y $(APT_PACKAGES)"; exit 0; fi; \
 	  echo "Installing system tools:$$missing"; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(APT_PACKAGES) >/dev/null \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null \
 	    || echo "apt-get failed; install by hand: sudo apt-get install -y $(APT_PACKAGES)"; \
 	fi
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q -e '.[dev,voices]'
 	touch $(STAMP)
 
-SPEECH_SAMPLE = $$(ls exp/speech_ctc/corpus/wavs/test/*.wav | head -1)
+# A test file spoken by an engine never heard in training (piper), else the first test file.
+SPEECH_SAMPLE = $$(f=$$(grep -m1 '"engine": "piper"' exp/speech_ctc/corpus/test.jsonl | sed 's/.*"audio_filepath": "\([^"]*\)".*/\1/'); \
+	if [ -n "$$f" ]; then echo exp/speech_ctc/corpus/$$f; else ls exp/speech_ctc/corpus/wavs/test/*.wav | head -1; fi)
 VIDEO_SAMPLE  = $$(find exp/video_activity/corpus/videos/test -name '*.mp4' | sort | head -1)
 
 demo: demo-speech demo-video
 
 demo-speech: setup
 	$(PY) recipes/speech_ctc/run.py
-	@echo "== seqrec transcribe of an unseen-voice test file =="
+	@echo "== seqrec transcribe of a test file from an engine never heard in training =="
 	$(VENV)/bin/seqrec transcribe --model exp/speech_ctc/bundle --format json $(SPEECH_SAMPLE)
 
 demo-video: setup

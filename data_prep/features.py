@@ -26,6 +26,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from data_prep.augment_audio import AugmentConfig
 from data_prep.store import FeatureStore, StoreError, StoreSummary, build_store
 from pipeline.config import config_hash, to_dict
 from pipeline.io_utils import file_sha256
@@ -267,9 +268,17 @@ def upstream_identity(cfg: FeatureConfig) -> dict[str, str] | None:
 
 @dataclasses.dataclass(frozen=True)
 class FeatureJob:
-    """Picklable per-file computation for :func:`data_prep.store.build_store`."""
+    """Picklable per-file computation for :func:`data_prep.store.build_store`.
+
+    With ``augment`` set, the waveform (after speed perturbation) is first turned into
+    augmented copy number ``copy`` by :func:`data_prep.augment_audio.augment`, seeded by the
+    file's name and ``copy``; ``babble`` lists other utterances to mix in as babble noise.
+    """
 
     cfg: FeatureConfig
+    augment: AugmentConfig | None = None
+    copy: int = 0
+    babble: tuple[str, ...] = ()
 
     def __call__(self, path: str) -> np.ndarray:
         """Loads ``path`` and returns (T, cfg.dim) float32 features."""
@@ -283,23 +292,40 @@ class FeatureJob:
                 f"{path}: too short for features ({wave.numel()} samples, need at least "
                 f"{cfg.min_samples})"
             )
+        if self.augment is not None:
+            from data_prep.augment_audio import augment
+
+            others = [p for p in self.babble if p != path]
+            out, _ = augment(wave.numpy(), cfg.sample_rate, seed=f"{Path(path).name}-aug{self.copy}",
+                             cfg=self.augment, babble=others)  # fmt: skip
+            wave = torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
         with torch.inference_mode():
             feats = get_extractor(cfg)(wave)
         return feats.numpy()
 
 
-def features_hash(manifest: Path, cfg: FeatureConfig) -> str:
+def features_hash(manifest: Path, cfg: FeatureConfig, job: FeatureJob | None = None) -> str:
     """Config hash of a feature store: the config, the upstream's file hash (if any), the
-    manifest's bytes and the version."""
+    augmentation (if any), the manifest's bytes and the version."""
+    aug = None
+    if job is not None and job.augment is not None:
+        aug = {"augment": to_dict(job.augment), "copy": job.copy, "babble": list(job.babble)}
     return config_hash({
         "stage": cfg.kind, "version": FEATURE_VERSION, "features": to_dict(cfg),
         "upstream": upstream_identity(cfg), "manifest_sha256": file_sha256(manifest),
+        **({"augment": aug} if aug else {}),
     })
 
 
-def entry_id(utt_id: str, speed: float) -> str:
-    """Store id of an utterance: ``utt`` or ``utt-sp0.9`` under speed perturbation."""
-    return utt_id if speed == 1.0 else f"{utt_id}-sp{speed:g}"
+def entry_id(utt_id: str, speed: float, copy: int = 0) -> str:
+    """Store id of an utterance: ``utt``, ``utt-sp0.9`` under speed perturbation, ``utt-aug2``
+    for augmented copy 2."""
+    return utt_id + copy_suffix(speed, copy)
+
+
+def copy_suffix(speed: float = 1.0, copy: int = 0) -> str:
+    """What :func:`entry_id` appends for a speed-perturbed or augmented copy ("" for neither)."""
+    return ("" if speed == 1.0 else f"-sp{speed:g}") + (f"-aug{copy}" if copy else "")
 
 
 #: Audio seconds that justify one more worker process. A spawned worker first imports torch
@@ -326,6 +352,7 @@ def feature_workers(total_audio_s: float, num_workers: int, audio_s_per_worker: 
 def extract_features(
     manifest: Path, store_dir: Path, cfg: FeatureConfig, *, num_workers: int = 2,
     chunk_size: int = 64, audio_s_per_worker: float | None = None,
+    augment: AugmentConfig | None = None, copy: int = 0, babble: tuple[str, ...] = (),
 ) -> StoreSummary:
     """Computes features (log-mel or upstream) for every utterance of a manifest into a store.
 
@@ -339,6 +366,8 @@ def extract_features(
         audio_s_per_worker: Start one worker per this many seconds of audio in the manifest
             (see :func:`feature_workers`); 0 always uses ``num_workers``. Default:
             :data:`AUDIO_S_PER_WORKER`, or :data:`UPSTREAM_AUDIO_S_PER_WORKER` for an upstream.
+        augment: Write augmented copy number ``copy`` (>= 1) instead of the clean audio
+            (ids suffixed ``-aug{copy}``); ``babble`` is the pool of other utterances' paths.
 
     Returns:
         The store summary. Files that cannot be read are listed in ``failed.jsonl``.
@@ -347,7 +376,10 @@ def extract_features(
 
     manifest = Path(manifest)
     records = read_manifest(manifest, "speech")
-    items = [(entry_id(r["id"], cfg.speed), r["audio_filepath"]) for r in records]
+    if augment is not None and copy < 1:
+        raise ValueError(f"an augmented copy needs copy >= 1, got {copy}")
+    job = FeatureJob(cfg, augment, copy if augment is not None else 0, tuple(babble) if augment else ())
+    items = [(entry_id(r["id"], cfg.speed, job.copy), r["audio_filepath"]) for r in records]
     total_s = sum(float(r["duration"]) for r in records) / cfg.speed
     if audio_s_per_worker is None:
         audio_s_per_worker = UPSTREAM_AUDIO_S_PER_WORKER if cfg.is_upstream else AUDIO_S_PER_WORKER
@@ -362,7 +394,7 @@ def extract_features(
     # the torch ops release the GIL, and threads cost no start-up.
     with _torch_threads(1 if workers <= 1 else torch.get_num_threads()):
         return build_store(
-            store_dir, items, FeatureJob(cfg), config_hash=features_hash(manifest, cfg),
+            store_dir, items, job, config_hash=features_hash(manifest, cfg, job),
             num_workers=workers, num_threads=num_workers, chunk_size=chunk_size, dim=cfg.dim,
             desc=f"{cfg.kind} {Path(store_dir).name}",
         )
@@ -400,6 +432,6 @@ def compute_cmvn(store: FeatureStore) -> tuple[np.ndarray, np.ndarray]:
 
 __all__ = [
     "UPSTREAM_KINDS", "FeatureConfig", "FeatureError", "FeatureJob", "LogMelExtractor",
-    "compute_cmvn", "entry_id", "extract_features", "feature_workers", "features_hash",
+    "compute_cmvn", "copy_suffix", "entry_id", "extract_features", "feature_workers", "features_hash",
     "get_extractor", "speed_perturb", "upstream_identity",
 ]

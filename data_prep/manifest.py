@@ -1,7 +1,7 @@
 """JSONL manifests: one record per utterance or clip.
 
 Speech records hold ``id, audio_filepath, duration, text, speaker``; video records hold
-``id, video_filepath, label, num_frames, fps`` (DESIGN.md). Media paths are stored relative
+``id, video_filepath, label, num_frames, fps`` (docs/design.md). Media paths are stored relative
 to the manifest's directory and resolved to absolute paths on read, so a corpus directory
 can be moved as a whole.
 """

@@ -1,38 +1,48 @@
-"""The embedded default speech corpus: generated sentences spoken by espeak-ng (and flite).
+"""The embedded default speech corpus: real English sentences read by many offline TTS engines.
 
-A speaker is an espeak-ng English voice (en-us, en-gb, en-gb-scotland, ...) crossed with a voice
-variant (m1..m8, f1..f5, klatt, ...), or a flite voice when ``flite`` is installed. Each speaker
-gets its own base rate and pitch, and every utterance varies them a little. Train, dev and test
-use disjoint speaker sets (test voices are never heard in training) and disjoint sentences.
+Engines (:mod:`data_prep.tts_engines`): espeak-ng, flite, festival, piper, hibari and Kokoro.
+Each engine offers one or more speakers; every speaker gets its own base rate, pitch and
+level, and every utterance varies them a little. The splits keep three things apart:
+
+* **engines**: ``held_out_engines`` (default piper and festival) are never heard in train or
+  dev; the test split holds ``held_out_share`` of its utterances from them. Their WER is the
+  number that says how the model does on voices unlike anything it trained on.
+* **speakers**: within the other engines, about 10% of each voice group's speakers are held
+  out for dev and 10% for test (groups of fewer than 10 speakers stay in train).
+* **sentences**: open-vocabulary sentences (:mod:`data_prep.text_sources`) are drawn disjoint
+  per split; with ``text="open"`` a held-out text source appears only in test. ``text=
+  "generated"`` uses the template grammar of :mod:`data_prep.text_gen` instead (no packages).
+
+espeak-ng is a formant synthesizer unlike any other voice, so its share of training audio is
+capped (``train_shares``). A missing engine is skipped with one log line and its share goes
+to the others.
 
 Layout written under ``out_dir``::
 
     wavs/<split>/<id>.wav     16-bit PCM mono at cfg.sample_rate
-    <split>.jsonl             manifests (id, audio_filepath, duration, text, speaker)
-    corpus_info.json          hours, utterances and speakers per split, tools used
+    <split>.jsonl             manifests (id, audio_filepath, duration, text, speaker, engine,
+                              text_source)
+    corpus_info.json          hours, utterances, speakers and engines per split, held-out sets
     .plan.json                hash of the synthesis plan, so a rerun knows which wavs to trust
 
-The whole plan (speaker split, sentence, voice, rate and pitch of every utterance) is drawn in
-the parent process from ``cfg.seed``; workers only synthesise. A rerun skips utterances whose
-wav exists and is valid under the same plan, and manifests are written last, atomically.
+The whole plan (speaker split, sentence, speaker, rate, pitch and level of every utterance) is
+drawn in the parent process from ``cfg.seed``; workers only synthesise. A rerun skips
+utterances whose wav exists and is valid under the same plan; manifests are written last,
+atomically, and only when the corpus reaches ``min_train_hours``.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import hashlib
-import io
 import json
 import logging
 import multiprocessing
 import random
-import re
-import shutil
-import subprocess
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import soundfile as sf
@@ -41,38 +51,26 @@ import torch
 from data_prep.audio import resample
 from data_prep.manifest import write_manifest
 from data_prep.text_gen import generate_sentences, normalize_text
+from data_prep.tts_engines import ENGINES, SpeakerSpec, available_engines
 from pipeline.io_utils import atomic_open, atomic_write_json
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "dev", "test")
 
-#: espeak-ng English voices (mbrola voices need extra packages and are never used).
-ESPEAK_VOICES = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan",
-                 "en-gb-x-gbcwmd", "en-029", "en-us-nyc")  # fmt: skip
-#: espeak-ng voice variants that stay intelligible (no echo, whisper, robot or croak effects).
-ESPEAK_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "f3", "f4", "f5",
-                   "klatt", "klatt2", "klatt3", "Alex", "Andy", "Annie", "Gene", "Michael", "Mike",
-                   "antonio", "belinda", "david", "edward", "grandma", "grandpa", "iven", "linda",
-                   "max", "paul", "quincy", "rob", "robert", "steph", "travis", "victor")  # fmt: skip
-#: flite voices that read any text (awb_time only knows clock times; kal is kal16 at 8 kHz).
-FLITE_VOICES = ("awb", "kal16", "rms", "slt")
-
-_SYNTH_TIMEOUT_S = 60.0
 _HELD_OUT_FRACTION = 0.1  # of each voice group's speakers, for dev and again for test
 # A group with fewer speakers stays in train: holding out one of flite's 4 voices left 2 in
-# training (1% of the speakers) and made the test set measure cross-synthesizer transfer
-# from 2 voices (that one voice had 69% CER) rather than unseen-speaker generalisation.
+# training and made "unseen speakers" mean "another engine" for that group.
 _MIN_GROUP_FOR_HOLDOUT = 10
 
 
 class SpeechCorpusError(RuntimeError):
-    """The corpus cannot be generated (a missing tool, or too many failed utterances)."""
+    """The corpus cannot be generated (no engine, too many failures, too few hours)."""
 
 
 @dataclass(frozen=True)
 class SpeechCorpusConfig:
-    """Size and seed of a generated corpus.
+    """Size, engines, text and seed of a generated corpus.
 
     Attributes:
         train_utts: Utterances in train.
@@ -80,7 +78,14 @@ class SpeechCorpusConfig:
         test_utts: Utterances in test.
         seed: Decides sentences, speaker split and voice settings.
         sample_rate: Sample rate of the written wavs, in Hz.
-        use_flite: Add flite voices when ``flite`` is installed.
+        engines: Engine families to use when installed (see ``tts_engines.ENGINES``).
+        held_out_engines: Families heard only in test.
+        train_shares: (family, share) of train (and dev) utterances among the other families;
+            missing families' shares go to the rest pro rata.
+        held_out_share: Share of test utterances spoken by the held-out families.
+        text: ``open`` (real sentences, Debian text packages) or ``generated`` (templates).
+        held_out_texts: With ``open``, text sources seen only in test.
+        min_train_hours: Stop with an error (no manifests) below this much train audio.
     """
 
     train_utts: int
@@ -88,35 +93,46 @@ class SpeechCorpusConfig:
     test_utts: int
     seed: int = 0
     sample_rate: int = 16000
-    use_flite: bool = True
+    engines: tuple[str, ...] = ("espeak", "flite", "festival", "piper", "hibari", "kokoro")
+    held_out_engines: tuple[str, ...] = ("piper", "festival")
+    train_shares: tuple[tuple[str, float], ...] = (
+        ("espeak", 0.25), ("flite", 0.25), ("hibari", 0.42), ("kokoro", 0.08),
+    )  # fmt: skip
+    held_out_share: float = 0.5
+    text: Literal["open", "generated"] = "open"
+    held_out_texts: tuple[str, ...] = ("fortunes",)
+    min_train_hours: float = 0.0
+
+    def __post_init__(self) -> None:
+        unknown = sorted((set(self.engines) | set(self.held_out_engines)) - set(ENGINES))
+        unknown += sorted({f for f, _ in self.train_shares} - set(ENGINES))
+        if unknown:
+            raise ValueError(f"unknown engine families {unknown}; known: {sorted(ENGINES)}")
+        if not 0.0 <= self.held_out_share < 1.0:
+            raise ValueError(f"held_out_share must be in [0, 1), got {self.held_out_share}")
 
     def count(self, split: str) -> int:
         """Utterances asked for in ``split``."""
         return {"train": self.train_utts, "dev": self.dev_utts, "test": self.test_utts}[split]
 
 
-#: Named sizes. "default" holds over 2 hours of train audio (trimmed utterances average about 2.14 s:
-#: 3450 of them make about 2.05 h).
+#: Named sizes. Utterances of the open-vocabulary text average about 2.6 s. Kokoro is the
+#: slow engine (about 0.9 s of CPU per second of audio, the others 0.006-0.16), so its share
+#: sets how long a corpus takes: the default keeps it at 8% of train; "large" raises it.
 SIZES: dict[str, SpeechCorpusConfig] = {
-    "tiny": SpeechCorpusConfig(train_utts=24, dev_utts=8, test_utts=8),
-    "small": SpeechCorpusConfig(train_utts=600, dev_utts=60, test_utts=60),
-    "default": SpeechCorpusConfig(train_utts=3450, dev_utts=300, test_utts=300),
+    "tiny": SpeechCorpusConfig(train_utts=24, dev_utts=8, test_utts=12),
+    "small": SpeechCorpusConfig(train_utts=600, dev_utts=60, test_utts=120),
+    "default": SpeechCorpusConfig(train_utts=2000, dev_utts=150, test_utts=300),
+    "large": SpeechCorpusConfig(
+        train_utts=18000, dev_utts=300, test_utts=600, min_train_hours=10.0,
+        train_shares=(("espeak", 0.25), ("flite", 0.2), ("hibari", 0.3), ("kokoro", 0.25)),
+    ),
+    # The corpus of the first sessions: espeak-ng and flite reading template sentences.
+    "espeak": SpeechCorpusConfig(
+        train_utts=3450, dev_utts=300, test_utts=300, engines=("espeak", "flite"),
+        held_out_engines=(), train_shares=(("espeak", 0.98), ("flite", 0.02)), text="generated",
+    ),
 }
-
-
-@dataclass(frozen=True)
-class Speaker:
-    """One synthetic speaker: an engine, a voice and (for espeak-ng) a variant."""
-
-    name: str
-    engine: str  # "espeak" or "flite"
-    voice: str
-    variant: str = ""
-
-    @property
-    def group(self) -> str:
-        """Speakers sharing an accent/voice; the split is drawn within each group."""
-        return f"{self.engine}:{self.voice}" if self.engine == "espeak" else self.engine
 
 
 @dataclass(frozen=True)
@@ -126,77 +142,41 @@ class _Job:
     utt_id: str
     wav_path: str
     prompt: str
-    engine: str
-    voice: str
-    variant: str
-    rate: float  # espeak: words per minute; flite: duration stretch
-    pitch: int  # espeak only, 0..99
+    speaker: SpeakerSpec
+    rate: float  # speaking-rate factor, 1 = the engine's default
+    pitch: float  # semitones (engines without native pitch ignore it)
+    level_db: float  # peak level of the written wav, dBFS
     sample_rate: int
 
 
 # ----------------------------------------------------------------------------- speakers
 
 
-def _run_text(cmd: list[str]) -> str:
-    proc = subprocess.run(
-        cmd, capture_output=True, timeout=30, check=False, stdin=subprocess.DEVNULL
-    )
-    return proc.stdout.decode("utf-8", "replace") if proc.returncode == 0 else ""
+def _group(spk: SpeakerSpec) -> str:
+    """Speakers sharing a voice; the speaker split is drawn within each group."""
+    return f"{spk.family}:{spk.voice}" if spk.family == "espeak" else spk.family
 
 
-def available_speakers(*, use_flite: bool = True) -> list[Speaker]:
-    """Lists the synthetic speakers this machine can produce, in a fixed order.
+def split_speakers(
+    speakers: list[SpeakerSpec], seed: int, held_out: tuple[str, ...] = ()
+) -> dict[str, list[SpeakerSpec]]:
+    """Splits speakers into disjoint train/dev/test sets.
 
-    Raises:
-        SpeechCorpusError: espeak-ng is not installed or has none of the English voices.
+    Speakers of ``held_out`` families all go to test. For the others, about 10% of each voice
+    group's speakers go to dev and 10% to test (at least one each); groups with fewer than
+    10 speakers stay entirely in train, so held-out speakers come from populations that
+    training represents. A group's draw depends only on the seed and its members, so adding
+    an engine leaves the other groups' split unchanged.
     """
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        raise SpeechCorpusError(
-            "espeak-ng is not installed; the embedded speech corpus needs it. Install it with "
-            "`apt-get install espeak-ng` (Debian/Ubuntu), `dnf install espeak-ng` or "
-            "`brew install espeak-ng` (or `make setup`, which installs it when it can)."
-        )
-    langs = set()
-    for line in _run_text([exe, "--voices=en"]).splitlines()[1:]:
-        parts = line.split()
-        if len(parts) >= 5 and not re.search(r"\smb/", line):  # mbrola voices are not installed
-            langs.add(parts[1])
-    variants = set(re.findall(r"!v/(\S+)", _run_text([exe, "--voices=variant"])))
-    voices = [v for v in ESPEAK_VOICES if v in langs]
-    if not voices:
-        raise SpeechCorpusError(
-            f"espeak-ng ({exe}) lists none of the English voices {ESPEAK_VOICES}"
-        )
-    picked = [v for v in ESPEAK_VARIANTS if v in variants] or [""]
-    speakers = [
-        Speaker(f"espeak_{voice}_{variant or 'default'}", "espeak", voice, variant)
-        for voice in voices
-        for variant in picked
-    ]
-    flite = shutil.which("flite") if use_flite else None
-    if flite is not None:
-        listed = set(_run_text([flite, "-lv"]).replace(":", " ").split())
-        speakers += [Speaker(f"flite_{v}", "flite", v) for v in FLITE_VOICES if v in listed]
-    elif use_flite:
-        log.info("flite not installed; the corpus uses espeak-ng voices only")
-    return speakers
-
-
-def split_speakers(speakers: list[Speaker], seed: int) -> dict[str, list[Speaker]]:
-    """Splits speakers into disjoint train/dev/test sets, drawn within each voice group.
-
-    About 10% of each group's speakers go to dev and 10% to test (at least one each). Groups
-    with fewer than 10 speakers (flite's handful of voices) stay entirely in train, so that
-    held-out speakers come from populations that training represents. A group's draw depends
-    only on the seed and its members, so adding flite voices leaves the espeak-ng split unchanged.
-    """
-    groups: dict[str, list[Speaker]] = {}
+    groups: dict[str, list[SpeakerSpec]] = {}
     for spk in speakers:
-        groups.setdefault(spk.group, []).append(spk)
-    out: dict[str, list[Speaker]] = {s: [] for s in SPLITS}
+        groups.setdefault(_group(spk), []).append(spk)
+    out: dict[str, list[SpeakerSpec]] = {s: [] for s in SPLITS}
     for name in sorted(groups):
         members = sorted(groups[name], key=lambda s: s.name)
+        if members[0].family in held_out:
+            out["test"] += members
+            continue
         random.Random(f"{seed}:{name}").shuffle(members)
         n = len(members)
         held = max(1, round(_HELD_OUT_FRACTION * n)) if n >= _MIN_GROUP_FOR_HOLDOUT else 0
@@ -209,52 +189,109 @@ def split_speakers(speakers: list[Speaker], seed: int) -> dict[str, list[Speaker
 # ----------------------------------------------------------------------------- the plan
 
 
-_Plan = dict[str, list[tuple[_Job, str, str]]]  # split -> (job, normalised text, speaker)
+_Plan = dict[str, list[tuple[_Job, dict]]]  # split -> (job, manifest fields other than audio)
 
 
-def _speaker_style(spk: Speaker, seed: int) -> tuple[float, float]:
-    """A speaker's own base rate and pitch, so speakers differ in more than timbre."""
+@dataclass
+class _Style:
+    rate: float
+    pitch: float
+    level_db: float
+
+
+def _speaker_style(spk: SpeakerSpec, seed: int) -> _Style:
+    """A speaker's own base rate, pitch and level, so speakers differ in more than timbre."""
     rng = random.Random(f"{seed}:style:{spk.name}")
-    if spk.engine == "espeak":
-        return rng.uniform(145.0, 190.0), rng.uniform(30.0, 70.0)  # words/min, espeak pitch
-    return rng.uniform(0.9, 1.15), 0.0  # flite duration stretch
+    return _Style(rng.uniform(0.88, 1.12), rng.uniform(-2.0, 2.0), rng.uniform(-9.0, -2.0))
 
 
-def _plan(out_dir: Path, cfg: SpeechCorpusConfig, speakers: dict[str, list[Speaker]]) -> _Plan:
+def _allocate(n: int, shares: dict[str, float]) -> dict[str, int]:
+    """Splits ``n`` into integer counts proportional to ``shares`` (largest remainders)."""
+    total = sum(shares.values())
+    if n == 0 or total <= 0:
+        return {k: 0 for k in shares}
+    exact = {k: n * v / total for k, v in shares.items()}
+    counts = {k: int(x) for k, x in exact.items()}
+    for k in sorted(exact, key=lambda k: (counts[k] - exact[k], k))[: n - sum(counts.values())]:
+        counts[k] += 1
+    return counts
+
+
+def _family_counts(cfg: SpeechCorpusConfig, split: str, pool: dict[str, list[SpeakerSpec]]) -> dict[str, int]:
+    """Utterances per family in ``split`` (families without speakers there get none)."""
+    n = cfg.count(split)
+    shares = {f: w for f, w in cfg.train_shares if pool.get(f)}
+    for fam in pool:  # an engine without a configured share still contributes a little
+        if fam not in shares and fam not in cfg.held_out_engines and pool[fam]:
+            shares[fam] = 0.05
+    held = [f for f in cfg.held_out_engines if pool.get(f)]
+    if split != "test" or not held:
+        return _allocate(n, shares)
+    n_held = round(n * cfg.held_out_share)
+    return {**_allocate(n - n_held, shares), **_allocate(n_held, dict.fromkeys(held, 1.0))}
+
+
+def _sentences(cfg: SpeechCorpusConfig) -> dict[str, list[tuple[str, str]]]:
+    """Split -> (sentence, text source), disjoint across splits."""
+    counts = {s: cfg.count(s) for s in SPLITS}
+    if cfg.text == "generated":
+        sentences = generate_sentences(sum(counts.values()), seed=cfg.seed)  # distinct
+        out, start = {}, 0
+        for split in SPLITS:
+            out[split] = [(t, "template") for t in sentences[start : start + counts[split]]]
+            start += counts[split]
+        return out
+    from data_prep.text_sources import available_sources, load_all_sources, split_sentences
+
+    names = available_sources()
+    if not names:
+        raise SpeechCorpusError(
+            "no open-vocabulary text source is installed (apt-get install wordnet-base "
+            "fortunes dict-gcide, or `make setup`); data.text=generated needs none"
+        )
+    held = tuple(s for s in cfg.held_out_texts if s in names)
+    return split_sentences(load_all_sources(names), seed=cfg.seed, counts=counts, held_out_sources=held)
+
+
+def _plan(out_dir: Path, cfg: SpeechCorpusConfig, speakers: dict[str, list[SpeakerSpec]]) -> _Plan:
     """Draws every utterance's sentence, speaker and voice settings from ``cfg.seed``."""
-    total = sum(cfg.count(s) for s in SPLITS)
-    sentences = generate_sentences(total, seed=cfg.seed)  # distinct, so splits share none
+    sentences = _sentences(cfg)
     rng = random.Random(cfg.seed)
-    style = {spk.name: _speaker_style(spk, cfg.seed) for s in SPLITS for spk in speakers[s]}
     jobs: _Plan = {}
-    start = 0
     for split in SPLITS:
-        n = cfg.count(split)
-        pool = list(speakers[split])
-        if n and not pool:
+        pool: dict[str, list[SpeakerSpec]] = {}
+        for spk in speakers[split]:
+            pool.setdefault(spk.family, []).append(spk)
+        counts = _family_counts(cfg, split, pool)
+        order: list[SpeakerSpec] = []
+        for fam in sorted(counts):
+            members = list(pool[fam])
+            rng.shuffle(members)
+            order += [members[i % len(members)] for i in range(counts[fam])]
+        rng.shuffle(order)  # sentences are drawn independently of engines
+        if len(order) != cfg.count(split):
             raise SpeechCorpusError(f"no speakers left for split {split!r}")
-        rng.shuffle(pool)
         rows = []
-        for i, sentence in enumerate(sentences[start : start + n]):
-            spk = pool[i % len(pool)]
-            base_rate, base_pitch = style[spk.name]
-            if spk.engine == "espeak":
-                rate = round(base_rate + rng.uniform(-15.0, 15.0))
-                pitch = int(min(99, max(0, round(base_pitch + rng.uniform(-8.0, 8.0)))))
-            else:
-                rate, pitch = round(base_rate * rng.uniform(0.92, 1.08), 3), 0
+        for i, ((sentence, source), spk) in enumerate(zip(sentences[split], order, strict=True)):
+            style = _speaker_style(spk, cfg.seed)
             utt_id = f"{split}_{i:06d}"
-            wav = out_dir / "wavs" / split / f"{utt_id}.wav"
-            job = _Job(utt_id, str(wav), sentence, spk.engine, spk.voice, spk.variant,
-                       float(rate), pitch, cfg.sample_rate)  # fmt: skip
-            rows.append((job, normalize_text(sentence), spk.name))
+            job = _Job(
+                utt_id, str(out_dir / "wavs" / split / f"{utt_id}.wav"), sentence, spk,
+                rate=round(style.rate * rng.uniform(0.93, 1.07), 3),
+                pitch=round(style.pitch + rng.uniform(-1.0, 1.0), 2),
+                level_db=round(style.level_db + rng.uniform(-2.0, 2.0), 2),
+                sample_rate=cfg.sample_rate,
+            )  # fmt: skip
+            fields = {"text": normalize_text(sentence), "speaker": spk.name, "engine": spk.family,
+                      "text_source": source}  # fmt: skip
+            rows.append((job, fields))
         jobs[split] = rows
-        start += n
     return jobs
 
 
-#: Bumped when synthesis changes what a wav holds (2: silence trimmed to TRIM_KEEP_S).
-SYNTH_VERSION = 2
+#: Bumped when synthesis changes what a wav holds (2: silence trimmed to TRIM_KEEP_S;
+#: 3: engines behind data_prep.tts_engines, rate factors, pitch in semitones, peak level).
+SYNTH_VERSION = 3
 #: Silence kept before the first and after the last audible sample. espeak-ng ends every
 #: sentence with ~0.3 s of silence (14% of the audio), which only costs training time.
 TRIM_KEEP_S = 0.1
@@ -280,9 +317,9 @@ def _plan_hash(jobs: _Plan) -> str:
     h = hashlib.sha256()
     h.update(f"synth-v{SYNTH_VERSION}".encode())
     for split in SPLITS:
-        for job, text, spk in jobs[split]:
-            fields = {k: v for k, v in asdict(job).items() if k != "wav_path"}
-            h.update(json.dumps([fields, text, spk], sort_keys=True).encode())
+        for job, fields in jobs[split]:
+            what = {k: v for k, v in asdict(job).items() if k != "wav_path"}
+            h.update(json.dumps([what, fields], sort_keys=True).encode())
     return h.hexdigest()[:16]
 
 
@@ -299,33 +336,14 @@ def _existing_duration(path: Path, sample_rate: int) -> float | None:
 
 
 def _synthesize(job: _Job) -> np.ndarray:
-    """Runs the engine; returns (N,) float32 at job.sample_rate."""
-    if job.engine == "espeak":
-        voice = f"{job.voice}+{job.variant}" if job.variant else job.voice
-        cmd = [shutil.which("espeak-ng") or "espeak-ng", "-v", voice, "-s", str(int(job.rate)),
-               "-p", str(job.pitch), "--stdout", "--stdin"]  # fmt: skip
-        proc = subprocess.run(cmd, input=job.prompt.encode("utf-8"), capture_output=True,
-                              timeout=_SYNTH_TIMEOUT_S, check=False)  # fmt: skip
-        if proc.returncode != 0 or len(proc.stdout) <= 44:
-            raise RuntimeError(f"espeak-ng failed ({proc.returncode}): {proc.stderr[-300:]!r}")
-        data, sr = sf.read(io.BytesIO(proc.stdout), dtype="float32", always_2d=True)
-    else:
-        with tempfile.TemporaryDirectory(prefix="flite_") as tmp:
-            out = Path(tmp) / "out.wav"
-            cmd = [shutil.which("flite") or "flite", "-voice", job.voice, "--setf",
-                   f"duration_stretch={job.rate}", "-t", job.prompt, "-o", str(out)]  # fmt: skip
-            proc = subprocess.run(cmd, capture_output=True, timeout=_SYNTH_TIMEOUT_S, check=False,
-                                  stdin=subprocess.DEVNULL)  # fmt: skip
-            if proc.returncode != 0 or not out.exists():
-                raise RuntimeError(f"flite failed ({proc.returncode}): {proc.stderr[-300:]!r}")
-            data, sr = sf.read(str(out), dtype="float32", always_2d=True)
-    wave = data.mean(axis=1)
+    """Runs the engine; returns (N,) float32 at job.sample_rate, trimmed, at job.level_db."""
+    wave, sr = ENGINES[job.speaker.family].synthesize(job.prompt, job.speaker, rate=job.rate, pitch=job.pitch)
     if sr != job.sample_rate:
         wave = resample(torch.from_numpy(np.ascontiguousarray(wave)), sr, job.sample_rate).numpy()
     wave = trim_silence(wave, job.sample_rate)
     peak = float(np.abs(wave).max()) if wave.size else 0.0
-    if peak > 0.99:  # the sinc resampler can overshoot a full-scale synth
-        wave = wave * (0.99 / peak)
+    if peak > 0:
+        wave = wave * (10 ** (job.level_db / 20) / peak)
     return wave.astype(np.float32)
 
 
@@ -365,54 +383,69 @@ def generate_speech_corpus(
         Split name -> manifest path (``out_dir/<split>.jsonl``).
 
     Raises:
-        SpeechCorpusError: espeak-ng missing, or more than 5% of utterances failed.
+        SpeechCorpusError: no engine installed, more than 5% of utterances failed, or the
+            train split is short of ``cfg.min_train_hours`` (then no manifest is written).
     """
     out_dir = Path(out_dir)
     t0 = time.perf_counter()
-    speakers = split_speakers(available_speakers(use_flite=cfg.use_flite), cfg.seed)
+    engines = available_engines(cfg.engines)
+    if not engines:
+        raise SpeechCorpusError(
+            f"none of the speech engines {list(cfg.engines)} is installed; `make setup` installs "
+            "them (at least: apt-get install espeak-ng)"
+        )
+    missing_held = [f for f in cfg.held_out_engines if f not in {e.family for e in engines}]
+    if missing_held:
+        log.warning("held-out engines %s not installed: the test split has fewer unseen engines", missing_held)
+    all_speakers = [spk for engine in engines for spk in engine.speakers()]
+    speakers = split_speakers(all_speakers, cfg.seed, cfg.held_out_engines)
+    if not speakers["train"]:
+        raise SpeechCorpusError(f"only held-out engines {cfg.held_out_engines} are installed; nothing to train on")
     jobs = _plan(out_dir, cfg, speakers)
     plan_hash = _plan_hash(jobs)
     plan_file = out_dir / ".plan.json"
     if _read_plan_hash(plan_file) != plan_hash:
         # Wavs from another plan (seed, sizes, tools) would be trusted by a resumed run: remove
-        # them before recording the new plan.
+        # them, and the manifests that list them, before recording the new plan.
         stale = sorted((out_dir / "wavs").glob("*/*.wav"))
         if stale:
             log.warning("%s: plan changed; removing %d old wavs", out_dir, len(stale))
-        for wav in stale:
-            wav.unlink()
+        for path in [*stale, *(out_dir / f"{s}.jsonl" for s in SPLITS)]:
+            path.unlink(missing_ok=True)
     for split in SPLITS:
         (out_dir / "wavs" / split).mkdir(parents=True, exist_ok=True)
     atomic_write_json(plan_file, {"plan_hash": plan_hash, "config": asdict(cfg)})
-    all_jobs = [job for split in SPLITS for job, _, _ in jobs[split]]
+    # Grouped by engine, so that each worker's chunk reuses the engine it has loaded.
+    all_jobs = sorted((job for split in SPLITS for job, _ in jobs[split]),
+                      key=lambda j: (j.speaker.family, j.utt_id))  # fmt: skip
     durations, failures = _run_all(all_jobs, num_workers)
     for utt_id, err in failures:
-        log.error("%s: synthesis failed: %s", utt_id, err)
+        log.error("%s: synthesis failed, utterance dropped: %s", utt_id, err)
     if len(failures) > 0.05 * max(1, len(all_jobs)):
         raise SpeechCorpusError(
             f"{len(failures)} of {len(all_jobs)} utterances failed to synthesise; see the log"
         )
-    manifests: dict[str, Path] = {}
-    stats: dict[str, dict] = {}
-    for split in SPLITS:
-        records = []
-        for job, text, spk in jobs[split]:
-            if job.utt_id not in durations:
-                continue
-            records.append({"id": job.utt_id, "audio_filepath": job.wav_path,
-                            "duration": round(durations[job.utt_id], 4), "text": text,
-                            "speaker": spk})  # fmt: skip
-        manifests[split] = write_manifest(out_dir / f"{split}.jsonl", records, "speech")
-        stats[split] = {
-            "utterances": len(records),
-            "hours": round(sum(r["duration"] for r in records) / 3600.0, 4),
-            "speakers": sorted({r["speaker"] for r in records}),
-        }
+    records = {
+        split: [{"id": job.utt_id, "audio_filepath": job.wav_path,
+                 "duration": round(durations[job.utt_id], 4), **fields}
+                for job, fields in jobs[split] if job.utt_id in durations]
+        for split in SPLITS
+    }  # fmt: skip
+    train_hours = sum(r["duration"] for r in records["train"]) / 3600.0
+    if train_hours < cfg.min_train_hours:
+        raise SpeechCorpusError(
+            f"{out_dir}: the train split holds {train_hours:.2f} h of audio, short of the "
+            f"{cfg.min_train_hours:g} h this size asks for; no manifest written"
+        )
+    manifests = {s: write_manifest(out_dir / f"{s}.jsonl", records[s], "speech") for s in SPLITS}
+    stats = {split: _split_stats(records[split]) for split in SPLITS}
     wall = round(time.perf_counter() - t0, 2)
-    engines = sorted({spk.engine for split in SPLITS for spk in speakers[split]})
     atomic_write_json(out_dir / "corpus_info.json", {
-        "config": asdict(cfg), "plan_hash": plan_hash, "engines": engines, "splits": stats,
-        "failed": [utt for utt, _ in failures], "wall_time_s": wall,
+        "config": asdict(cfg), "plan_hash": plan_hash,
+        "engines": sorted({e.family for e in engines}),
+        "held_out_engines": [f for f in cfg.held_out_engines if f not in missing_held],
+        "licenses": {e.family: e.license for e in engines},
+        "splits": stats, "failed": [utt for utt, _ in failures], "wall_time_s": wall,
     })  # fmt: skip
     summary = ", ".join(
         f"{s} {v['utterances']} utts/{v['hours']:.2f} h/{len(v['speakers'])} spk"
@@ -420,6 +453,24 @@ def generate_speech_corpus(
     )
     log.info("speech corpus in %s: %s (%.1f s)", out_dir, summary, wall)
     return manifests
+
+
+def _split_stats(records: list[dict]) -> dict:
+    """Utterances, hours, speakers, and hours per engine and per text source of one split."""
+    def hours_by(key: str) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for r in records:
+            out[r[key]] = out.get(r[key], 0.0) + r["duration"] / 3600.0
+        return {k: round(v, 4) for k, v in sorted(out.items())}
+
+    return {
+        "utterances": len(records),
+        "hours": round(sum(r["duration"] for r in records) / 3600.0, 4),
+        "speakers": sorted({r["speaker"] for r in records}),
+        "engine_hours": hours_by("engine"),
+        "text_source_hours": hours_by("text_source"),
+        "distinct_words": len({w for r in records for w in r["text"].split()}),
+    }
 
 
 def _read_plan_hash(path: Path) -> str | None:

@@ -1,6 +1,6 @@
 """The benchmark suite's helpers: ratios, interleaving, peak RSS, results.json and its table.
 
-Nothing here times anything against a threshold (DESIGN.md: performance is measured by the
+Nothing here times anything against a threshold (docs/design.md: performance is measured by the
 suite, never asserted in tests).
 """
 

@@ -147,3 +147,31 @@ def test_extract_speed_perturbed_with_workers(tmp_path: Path) -> None:
         assert store.get(f"{utt}-sp0.9").shape[0] == 1 + n_sp // 160
     index = json.loads((tmp_path / "sp/index.json").read_text())
     assert index["config_hash"] != features_hash(manifest, FeatureConfig())
+
+
+def test_augmented_copy_store(tmp_path: Path) -> None:
+    """An augmented copy: suffixed ids, same lengths, other values, deterministic, own hash."""
+    from data_prep.augment_audio import AugmentConfig
+    from data_prep.features import FeatureJob
+
+    manifest, waves = make_corpus(tmp_path / "corpus")
+    cfg = FeatureConfig()
+    noisy = AugmentConfig(reverb_prob=0.0, babble_prob=0.0, noise_prob=1.0, gain_prob=0.0,
+                          telephone_prob=0.0, codec_prob=0.0)  # fmt: skip
+    extract_features(manifest, tmp_path / "clean", cfg, num_workers=1)
+    extract_features(manifest, tmp_path / "aug1", cfg, num_workers=1, augment=noisy, copy=1)
+    clean, aug = FeatureStore(tmp_path / "clean"), FeatureStore(tmp_path / "aug1")
+    assert aug.ids == [f"{u}-aug1" for u in clean.ids]
+    for utt in clean.ids:
+        a, c = aug.get(f"{utt}-aug1").astype(np.float32), clean.get(utt).astype(np.float32)
+        assert a.shape == c.shape and np.abs(a - c).mean() > 0.1
+    job = FeatureJob(cfg, noisy, 1)
+    path = next(iter(waves))
+    rec = json.loads(manifest.read_text().splitlines()[0])["audio_filepath"]
+    assert path == "u0"
+    wav = str((manifest.parent / rec).resolve()) if not Path(rec).is_absolute() else rec
+    np.testing.assert_array_equal(job(wav), job(wav))  # same seed, same copy
+    assert not np.array_equal(job(wav), FeatureJob(cfg, noisy, 2)(wav))  # another copy differs
+    assert aug.config_hash != clean.config_hash
+    with pytest.raises(ValueError, match="copy >= 1"):
+        extract_features(manifest, tmp_path / "bad", cfg, num_workers=1, augment=noisy, copy=0)

@@ -1,4 +1,4 @@
-"""Tests for data_prep.speech_corpus: the espeak-ng/flite corpus on its "tiny" size."""
+"""Tests for data_prep.speech_corpus: the many-engine corpus on its "tiny" size."""
 
 from __future__ import annotations
 
@@ -16,18 +16,22 @@ from data_prep.manifest import read_manifest
 from data_prep.speech_corpus import (
     SIZES,
     SPLITS,
-    Speaker,
     SpeechCorpusConfig,
     SpeechCorpusError,
-    available_speakers,
     generate_speech_corpus,
     split_speakers,
 )
 from data_prep.text_gen import normalize_text
+from data_prep.tts_engines import ENGINES, SpeakerSpec
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
 
 TINY = SIZES["tiny"]
+#: A corpus of the two fast command-line engines and template text, for the tests that
+#: synthesise several corpora.
+FAST = SpeechCorpusConfig(train_utts=3, dev_utts=1, test_utts=2, engines=("espeak", "flite"),
+                          held_out_engines=("flite",), train_shares=(("espeak", 1.0),),
+                          text="generated")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -55,27 +59,38 @@ def test_layout_and_manifests(corpus: tuple[Path, dict[str, Path]]) -> None:
             assert rec["duration"] == pytest.approx(info.frames / 16000, abs=1e-3)
             assert 0.5 < rec["duration"] < 15.0
             assert rec["text"] and rec["text"] == normalize_text(rec["text"])
-            assert rec["speaker"].startswith(("espeak_", "flite_"))
+            assert rec["speaker"].startswith(rec["engine"] + "_") and rec["engine"] in ENGINES
+            assert rec["text_source"]
     # relative paths in the file, so the corpus can be moved
     first = json.loads(manifests["train"].read_text().splitlines()[0])
     assert not os.path.isabs(first["audio_filepath"])
 
 
-def test_speakers_and_sentences_disjoint(corpus: tuple[Path, dict[str, Path]]) -> None:
+def test_speakers_sentences_and_held_out_engines_disjoint(corpus: tuple[Path, dict[str, Path]]) -> None:
     recs = _records(corpus[1])
     spk = {s: {r["speaker"] for r in recs[s]} for s in SPLITS}
     txt = {s: {r["text"] for r in recs[s]} for s in SPLITS}
+    eng = {s: {r["engine"] for r in recs[s]} for s in SPLITS}
     assert not spk["train"] & spk["test"] and not spk["dev"] & spk["test"]
     assert not spk["train"] & spk["dev"]
     assert not txt["train"] & txt["test"] and not txt["train"] & txt["dev"]
     assert len(spk["train"]) > 10  # many voices, not one
+    info = json.loads((corpus[0] / "corpus_info.json").read_text())
+    held = set(info["held_out_engines"])
+    assert held <= set(TINY.held_out_engines)
+    assert not held & (eng["train"] | eng["dev"])  # never heard before test
+    assert held <= eng["test"]
+    assert len(eng["train"]) >= 2  # more than one synthesizer to learn from
 
 
 def test_corpus_info(corpus: tuple[Path, dict[str, Path]]) -> None:
     info = json.loads((corpus[0] / "corpus_info.json").read_text())
-    assert info["splits"]["train"]["utterances"] == TINY.train_utts
-    assert 0 < info["splits"]["train"]["hours"] < 0.1
+    train = info["splits"]["train"]
+    assert train["utterances"] == TINY.train_utts
+    assert 0 < train["hours"] < 0.1
     assert "espeak" in info["engines"]
+    assert sum(train["engine_hours"].values()) == pytest.approx(train["hours"], abs=1e-3)
+    assert set(info["licenses"]) == set(info["engines"])
 
 
 def test_deterministic_and_resumable(corpus: tuple[Path, dict[str, Path]], tmp_path: Path) -> None:
@@ -101,7 +116,7 @@ def test_deterministic_and_resumable(corpus: tuple[Path, dict[str, Path]], tmp_p
 
 
 def test_changed_seed_resynthesises(tmp_path: Path) -> None:
-    cfg = SpeechCorpusConfig(train_utts=3, dev_utts=1, test_utts=1, seed=1, use_flite=False)
+    cfg = replace(FAST, seed=1)
     first = read_manifest(generate_speech_corpus(tmp_path, cfg, num_workers=0)["train"], "speech")
     wav = Path(first[0]["audio_filepath"])
     before = wav.read_bytes()
@@ -111,16 +126,43 @@ def test_changed_seed_resynthesises(tmp_path: Path) -> None:
     assert wav.read_bytes() != before  # not trusted under a new plan
 
 
-def test_sample_rate_and_no_flite(tmp_path: Path) -> None:
-    cfg = SpeechCorpusConfig(train_utts=2, dev_utts=1, test_utts=1, sample_rate=8000,
-                             use_flite=False)  # fmt: skip
+def test_sample_rate_and_engine_choice(tmp_path: Path) -> None:
+    cfg = replace(FAST, sample_rate=8000, engines=("espeak",), held_out_engines=())
     recs = read_manifest(generate_speech_corpus(tmp_path, cfg, num_workers=0)["train"], "speech")
-    assert all(r["speaker"].startswith("espeak_") for r in recs)
+    assert all(r["speaker"].startswith("espeak_") and r["engine"] == "espeak" for r in recs)
     assert sf.info(recs[0]["audio_filepath"]).samplerate == 8000
 
 
+def test_short_of_the_hour_target_writes_no_manifest(tmp_path: Path) -> None:
+    cfg = replace(FAST, min_train_hours=1.0)
+    with pytest.raises(SpeechCorpusError, match="short of the 1 h"):
+        generate_speech_corpus(tmp_path, cfg, num_workers=0)
+    assert not list(tmp_path.glob("*.jsonl"))
+
+
+def test_a_failing_utterance_is_dropped_with_its_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from data_prep.tts_engines import SynthesisError
+
+    real = ENGINES["espeak"].synthesize
+    calls = []
+
+    def flaky(text, speaker, **kw):
+        calls.append(text)
+        if len(calls) == 2:
+            raise SynthesisError(f"espeak/{speaker.name}: simulated failure")
+        return real(text, speaker, **kw)
+
+    monkeypatch.setattr(ENGINES["espeak"], "synthesize", flaky)
+    cfg = replace(FAST, train_utts=30, dev_utts=1, test_utts=1, held_out_engines=())
+    manifests = generate_speech_corpus(tmp_path, cfg, num_workers=0)
+    kept = sum(len(read_manifest(m, "speech")) for m in manifests.values())
+    assert kept == 31 and "simulated failure" in caplog.text and "dropped" in caplog.text
+
+
 def test_split_speakers() -> None:
-    speakers = available_speakers(use_flite=False)
+    speakers = ENGINES["espeak"].speakers()
     assert len(speakers) >= 8
     assert not any("mb" in s.voice for s in speakers)
     split = split_speakers(speakers, seed=0)
@@ -132,28 +174,37 @@ def test_split_speakers() -> None:
     assert split_speakers(speakers, seed=0) == split
     assert split_speakers(speakers, seed=1) != split
     # adding another engine's voices leaves the espeak-ng split alone
-    extra = [Speaker(f"flite_{v}", "flite", v) for v in ("a", "b", "c", "d")]
-    with_flite = split_speakers(speakers + extra, seed=0)
+    extra = [SpeakerSpec("flite", f"flite_{v}", v) for v in ("a", "b", "c", "d")]
+    held = [SpeakerSpec("piper", "piper_joe", "joe")]
+    with_more = split_speakers(speakers + extra + held, seed=0, held_out=("piper",))
     for s in SPLITS:
-        assert [sp for sp in with_flite[s] if sp.engine == "espeak"] == split[s]
-    # a group too small to hold speakers out stays in train
-    assert {sp.name for sp in with_flite["train"] if sp.engine == "flite"} == {e.name for e in extra}
+        assert [sp for sp in with_more[s] if sp.family == "espeak"] == split[s]
+    # a group too small to hold speakers out stays in train; a held-out engine is test only
+    assert {sp.name for sp in with_more["train"] if sp.family == "flite"} == {e.name for e in extra}
+    assert [sp for sp in with_more["test"] if sp.family == "piper"] == held
 
 
 def test_sizes() -> None:
-    assert set(SIZES) >= {"tiny", "small", "default"}
+    assert set(SIZES) >= {"tiny", "small", "default", "large"}
     assert SIZES["tiny"].train_utts + SIZES["tiny"].dev_utts + SIZES["tiny"].test_utts <= 60
-    # trimmed utterances average about 2.14 s (1.963 h for 3300 measured on 2026-11-30),
-    # so 3370+ are needed for 2 hours of train audio
-    assert SIZES["default"].train_utts * 2.14 >= 7200
+    assert SIZES["large"].min_train_hours >= 10
+    for cfg in SIZES.values():  # espeak-ng stays a minority of the new corpora
+        shares = dict(cfg.train_shares)
+        if cfg.text == "open":
+            assert shares["espeak"] / sum(shares.values()) <= 0.3
 
 
-def test_missing_espeak_says_how_to_install(
+def test_no_engine_installed_says_how_to_install(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sc.shutil, "which", lambda name: None)
+    monkeypatch.setattr(sc, "available_engines", lambda families: [])
     with pytest.raises(SpeechCorpusError, match="apt-get install espeak-ng"):
         generate_speech_corpus(tmp_path, TINY, num_workers=0)
+
+
+def test_unknown_engine_in_the_config_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown engine families"):
+        SpeechCorpusConfig(train_utts=1, dev_utts=1, test_utts=1, engines=("espeak", "sam"))
 
 
 def test_trim_silence_keeps_a_margin_around_the_speech() -> None:

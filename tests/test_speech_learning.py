@@ -34,7 +34,7 @@ def test_small_model_overfits_tiny_corpus(tiny_speech_corpus, tmp_path: Path):
     model.cmvn.set_stats(torch.from_numpy(mean), torch.from_numpy(std))
     loader = DataLoader(data, batch_sampler=length_sorted_batches(lengths, 20000), collate_fn=collate_ctc)
     cfg = TrainConfig(
-        max_epochs=24, lr=3e-3, warmup_steps=20, max_frames=1000, max_batch_size=2,
+        max_epochs=36, lr=3e-3, warmup_steps=20, max_frames=1000, max_batch_size=2,
         average_last=1, progress=False, final_lr_ratio=0.1,
     )
     task = CTCTask(tok, SpecAugmentConfig(enabled=False))

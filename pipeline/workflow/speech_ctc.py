@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import torch
 
+from data_prep.augment_audio import AugmentConfig
 from data_prep.features import FeatureConfig
 from pipeline.config import config_hash, save_config, to_dict
 from pipeline.models.ctc_model import CTCModel, CTCModelConfig
@@ -54,6 +55,8 @@ class SpeechRecipeConfig:
     data: SpeechDataConfig = field(default_factory=SpeechDataConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     speed_perturb: tuple[float, ...] = ()  # extra training copies, e.g. [0.9, 1.1]
+    augment_copies: int = 0  # extra training copies through `augment` (noise, rooms, codecs)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     # Library defaults; the recipe's own values are in recipes/speech_ctc/conf/default.yaml.
     model: CTCModelConfig = field(default_factory=CTCModelConfig)
     specaugment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
@@ -92,8 +95,15 @@ class SpeechRecipe:
     def manifest(self, split: str) -> Path:
         return self.exp / "manifests" / f"{split}.jsonl"
 
-    def store_dir(self, split: str, speed: float = 1.0) -> Path:
-        return self.exp / "feats" / (split if speed == 1.0 else f"{split}-sp{speed:g}")
+    def store_dir(self, split: str, speed: float = 1.0, copy: int = 0) -> Path:
+        from data_prep.features import copy_suffix
+
+        return self.exp / "feats" / (split + copy_suffix(speed, copy))
+
+    def train_views(self) -> list[tuple[float, int]]:
+        """(speed, augmented copy) of every training store: clean, speed-perturbed, augmented."""
+        speeds = [(sp, 0) for sp in self.cfg.speed_perturb if sp != 1.0]
+        return [(1.0, 0), *speeds, *((1.0, k) for k in range(1, self.cfg.augment_copies + 1))]
 
     @property
     def bundle_dir(self) -> Path:
@@ -146,16 +156,27 @@ class SpeechRecipe:
         from data_prep.features import extract_features
 
         out = {}
-        jobs = [(s, 1.0) for s in SPLITS] + [("train", sp) for sp in self.cfg.speed_perturb if sp != 1.0]
-        for split, speed in jobs:
+        jobs = [(s, 1.0, 0) for s in ("dev", "test")] + [("train", sp, k) for sp, k in self.train_views()]
+        babble = self._babble_pool() if self.cfg.augment_copies else ()
+        for split, speed, copy in jobs:
             fcfg = replace(self.cfg.features, speed=speed)
             summary = extract_features(
-                self.manifest(split), self.store_dir(split, speed), fcfg, num_workers=self.cfg.num_workers
+                self.manifest(split), self.store_dir(split, speed, copy), fcfg, num_workers=self.cfg.num_workers,
+                augment=self.cfg.augment if copy else None, copy=copy, babble=babble if copy else (),
             )
-            out[self.store_dir(split, speed).name] = {
+            out[self.store_dir(split, speed, copy).name] = {
                 "entries": summary.num_stored, "failed": summary.num_failed, "frames": summary.num_rows,
             }
         return {"features": out}
+
+    def _babble_pool(self, size: int = 64) -> tuple[str, ...]:
+        """Training utterances whose voices make the babble noise of augmented copies."""
+        import random
+
+        from data_prep.manifest import read_manifest
+
+        paths = sorted(r["audio_filepath"] for r in read_manifest(self.manifest("train"), "speech"))
+        return tuple(sorted(random.Random(self.cfg.train.seed).sample(paths, min(size, len(paths)))))
 
     def _texts(self, split: str) -> dict[str, str]:
         from data_prep.manifest import read_manifest
@@ -168,16 +189,20 @@ class SpeechRecipe:
 
         return {r["id"]: r["engine"] for r in read_manifest(self.manifest(split), "speech") if "engine" in r}
 
-    def dataset(self, split: str, speeds: tuple[float, ...] = (1.0,)):
-        """A :class:`pipeline.data.FeatureDataset` over the split's stores with token targets."""
+    def dataset(self, split: str, views: list[tuple[float, int]] | None = None):
+        """A :class:`pipeline.data.FeatureDataset` over the split's stores with token targets.
+
+        ``views``: (speed, augmented copy) of each store to include; default the clean one.
+        """
+        from data_prep.features import copy_suffix
         from data_prep.store import FeatureStore
         from pipeline.data import FeatureDataset, build_entries
 
         texts = self._texts(split)
         entries, lengths = [], []
-        for speed in speeds:
-            store = FeatureStore(self.store_dir(split, speed))
-            suffix = "" if speed == 1.0 else f"-sp{speed:g}"
+        for speed, copy in views or [(1.0, 0)]:
+            store = FeatureStore(self.store_dir(split, speed, copy))
+            suffix = copy_suffix(speed, copy)
 
             def target(item_id: str, suffix: str = suffix) -> list[int] | None:
                 base = item_id[: -len(suffix)] if suffix and item_id.endswith(suffix) else item_id
@@ -211,8 +236,7 @@ class SpeechRecipe:
         from pipeline.training.tasks import CTCTask
         from pipeline.training.trainer import Trainer
 
-        speeds = (1.0, *[s for s in self.cfg.speed_perturb if s != 1.0])
-        train = self.dataset("train", speeds)
+        train = self.dataset("train", self.train_views())
         dev = self.dataset("dev")
         torch.manual_seed(self.cfg.train.seed)  # the initial weights, whatever ran before in this process
         model = self.build_model()
@@ -330,6 +354,7 @@ class SpeechRecipe:
 
         feat_h = config_hash({
             "data": data_h, "features": to_dict(c.features), "sp": list(c.speed_perturb),
+            **({"aug": [c.augment_copies, to_dict(c.augment)]} if c.augment_copies else {}),
             **({"upstream": upstream_identity(c.features)} if c.features.is_upstream else {}),
         })
         lineage = config_hash({"f": feat_h, "model": to_dict(c.model), "sa": to_dict(c.specaugment)})
