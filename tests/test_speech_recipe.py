@@ -165,3 +165,23 @@ def test_engine_group_rates_reports_each_engine_and_the_unseen_group():
     assert out[UNSEEN]["utterances"] == 3 and out[UNSEEN]["wer"] == 0.6  # 3 errors in 5 words
     table = format_table({"metrics": {}, "engine_metrics": {"test": out}})
     assert "| unseen-engines | no | 3 | 60.00 |" in table
+
+
+@pytest.mark.slow
+def test_engine_benchmark_matches_the_recipe_and_scores_pocketsphinx(recipe_run):
+    """The benchmark's per-engine WER of the bundle is the decode stage's; pocketsphinx is
+    scored on the same files."""
+    pytest.importorskip("pocketsphinx")
+    from pipeline.benchmarks.report import _engine_lines
+    from pipeline.benchmarks.speech import bench_engines, read_records
+
+    exp, results = recipe_run
+    test = read_records(exp / "manifests" / "test.jsonl")
+    out = bench_engines(exp / "bundle", test, read_records(exp / "manifests" / "train.jsonl"))
+    assert out["files"] == len(test)
+    for name, m in results["engine_metrics"]["test"].items():
+        assert out["seqrec"][name]["utterances"] == m["utterances"]
+        assert out["seqrec"][name]["cer"] == pytest.approx(m["cer"], abs=0.02)
+    assert set(out["pocketsphinx"]) == set(out["seqrec"])
+    lines = _engine_lines(out)
+    assert len(lines) == 3 + len(out["seqrec"]) and "pocketsphinx WER" in lines[1]

@@ -213,6 +213,7 @@ def render_markdown(results: dict[str, Any]) -> str:
             f"pocketsphinx {100 * tr['pocketsphinx']['wer']:.1f}% (its general English model, not trained on this corpus)."
         )
 
+    lines += _engine_lines(b.get("engines"))
     lines += _step_lines(b.get("step_speech"))
     lines += ["", "| peak memory (RSS), fresh process | peak RSS | wall time |", "|---|---:|---:|"]
     mt = b.get("memory_transcribe")
@@ -242,6 +243,20 @@ def render_markdown(results: dict[str, Any]) -> str:
         lines.append("Not measured:")
         lines += [f"- {name}: {why}" for name, why in skipped.items()]
     return "\n".join(lines)
+
+
+def _engine_lines(eng: dict[str, Any] | None) -> list[str]:
+    """WER % (CER %) per engine of seqrec and pocketsphinx on the same test files."""
+    if not eng:
+        return []
+    lines = ["", f"| engine ({eng['files']} test files, {fmt(eng['audio_s'])} s) | in training | files | "
+                 "seqrec WER % (CER %) | pocketsphinx WER % (CER %) |", "|---|---|---:|---:|---:|"]
+    for name, ours in eng["seqrec"].items():
+        peer = eng["pocketsphinx"][name]
+        lines.append(f"| {name} | {'yes' if ours['seen'] else 'no'} | {ours['utterances']} | "
+                     f"{100 * ours['wer']:.1f} ({100 * ours['cer']:.1f}) | "
+                     f"{100 * peer['wer']:.1f} ({100 * peer['cer']:.1f}) |")
+    return lines
 
 
 def _step_lines(step: dict[str, Any] | None) -> list[str]:

@@ -376,6 +376,43 @@ class SphinxRecognizer:
         return hyp.hypstr.lower() if hyp is not None else ""
 
 
+def _texts(results) -> list[str]:
+    """The texts of ``Transcriber.transcribe`` results; a failed file stops the benchmark."""
+    failed = [r for r in results if r.error is not None]
+    if failed:
+        raise BenchmarkError(f"seqrec failed on {len(failed)} files, e.g. {failed[0].path}: {failed[0].error}")
+    return [r.text for r in results]
+
+
+def bench_engines(bundle: Path, test: list[dict[str, Any]], train: list[dict[str, Any]]) -> dict[str, Any]:
+    """Word and character error rates per engine of seqrec and pocketsphinx on the same files.
+
+    Decodes every ``test`` record once with the bundle (batched, greedy) and once with
+    pocketsphinx's default English model, and groups the errors by each record's ``engine``
+    field (:func:`pipeline.workflow.speech_ctc.engine_group_rates`); engines absent from
+    ``train`` also form the ``unseen-engines`` group. An accuracy benchmark: nothing is timed.
+
+    Raises:
+        BenchmarkError: the test records name no engine.
+    """
+    from pipeline.inference.transcriber import Transcriber
+    from pipeline.workflow.speech_ctc import engine_group_rates
+
+    engines = {r["id"]: r["engine"] for r in test if "engine" in r}
+    if not engines:
+        raise BenchmarkError("the test manifest has no 'engine' field (not a generated many-engine corpus)")
+    seen = {r["engine"] for r in train if "engine" in r}
+    ids = [r["id"] for r in test]
+    refs = [r["text"] for r in test]
+    texts = _texts(Transcriber.from_pretrained(bundle).transcribe([r["audio_filepath"] for r in test]))
+    sphinx = SphinxRecognizer()
+    out = {"files": len(test), "audio_s": audio_seconds(test)}
+    for name, hyps in (("seqrec", texts),
+                       ("pocketsphinx", [sphinx.transcribe(r["audio_filepath"]) for r in test])):  # fmt: skip
+        out[name] = engine_group_rates(ids, refs, hyps, engines, seen)
+    return out
+
+
 def bench_transcribe(
     bundle: Path, records: list[dict[str, Any]], repeats: int, *, device: str = "cpu",
     with_sphinx: bool = True,
@@ -396,12 +433,7 @@ def bench_transcribe(
     hyps: dict[str, list[str]] = {}
     sync = _cuda_sync(device)
 
-    def check(results) -> list[str]:
-        failed = [r for r in results if r.error is not None]
-        if failed:
-            raise BenchmarkError(f"seqrec failed on {len(failed)} files, e.g. {failed[0].path}: {failed[0].error}")
-        return [r.text for r in results]
-
+    check = _texts
     def single() -> float:
         out = []
         with Stopwatch(sync) as sw:

@@ -22,7 +22,7 @@ from pipeline.benchmarks.timing import BenchmarkError
 
 log = logging.getLogger(__name__)
 
-BENCHMARKS = ("features", "train", "step", "transcribe", "coldstart", "label", "memory")
+BENCHMARKS = ("features", "train", "step", "transcribe", "engines", "coldstart", "label", "memory")
 
 
 @dataclass(frozen=True)
@@ -196,6 +196,17 @@ def run_suite(opts: SuiteOptions) -> dict[str, Any]:
         runner("transcribe", transcribe, bench)
         if not has_sphinx:
             runner.skipped["pocketsphinx"] = sphinx_why
+
+    if "engines" in only:
+        def engines() -> dict[str, Any]:
+            sexp.check(manifests=("test", "train"))
+            test = speech.read_records(sexp.manifest("test"), opts.size(0, 60))
+            return speech.bench_engines(sexp.bundle, test, speech.read_records(sexp.manifest("train")))
+
+        if has_sphinx:
+            runner("engines", engines, bench)
+        else:
+            runner.skipped["engines"] = sphinx_why
 
     if "coldstart" in only:
         def coldstart() -> dict[str, Any]:
