@@ -262,23 +262,19 @@ _ESPEAK_WPM = 175.0  # espeak-ng's default rate
 _ESPEAK_PITCH_PER_SEMITONE = 6.0  # -p units; measured: -p 20..80 spans about 10 semitones
 
 
-class EspeakEngine(Engine):
-    """espeak-ng (formant synthesis): English voices crossed with voice variants.
+class _CommandEngine(Engine):
+    """An engine that runs one command-line program; its speakers are listed once per program.
 
-    rate -> ``-s`` words per minute (175 x rate); pitch -> ``-p`` (50 + 6 per semitone,
-    clipped to 0..99; the variant's own pitch offset is kept).
+    Subclasses set ``command`` and implement :meth:`_list_speakers`.
     """
 
-    family = "espeak"
-    license = "GPL-3.0-or-later (run as a subprocess)"
-    install_hint = "apt-get install espeak-ng"
-    native_pitch = True
+    command: str = ""
 
     def __init__(self) -> None:
         self._speaker_cache: dict[str, list[SpeakerSpec]] = {}
 
     def _exe(self) -> str | None:
-        return shutil.which("espeak-ng")
+        return shutil.which(self.command)
 
     def _available(self) -> bool:
         return self._exe() is not None
@@ -293,20 +289,40 @@ class EspeakEngine(Engine):
 
     @staticmethod
     def _list_speakers(exe: str) -> list[SpeakerSpec]:
-        def out(args: list[str]) -> str:
-            try:
-                proc = subprocess.run([exe, *args], capture_output=True, timeout=30, check=False,
-                                      stdin=subprocess.DEVNULL)  # fmt: skip
-            except (OSError, subprocess.TimeoutExpired):
-                return ""
-            return proc.stdout.decode("utf-8", "replace") if proc.returncode == 0 else ""
+        raise NotImplementedError
 
+
+def _command_output(exe: str, args: list[str]) -> str:
+    """stdout of ``exe args`` ("" if it fails or times out)."""
+    try:
+        proc = subprocess.run([exe, *args], capture_output=True, timeout=30, check=False,
+                              stdin=subprocess.DEVNULL)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return proc.stdout.decode("utf-8", "replace") if proc.returncode == 0 else ""
+
+
+class EspeakEngine(_CommandEngine):
+    """espeak-ng (formant synthesis): English voices crossed with voice variants.
+
+    rate -> ``-s`` words per minute (175 x rate); pitch -> ``-p`` (50 + 6 per semitone,
+    clipped to 0..99; the variant's own pitch offset is kept).
+    """
+
+    family = "espeak"
+    command = "espeak-ng"
+    license = "GPL-3.0-or-later (run as a subprocess)"
+    install_hint = "apt-get install espeak-ng"
+    native_pitch = True
+
+    @staticmethod
+    def _list_speakers(exe: str) -> list[SpeakerSpec]:
         langs = set()
-        for line in out(["--voices=en"]).splitlines()[1:]:
+        for line in _command_output(exe, ["--voices=en"]).splitlines()[1:]:
             parts = line.split()
             if len(parts) >= 5 and not re.search(r"\smb/", line):
                 langs.add(parts[1])
-        variants = set(re.findall(r"!v/(\S+)", out(["--voices=variant"])))
+        variants = set(re.findall(r"!v/(\S+)", _command_output(exe, ["--voices=variant"])))
         picked = [v for v in ESPEAK_VARIANTS if v in variants] or [""]
         return [
             SpeakerSpec("espeak", f"espeak_{voice}_{variant or 'default'}", voice, variant)
@@ -344,7 +360,7 @@ FLITE_VOICES = ("awb", "kal16", "rms", "slt")
 _FLITE_F0 = {"awb": 130.0, "kal16": 95.0, "rms": 100.0, "slt": 170.0}
 
 
-class FliteEngine(Engine):
+class FliteEngine(_CommandEngine):
     """CMU flite: voices awb, kal16, rms and slt, 16 kHz.
 
     rate -> ``duration_stretch`` = 1 / rate; pitch -> ``int_f0_target_mean`` (awb, kal16 and slt
@@ -352,34 +368,15 @@ class FliteEngine(Engine):
     """
 
     family = "flite"
+    command = "flite"
     license = "BSD-like (flite and its voices; run as a subprocess)"
     install_hint = "apt-get install flite"
     native_pitch = True
 
-    def __init__(self) -> None:
-        self._speaker_cache: dict[str, list[SpeakerSpec]] = {}
-
-    def _exe(self) -> str | None:
-        return shutil.which("flite")
-
-    def _available(self) -> bool:
-        return self._exe() is not None
-
-    def speakers(self) -> list[SpeakerSpec]:
-        exe = self._exe()
-        if exe is None:
-            return []
-        if exe not in self._speaker_cache:
-            try:
-                proc = subprocess.run([exe, "-lv"], capture_output=True, timeout=30, check=False,
-                                      stdin=subprocess.DEVNULL)  # fmt: skip
-                listed = set(proc.stdout.decode("utf-8", "replace").replace(":", " ").split())
-            except (OSError, subprocess.TimeoutExpired):
-                listed = set()
-            self._speaker_cache[exe] = [
-                SpeakerSpec("flite", f"flite_{v}", v) for v in FLITE_VOICES if v in listed
-            ]
-        return list(self._speaker_cache[exe])
+    @staticmethod
+    def _list_speakers(exe: str) -> list[SpeakerSpec]:
+        listed = set(_command_output(exe, ["-lv"]).replace(":", " ").split())
+        return [SpeakerSpec("flite", f"flite_{v}", v) for v in FLITE_VOICES if v in listed]
 
     def _synthesize(self, text, speaker, rate, pitch):
         exe = self._exe()

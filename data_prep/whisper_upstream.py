@@ -27,7 +27,6 @@ the final LayerNorm (Whisper's encoder output).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.resources
 import importlib.util
 import math
@@ -40,6 +39,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from pipeline.io_utils import file_sha256
 
 SAMPLE_RATE = 16000
 N_FFT = 400
@@ -178,14 +179,6 @@ def read_ct2_variables(path: str | Path, prefix: str = "encoder/") -> dict[str, 
     return out
 
 
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def locate(spec: UpstreamSpec) -> Path:
     """Path of the spec's model file inside its installed package (never a fixed path)."""
     if importlib.util.find_spec(spec.module) is None:
@@ -209,7 +202,7 @@ def verify(path: str | Path, sha256: str | None, size_bytes: int | None = None) 
         raise UpstreamError(
             f"{path}: truncated or wrong file ({size} bytes, expected {size_bytes}); refusing to load"
         )
-    actual = sha256_file(path)
+    actual = file_sha256(path)
     if sha256 is not None and actual != sha256:
         raise UpstreamError(
             f"{path}: sha256 mismatch (got {actual}, expected {sha256}); refusing to load"
