@@ -93,28 +93,28 @@ class FeatureConfig:
     def frame_rate(self) -> float:
         """Feature frames per second."""
         if self.is_upstream:
-            from data_prep.whisper_upstream import UPSTREAMS
-
-            return float(UPSTREAMS[self.kind].frame_rate_hz)
+            return float(self._upstream_spec().frame_rate_hz)
         return self.sample_rate / self.hop_length
 
     @property
     def layers(self) -> int:
         """Hidden states side by side in one frame (1 unless ``upstream_layers="all"``)."""
         if self.is_upstream and self.upstream_layers == "all":
-            from data_prep.whisper_upstream import UPSTREAMS
-
-            return UPSTREAMS[self.kind].num_layers + 1
+            return self._upstream_spec().num_layers + 1
         return 1
 
     @property
     def dim(self) -> int:
         """Values per feature frame: ``n_mels``, or the upstream's width times :attr:`layers`."""
         if self.is_upstream:
-            from data_prep.whisper_upstream import UPSTREAMS
-
-            return UPSTREAMS[self.kind].dim * self.layers
+            return self._upstream_spec().dim * self.layers
         return self.n_mels
+
+    def _upstream_spec(self):
+        """The registry entry (``data_prep.whisper_upstream.UpstreamSpec``) of ``kind``."""
+        from data_prep.whisper_upstream import UPSTREAMS
+
+        return UPSTREAMS[self.kind]
 
     @property
     def min_samples(self) -> int:
@@ -260,9 +260,7 @@ def upstream_identity(cfg: FeatureConfig) -> dict[str, str] | None:
     """Name, package and pinned sha256 of ``cfg``'s upstream; None for log-mel."""
     if not cfg.is_upstream:
         return None
-    from data_prep.whisper_upstream import UPSTREAMS
-
-    spec = UPSTREAMS[cfg.kind]
+    spec = cfg._upstream_spec()
     return {"name": spec.name, "package": spec.package, "sha256": spec.sha256}
 
 

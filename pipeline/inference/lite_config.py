@@ -27,8 +27,6 @@ _ENCODER_KEYS = {
 _FEATURE_KEYS = {
     "sample_rate", "n_mels", "n_fft", "win_length", "hop_length", "f_min", "f_max", "log_floor",
 }
-# Keys of a newer FeatureConfig that lite accepts only at their log-mel values.
-_LOGMEL_ONLY = {"kind": "logmel"}
 
 
 def _int(section: Mapping[str, Any], key: str, where: str, minimum: int = 1) -> int:
@@ -145,13 +143,13 @@ class LiteFeatureConfig:
     @classmethod
     def from_config(cls, feats: Mapping[str, Any]) -> LiteFeatureConfig:
         """Parses and checks a ``features`` mapping (``speed`` is ignored, as at inference)."""
-        _check_keys(feats, _FEATURE_KEYS | {"speed", "upstream_layers", *_LOGMEL_ONLY}, _FEATURE_KEYS, "features")
-        for key, value in _LOGMEL_ONLY.items():
-            if feats.get(key, value) != value:
-                raise UnsupportedBundleError(
-                    f"config.yaml: features.{key} is {feats[key]!r}; the lite engine computes "
-                    f"{value} features only (use --engine torch)"
-                )
+        # speed and upstream_layers do not matter at inference; kind must be log-mel.
+        _check_keys(feats, _FEATURE_KEYS | {"speed", "upstream_layers", "kind"}, _FEATURE_KEYS, "features")
+        if feats.get("kind", "logmel") != "logmel":
+            raise UnsupportedBundleError(
+                f"config.yaml: features.kind is {feats['kind']!r}; the lite engine computes "
+                "logmel features only (use --engine torch)"
+            )
         cfg = cls(
             sample_rate=_int(feats, "sample_rate", "features"),
             n_mels=_int(feats, "n_mels", "features"),
