@@ -132,7 +132,10 @@ def load_bundle(path: str | Path, *, kind: str | None = None) -> Bundle:
 
 
 def save_bundle(
-    out_dir: str | Path, config: dict[str, Any], weights: dict[str, dict[str, torch.Tensor]]
+    out_dir: str | Path,
+    config: dict[str, Any],
+    weights: dict[str, dict[str, torch.Tensor]],
+    files: dict[str, str | Path] | None = None,
 ) -> Path:
     """Writes a bundle atomically: built in a temporary sibling, then swapped into place.
 
@@ -144,10 +147,11 @@ def save_bundle(
         out_dir: Destination directory (replaced if it exists).
         config: Plain data for ``config.yaml``; ``format_version`` is added.
         weights: File name -> state dict, each saved as safetensors.
+        files: File name in the bundle -> a data file copied in as it is (e.g. a language model).
 
     Raises:
-        BundleError: an invalid weights file name, or the write failed (e.g. no space left);
-            the previous bundle is then unchanged.
+        BundleError: an invalid file name, or the write failed (e.g. no space left); the
+            previous bundle is then unchanged.
     """
     from safetensors import SafetensorError
     from safetensors.torch import save_file
@@ -155,9 +159,13 @@ def save_bundle(
     from pipeline.io_utils import current_umask, fsync_dir, remove_stale_temps, temp_prefix
 
     out_dir = Path(out_dir)
+    files = dict(files or {})
     for name in weights:
         if Path(name).name != name or not name.endswith(".safetensors") or name == CONFIG_NAME:
             raise BundleError(f"invalid weights file name {name!r}")
+    for name in files:
+        if Path(name).name != name or name in weights or name == CONFIG_NAME or name.startswith("."):
+            raise BundleError(f"invalid bundle file name {name!r}")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     old = out_dir.with_name(f".{out_dir.name}.old")
     if not out_dir.exists() and (old / CONFIG_NAME).is_file():
@@ -168,6 +176,9 @@ def save_bundle(
         for name, state in weights.items():
             tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
             save_file(tensors, str(tmp / name))
+            _fsync_file(tmp / name)
+        for name, src in files.items():
+            shutil.copyfile(src, tmp / name)
             _fsync_file(tmp / name)
         full = {"format_version": FORMAT_VERSION, **config}
         with open(tmp / CONFIG_NAME, "w", encoding="utf-8") as fh:

@@ -65,11 +65,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="Transcribe audio files (any sample rate or channel count; wav, flac, ogg, mp3, "
         "and whatever ffmpeg decodes). Directories are searched recursively for audio files.",
     )
-    t.add_argument("--beam-size", type=_positive_int, default=1, help="1 = greedy (default); >1 = CTC beam search")
+    t.add_argument(
+        "--beam-size", type=_positive_int, default=None,
+        help="beam width; default: the word LM's tuned width, or greedy (1) without an LM",
+    )
+    t.add_argument(
+        "--lm", default="auto", metavar="auto|none|PATH",
+        help="word-level LM: auto (default) uses the bundle's if it has one; none decodes "
+        "characters only; PATH: another ARPA (optionally gzipped) or KenLM binary file",
+    )
     t.add_argument(
         "--engine", choices=("auto", "torch", "lite"), default="auto",
-        help="lite: numpy only, no torch start-up cost (CPU, greedy); auto (default): lite for up to "
-        "60 s of audio on CPU with --beam-size 1 and no --threads, else torch",
+        help="lite: numpy only, no torch start-up cost (CPU, greedy, no LM); auto (default): lite "
+        "for up to 60 s of audio on CPU with greedy decoding and no --threads, else torch",
     )
 
     lab = sub.add_parser(
@@ -149,13 +157,14 @@ def _quiet_native_logs(debug: bool) -> None:
 def _pick_engine(args: argparse.Namespace) -> str:
     """``lite`` or ``torch`` for a transcribe run (``--engine auto`` decides from the job).
 
-    auto takes the torch-free engine for a short CPU greedy job: ``--device cpu``,
-    ``--beam-size 1``, no ``--threads``, and at most ``LITE_MAX_AUDIO_S`` seconds of audio in
-    total by the files' headers (any unreadable header means torch, which then reports it).
+    auto takes the torch-free engine for a short CPU greedy job: ``--device cpu``, no
+    ``--beam-size`` above 1, no ``--threads``, and at most ``LITE_MAX_AUDIO_S`` seconds of audio
+    in total by the files' headers (any unreadable header means torch, which then reports it).
+    A bundle with a word LM (unless ``--lm none``) is the lite engine's to refuse.
     """
     if args.engine != "auto":
         return args.engine
-    if args.device.lower() != "cpu" or args.beam_size != 1 or args.threads is not None:
+    if args.device.lower() != "cpu" or args.beam_size not in (None, 1) or args.threads is not None:
         return "torch"
     from pipeline.inference.lite import LITE_MAX_AUDIO_S, total_audio_seconds
 
@@ -175,10 +184,10 @@ def _transcribe(args: argparse.Namespace) -> int:
     if engine == "lite":
         from pipeline.inference.lite import LiteBundleError, LiteTranscriber
 
-        if args.device.lower() != "cpu" or args.beam_size != 1:
+        if args.device.lower() != "cpu" or args.beam_size not in (None, 1):
             raise ValueError("--engine lite runs on --device cpu with --beam-size 1 only")
         try:
-            transcriber = LiteTranscriber.from_pretrained(args.model)
+            transcriber = LiteTranscriber.from_pretrained(args.model, lm=args.lm)
         except LiteBundleError as exc:
             if args.engine == "lite":
                 raise
@@ -187,7 +196,9 @@ def _transcribe(args: argparse.Namespace) -> int:
         from pipeline.inference.transcriber import Transcriber
 
         engine = "torch"
-        transcriber = Transcriber.from_pretrained(args.model, device=args.device, beam_size=args.beam_size)
+        transcriber = Transcriber.from_pretrained(
+            args.model, device=args.device, beam_size=args.beam_size, lm=args.lm
+        )
     log.debug("engine: %s", engine)
     results = transcriber.transcribe(args.paths)
     return _emit(results, args.format, args.output_dir, lambda r: f"{r['path']}\t{r['text']}", args.debug)

@@ -13,7 +13,7 @@ from pipeline.workflow.speech_ctc import DEFAULT_CONFIG
 from pipeline.workflow.speech_ctc import main as recipe_main
 
 TINY = DEFAULT_CONFIG.parent / "tiny.yaml"
-STAGES = ["corpus", "manifests", "features", "train", "decode", "export"]
+STAGES = ["corpus", "manifests", "features", "train", "lm", "decode", "export"]
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
 
@@ -31,7 +31,7 @@ def test_recipe_writes_results_and_bundle(recipe_run):
     on_disk = json.loads((exp / "results.json").read_text())
     assert on_disk == results
     assert set(results["stage_seconds"]) == set(STAGES)
-    for tag in ("dev", "test", "test-beam4"):
+    for tag in ("dev", "test", "test-beam4", "dev-lm", "test-lm"):
         m = results["metrics"][tag]
         assert 0.0 <= m["cer"] <= 1.5 and 0.0 <= m["wer"] <= 1.5 and m["utterances"] > 0
         assert (exp / f"recogs-{tag}.txt").is_file() and (exp / f"errs-{tag}.txt").is_file()
@@ -132,6 +132,56 @@ def test_transcribe_cli_beam_search_matches_the_api(recipe_run, capsys, monkeypa
     assert seen == [4] and row["text"] == api.text
 
 
+@pytest.mark.slow
+def test_the_bundle_carries_its_word_lm_and_transcribe_uses_it(recipe_run, tmp_path, capsys):
+    """The export copies the LM, `--lm auto` (default) uses it with the dev-tuned weights,
+    `--lm none` decodes greedily, `--lm PATH` takes another file, and bad LM files are one
+    error line with exit 2."""
+    import yaml
+
+    from pipeline import Transcriber
+
+    exp, results = recipe_run
+    bundle = exp / "bundle"
+    cfg = yaml.safe_load((bundle / "config.yaml").read_text())
+    tuned = results["lm_decoding"]
+    assert cfg["lm"]["lm_weight"] == tuned["lm_weight"] and cfg["lm"]["beam_size"] == tuned["beam_size"]
+    assert set(tuned["grid"]) == {"0.5,-1", "0.5,0", "2,-1", "2,0"}
+    assert (bundle / cfg["lm"]["arpa"]).is_file() and (bundle / cfg["lm"]["lexicon"]).is_file()
+    assert results["lm"]["sentences"] > 0 and results["lm"]["ngrams"][0] > 10
+    wav = sorted((exp / "corpus" / "wavs" / "test").glob("*.wav"))[0]
+    with_lm = Transcriber.from_pretrained(bundle)
+    assert with_lm.lm is not None and with_lm.lm.lm_weight == tuned["lm_weight"]
+    r = with_lm.transcribe(wav)[0]
+    lexicon = {line.split("\t")[0] for line in (bundle / "lexicon.txt").read_text().splitlines()}
+    assert r.error is None and all(w in lexicon for w in r.text.split())  # only listed words
+    assert [w["word"] for w in r.words] == r.text.split()
+    greedy = Transcriber.from_pretrained(bundle, lm="none")
+    assert greedy.lm is None
+    for lm_opt, expected in (("none", greedy.transcribe(wav)[0].text), ("auto", r.text)):
+        assert cli_main(["transcribe", "--model", str(bundle), "--lm", lm_opt, str(wav)]) == 0
+        assert capsys.readouterr().out.split("\t", 1)[1].strip() == expected
+    other = tmp_path / "other.arpa"
+    import gzip
+
+    other.write_bytes(gzip.decompress((bundle / "lm.arpa.gz").read_bytes()))
+    assert cli_main(["transcribe", "--model", str(bundle), "--lm", str(other), str(wav)]) == 0
+    capsys.readouterr()
+    (tmp_path / "bad.arpa").write_text("\\data\\\nngram 1=5\n\n\\1-grams:\n-1.0\ta\n")
+    for bad in (tmp_path / "bad.arpa", tmp_path / "missing.arpa"):
+        assert cli_main(["transcribe", "--model", str(bundle), "--lm", str(bad), str(wav)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and str(bad) in err and "Traceback" not in err
+    broken = tmp_path / "broken"
+    shutil.copytree(bundle, broken)
+    (broken / "lm.arpa.gz").write_bytes((broken / "lm.arpa.gz").read_bytes()[:100])
+    assert cli_main(["transcribe", "--model", str(broken), str(wav)]) == 2
+    assert "sha256" in capsys.readouterr().err
+    assert cli_main(["transcribe", "--model", str(broken), "--lm", "none", str(wav)]) == 0  # LM off: fine
+    assert cli_main(["transcribe", "--model", str(bundle), "--engine", "lite", str(wav)]) == 2
+    assert "--lm none" in capsys.readouterr().err
+
+
 def test_cli_usage_errors(capsys, tmp_path):
     assert cli_main(["transcribe", "--model", str(tmp_path / "nope"), "x.wav"]) == 2
     assert "bundle directory not found" in capsys.readouterr().err
@@ -182,6 +232,8 @@ def test_engine_benchmark_matches_the_recipe_and_scores_pocketsphinx(recipe_run)
     for name, m in results["engine_metrics"]["test"].items():
         assert out["seqrec"][name]["utterances"] == m["utterances"]
         assert out["seqrec"][name]["cer"] == pytest.approx(m["cer"], abs=0.02)
+        lm = results["engine_metrics"]["test-lm"][name]
+        assert out["seqrec_lm"][name]["wer"] == pytest.approx(lm["wer"], abs=0.02)
     assert set(out["pocketsphinx"]) == set(out["seqrec"])
     lines = _engine_lines(out)
     assert len(lines) == 3 + len(out["seqrec"]) and "pocketsphinx WER" in lines[1]

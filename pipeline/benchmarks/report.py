@@ -21,6 +21,7 @@ RATIO_SOURCES: dict[str, tuple[str, str]] = {
     "train_vs_compute_video": ("train_video", "ratio"),
     "rtf_batched_vs_pocketsphinx": ("transcribe", "ratio_batched"),
     "rtf_single_vs_pocketsphinx": ("transcribe", "ratio_single"),
+    "rtf_batched_lm_vs_pocketsphinx": ("transcribe", "ratio_batched_lm"),
     "label_vs_limit": ("label", "ratio"),
     "coldstart_vs_pocketsphinx": ("coldstart", "ratio"),
 }
@@ -33,6 +34,7 @@ TARGETS: dict[str, float] = {
     "train_vs_compute_video": 0.85,
     "rtf_batched_vs_pocketsphinx": 20.0,
     "rtf_single_vs_pocketsphinx": 10.0,
+    "rtf_batched_lm_vs_pocketsphinx": 20.0,
     "label_vs_limit": 0.70,
     "coldstart_vs_pocketsphinx": 1.0,
 }
@@ -197,6 +199,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         "rtf_batched_vs_pocketsphinx")
     row("Transcription RTF, one file at a time", _med(tr, "single"), "pocketsphinx", _med(tr, "pocketsphinx"),
         "rtf_single_vs_pocketsphinx")
+    row("Transcription RTF, batched, word LM", _med(tr, "batched_lm"), "pocketsphinx", _med(tr, "pocketsphinx"),
+        "rtf_batched_lm_vs_pocketsphinx")
     lab = b.get("label")
     ref = "lower limit"
     if lab and "decode" in lab:
@@ -208,8 +212,9 @@ def render_markdown(results: dict[str, Any]) -> str:
     row(what, _med(cs, "seqrec"), "pocketsphinx", _med(cs, "pocketsphinx"), "coldstart_vs_pocketsphinx")
     if tr and "pocketsphinx" in tr:
         lines.append("")
+        with_lm = f", with its word LM {100 * tr['batched_lm']['wer']:.1f}%" if "batched_lm" in tr else ""
         lines.append(
-            f"Word error rate on those files: seqrec {100 * tr['batched']['wer']:.1f}%, "
+            f"Word error rate on those files: seqrec {100 * tr['batched']['wer']:.1f}%{with_lm}, "
             f"pocketsphinx {100 * tr['pocketsphinx']['wer']:.1f}% (its general English model, not trained on this corpus)."
         )
 
@@ -246,16 +251,21 @@ def render_markdown(results: dict[str, Any]) -> str:
 
 
 def _engine_lines(eng: dict[str, Any] | None) -> list[str]:
-    """WER % (CER %) per engine of seqrec and pocketsphinx on the same test files."""
+    """WER % (CER %) per engine of seqrec (without and with its word LM) and pocketsphinx."""
     if not eng:
         return []
+    has_lm = "seqrec_lm" in eng
     lines = ["", f"| engine ({eng['files']} test files, {fmt(eng['audio_s'])} s) | in training | files | "
-                 "seqrec WER % (CER %) | pocketsphinx WER % (CER %) |", "|---|---|---:|---:|---:|"]
+                 "seqrec WER % (CER %) | " + ("seqrec + word LM | " if has_lm else "")
+             + "pocketsphinx WER % (CER %) |", "|---|---|---:|---:|" + ("---:|" if has_lm else "") + "---:|"]
+
+    def cell(m: dict[str, Any]) -> str:
+        return f"{100 * m['wer']:.1f} ({100 * m['cer']:.1f}) | "
+
     for name, ours in eng["seqrec"].items():
-        peer = eng["pocketsphinx"][name]
+        lm = cell(eng["seqrec_lm"][name]) if has_lm else ""
         lines.append(f"| {name} | {'yes' if ours['seen'] else 'no'} | {ours['utterances']} | "
-                     f"{100 * ours['wer']:.1f} ({100 * ours['cer']:.1f}) | "
-                     f"{100 * peer['wer']:.1f} ({100 * peer['cer']:.1f}) |")
+                     + cell(ours) + lm + cell(eng["pocketsphinx"][name]).rstrip(" |") + " |")
     return lines
 
 

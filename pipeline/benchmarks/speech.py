@@ -387,10 +387,11 @@ def _texts(results) -> list[str]:
 def bench_engines(bundle: Path, test: list[dict[str, Any]], train: list[dict[str, Any]]) -> dict[str, Any]:
     """Word and character error rates per engine of seqrec and pocketsphinx on the same files.
 
-    Decodes every ``test`` record once with the bundle (batched, greedy) and once with
-    pocketsphinx's default English model, and groups the errors by each record's ``engine``
-    field (:func:`pipeline.workflow.speech_ctc.engine_group_rates`); engines absent from
-    ``train`` also form the ``unseen-engines`` group. An accuracy benchmark: nothing is timed.
+    Decodes every ``test`` record with the bundle (batched, greedy: ``seqrec``; and with its
+    word LM when it has one: ``seqrec_lm``) and with pocketsphinx's default English model, and
+    groups the errors by each record's ``engine`` field
+    (:func:`pipeline.workflow.speech_ctc.engine_group_rates`); engines absent from ``train``
+    also form the ``unseen-engines`` group. An accuracy benchmark: nothing is timed.
 
     Raises:
         BenchmarkError: the test records name no engine.
@@ -404,11 +405,15 @@ def bench_engines(bundle: Path, test: list[dict[str, Any]], train: list[dict[str
     seen = {r["engine"] for r in train if "engine" in r}
     ids = [r["id"] for r in test]
     refs = [r["text"] for r in test]
-    texts = _texts(Transcriber.from_pretrained(bundle).transcribe([r["audio_filepath"] for r in test]))
+    paths = [r["audio_filepath"] for r in test]
+    decoded = {"seqrec": _texts(Transcriber.from_pretrained(bundle, lm="none").transcribe(paths))}
+    with_lm = Transcriber.from_pretrained(bundle, lm="auto")
+    if with_lm.lm is not None:
+        decoded["seqrec_lm"] = _texts(with_lm.transcribe(paths))
     sphinx = SphinxRecognizer()
+    decoded["pocketsphinx"] = [sphinx.transcribe(p) for p in paths]
     out = {"files": len(test), "audio_s": audio_seconds(test)}
-    for name, hyps in (("seqrec", texts),
-                       ("pocketsphinx", [sphinx.transcribe(r["audio_filepath"]) for r in test])):  # fmt: skip
+    for name, hyps in decoded.items():
         out[name] = engine_group_rates(ids, refs, hyps, engines, seen)
     return out
 
@@ -420,13 +425,15 @@ def bench_transcribe(
     """Real-time factor (wall / audio seconds, lower is better) of seqrec and pocketsphinx.
 
     seqrec runs ``Transcriber.transcribe`` one file per call (``single``) and on all files at
-    once (``batched``, sorted by length inside); pocketsphinx decodes the same files one by
+    once (``batched``, sorted by length inside), greedy without an LM; when the bundle has a
+    word LM, also batched with it (``batched_lm``). pocketsphinx decodes the same files one by
     one with its default English model. The ratios are pocketsphinx RTF / seqrec RTF.
     """
     from pipeline.inference.transcriber import Transcriber
     from pipeline.scoring import error_rates
 
-    transcriber = Transcriber.from_pretrained(bundle, device=device)
+    transcriber = Transcriber.from_pretrained(bundle, device=device, lm="none")
+    with_lm = Transcriber.from_pretrained(bundle, device=device, lm="auto")  # its LM is loaded here
     paths = [r["audio_filepath"] for r in records]
     refs = [r["text"] for r in records]
     total = audio_seconds(records)
@@ -449,6 +456,15 @@ def bench_transcribe(
         return sw.seconds / total
 
     sides = {"single": single, "batched": batched}
+    if with_lm.lm is not None:
+
+        def batched_lm() -> float:
+            with Stopwatch(sync) as sw:
+                out = check(with_lm.transcribe(paths))
+            hyps["batched_lm"] = out
+            return sw.seconds / total
+
+        sides["batched_lm"] = batched_lm
     if with_sphinx:
         sphinx = SphinxRecognizer()
 
@@ -470,6 +486,8 @@ def bench_transcribe(
     if with_sphinx:
         out["ratio_batched"] = median(pairwise_ratios(runs["pocketsphinx"], runs["batched"]))
         out["ratio_single"] = median(pairwise_ratios(runs["pocketsphinx"], runs["single"]))
+        if "batched_lm" in runs:
+            out["ratio_batched_lm"] = median(pairwise_ratios(runs["pocketsphinx"], runs["batched_lm"]))
     return out
 
 

@@ -1,4 +1,5 @@
-"""CTC prefix beam search through torchaudio's flashlight-text decoder (lexicon-free).
+"""CTC beam search through torchaudio's flashlight-text decoder: lexicon-free, or with a
+lexicon and a word n-gram LM (KenLM, loaded from ARPA or KenLM binary).
 
 Flashlight wants a blank token and a silence (word-boundary) token. Our blank keeps its name;
 our space is renamed to the silence token (``"|"``) in the list handed to flashlight, so the
@@ -10,8 +11,11 @@ dropped, so a leading or trailing space never appears in the result.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+import os
+import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +28,32 @@ from pipeline.decoding.types import CTCHypothesis
 logger = logging.getLogger(__name__)
 
 
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Silences native code writing to file descriptor 2 (KenLM's progress bars)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (embedded interpreter): nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class BeamSearchDecoder:
-    """Lexicon-free CTC beam search over our token list.
+    """CTC beam search over our token list, lexicon-free or word-level.
+
+    Without ``lexicon`` the search is over characters (``lm``, if given, is a token-level
+    KenLM). With ``lexicon`` (a file from :mod:`pipeline.decoding.lexicon`) every hypothesis is
+    a sequence of its words, scored by the word-level ``lm`` (shallow fusion:
+    ``acoustic + lm_weight * lm + word_score * words``); its spelling units let unlisted words
+    through at their own LM cost.
 
     The flashlight decoder is built once here (it holds native state) and reused by every call.
     One instance must not be used from several threads at once.
@@ -44,10 +72,13 @@ class BeamSearchDecoder:
         log_add: Merge paths that reach the same prefix by log-sum-exp (true CTC prefix
             probabilities) instead of keeping only the best one (Viterbi).
         nbest: Hypotheses returned per sequence by ``decode_nbest``.
+        lexicon: Optional path to a lexicon file (word-level decoding); needs ``lm``.
+        unk_score: Score of flashlight's own unknown-word path (a prefix of a listed word
+            ending a word); -inf (default) turns it off.
 
     Raises:
         ValueError: ``blank`` or ``space`` is not in ``tokens``, or a setting is out of range.
-        FileNotFoundError: ``lm`` does not exist.
+        FileNotFoundError: ``lm`` or ``lexicon`` does not exist.
     """
 
     def __init__(
@@ -64,6 +95,8 @@ class BeamSearchDecoder:
         sil_score: float = 0.0,
         log_add: bool = True,
         nbest: int = 1,
+        lexicon: str | Path | None = None,
+        unk_score: float = float("-inf"),
     ) -> None:
         from torchaudio.models.decoder import ctc_decoder
 
@@ -78,37 +111,49 @@ class BeamSearchDecoder:
             raise ValueError(f"beam_size ({beam_size}) and nbest ({nbest}) must be >= 1")
         if lm is not None and not Path(lm).is_file():
             raise FileNotFoundError(f"{lm}: KenLM model file not found")
+        if lexicon is not None and not Path(lexicon).is_file():
+            raise FileNotFoundError(f"{lexicon}: lexicon file not found")
+        if lexicon is not None and lm is None:
+            raise ValueError("a lexicon needs a word-level lm")
 
         self.tokens = tokens
         self.blank_id = tokens.index(blank)
         self.space_id = tokens.index(space)
         self.beam_size = beam_size
         self.nbest = nbest
+        self.word_level = lexicon is not None
 
         sil = "|"
         while sil in tokens:
             sil += "|"
+        if lexicon is not None and sil != "|":
+            raise ValueError(
+                "word-level decoding needs a token list without '|' (the lexicon's word boundary)"
+            )
         fl_tokens = [sil if i == self.space_id else tok for i, tok in enumerate(tokens)]
-        self._decoder: Any = ctc_decoder(
-            lexicon=None,
-            tokens=fl_tokens,
-            lm=None if lm is None else str(lm),
-            nbest=nbest,
-            beam_size=beam_size,
-            beam_threshold=beam_threshold,
-            lm_weight=lm_weight,
-            word_score=word_score,
-            sil_score=sil_score,
-            log_add=log_add,
-            blank_token=blank,
-            sil_token=sil,
-        )
+        with quiet_stderr():  # KenLM prints loading progress bars on stderr
+            self._decoder: Any = ctc_decoder(
+                lexicon=None if lexicon is None else str(lexicon),
+                tokens=fl_tokens,
+                lm=None if lm is None else str(lm),
+                nbest=nbest,
+                beam_size=beam_size,
+                beam_threshold=beam_threshold,
+                lm_weight=lm_weight,
+                word_score=word_score,
+                sil_score=sil_score,
+                log_add=log_add,
+                blank_token=blank,
+                sil_token=sil,
+                unk_score=unk_score,
+            )
         logger.debug(
-            "built CTC beam decoder: V=%d beam=%d threshold=%.1f lm=%s",
+            "built CTC beam decoder: V=%d beam=%d threshold=%.1f lm=%s lexicon=%s",
             len(tokens),
             beam_size,
             beam_threshold,
             lm,
+            lexicon,
         )
 
     def decode(self, log_probs: Tensor, lengths: Tensor | None = None) -> list[CTCHypothesis]:
@@ -136,13 +181,32 @@ class BeamSearchDecoder:
         if num_frames == 0:
             return [[CTCHypothesis()] for _ in range(batch)]
         emissions = log_probs.detach().to("cpu", torch.float32).contiguous()
-        results = self._decoder(emissions, lengths.to(torch.int32))
+        if self.word_level:
+            emissions, dec_lengths = self._close_last_word(emissions, lengths)
+        else:
+            dec_lengths = lengths
+        results = self._decoder(emissions, dec_lengths.to(torch.int32))
         out = []
         for b, nbest in enumerate(results):
             length = int(lengths[b])
             hyps = [self._convert(h, length) for h in nbest]
             out.append(hyps or [CTCHypothesis()])
         return out
+
+    def _close_last_word(self, emissions: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """Appends one frame that is certainly a space after each sequence's last frame.
+
+        Lexicon spellings end with the word boundary, and a word counts only once it is
+        complete; CTC models emit no space after the last word, so without this frame the
+        decoder would drop it. The frame lies past ``length`` and is dropped from the result.
+        """
+        batch, num_frames, vocab = emissions.shape
+        out = torch.full((batch, num_frames + 1, vocab), -1e4)
+        out[:, :num_frames] = emissions
+        rows = torch.arange(batch)
+        out[rows, lengths.long()] = -1e4
+        out[rows, lengths.long(), self.space_id] = 0.0
+        return out, lengths + 1
 
     def _convert(self, hyp: Any, length: int) -> CTCHypothesis:
         """Drops flashlight's sentinel silences and shifts its timesteps to our frames."""

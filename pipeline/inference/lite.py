@@ -109,8 +109,13 @@ class LiteTranscriber:
         self.frame_shift = feature_cfg.hop_length / feature_cfg.sample_rate * model.frame_ratio
 
     @classmethod
-    def from_pretrained(cls, model_dir: str | Path) -> LiteTranscriber:
+    def from_pretrained(cls, model_dir: str | Path, *, lm: str | Path | None = "none") -> LiteTranscriber:
         """Loads a ``speech_ctc`` bundle directory.
+
+        Args:
+            model_dir: The bundle directory.
+            lm: As for :meth:`pipeline.Transcriber.from_pretrained`; this engine decodes
+                greedily, so a word LM (the bundle's with ``"auto"``, or a path) is refused.
 
         Raises:
             BundleError: the bundle is missing or invalid, or not a speech CTC bundle (the
@@ -119,6 +124,9 @@ class LiteTranscriber:
         """
         bundle = load_bundle(model_dir, kind="speech_ctc")
         root, cfg = bundle.path, bundle.config
+        lm_off = lm is None or (isinstance(lm, str) and lm.lower() in ("none", "off"))
+        if not lm_off and (lm != "auto" or "lm" in cfg):
+            raise UnsupportedBundleError(f"{root}: word-level LM decoding needs the torch engine (or --lm none)")
         try:
             model_cfg = LiteModelConfig.from_config(common.bundle_section(cfg, "model"))
             feature_cfg = LiteFeatureConfig.from_config(common.bundle_section(cfg, "features"))

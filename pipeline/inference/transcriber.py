@@ -63,10 +63,15 @@ class Transcriber:
         tokenizer: The bundle's :class:`pipeline.tokenizer.CharTokenizer`.
         feature_cfg: The bundle's ``data_prep.features.FeatureConfig``.
         device: Where the model runs.
-        beam_size: 1 for greedy decoding, >1 for torchaudio's CTC beam search.
+        beam_size: Without ``lm``: 1 for greedy decoding, >1 for a lexicon-free beam search.
+            With ``lm``: the beam width (None: the LM's tuned one).
+        lm: A :class:`pipeline.decoding.word_lm.WordLM` for word-level decoding, or None.
     """
 
-    def __init__(self, model, tokenizer, feature_cfg, *, device: str | torch.device = "cpu", beam_size: int = 1) -> None:
+    def __init__(
+        self, model, tokenizer, feature_cfg, *, device: str | torch.device = "cpu",
+        beam_size: int | None = None, lm=None,
+    ) -> None:  # fmt: skip
         from data_prep.features import get_extractor
 
         self.device = torch.device(device)
@@ -76,24 +81,34 @@ class Transcriber:
         self.extractor = get_extractor(feature_cfg)  # log-mel, or the frozen upstream
         self.frame_shift = model.frame_ratio / feature_cfg.frame_rate
         self._beams: dict[int, Any] = {}
+        self.lm = lm
         self.beam_size = beam_size
 
     @classmethod
     def from_pretrained(
-        cls, model_dir: str | Path, *, device: str = "cpu", beam_size: int = 1
-    ) -> Transcriber:
+        cls, model_dir: str | Path, *, device: str = "cpu", beam_size: int | None = None,
+        lm: str | Path | None = "auto",
+    ) -> Transcriber:  # fmt: skip
         """Loads a ``speech_ctc`` bundle directory (no pickle, no code execution).
 
         A bundle on an upstream (``features.kind: whisper_tiny_en``) names it and its file's
         sha256 in ``config.yaml`` and holds none of its weights: they are loaded from the
         installed package, whose file must have that hash.
 
+        Args:
+            model_dir: The bundle directory.
+            device: Where the model runs.
+            beam_size: See the class; None decodes greedily without an LM.
+            lm: ``"auto"``: the bundle's word LM if it has one; ``"none"`` (or None): no LM;
+                a path: that ARPA/KenLM file (with the bundle's tuned weights, if any).
+
         Raises:
             BundleError: the bundle is missing, malformed, or its upstream is not installed
-                (the message names the package) or is another version.
+                (the message names the package) or is another version; or the LM is unusable.
         """
         from data_prep.features import FeatureConfig
         from pipeline.config import from_dict
+        from pipeline.decoding.word_lm import LMError, resolve_lm
         from pipeline.models.ctc_model import CTCModel, CTCModelConfig
         from pipeline.tokenizer import CharTokenizer
 
@@ -117,13 +132,33 @@ class Transcriber:
                 f"{bundle.path}: features of dim {feature_cfg.dim} for a model of input_dim {model.cfg.input_dim}"
             )
         check_upstream(bundle.path, cfg, feature_cfg)
-        return cls(model, tokenizer, feature_cfg, device=device, beam_size=beam_size)
+        try:
+            word_lm = resolve_lm(lm, bundle, tokenizer)
+        except LMError as exc:
+            raise BundleError(str(exc)) from exc
+        out = cls(model, tokenizer, feature_cfg, device=device, beam_size=beam_size, lm=word_lm)
+        if word_lm is not None:
+            try:
+                out._decoder(out._beam(None))  # load the LM now: its errors belong to loading
+            except LMError as exc:
+                raise BundleError(str(exc)) from exc
+        return out
+
+    def _beam(self, beam_size: int | None) -> int:
+        """The beam width for a call: the call's, else the transcriber's, else the LM's (or 1)."""
+        beam = beam_size or self.beam_size
+        if beam is None:
+            beam = self.lm.beam_size if self.lm is not None else 1
+        return beam
 
     def _decoder(self, beam_size: int):
         if beam_size not in self._beams:
-            from pipeline.decoding.beam import BeamSearchDecoder
+            if self.lm is not None:
+                self._beams[beam_size] = self.lm.decoder(self.tokenizer, beam_size)
+            else:
+                from pipeline.decoding.beam import BeamSearchDecoder
 
-            self._beams[beam_size] = BeamSearchDecoder(self.tokenizer.tokens, beam_size=beam_size)
+                self._beams[beam_size] = BeamSearchDecoder(self.tokenizer.tokens, beam_size=beam_size)
         return self._beams[beam_size]
 
     @torch.inference_mode()
@@ -139,18 +174,18 @@ class Transcriber:
 
     @torch.inference_mode()
     def decode_features(self, feats: list[torch.Tensor], beam_size: int | None = None) -> list[tuple[str, list[dict]]]:
-        """Decodes a batch of (T_i, n_mels) features into (text, words) pairs."""
+        """Decodes a batch of (T_i, D) features into (text, words) pairs (with the LM, if any)."""
         from pipeline.data import pad_features
         from pipeline.decoding.greedy import greedy_decode
         from pipeline.decoding.timestamps import word_timestamps
 
-        beam = self.beam_size if beam_size is None else beam_size
+        beam = self._beam(beam_size)
         x, x_lens = pad_features(feats)
         log_probs, out_lens = self.model(x.to(self.device), x_lens.to(self.device))
         log_probs, out_lens = log_probs.float().cpu(), out_lens.cpu()
         hyps = (
             self._decoder(beam).decode(log_probs, out_lens)
-            if beam > 1
+            if beam > 1 or self.lm is not None
             else greedy_decode(log_probs, out_lens, blank=self.tokenizer.blank_id)
         )
         out = []

@@ -1,4 +1,4 @@
-"""The speech CTC recipe: corpus -> manifests -> features -> train -> decode+score -> export.
+"""The speech CTC recipe: corpus -> manifests -> features -> train -> LM -> decode+score -> export.
 
 ``recipes/speech_ctc/run.py`` is a thin command line over :func:`main`.
 """
@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +20,7 @@ from pipeline.models.ctc_model import CTCModel, CTCModelConfig
 from pipeline.training.augment import SpecAugmentConfig
 from pipeline.training.trainer import TrainConfig
 from pipeline.workflow.runner import Stage, run_recipe, stage_footer
+from pipeline.workflow.speech_lm import LMConfig
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ class SpeechRecipeConfig:
     specaugment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
+    lm: LMConfig = field(default_factory=LMConfig)
 
 
 class SpeechRecipe:
@@ -108,6 +111,10 @@ class SpeechRecipe:
     @property
     def bundle_dir(self) -> Path:
         return self.exp / "bundle"
+
+    @property
+    def lm_dir(self) -> Path:
+        return self.exp / "lm"
 
     # ------------------------------------------------------------------ stages
     def stage_corpus(self) -> dict[str, Any]:
@@ -281,45 +288,89 @@ class SpeechRecipe:
         model.load_state_dict(load_checkpoint(path)["model"])
         return model.eval()
 
-    def transcriber(self, beam_size: int = 1):
-        from pipeline.inference.transcriber import Transcriber
+    def stage_lm(self) -> dict[str, Any]:
+        """Builds the word LM and lexicon from training text into ``exp/lm`` (see speech_lm)."""
+        from data_prep.manifest import read_manifest
+        from pipeline.workflow.speech_lm import build_lm, lm_sentences
 
-        return Transcriber(self.final_model(), self.tokenizer, self.cfg.features, beam_size=beam_size)
+        if not self.cfg.lm.enabled:
+            return {"lm": {"enabled": False}}
+        exclude = {t for split in ("dev", "test") for t in self._texts(split).values()}
+        train = read_manifest(self.manifest("train"), "speech")
+        sentences = lm_sentences(self.cfg.lm, train, exclude)
+        return {"lm": build_lm(self.cfg.lm, sentences, self.tokenizer, self.lm_dir)}
+
+    @torch.inference_mode()
+    def _log_probs(self, model: CTCModel, split: str) -> tuple[list[str], list[torch.Tensor]]:
+        """Utterance ids of a split's store (those with a transcript) and their (T_i, V) log-probs."""
+        from data_prep.store import FeatureStore
+        from pipeline.data import length_sorted_batches, pad_features
+
+        texts = self._texts(split)
+        store = FeatureStore(self.store_dir(split))
+        ids = [i for i in store.ids if i in texts]
+        feats = [torch.from_numpy(store.get(i).astype("float32")) for i in ids]
+        out: list[torch.Tensor] = [torch.empty(0)] * len(ids)
+        for batch in length_sorted_batches([f.size(0) for f in feats], self.cfg.decode.max_batch_frames):
+            x, x_lens = pad_features([feats[b] for b in batch])
+            log_probs, out_lens = model(x, x_lens)
+            for k, b in enumerate(batch):
+                out[b] = log_probs[k, : int(out_lens[k])].float()
+        return ids, out
 
     def stage_decode(self) -> dict[str, Any]:
-        """Decodes dev/test from their stores; writes recogs-/errs- files and WER/CER."""
-        from data_prep.store import FeatureStore
-        from pipeline.data import length_sorted_batches
-        from pipeline.scoring import error_rates, write_errs, write_recogs
+        """Decodes dev/test: greedy, beam, and with the word LM (its weights tuned on dev).
 
-        beams = [1] + ([self.cfg.decode.beam_size] if self.cfg.decode.beam_size > 1 else [])
-        transcriber = self.transcriber()
+        Writes recogs-/errs- files per split and decoding, WER/CER overall and per engine.
+        """
+        from pipeline.decoding.beam import BeamSearchDecoder
+        from pipeline.decoding.greedy import greedy_decode
+        from pipeline.decoding.word_lm import WordLM
+        from pipeline.scoring import error_rates, write_errs, write_recogs
+        from pipeline.workflow.speech_lm import ARPA_NAME, LEXICON_NAME, decode_all, tune
+
+        model = self.final_model()
+        tok = self.tokenizer
+        splits = {split: self._log_probs(model, split) for split in self.cfg.decode.splits}
+        decoders: dict[str, Any] = {"greedy": None}
+        if self.cfg.decode.beam_size > 1:
+            decoders[f"beam{self.cfg.decode.beam_size}"] = BeamSearchDecoder(tok.tokens, beam_size=self.cfg.decode.beam_size)
+        outputs: dict[str, Any] = {}
+        if self.cfg.lm.enabled:
+            if "dev" not in splits:
+                raise ValueError("decoding with the LM needs the dev split (its weights are tuned on it)")
+            ids, lps = splits["dev"]
+            refs = [self._texts("dev")[i] for i in ids]
+            tuned = tune(self.cfg.lm, self.lm_dir, tok, lps, refs)
+            outputs["lm_decoding"] = tuned
+            decoders["lm"] = WordLM(
+                self.lm_dir / ARPA_NAME, self.lm_dir / LEXICON_NAME, lm_weight=tuned["lm_weight"],
+                word_score=tuned["word_score"], beam_size=tuned["beam_size"],
+            ).decoder(tok)  # fmt: skip
         metrics: dict[str, Any] = {}
         groups: dict[str, Any] = {}
         seen_engines = set(self._engines("train").values())
-        for split in self.cfg.decode.splits:
-            texts = self._texts(split)
-            engines = self._engines(split)
-            store = FeatureStore(self.store_dir(split))
-            ids = [i for i in store.ids if i in texts]
-            feats = [torch.from_numpy(store.get(i).astype("float32")) for i in ids]
-            batches = length_sorted_batches([f.size(0) for f in feats], self.cfg.decode.max_batch_frames)
-            for beam in beams:
-                hyps: dict[str, str] = {}
-                for batch in batches:
-                    decoded = transcriber.decode_features([feats[b] for b in batch], beam)
-                    hyps.update((ids[b], text) for b, (text, _) in zip(batch, decoded, strict=True))
-                refs = [texts[i] for i in ids]
-                hyp_list = [hyps[i] for i in ids]
-                rates = error_rates(refs, hyp_list)
-                tag = split if beam == 1 else f"{split}-beam{beam}"
-                write_recogs(self.exp / f"recogs-{tag}.txt", ids, refs, hyp_list)
-                write_errs(self.exp / f"errs-{tag}.txt", ids, refs, hyp_list, rates)
-                metrics[tag] = {"wer": round(rates["wer"], 4), "cer": round(rates["cer"], 4), "utterances": len(ids)}
+        for split, (ids, lps) in splits.items():
+            texts, engines = self._texts(split), self._engines(split)
+            refs = [texts[i] for i in ids]
+            for name, decoder in decoders.items():
+                t0 = time.perf_counter()
+                if decoder is None:
+                    hyps = [tok.decode(greedy_decode(lp.unsqueeze(0), torch.tensor([lp.size(0)]), blank=tok.blank_id)[0].token_ids)
+                            for lp in lps]  # fmt: skip
+                else:
+                    hyps = decode_all(decoder, lps, tok)
+                seconds = time.perf_counter() - t0
+                rates = error_rates(refs, hyps)
+                tag = split if name == "greedy" else f"{split}-{name}"
+                write_recogs(self.exp / f"recogs-{tag}.txt", ids, refs, hyps)
+                write_errs(self.exp / f"errs-{tag}.txt", ids, refs, hyps, rates)
+                metrics[tag] = {"wer": round(rates["wer"], 4), "cer": round(rates["cer"], 4), "utterances": len(ids),
+                                "search_seconds": round(seconds, 3)}  # fmt: skip
                 log.info("%s: WER %.2f%%  CER %.2f%%", tag, 100 * rates["wer"], 100 * rates["cer"])
                 if engines:
-                    groups[tag] = engine_group_rates(ids, refs, hyp_list, engines, seen_engines)
-        return {"metrics": metrics, "engine_metrics": groups}
+                    groups[tag] = engine_group_rates(ids, refs, hyps, engines, seen_engines)
+        return {"metrics": metrics, "engine_metrics": groups, **outputs}
 
     def stage_export(self) -> dict[str, Any]:
         """Writes the self-contained bundle to ``exp/<recipe>/bundle``."""
@@ -341,7 +392,12 @@ class SpeechRecipe:
         }
         if features.is_upstream:  # named and hashed, never copied (the package provides it)
             config["upstream"] = upstream_identity(features)
-        save_bundle(self.bundle_dir, config, {"model.safetensors": model.state_dict()})
+        files = {}
+        if self.cfg.lm.enabled:
+            from pipeline.workflow.speech_lm import bundle_record
+
+            config["lm"], files = bundle_record(self.lm_dir, self.cfg.lm.order, results["lm_decoding"])
+        save_bundle(self.bundle_dir, config, {"model.safetensors": model.state_dict()}, files)
         log.info("bundle written to %s", self.bundle_dir)
         return {"bundle": str(self.bundle_dir)}
 
@@ -359,19 +415,21 @@ class SpeechRecipe:
         })
         lineage = config_hash({"f": feat_h, "model": to_dict(c.model), "sa": to_dict(c.specaugment)})
         train_h = config_hash({"l": lineage, "train": to_dict(c.train)})
-        dec_h = config_hash({"t": train_h, "decode": to_dict(c.decode)})
-        return {"data": data_h, "features": feat_h, "train": train_h, "lineage": lineage, "decode": dec_h}
+        lm_h = config_hash({"data": data_h, "lm": to_dict(c.lm)})
+        dec_h = config_hash({"t": train_h, "decode": to_dict(c.decode), "lm": lm_h})
+        return {"data": data_h, "features": feat_h, "train": train_h, "lineage": lineage, "lm": lm_h, "decode": dec_h}
 
     def stages(self) -> list[Stage]:
         h = self.hashes()
-        data_h, feat_h, train_h, dec_h = h["data"], h["features"], h["train"], h["decode"]
+        data_h, feat_h, train_h, lm_h, dec_h = h["data"], h["features"], h["train"], h["lm"], h["decode"]
         return [
             Stage(0, "corpus", self.stage_corpus, data_h),
             Stage(1, "manifests", self.stage_manifests, data_h),
             Stage(2, "features", self.stage_features, feat_h),
             Stage(3, "train", self.stage_train, train_h),
-            Stage(4, "decode", self.stage_decode, dec_h),
-            Stage(5, "export", self.stage_export, dec_h),
+            Stage(4, "lm", self.stage_lm, lm_h),
+            Stage(5, "decode", self.stage_decode, dec_h),
+            Stage(6, "export", self.stage_export, dec_h),
         ]
 
 

@@ -1,0 +1,181 @@
+"""A word-level language model for decoding: its files, its tuned weights, and where it comes from.
+
+A speech bundle may carry one (``config.yaml`` section ``lm``)::
+
+    lm:
+      arpa: lm.arpa.gz          # word n-gram, ARPA (gzip) or KenLM binary
+      lexicon: lexicon.txt      # words spelt in the model's tokens (pipeline.decoding.lexicon)
+      sha256: {lm.arpa.gz: ..., lexicon.txt: ...}
+      order: 3
+      lm_weight: 3.0            # tuned on the dev split with this model
+      word_score: -2.0
+      beam_size: 32
+
+:func:`resolve_lm` turns the user's choice (``"auto"``: the bundle's, ``"none"``: off, or a
+path to another ARPA/KenLM file) into a :class:`WordLM`, or None. Files are checked before
+KenLM sees them (hashes for the bundle's own, a structure check for a user's file), so a
+missing, truncated or foreign file is one clear error. Torch-free until a decoder is built.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline.decoding.lexicon import LexiconError, read_lexicon, spell_words, write_lexicon
+from pipeline.decoding.ngram import ArpaError, check_arpa
+
+if TYPE_CHECKING:
+    from pipeline.bundle import Bundle
+    from pipeline.decoding.beam import BeamSearchDecoder
+    from pipeline.tokenizer import CharTokenizer
+
+log = logging.getLogger(__name__)
+
+#: Values of the ``lm`` option that turn word-level decoding off.
+LM_OFF = ("none", "off")
+
+
+class LMError(ValueError):
+    """A language model or lexicon cannot be used (the message names the file)."""
+
+
+@dataclass(frozen=True)
+class WordLM:
+    """Files and weights of word-level decoding.
+
+    Attributes:
+        arpa: The n-gram model file (ARPA, gzipped ARPA or KenLM binary).
+        lexicon: Its lexicon file, or None to spell the ARPA's own words at decoder build time.
+        lm_weight: Weight of the LM log-probability (natural-log units in the decoder).
+        word_score: Score added per word.
+        beam_size: Beam width.
+        words: The ARPA's unigrams when ``lexicon`` is None.
+    """
+
+    arpa: Path
+    lexicon: Path | None
+    lm_weight: float = 2.0
+    word_score: float = 0.0
+    beam_size: int = 32
+    words: tuple[str, ...] = ()
+
+    def decoder(self, tokenizer: CharTokenizer, beam_size: int | None = None) -> BeamSearchDecoder:
+        """Builds the flashlight decoder (loads the LM: about a second for the shipped one).
+
+        Raises:
+            LMError: the lexicon has no usable word, or KenLM refuses the model file.
+        """
+        from pipeline.decoding.beam import BeamSearchDecoder
+
+        beam = beam_size or self.beam_size
+        with tempfile.TemporaryDirectory(prefix="seqrec-lexicon-") as tmp:
+            lexicon = self.lexicon
+            if lexicon is None:
+                spelt, _ = spell_words(self.words, tokenizer)
+                if not spelt:
+                    raise LMError(f"{self.arpa}: no word of the LM can be spelt with the model's tokens")
+                lexicon = Path(tmp) / "lexicon.txt"
+                write_lexicon(lexicon, spelt)
+            try:
+                return BeamSearchDecoder(
+                    tokenizer.tokens, beam_size=beam, lm=self.arpa, lexicon=lexicon,
+                    lm_weight=self.lm_weight, word_score=self.word_score,
+                )  # fmt: skip
+            except RuntimeError as exc:  # KenLM's own parse errors
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise LMError(f"{self.arpa}: KenLM cannot load it: {first}") from exc
+
+
+def _number(section: dict[str, Any], key: str, where: str, *, positive_int: bool = False) -> Any:
+    value = section.get(key)
+    if positive_int:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise LMError(f"{where}: lm.{key} must be a positive integer, got {value!r}")
+        return value
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise LMError(f"{where}: lm.{key} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def bundle_lm(bundle: Bundle, tokenizer: CharTokenizer) -> WordLM | None:
+    """The bundle's own word LM (None if it has none), its files checked against their hashes.
+
+    Raises:
+        LMError: the section is malformed, or a file is missing, escapes the bundle, or does
+            not have its recorded sha256 (truncated or altered).
+    """
+    from pipeline.bundle import BundleError
+    from pipeline.io_utils import file_sha256
+
+    section = bundle.config.get("lm")
+    if section is None:
+        return None
+    where = str(bundle.path / "config.yaml")
+    if not isinstance(section, dict):
+        raise LMError(f"{where}: 'lm' must be a mapping")
+    hashes = section.get("sha256")
+    if not isinstance(hashes, dict):
+        raise LMError(f"{where}: lm.sha256 must map each LM file to its hash")
+    paths = {}
+    for key in ("arpa", "lexicon"):
+        name = section.get(key)
+        try:
+            path = bundle.file(name)
+        except BundleError as exc:
+            raise LMError(str(exc)) from None
+        if file_sha256(path) != hashes.get(name):
+            raise LMError(f"{path}: does not match the sha256 recorded in the bundle (truncated or altered)")
+        paths[key] = path
+    try:
+        read_lexicon(paths["lexicon"], tokenizer)  # parses, so a bad entry fails here, not in flashlight
+    except LexiconError as exc:
+        raise LMError(str(exc)) from None
+    return WordLM(
+        arpa=paths["arpa"],
+        lexicon=paths["lexicon"],
+        lm_weight=_number(section, "lm_weight", where),
+        word_score=_number(section, "word_score", where),
+        beam_size=_number(section, "beam_size", where, positive_int=True),
+    )
+
+
+def file_lm(path: str | Path, tokenizer: CharTokenizer, defaults: WordLM | None = None) -> WordLM:
+    """A user's ARPA (or KenLM binary) file, with the bundle LM's weights when it has some.
+
+    An ARPA file's own words make the lexicon; a KenLM binary needs the bundle's lexicon.
+
+    Raises:
+        LMError: the file is missing, empty, truncated or not an LM, or a binary without lexicon.
+    """
+    path = Path(path)
+    try:
+        info = check_arpa(path)
+    except ArpaError as exc:
+        raise LMError(str(exc)) from None
+    base = defaults or WordLM(arpa=path, lexicon=None)
+    if info.binary:
+        if defaults is None or defaults.lexicon is None:
+            raise LMError(f"{path}: a KenLM binary has no readable word list; use an ARPA file or a bundle with a lexicon")
+        return replace(base, arpa=path)
+    return replace(base, arpa=path, lexicon=None, words=info.words)
+
+
+def resolve_lm(option: str | Path | None, bundle: Bundle, tokenizer: CharTokenizer) -> WordLM | None:
+    """The word LM to decode with: ``"auto"`` the bundle's (if any), ``"none"``/None off, else a file.
+
+    Raises:
+        LMError: see :func:`bundle_lm` and :func:`file_lm`.
+    """
+    if option is None or (isinstance(option, str) and option.lower() in LM_OFF):
+        return None
+    own = bundle_lm(bundle, tokenizer)
+    if isinstance(option, str) and option.lower() == "auto":
+        return own
+    lm = file_lm(option, tokenizer, own)
+    log.info("decoding with the word LM %s", lm.arpa)
+    return lm

@@ -1,0 +1,178 @@
+"""The speech recipe's word LM: its text, building it, and tuning its weights on dev.
+
+Text (``lm.text``):
+
+* ``train``: the train split's transcripts;
+* ``sources`` (embedded corpus): the train transcripts plus every other sentence of the text
+  sources that the train split was drawn from (WordNet examples, GCIDE quotations), with any
+  sentence of the dev and test splits removed. Held-out text sources (fortunes) never reach
+  the LM, since no train utterance comes from them. For an imported corpus it is ``train``.
+
+The lexicon is the LM's vocabulary (plus ``lm.extra_words``, a word-list file, if set) spelt
+in the model's tokens, and the spelling units of :mod:`pipeline.decoding.lexicon` at
+``lm.spell_log10`` per letter (the unknown-word path; ``null`` leaves it out).
+
+LM weight, word score and beam are chosen on the dev split only, by a grid over
+``lm.lm_weights`` x ``lm.word_scores`` at ``lm.beam_size``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipeline.tokenizer import CharTokenizer
+
+log = logging.getLogger(__name__)
+
+ARPA_NAME = "lm.arpa.gz"
+LEXICON_NAME = "lexicon.txt"
+
+
+@dataclass(frozen=True)
+class LMConfig:
+    """Word-level LM of the speech recipe (built from training text only)."""
+
+    enabled: bool = True
+    order: int = 3
+    prune: tuple[int, ...] = (0, 1, 1)  # per order: drop n-grams seen at most this often
+    text: str = "sources"  # "sources" or "train" (see the module docstring)
+    extra_words: str = ""  # a word-list file (one word per line) added to the lexicon
+    spell_log10: float | None = -4.0  # spelling units' log10 probability; null: no unknown-word path
+    beam_size: int = 32
+    lm_weights: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0)
+    word_scores: tuple[float, ...] = (-3.0, -2.0, -1.0, 0.0)
+
+    def __post_init__(self) -> None:
+        if self.text not in ("sources", "train"):
+            raise ValueError(f"lm.text must be 'sources' or 'train', got {self.text!r}")
+        if self.order < 1 or len(self.prune) != self.order:
+            raise ValueError(f"lm.prune needs one threshold per order ({self.order}), got {list(self.prune)}")
+        if self.beam_size < 1 or not self.lm_weights or not self.word_scores:
+            raise ValueError("lm.beam_size must be >= 1 and the lm_weights/word_scores grids non-empty")
+
+
+def lm_sentences(cfg: LMConfig, train: list[dict], exclude: set[str]) -> list[str]:
+    """The LM's training sentences.
+
+    Args:
+        cfg: The LM section.
+        train: Train manifest records (``text``, optionally ``text_source``).
+        exclude: Dev and test transcripts, never to be used.
+    """
+    sentences = [r["text"] for r in train if r["text"] not in exclude]
+    sources = sorted({r["text_source"] for r in train if r.get("text_source")})
+    if cfg.text == "sources" and sources:
+        from data_prep.text_gen import normalize_text
+        from data_prep.text_sources import load_all_sources
+
+        available = load_all_sources()
+        seen = set(sentences)
+        for name in sources:
+            for raw in available.get(name, ()):
+                text = normalize_text(raw)
+                if text and text not in exclude and text not in seen:
+                    seen.add(text)
+                    sentences.append(text)
+        log.info("LM text: %d sentences from the train split and the sources %s", len(sentences), sources)
+    return sentences
+
+
+def _word_list(path: str) -> list[str]:
+    """Lowercased words of a one-word-per-line file (e.g. Debian's wamerican)."""
+    try:
+        return [w.strip().lower() for w in Path(path).read_text(encoding="utf-8").split()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FileNotFoundError(f"{path}: cannot read lm.extra_words: {exc}") from None
+
+
+def build_lm(cfg: LMConfig, sentences: list[str], tokenizer: CharTokenizer, out_dir: Path) -> dict[str, Any]:
+    """Writes ``out_dir/lm.arpa.gz`` and ``out_dir/lexicon.txt``; returns their statistics."""
+    from pipeline.decoding.lexicon import (
+        SPELL_PREFIX,
+        add_spelling_units,
+        spell_words,
+        write_lexicon,
+    )
+    from pipeline.decoding.ngram import build_kneser_ney
+
+    t0 = time.perf_counter()
+    model = build_kneser_ney(sentences, cfg.order, prune=cfg.prune)
+    words = list(model.vocabulary)
+    if cfg.extra_words:
+        words += _word_list(cfg.extra_words)
+    lexicon, dropped = spell_words(words, tokenizer)
+    if cfg.spell_log10 is not None:
+        lexicon = add_spelling_units(lexicon, tokenizer)
+        for unit in lexicon:  # unigrams outside the KN distribution: a flat cost per letter
+            if unit.startswith(SPELL_PREFIX):
+                model.grams[0][(unit,)] = (float(cfg.spell_log10), 0.0)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.write_arpa(out_dir / ARPA_NAME)
+    write_lexicon(out_dir / LEXICON_NAME, lexicon)
+    stats = {
+        "sentences": len(sentences),
+        "words": sum(len(s.split()) for s in sentences),
+        "ngrams": [len(g) for g in model.grams],
+        "discounts": [[round(d, 4) for d in ds] for ds in model.discounts],
+        "lexicon_words": len(lexicon),
+        "lexicon_dropped": dropped,
+        "arpa_bytes": (out_dir / ARPA_NAME).stat().st_size,
+        "lexicon_bytes": (out_dir / LEXICON_NAME).stat().st_size,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    log.info("LM: %s", stats)
+    return stats
+
+
+def decode_all(decoder, log_probs: list[torch.Tensor], tokenizer: CharTokenizer) -> list[str]:
+    """Texts of per-utterance (T_i, V) log-probabilities, one decoder call per utterance."""
+    out = []
+    for lp in log_probs:
+        hyp = decoder.decode(lp.unsqueeze(0), torch.tensor([lp.size(0)]))[0]
+        out.append(tokenizer.decode(hyp.token_ids))
+    return out
+
+
+def tune(
+    cfg: LMConfig, lm_dir: Path, tokenizer: CharTokenizer, log_probs: list[torch.Tensor], refs: list[str]
+) -> dict[str, Any]:
+    """Grid search of (lm_weight, word_score) on dev; returns the best and every point's WER."""
+    from pipeline.decoding.word_lm import WordLM
+    from pipeline.scoring import error_rates
+
+    grid: dict[str, float] = {}
+    best: tuple[float, float, float] | None = None
+    for lw, ws in itertools.product(cfg.lm_weights, cfg.word_scores):
+        lm = WordLM(lm_dir / ARPA_NAME, lm_dir / LEXICON_NAME, lm_weight=lw, word_score=ws, beam_size=cfg.beam_size)
+        wer = error_rates(refs, decode_all(lm.decoder(tokenizer), log_probs, tokenizer))["wer"]
+        grid[f"{lw:g},{ws:g}"] = round(wer, 4)
+        log.info("LM tuning on dev: lm_weight %g word_score %g: WER %.2f%%", lw, ws, 100 * wer)
+        if best is None or wer < best[0]:
+            best = (wer, lw, ws)
+    assert best is not None
+    return {"lm_weight": best[1], "word_score": best[2], "beam_size": cfg.beam_size, "dev_wer": round(best[0], 4),
+            "grid": grid}  # fmt: skip
+
+
+def bundle_record(lm_dir: Path, order: int, tuned: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Path]]:
+    """The bundle's ``lm`` config section and the files to copy into the bundle."""
+    from pipeline.io_utils import file_sha256
+
+    files = {ARPA_NAME: lm_dir / ARPA_NAME, LEXICON_NAME: lm_dir / LEXICON_NAME}
+    record = {
+        "arpa": ARPA_NAME,
+        "lexicon": LEXICON_NAME,
+        "sha256": {name: file_sha256(path) for name, path in files.items()},
+        "order": order,
+        "lm_weight": float(tuned["lm_weight"]),
+        "word_score": float(tuned["word_score"]),
+        "beam_size": int(tuned["beam_size"]),
+    }
+    return record, files
