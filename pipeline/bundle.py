@@ -186,6 +186,8 @@ def save_bundle(
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; give the usual permissions
+        for name in [*weights, *files]:  # safetensors writes 0600
+            os.chmod(tmp / name, 0o666 & ~current_umask())
         fsync_dir(tmp)
         if out_dir.exists():
             shutil.rmtree(old, ignore_errors=True)

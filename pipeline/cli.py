@@ -48,7 +48,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--model", required=True, type=Path, metavar="DIR", help="model bundle directory")
     common.add_argument("--format", choices=("txt", "json"), default="txt", help="output format (default: txt)")
     common.add_argument(
         "--output-dir", type=Path, metavar="DIR", help="also write one <name>.<format> file per input here"
@@ -64,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="transcribe audio files to text with word timestamps",
         description="Transcribe audio files (any sample rate or channel count; wav, flac, ogg, mp3, "
         "and whatever ffmpeg decodes). Directories are searched recursively for audio files.",
+    )
+    t.add_argument(
+        "--model", type=Path, metavar="DIR", default=None,
+        help="speech bundle directory (default: the English model shipped with seqrec)",
     )
     t.add_argument(
         "--beam-size", type=_positive_int, default=None,
@@ -87,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Label video clips with the activity classes of a video bundle. With --window, "
         "also label sliding windows over each (long) video.",
     )
+    lab.add_argument("--model", required=True, type=Path, metavar="DIR", help="video bundle directory")
     lab.add_argument("--top-k", type=_positive_int, default=5, help="labels to report per clip (default: 5)")
     lab.add_argument("--window", type=_positive_float, metavar="SEC", help="sliding window length in seconds")
     lab.add_argument("--stride", type=_positive_float, metavar="SEC", help="window stride in seconds (default: window/2)")
@@ -179,6 +183,9 @@ def _transcribe(args: argparse.Namespace) -> int:
         # times faster than two when another process keeps a core busy). Torch does not use
         # numpy's BLAS, so this is harmless when auto then picks torch.
         os.environ.setdefault("OPENBLAS_NUM_THREADS", str(args.threads or 1))
+    from pipeline.pretrained import speech_model_dir
+
+    args.model = speech_model_dir(args.model)
     engine = _pick_engine(args)
     transcriber: Any = None
     if engine == "lite":

@@ -73,6 +73,7 @@ class BeamSearchDecoder:
             probabilities) instead of keeping only the best one (Viterbi).
         nbest: Hypotheses returned per sequence by ``decode_nbest``.
         lexicon: Optional path to a lexicon file (word-level decoding); needs ``lm``.
+        beam_size_token: Tokens tried per frame, the likeliest first (None: all of them).
         unk_score: Score of flashlight's own unknown-word path (a prefix of a listed word
             ending a word); -inf (default) turns it off.
 
@@ -97,6 +98,7 @@ class BeamSearchDecoder:
         nbest: int = 1,
         lexicon: str | Path | None = None,
         unk_score: float = float("-inf"),
+        beam_size_token: int | None = None,
     ) -> None:
         from torchaudio.models.decoder import ctc_decoder
 
@@ -138,6 +140,7 @@ class BeamSearchDecoder:
                 lm=None if lm is None else str(lm),
                 nbest=nbest,
                 beam_size=beam_size,
+                beam_size_token=beam_size_token,
                 beam_threshold=beam_threshold,
                 lm_weight=lm_weight,
                 word_score=word_score,

@@ -10,6 +10,7 @@ A speech bundle may carry one (``config.yaml`` section ``lm``)::
       lm_weight: 3.0            # tuned on the dev split with this model
       word_score: -2.0
       beam_size: 32
+      beam_size_token: 8        # tokens tried per frame
 
 :func:`resolve_lm` turns the user's choice (``"auto"``: the bundle's, ``"none"``: off, or a
 path to another ARPA/KenLM file) into a :class:`WordLM`, or None. Files are checked before
@@ -54,6 +55,7 @@ class WordLM:
         lm_weight: Weight of the LM log-probability (natural-log units in the decoder).
         word_score: Score added per word.
         beam_size: Beam width.
+        beam_size_token: Tokens tried per frame, the likeliest first (None: all).
         words: The ARPA's unigrams when ``lexicon`` is None.
     """
 
@@ -62,6 +64,7 @@ class WordLM:
     lm_weight: float = 2.0
     word_score: float = 0.0
     beam_size: int = 32
+    beam_size_token: int | None = 8
     words: tuple[str, ...] = ()
 
     def decoder(self, tokenizer: CharTokenizer, beam_size: int | None = None) -> BeamSearchDecoder:
@@ -84,7 +87,7 @@ class WordLM:
             try:
                 return BeamSearchDecoder(
                     tokenizer.tokens, beam_size=beam, lm=self.arpa, lexicon=lexicon,
-                    lm_weight=self.lm_weight, word_score=self.word_score,
+                    lm_weight=self.lm_weight, word_score=self.word_score, beam_size_token=self.beam_size_token,
                 )  # fmt: skip
             except RuntimeError as exc:  # KenLM's own parse errors
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -141,6 +144,8 @@ def bundle_lm(bundle: Bundle, tokenizer: CharTokenizer) -> WordLM | None:
         lm_weight=_number(section, "lm_weight", where),
         word_score=_number(section, "word_score", where),
         beam_size=_number(section, "beam_size", where, positive_int=True),
+        beam_size_token=_number(section, "beam_size_token", where, positive_int=True)
+        if "beam_size_token" in section else None,
     )
 
 

@@ -86,7 +86,7 @@ class Transcriber:
 
     @classmethod
     def from_pretrained(
-        cls, model_dir: str | Path, *, device: str = "cpu", beam_size: int | None = None,
+        cls, model_dir: str | Path | None = None, *, device: str = "cpu", beam_size: int | None = None,
         lm: str | Path | None = "auto",
     ) -> Transcriber:  # fmt: skip
         """Loads a ``speech_ctc`` bundle directory (no pickle, no code execution).
@@ -96,9 +96,10 @@ class Transcriber:
         installed package, whose file must have that hash.
 
         Args:
-            model_dir: The bundle directory.
+            model_dir: The bundle directory; None loads the English model shipped with seqrec
+                (:data:`pipeline.pretrained.SPEECH_MODEL`).
             device: Where the model runs.
-            beam_size: See the class; None decodes greedily without an LM.
+            beam_size: See the class; None: the LM's tuned beam, or greedy without an LM.
             lm: ``"auto"``: the bundle's word LM if it has one; ``"none"`` (or None): no LM;
                 a path: that ARPA/KenLM file (with the bundle's tuned weights, if any).
 
@@ -110,9 +111,10 @@ class Transcriber:
         from pipeline.config import from_dict
         from pipeline.decoding.word_lm import LMError, resolve_lm
         from pipeline.models.ctc_model import CTCModel, CTCModelConfig
+        from pipeline.pretrained import speech_model_dir
         from pipeline.tokenizer import CharTokenizer
 
-        bundle = load_bundle(model_dir, kind="speech_ctc")
+        bundle = load_bundle(speech_model_dir(model_dir), kind="speech_ctc")
         cfg = bundle.config
         try:
             model = CTCModel(from_dict(CTCModelConfig, bundle_section(cfg, "model"), "model"))

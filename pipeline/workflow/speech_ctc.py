@@ -346,6 +346,7 @@ class SpeechRecipe:
             decoders["lm"] = WordLM(
                 self.lm_dir / ARPA_NAME, self.lm_dir / LEXICON_NAME, lm_weight=tuned["lm_weight"],
                 word_score=tuned["word_score"], beam_size=tuned["beam_size"],
+                beam_size_token=tuned["beam_size_token"],
             ).decoder(tok)  # fmt: skip
         metrics: dict[str, Any] = {}
         groups: dict[str, Any] = {}

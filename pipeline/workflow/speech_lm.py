@@ -13,7 +13,7 @@ in the model's tokens, and the spelling units of :mod:`pipeline.decoding.lexicon
 ``lm.spell_log10`` per letter (the unknown-word path; ``null`` leaves it out).
 
 LM weight, word score and beam are chosen on the dev split only, by a grid over
-``lm.lm_weights`` x ``lm.word_scores`` at ``lm.beam_size``.
+``lm.lm_weights`` x ``lm.word_scores`` at ``lm.beam_size`` (and ``lm.beam_size_token``).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ class LMConfig:
     extra_words: str = ""  # a word-list file (one word per line) added to the lexicon
     spell_log10: float | None = -4.0  # spelling units' log10 probability; null: no unknown-word path
     beam_size: int = 32
+    beam_size_token: int = 8  # tokens tried per frame, the likeliest first
     lm_weights: tuple[float, ...] = (1.0, 2.0, 3.0, 4.0)
     word_scores: tuple[float, ...] = (-3.0, -2.0, -1.0, 0.0)
 
@@ -54,8 +55,8 @@ class LMConfig:
             raise ValueError(f"lm.text must be 'sources' or 'train', got {self.text!r}")
         if self.order < 1 or len(self.prune) != self.order:
             raise ValueError(f"lm.prune needs one threshold per order ({self.order}), got {list(self.prune)}")
-        if self.beam_size < 1 or not self.lm_weights or not self.word_scores:
-            raise ValueError("lm.beam_size must be >= 1 and the lm_weights/word_scores grids non-empty")
+        if self.beam_size < 1 or self.beam_size_token < 1 or not self.lm_weights or not self.word_scores:
+            raise ValueError("lm.beam_size(_token) must be >= 1 and the lm_weights/word_scores grids non-empty")
 
 
 def lm_sentences(cfg: LMConfig, train: list[dict], exclude: set[str]) -> list[str]:
@@ -150,15 +151,16 @@ def tune(
     grid: dict[str, float] = {}
     best: tuple[float, float, float] | None = None
     for lw, ws in itertools.product(cfg.lm_weights, cfg.word_scores):
-        lm = WordLM(lm_dir / ARPA_NAME, lm_dir / LEXICON_NAME, lm_weight=lw, word_score=ws, beam_size=cfg.beam_size)
+        lm = WordLM(lm_dir / ARPA_NAME, lm_dir / LEXICON_NAME, lm_weight=lw, word_score=ws, beam_size=cfg.beam_size,
+                    beam_size_token=cfg.beam_size_token)  # fmt: skip
         wer = error_rates(refs, decode_all(lm.decoder(tokenizer), log_probs, tokenizer))["wer"]
         grid[f"{lw:g},{ws:g}"] = round(wer, 4)
         log.info("LM tuning on dev: lm_weight %g word_score %g: WER %.2f%%", lw, ws, 100 * wer)
         if best is None or wer < best[0]:
             best = (wer, lw, ws)
     assert best is not None
-    return {"lm_weight": best[1], "word_score": best[2], "beam_size": cfg.beam_size, "dev_wer": round(best[0], 4),
-            "grid": grid}  # fmt: skip
+    return {"lm_weight": best[1], "word_score": best[2], "beam_size": cfg.beam_size,
+            "beam_size_token": cfg.beam_size_token, "dev_wer": round(best[0], 4), "grid": grid}  # fmt: skip
 
 
 def bundle_record(lm_dir: Path, order: int, tuned: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Path]]:
@@ -174,5 +176,6 @@ def bundle_record(lm_dir: Path, order: int, tuned: dict[str, Any]) -> tuple[dict
         "lm_weight": float(tuned["lm_weight"]),
         "word_score": float(tuned["word_score"]),
         "beam_size": int(tuned["beam_size"]),
+        "beam_size_token": int(tuned["beam_size_token"]),
     }
     return record, files

