@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline.benchmarks import report, speech, suite
-from pipeline.benchmarks.report import (
+from recipes.benchmarks import report, speech, suite
+from recipes.benchmarks.report import (
     RATIO_KEYS,
     TARGETS,
     ResultsError,
@@ -26,7 +26,7 @@ from pipeline.benchmarks.report import (
     validate_results,
     write_results,
 )
-from pipeline.benchmarks.timing import (
+from recipes.benchmarks.timing import (
     BenchmarkError,
     interleave,
     median,
@@ -315,7 +315,7 @@ def test_librosa_loop_matches_seqrec_features(tmp_path: Path) -> None:
 
     from data_prep.audio import load_audio
     from data_prep.features import FeatureConfig, LogMelExtractor
-    from pipeline.benchmarks.speech import librosa_feature_loop
+    from recipes.benchmarks.speech import librosa_feature_loop
 
     records = []
     for i, secs in enumerate((0.5, 0.8)):
@@ -337,7 +337,7 @@ def test_librosa_loop_matches_seqrec_features(tmp_path: Path) -> None:
 
 
 def test_build_long_wav(tmp_path: Path) -> None:
-    from pipeline.benchmarks.speech import build_long_wav
+    from recipes.benchmarks.speech import build_long_wav
 
     records = []
     for i in range(2):
@@ -355,7 +355,7 @@ def test_build_long_wav(tmp_path: Path) -> None:
 
 def test_long_video_and_decode_only(tmp_path: Path) -> None:
     from data_prep.video_io import probe_video, write_video
-    from pipeline.benchmarks.video import build_long_video, decode_only
+    from recipes.benchmarks.video import build_long_video, decode_only
 
     rng = np.random.default_rng(0)
     clips = []
@@ -371,7 +371,7 @@ def test_long_video_and_decode_only(tmp_path: Path) -> None:
 
 def test_sphinx_cli(tmp_path: Path) -> None:
     pytest.importorskip("pocketsphinx")
-    from pipeline.benchmarks.speech import SPHINX_SCRIPT
+    from recipes.benchmarks.speech import SPHINX_SCRIPT
 
     wav = tmp_path / "tone.wav"
     write_tone(wav, 0.5)

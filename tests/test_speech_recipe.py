@@ -222,8 +222,8 @@ def test_engine_benchmark_matches_the_recipe_and_scores_pocketsphinx(recipe_run)
     """The benchmark's per-engine WER of the bundle is the decode stage's; pocketsphinx is
     scored on the same files."""
     pytest.importorskip("pocketsphinx")
-    from pipeline.benchmarks.report import _engine_lines
-    from pipeline.benchmarks.speech import bench_engines, read_records
+    from recipes.benchmarks.report import _engine_lines
+    from recipes.benchmarks.speech import bench_engines, read_records
 
     exp, results = recipe_run
     test = read_records(exp / "manifests" / "test.jsonl")

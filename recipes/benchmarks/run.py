@@ -13,9 +13,11 @@ those figures are skipped and said so. GPU figures are added when CUDA is availa
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without install
+# The repository root instead of this folder, whose module names (report, speech, timing, video)
+# must not shadow other packages' imports.
+sys.path[0] = str(Path(__file__).resolve().parents[2])
 
-from pipeline.benchmarks.suite import main  # noqa: E402
+from recipes.benchmarks.suite import main  # noqa: E402
 
 if __name__ == "__main__":
     main()

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.benchmarks.timing import BenchmarkError
+from recipes.benchmarks.timing import BenchmarkError
 
 log = logging.getLogger(__name__)
 
@@ -143,9 +143,9 @@ def run_suite(opts: SuiteOptions) -> dict[str, Any]:
     """Runs the selected benchmarks; returns the validated content of ``results.json``."""
     import torch
 
-    from pipeline.benchmarks import speech, video
-    from pipeline.benchmarks.report import build_results
-    from pipeline.benchmarks.timing import machine_info, today
+    from recipes.benchmarks import speech, video
+    from recipes.benchmarks.report import build_results
+    from recipes.benchmarks.timing import machine_info, today
 
     threads = opts.threads or _usable_cores()
     torch.set_num_threads(threads)
@@ -257,7 +257,7 @@ def run_gpu(opts: SuiteOptions, sexp, vexp, threads: int, has_sphinx: bool) -> d
     """The CUDA figures: training loops (the trainer's bf16/fp16 autocast), transcription, labelling."""
     import torch
 
-    from pipeline.benchmarks import speech, video
+    from recipes.benchmarks import speech, video
 
     runner = Runner(threads, opts.out_dir / "profiles" / "gpu" if opts.profile else None)
     out: dict[str, Any] = {"name": torch.cuda.get_device_name(0)}
@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
         handlers=[logging.StreamHandler(), logging.FileHandler(opts.out_dir / "run.log")],
     )
-    from pipeline.benchmarks.report import render_markdown, write_results
+    from recipes.benchmarks.report import render_markdown, write_results
 
     t0 = time.perf_counter()
     results = run_suite(opts)

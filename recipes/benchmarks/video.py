@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.benchmarks.speech import _train_comparison, seqrec_command
-from pipeline.benchmarks.timing import (
+from recipes.benchmarks.speech import _train_comparison, seqrec_command
+from recipes.benchmarks.timing import (
     BenchmarkError,
     RecipeExp,
     Stopwatch,
@@ -44,7 +44,7 @@ def bench_train_video(
 ) -> dict[str, Any]:
     """The real training loop against in-memory compute, for the clip classifier.
 
-    Same method as :func:`pipeline.benchmarks.speech.bench_train_speech`, over ``max_clips``
+    Same method as :func:`recipes.benchmarks.speech.bench_train_speech`, over ``max_clips``
     training items (all views the recipe trains on); figures are clips per second.
     """
     import torch

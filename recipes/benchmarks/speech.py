@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.benchmarks.timing import (
+from recipes.benchmarks.timing import (
     BenchmarkError,
     RecipeExp,
     Stopwatch,

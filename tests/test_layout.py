@@ -1,0 +1,20 @@
+"""The repository's shape: what the installed packages hold."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_no_benchmarks_inside_an_installed_package():
+    """The benchmark suite is a tool of the repository (recipes/benchmarks), not of the library."""
+    text = (ROOT / "pyproject.toml").read_text()
+    found = re.search(r"\[tool\.setuptools\.packages\.find\]\s*include\s*=\s*\[([^\]]*)\]", text)
+    assert found, "pyproject.toml: no [tool.setuptools.packages.find] include list"
+    patterns = re.findall(r'"([^"]+)"', found.group(1))
+    installed = [ROOT / p.rstrip("*") for p in patterns]
+    assert {p.name for p in installed} == {"pipeline", "data_prep"}
+    for pkg in installed:
+        assert pkg.is_dir()
+        assert not [d for d in pkg.rglob("*") if d.is_dir() and "bench" in d.name], pkg
+    assert (ROOT / "recipes" / "benchmarks" / "suite.py").is_file()
