@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import soundfile as sf
 
+from pipeline.errors import SeqrecError
+
 if TYPE_CHECKING:
     import torch
 
@@ -46,7 +48,7 @@ _MAX_RATIO_TERM = 1000
 _FLOAT_SUBTYPES = {"FLOAT", "DOUBLE"}
 
 
-class AudioError(Exception):
+class AudioError(SeqrecError):
     """An audio file cannot be used. ``str()`` is one line: ``"<path>: <reason>"``."""
 
     def __init__(self, path: str | Path, reason: str) -> None:

@@ -54,6 +54,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.errors import SeqrecError
+
 log = logging.getLogger(__name__)
 
 #: Effect names, in the order they are applied (also the names :func:`augment` returns).
@@ -92,7 +94,7 @@ CODECS: dict[str, _Codec] = {
 }
 
 
-class AugmentError(RuntimeError):
+class AugmentError(SeqrecError, RuntimeError):
     """An augmentation could not run (a missing tool, a failed ffmpeg round trip)."""
 
 

@@ -29,6 +29,7 @@ import torch
 from data_prep.augment_audio import AugmentConfig
 from data_prep.store import FeatureStore, StoreError, StoreSummary, build_store
 from pipeline.config import config_hash, to_dict
+from pipeline.errors import SeqrecError
 from pipeline.io_utils import file_sha256
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ FEATURE_VERSION = 1
 UPSTREAM_KINDS = ("whisper_tiny_en",)
 
 
-class FeatureError(ValueError):
+class FeatureError(SeqrecError, ValueError):
     """A file cannot be turned into features; the message names the file."""
 
 

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from pipeline.amp import autocast, resolve_precision
+from pipeline.errors import SeqrecError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class BackboneError(ValueError):
+class BackboneError(SeqrecError, ValueError):
     """A backbone or its weights cannot be built or loaded; the message says which and why."""
 
 
@@ -94,7 +95,7 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             return load_file(str(path))
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt, truncated, or a pickle that is not plain weights
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = one_line(exc)
         raise BackboneError(f"{path}: cannot load weights: {first}") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]

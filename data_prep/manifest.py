@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
+from pipeline.errors import SeqrecError
 from pipeline.io_utils import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
 PATH_KEY = {"speech": "audio_filepath", "video": "video_filepath"}
 
 
-class ManifestError(ValueError):
+class ManifestError(SeqrecError, ValueError):
     """A manifest line cannot be used; the message names the file and line."""
 
 

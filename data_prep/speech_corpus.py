@@ -52,6 +52,7 @@ from data_prep.audio import resample
 from data_prep.manifest import write_manifest
 from data_prep.text_gen import generate_sentences, normalize_text
 from data_prep.tts_engines import ENGINES, SpeakerSpec, available_engines
+from pipeline.errors import SeqrecError
 from pipeline.io_utils import atomic_open, atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ _HELD_OUT_FRACTION = 0.1  # of each voice group's speakers, for dev and again fo
 _MIN_GROUP_FOR_HOLDOUT = 10
 
 
-class SpeechCorpusError(RuntimeError):
+class SpeechCorpusError(SeqrecError, RuntimeError):
     """The corpus cannot be generated (no engine, too many failures, too few hours)."""
 
 

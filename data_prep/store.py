@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from pipeline.errors import SeqrecError
 from pipeline.io_utils import atomic_open, atomic_write_text, marker_matches, write_marker
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ _STORE_FILES = (FEATS_NAME, INDEX_NAME, STATS_NAME, FAILED_NAME)
 ComputeFn = Callable[[Any], "np.ndarray | tuple[np.ndarray, dict[str, Any]]"]
 
 
-class StoreError(RuntimeError):
+class StoreError(SeqrecError, RuntimeError):
     """A feature store is missing, incomplete, corrupt, locked or cannot be written."""
 
 

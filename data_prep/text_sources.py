@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from data_prep.text_gen import generate_sentences, normalize_text
+from pipeline.errors import SeqrecError
 
 MIN_WORDS = 4
 """Fewest words of a sentence (about 1.5 s of synthetic speech)."""
@@ -54,7 +55,7 @@ DEFAULT_COUNTS: dict[str, int] = {"train": 20_000, "dev": 600, "test": 600}
 """Proposed split sizes."""
 
 
-class TextSourceError(RuntimeError):
+class TextSourceError(SeqrecError, RuntimeError):
     """A text source is unknown or its Debian package is not installed."""
 
 

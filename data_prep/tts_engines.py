@@ -59,6 +59,8 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
+from pipeline.errors import SeqrecError
+
 log = logging.getLogger(__name__)
 
 #: Seconds one synthesis subprocess (or one request to a persistent one) may take.
@@ -67,7 +69,7 @@ SYNTH_TIMEOUT_S = 60.0
 PIPER_START_TIMEOUT_S = 120.0
 
 
-class SynthesisError(RuntimeError):
+class SynthesisError(SeqrecError, RuntimeError):
     """One utterance could not be synthesised (message: ``family/speaker: problem``)."""
 
 

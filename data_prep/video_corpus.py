@@ -45,6 +45,7 @@ from data_prep.video_figure import (
 )
 from data_prep.video_io import VideoError, VideoInfo, probe_video, write_video_checked
 from pipeline.config import config_hash
+from pipeline.errors import SeqrecError
 from pipeline.io_utils import marker_matches, write_marker
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ _SPLIT_OFFSET = {"train": 0, "dev": 3_000_000, "test": 6_000_000}
 _CLASS_BLOCK = 100_000
 
 
-class VideoCorpusError(RuntimeError):
+class VideoCorpusError(SeqrecError, RuntimeError):
     """Generating the corpus failed for some clips (the message lists them)."""
 
 

@@ -24,6 +24,8 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from pipeline.errors import SeqrecError
+
 log = logging.getLogger(__name__)
 
 #: Frame rate assumed when a file carries none and its timestamps do not give one.
@@ -32,7 +34,7 @@ DEFAULT_FPS = 25.0
 _MAX_HINT_FRAMES = 10_000_000
 
 
-class VideoError(Exception):
+class VideoError(SeqrecError):
     """A video file cannot be used. ``str()`` is one line: ``"<path>: <reason>"``."""
 
     def __init__(self, path: str | Path, reason: str) -> None:

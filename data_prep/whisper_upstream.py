@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.errors import SeqrecError, one_line
 from pipeline.io_utils import file_sha256
 
 SAMPLE_RATE = 16000
@@ -82,7 +83,7 @@ UPSTREAMS: dict[str, UpstreamSpec] = {
 }
 
 
-class UpstreamError(RuntimeError):
+class UpstreamError(SeqrecError, RuntimeError):
     """An upstream's weights cannot be found or trusted; the one-line message says why."""
 
 
@@ -398,7 +399,7 @@ class WhisperUpstream:
         try:
             encoder = WhisperEncoder(tensors)
         except (KeyError, RuntimeError) as e:
-            msg = str(e).splitlines()[0]
+            msg = one_line(e)
             raise UpstreamError(f"{path}: not a usable Whisper encoder ({msg})") from None
         return cls(encoder, spec, Path(path), sha, layers)
 

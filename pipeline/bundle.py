@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from pipeline.errors import SeqrecError, one_line
+
 if TYPE_CHECKING:  # torch is imported only where weights are read or written
     import torch
 
@@ -27,7 +29,7 @@ FORMAT_VERSION = 1
 CONFIG_NAME = "config.yaml"
 
 
-class BundleError(ValueError):
+class BundleError(SeqrecError, ValueError):
     """A bundle is missing, malformed or unsafe; the message names the path."""
 
 
@@ -119,7 +121,7 @@ def load_bundle(path: str | Path, *, kind: str | None = None) -> Bundle:
     except FileNotFoundError:
         raise BundleError(f"{cfg_path}: missing (is {root} a seqrec bundle?)") from None
     except yaml.YAMLError as exc:
-        first = str(exc).splitlines()[0]
+        first = one_line(exc)
         raise BundleError(f"{cfg_path}: refused: not plain YAML data ({first})") from None
     if not isinstance(config, dict):
         raise BundleError(f"{cfg_path}: expected a mapping at the top level")
@@ -197,7 +199,7 @@ def save_bundle(
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, (OSError, SafetensorError)):
-            reason = getattr(exc, "strerror", None) or str(exc).strip().splitlines()[0]
+            reason = getattr(exc, "strerror", None) or one_line(exc)
             kept = "the previous bundle is unchanged" if out_dir.exists() else "nothing was written"
             raise BundleError(f"{out_dir}: cannot write bundle: {reason} ({kept})") from exc
         raise

@@ -252,8 +252,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
-        text = str(exc).strip().splitlines()
-        print(f"seqrec: error: {text[0] if text else type(exc).__name__}", file=sys.stderr)
+        from pipeline.errors import one_line
+
+        print(f"seqrec: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
 
 

@@ -21,10 +21,12 @@ from typing import Any, TypeVar
 
 import yaml
 
+from pipeline.errors import SeqrecError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(SeqrecError, ValueError):
     """A config file or override is invalid (unknown key, wrong type, bad YAML)."""
 
 

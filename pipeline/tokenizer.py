@@ -13,6 +13,8 @@ import re
 import string
 from collections.abc import Sequence
 
+from pipeline.errors import SeqrecError
+
 BLANK = "<blank>"
 SPACE = " "
 DEFAULT_TOKENS: tuple[str, ...] = (BLANK, SPACE, "'", *string.ascii_lowercase)
@@ -20,7 +22,7 @@ DEFAULT_TOKENS: tuple[str, ...] = (BLANK, SPACE, "'", *string.ascii_lowercase)
 _WHITESPACE = re.compile(r"\s+")
 
 
-class TokenizerError(ValueError):
+class TokenizerError(SeqrecError, ValueError):
     """A token list is invalid, or ids cannot be decoded with it."""
 
 

@@ -420,9 +420,18 @@ def _check_labels(row: dict, top_k: int) -> None:
 ALL_CASES = {**TRANSCRIBE_CASES, **LABEL_CASES}
 
 
-def test_at_least_25_kinds_of_bad_input() -> None:
-    # Files through the CLI; permissions, mixed directories, manifests and configs come on top.
-    assert len(ALL_CASES) >= 25
+def test_at_least_25_distinct_kinds_of_bad_input(tmp_path: Path) -> None:
+    """The cases build 25+ inputs that really differ (name, type or bytes), not one file 25 times;
+    permissions, mixed directories, manifests and configs come on top."""
+    built = set()
+    for case_id, case in ALL_CASES.items():
+        if case.needs_ffmpeg and not HAS_FFMPEG:
+            continue
+        (tmp_path / case_id).mkdir()
+        path = _make(case_id, case, tmp_path / case_id)
+        content = path.read_bytes() if path.is_file() else tuple(sorted(p.name for p in path.rglob("*")))
+        built.add((case.command, path.suffix, path.is_dir(), content))
+    assert len(built) >= 25
 
 
 @pytest.mark.parametrize("case_id", sorted(ALL_CASES))

@@ -239,23 +239,26 @@ def test_sigkill_mid_extraction_then_rerun_is_byte_identical(tmp_path: Path) -> 
 
 
 @pytest.mark.slow
-def test_two_extractions_at_once_serialise_or_fail_clearly(tmp_path: Path) -> None:
+def test_a_second_extraction_into_a_busy_store_fails_clearly_and_harms_nothing(tmp_path: Path) -> None:
+    """The second run starts while the first is provably mid-way (chunks written, still running)
+    and ends before the first does: the runs overlap, so the store's lock is what is tested."""
     from data_prep.features import FeatureConfig, extract_features
 
     manifest = make_speech_manifest(tmp_path / "corpus", n=8)
     clean, store = tmp_path / "clean", tmp_path / "store"
     extract_features(manifest, clean, FeatureConfig(), num_workers=1, chunk_size=2)
-    procs = [_spawn(EXTRACT_SCRIPT, str(manifest), str(store), "0.02") for _ in range(2)]
-    outcomes = []
-    for p in procs:
-        _, err = p.communicate(timeout=120)
-        outcomes.append((p.returncode, err.decode(errors="replace")))
-    ok = [code == 0 for code, _ in outcomes]
-    assert any(ok), outcomes
-    for code, err in outcomes:
-        if code != 0:  # the loser names the store and the process holding it, in one line
-            last = err.strip().splitlines()[-1]
-            assert "StoreError" in last and "being written by another process (pid" in last and str(store) in last
+    first = _spawn(EXTRACT_SCRIPT, str(manifest), str(store), "1.0")  # about 9 s: one file a second
+    deadline = time.monotonic() + 120
+    while not list((store / "parts").glob("chunk-*.npz")) and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert first.poll() is None, "the first run ended before it wrote a chunk"
+    second = _spawn(EXTRACT_SCRIPT, str(manifest), str(store), "0")
+    _, err = second.communicate(timeout=120)
+    assert first.poll() is None, "the first run ended before the second: they did not overlap"
+    last = err.decode(errors="replace").strip().splitlines()[-1]
+    assert second.returncode != 0, "a second writer was let into a store being written"
+    assert "StoreError" in last and "being written by another process (pid" in last and str(store) in last
+    _finish(first)
     assert _store_files(store) == _store_files(clean)
 
 

@@ -224,3 +224,64 @@ def test_final_model_choice(tmp_path, final_model, name):
             torch.testing.assert_close(v, epoch[result.best_epoch][k], msg=k)
     with pytest.raises(ValueError, match="final_model"):
         make_trainer(tmp_path / "bad", final_model="last")
+
+
+
+# --------------------------------------------------------------------------- direct tests
+
+
+class ScaledTask(ClassificationTask):
+    """The classification loss times a large factor: raw gradient norms far above any clip."""
+
+    def loss(self, model, batch):
+        loss, n = super().loss(model, batch)
+        return loss * 1e4, n
+
+
+@pytest.mark.filterwarnings("ignore:Seems like `optimizer.step\\(\\)` has been overridden")
+def test_every_optimizer_step_sees_gradients_clipped_to_grad_clip(tmp_path):
+    trainer = make_trainer(tmp_path, epochs=1, task=ScaledTask(), grad_clip=0.25, grad_skip_threshold=0.0)
+    norms = []
+    real_step = trainer.optimizer.step
+
+    def step(*args, **kwargs):
+        grads = [p.grad for p in trainer.model.parameters() if p.grad is not None]
+        norms.append(float(torch.sqrt(sum((g.float() ** 2).sum() for g in grads))))
+        return real_step(*args, **kwargs)
+
+    trainer.optimizer.step = step
+    trainer.fit()
+    assert len(norms) > 5
+    assert max(norms) <= 0.25 * (1 + 1e-4)  # what the optimizer saw was clipped ...
+    rows = list(csv.DictReader((tmp_path / "log" / "train.csv").read_text().splitlines()))
+    assert max(float(r["grad_norm"]) for r in rows if r.get("grad_norm")) > 10  # ... from far larger norms
+
+
+def test_early_stopping_ends_training_after_epochs_without_improvement(tmp_path):
+    """lr 0 never improves on the first epoch's dev metric: 1 + early_stop_epochs epochs run."""
+    result = make_trainer(tmp_path, epochs=10, lr=0.0, warmup_steps=0, early_stop_epochs=2).fit()
+    assert result.best_epoch == 1
+    epochs = {int(r["epoch"]) for r in csv.DictReader((tmp_path / "log" / "dev.csv").read_text().splitlines())}
+    assert epochs == {1, 2, 3}
+    assert make_trainer(tmp_path / "off", epochs=4, lr=0.0, warmup_steps=0).fit().best_epoch == 1
+    assert len((tmp_path / "off" / "log" / "dev.csv").read_text().splitlines()) == 1 + 4
+
+
+def test_classification_metrics_by_hand():
+    from pipeline.metrics import classification_metrics
+
+    scores = np.array([
+        [0.9, 0.1, 0.0],  # truth 0, top-1 0
+        [0.2, 0.5, 0.3],  # truth 2, top-1 1 (2 second)
+        [0.1, 0.2, 0.7],  # truth 2, top-1 2
+        [0.6, 0.3, 0.1],  # truth 1, top-1 0
+    ])
+    m = classification_metrics(scores, np.array([0, 2, 2, 1]), num_classes=3)
+    assert m["top1"] == pytest.approx(2 / 4) and m["num_clips"] == 4
+    assert m["top5"] == pytest.approx(1.0)  # top-min(5, 3): every truth is among 3 classes
+    assert m["confusion"] == [[1, 0, 0], [1, 0, 0], [0, 1, 1]]
+    assert m["mean_class_accuracy"] == pytest.approx((1.0 + 0.0 + 0.5) / 3)
+    m7 = classification_metrics(np.eye(7)[[1, 2]], np.array([1, 3]), num_classes=7)
+    assert m7["top1"] == 0.5 and m7["mean_class_accuracy"] == pytest.approx(0.5)  # absent classes ignored
+    empty = classification_metrics(np.zeros((0, 2)), np.zeros(0), num_classes=2)
+    assert empty["num_clips"] == 0 and empty["confusion"] == [[0, 0], [0, 0]]

@@ -22,6 +22,7 @@ import soundfile as sf
 from data_prep.audio import AudioError, audio_info, load_audio
 from data_prep.manifest import write_manifest
 from data_prep.text_gen import normalize_text
+from pipeline.errors import SeqrecError
 from pipeline.io_utils import atomic_open
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ AUDIO_EXTENSIONS = frozenset(
 _HEADER_FIRST = ("path", "filename", "file", "audio", "audio_filepath", "wav")
 
 
-class CorpusImportError(ValueError):
+class CorpusImportError(SeqrecError, ValueError):
     """A corpus cannot be imported at all; the message names the file or folder."""
 
 

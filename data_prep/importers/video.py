@@ -17,13 +17,14 @@ from typing import Any
 
 from data_prep.manifest import write_manifest
 from data_prep.video_io import VideoError, probe_video
+from pipeline.errors import SeqrecError
 
 log = logging.getLogger(__name__)
 
 _HEADER_PATH = {"path", "video", "video_path", "video_filepath", "filename", "file"}
 
 
-class VideoImportError(ValueError):
+class VideoImportError(SeqrecError, ValueError):
     """A list or split file cannot be used; the message names the file (and line)."""
 
 

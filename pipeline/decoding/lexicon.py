@@ -17,6 +17,7 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
+from pipeline.errors import SeqrecError
 from pipeline.tokenizer import CharTokenizer
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ BOUNDARY = "|"
 SPELL_PREFIX = "<spell:"
 
 
-class LexiconError(ValueError):
+class LexiconError(SeqrecError, ValueError):
     """A lexicon file cannot be used (the message names the file and the line)."""
 
 

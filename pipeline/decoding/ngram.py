@@ -33,6 +33,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.errors import SeqrecError
+
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 #: What ARPA files write for log10(0) (the probability of ``<s>``).
 LOG_ZERO = -99.0
@@ -42,7 +44,7 @@ FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
 Ngram = tuple[str, ...]
 
 
-class ArpaError(ValueError):
+class ArpaError(SeqrecError, ValueError):
     """A file is not a usable ARPA language model (the message names the file and the problem)."""
 
 

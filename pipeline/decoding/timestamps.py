@@ -12,13 +12,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pipeline.decoding.types import CTCHypothesis
+from pipeline.errors import SeqrecError
 from pipeline.tokenizer import CharTokenizer
 
 if TYPE_CHECKING:
     from torch import Tensor
 
 
-class AlignmentError(ValueError):
+class AlignmentError(SeqrecError, ValueError):
     """A transcript cannot be aligned to the given log-probabilities."""
 
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.decoding.lexicon import LexiconError, read_lexicon, spell_words, write_lexicon
 from pipeline.decoding.ngram import ArpaError, check_arpa
+from pipeline.errors import SeqrecError, one_line
 
 if TYPE_CHECKING:
     from pipeline.bundle import Bundle
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 LM_OFF = ("none", "off")
 
 
-class LMError(ValueError):
+class LMError(SeqrecError, ValueError):
     """A language model or lexicon cannot be used (the message names the file)."""
 
 
@@ -90,7 +91,7 @@ class WordLM:
                     lm_weight=self.lm_weight, word_score=self.word_score, beam_size_token=self.beam_size_token,
                 )  # fmt: skip
             except RuntimeError as exc:  # KenLM's own parse errors
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                first = one_line(exc)
                 raise LMError(f"{self.arpa}: KenLM cannot load it: {first}") from exc
 
 

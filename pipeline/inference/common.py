@@ -7,13 +7,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import SeqrecError, one_line  # noqa: F401  (one_line: re-exported)
+
 log = logging.getLogger(__name__)
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".wma", ".aiff", ".aif", ".webm"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
 
 
-class InputError(ValueError):
+class InputError(SeqrecError, ValueError):
     """A command-line input cannot be used as a whole (e.g. a directory with no media files)."""
 
     def __init__(self, path: str | Path, reason: str) -> None:
@@ -59,9 +61,3 @@ def bundle_section(config: dict[str, Any], key: str, kind: type = dict) -> Any:
     if not isinstance(value, kind):
         raise ValueError(f"config.yaml: '{key}' must be a {kind.__name__}, got {type(value).__name__}")
     return value
-
-
-def one_line(exc: BaseException) -> str:
-    """A single-line description of an error for per-file reports."""
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

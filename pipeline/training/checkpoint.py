@@ -10,12 +10,13 @@ from typing import IO, Any
 
 import torch
 
+from pipeline.errors import SeqrecError, one_line
 from pipeline.io_utils import atomic_save, fsync_dir, remove_stale_temps
 
 log = logging.getLogger(__name__)
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(SeqrecError, RuntimeError):
     """A checkpoint cannot be read or written; the message names the file."""
 
 
@@ -47,7 +48,7 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
         if isinstance(cause, OSError):
             reason = cause.strerror or str(cause)
         else:
-            reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+            reason = one_line(cause)
         kept = "the previous checkpoint is unchanged" if path.exists() else "nothing was written"
         raise CheckpointError(f"{path}: cannot write checkpoint: {reason} ({kept})") from cause
     fsync_dir(path.parent)
@@ -86,7 +87,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe content"
         raise CheckpointError(f"{path}: refused to load (not plain weights): {first}") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = one_line(exc)
         raise CheckpointError(f"{path}: corrupt or unreadable checkpoint: {first}") from None
 
 

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from pipeline.amp import autocast, resolve_precision
 from pipeline.config import config_hash, to_dict
+from pipeline.errors import SeqrecError
 from pipeline.training.checkpoint import average_checkpoints, load_checkpoint, save_checkpoint
 from pipeline.training.distributed import DistInfo, all_reduce_mean, barrier, init_distributed
 from pipeline.training.logger import MetricLogger
@@ -95,11 +96,11 @@ class Task(Protocol):
         ...
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(SeqrecError, RuntimeError):
     """Too many consecutive non-finite losses or gradients."""
 
 
-class CheckpointMismatch(RuntimeError):
+class CheckpointMismatch(SeqrecError, RuntimeError):
     """The checkpoints to resume from were written by a run with other settings."""
 
 

@@ -90,31 +90,11 @@ def run_stages(stages: list[Stage], exp_dir: Path, *, start: int, stop: int, for
 
 
 def user_error_types() -> tuple[type[BaseException], ...]:
-    """Exceptions whose one-line messages are written for users: the project's own, and OSError."""
-    from data_prep.audio import AudioError
-    from data_prep.features import FeatureError
-    from data_prep.frame_embed import BackboneError
-    from data_prep.importers.speech import CorpusImportError
-    from data_prep.importers.video import VideoImportError
-    from data_prep.manifest import ManifestError
-    from data_prep.speech_corpus import SpeechCorpusError
-    from data_prep.store import StoreError
-    from data_prep.video_corpus import VideoCorpusError
-    from data_prep.video_io import VideoError
-    from data_prep.whisper_upstream import UpstreamError
-    from pipeline.bundle import BundleError
-    from pipeline.config import ConfigError
-    from pipeline.tokenizer import TokenizerError
-    from pipeline.training.checkpoint import CheckpointError
-    from pipeline.training.trainer import CheckpointMismatch, TrainingDiverged
+    """Exceptions whose one-line messages are written for users: seqrec's own, and OSError
+    (a missing corpus directory, a full disk, permissions: the message names the path)."""
+    from pipeline.errors import SeqrecError
 
-    return (
-        AudioError, BackboneError, BundleError, CheckpointError, ConfigError, CorpusImportError,
-        FeatureError, ManifestError, SpeechCorpusError, StoreError, TokenizerError,
-        TrainingDiverged, CheckpointMismatch, UpstreamError, VideoCorpusError, VideoError,
-        VideoImportError,
-        OSError,  # missing corpus directory, disk full, permissions: the message names the path
-    )  # fmt: skip
+    return (SeqrecError, OSError)
 
 
 @contextlib.contextmanager

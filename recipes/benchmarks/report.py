@@ -12,6 +12,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import SeqrecError
+
 SCHEMA_VERSION = 1
 
 #: ratio key -> (benchmark name, field of that benchmark's dict)
@@ -40,7 +42,7 @@ TARGETS: dict[str, float] = {
 }
 
 
-class ResultsError(ValueError):
+class ResultsError(SeqrecError, ValueError):
     """``results.json`` does not follow the schema; the message names the field."""
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import one_line
 from recipes.benchmarks.timing import BenchmarkError
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ class Runner:
         try:
             into[name] = fn() if self.profile_dir is None else self._profiled(name, fn)
         except (BenchmarkError, ImportError, FileNotFoundError) as exc:
-            self.skipped[name] = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            self.skipped[name] = one_line(exc)
             log.warning("benchmark %s skipped: %s", name, self.skipped[name])
         except Exception as exc:  # one failing benchmark must not lose the others' figures
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""

@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from pipeline.errors import SeqrecError
+
 log = logging.getLogger(__name__)
 
 
-class BenchmarkError(RuntimeError):
+class BenchmarkError(SeqrecError, RuntimeError):
     """A benchmark cannot run (missing bundle, corpus or tool); the message says what is missing."""
 
 

@@ -1,0 +1,26 @@
+"""seqrec's error base and its one-line formatter (torch-free; imports nothing of the project).
+
+Every error that seqrec raises for a user (bad input files, configs, bundles, corpora, LMs)
+derives from :class:`SeqrecError`, besides the built-in class it has always been (``ValueError``
+for bad values, ``RuntimeError`` for failed steps), so ``except ValueError`` keeps working. Its
+message names the file or key and the problem on the first line; :func:`one_line` is how the
+command line and the recipes show it.
+"""
+
+from __future__ import annotations
+
+
+class SeqrecError(Exception):
+    """Base of the errors written for users; the first line of the message says it all."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The first non-empty line of an error's message, or its class name when it has none.
+
+    >>> one_line(ValueError("a.wav: not audio\\n  details"))
+    'a.wav: not audio'
+    """
+    for line in str(exc).splitlines():
+        if line.strip():
+            return line.strip()
+    return type(exc).__name__
