@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from data_prep.audio import AudioError, audio_info
-from data_prep.text_gen import normalize_text
+from data_prep.text_norm import normalize_text
 from pipeline.io_utils import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def validate_speech(
     """Splits speech records into usable ones and dropped ones.
 
     Checks, in order: the record has an id, a path and a text; the id is not a repeat; the text
-    is not empty after :func:`~data_prep.text_gen.normalize_text`; the audio file exists; with
+    is not empty after :func:`~data_prep.text_norm.normalize_text`; the audio file exists; with
     ``check_audio`` its header reads (:func:`~data_prep.audio.audio_info`) and that duration,
     otherwise the manifest's, lies in ``[min_duration, max_duration]``.
 

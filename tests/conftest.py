@@ -19,7 +19,7 @@ def tiny_speech_corpus(tmp_path_factory):
     """The embedded speech corpus at its tiny size: split name -> manifest path."""
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng is not installed (make setup installs it)")
-    from data_prep.speech_corpus import SIZES, generate_speech_corpus
+    from data_prep.corpora.speech_corpus import SIZES, generate_speech_corpus
 
     out = tmp_path_factory.mktemp("speech_corpus")
     return generate_speech_corpus(out, SIZES["tiny"], num_workers=1)

@@ -18,3 +18,21 @@ def test_no_benchmarks_inside_an_installed_package():
         assert pkg.is_dir()
         assert not [d for d in pkg.rglob("*") if d.is_dir() and "bench" in d.name], pkg
     assert (ROOT / "recipes" / "benchmarks" / "suite.py").is_file()
+
+
+def test_import_contracts_hold():
+    """The one-way layers of pyproject.toml's [tool.importlinter] (docs/design.md, "Layers")."""
+    import shutil
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("lint-imports")
+    if not exe.is_file():
+        exe = shutil.which("lint-imports")
+    if exe is None:
+        import pytest
+
+        pytest.skip("import-linter is not installed (it comes with the dev extra)")
+    res = subprocess.run([str(exe), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    assert "0 broken" in res.stdout and "4 kept" in res.stdout

@@ -176,3 +176,30 @@ def test_layer_mix_is_a_softmax_weighted_sum_of_stacked_layers():
     assert model.layer_mix.logits.grad is not None and lp.shape[:2] == (2, 5)
     with pytest.raises(ValueError, match="multiple of input_layers"):
         CTCModel(CTCModelConfig(input_dim=10, input_layers=3))
+
+
+def _arch(model):
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def test_the_factories_build_what_the_recipes_train():
+    """bilstm_ctc / bilstm_classifier take every config field, so the recipes' default models
+    (recipes/*/conf/default.yaml) are one call away, parameter for parameter."""
+    from dataclasses import asdict, replace
+
+    from pipeline.config import load_config
+    from pipeline.models import CTCModel, SequenceClassifier
+    from pipeline.workflow.speech_ctc import DEFAULT_CONFIG as SPEECH_DEFAULT
+    from pipeline.workflow.speech_ctc import SpeechRecipeConfig
+    from pipeline.workflow.video_activity import DEFAULT_CONFIG as VIDEO_DEFAULT
+    from pipeline.workflow.video_activity import VideoRecipeConfig
+
+    speech = load_config(SpeechRecipeConfig, SPEECH_DEFAULT).model
+    flat = {**{k: v for k, v in asdict(speech).items() if k != "encoder"}, **asdict(speech.encoder)}
+    assert speech.encoder.layer_norm and speech.ctc_upsample == 2  # the fields the old factory lacked
+    assert _arch(bilstm_ctc(**flat)) == _arch(CTCModel(speech))
+    video = replace(load_config(VideoRecipeConfig, VIDEO_DEFAULT).model, input_dim=96, num_classes=10)
+    flat = {**{k: v for k, v in asdict(video).items() if k != "encoder"}, **asdict(video.encoder)}
+    assert _arch(bilstm_classifier(**flat)) == _arch(SequenceClassifier(video))
+    with pytest.raises(TypeError, match="hiden_size"):
+        bilstm_ctc(hiden_size=3)

@@ -38,7 +38,7 @@ def test_the_shipped_model_is_float16_small_and_has_its_lm_and_card():
 
 def _speech(tmp_path):
     """Three common sentences read by the first available engine that the model never heard."""
-    from data_prep.tts_engines import available_engines
+    from data_prep.corpora.tts_engines import available_engines
 
     sentences = ["the weather is nice today", "please open the door for me", "we need more time to finish the work"]
     engines = {e.family: e for e in available_engines()}

@@ -1,4 +1,4 @@
-"""Tests for data_prep.speech_corpus: the many-engine corpus on its "tiny" size."""
+"""Tests for data_prep.corpora.speech_corpus: the many-engine corpus on its "tiny" size."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from data_prep import speech_corpus as sc
-from data_prep.manifest import read_manifest
-from data_prep.speech_corpus import (
+from data_prep.corpora import speech_corpus as sc
+from data_prep.corpora.speech_corpus import (
     SIZES,
     SPLITS,
     SpeechCorpusConfig,
@@ -21,8 +20,9 @@ from data_prep.speech_corpus import (
     generate_speech_corpus,
     split_speakers,
 )
-from data_prep.text_gen import normalize_text
-from data_prep.tts_engines import ENGINES, SpeakerSpec
+from data_prep.corpora.tts_engines import ENGINES, SpeakerSpec
+from data_prep.manifest import read_manifest
+from data_prep.text_norm import normalize_text
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
 
@@ -143,7 +143,7 @@ def test_short_of_the_hour_target_writes_no_manifest(tmp_path: Path) -> None:
 def test_a_failing_utterance_is_dropped_with_its_reason(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from data_prep.tts_engines import SynthesisError
+    from data_prep.corpora.tts_engines import SynthesisError
 
     real = ENGINES["espeak"].synthesize
     calls = []

@@ -1,4 +1,4 @@
-"""Tests for data_prep.text_gen: number words, the normaliser and the sentence generator."""
+"""Tests for data_prep.corpora.text_gen: number words, the normaliser and the sentence generator."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from data_prep.text_gen import (
+from data_prep.corpora.text_gen import generate_sentences, load_lexicon
+from data_prep.text_norm import (
     clock_to_words,
-    generate_sentences,
-    load_lexicon,
     normalize_text,
     number_to_words,
     ordinal_to_words,

@@ -1,4 +1,4 @@
-"""Tests of data_prep.text_sources: real English sentences from Debian text packages."""
+"""Tests of data_prep.corpora.text_sources: real English sentences from Debian text packages."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from data_prep import text_sources as ts
-from data_prep.text_gen import normalize_text
+from data_prep.corpora import text_sources as ts
+from data_prep.text_norm import normalize_text
 from pipeline.tokenizer import DEFAULT_TOKENS
 
 ALPHABET = set(DEFAULT_TOKENS[1:])

@@ -1,4 +1,4 @@
-"""Tests of data_prep.tts_engines: every installed engine speaks; missing ones are reported.
+"""Tests of data_prep.corpora.tts_engines: every installed engine speaks; missing ones are reported.
 
 Engines that are not installed here are skipped with the reason (what to install).
 """
@@ -11,8 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from data_prep import tts_engines
-from data_prep.tts_engines import (
+from data_prep.corpora import tts_engines
+from data_prep.corpora.tts_engines import (
     ENGINES,
     SpeakerSpec,
     SynthesisError,

@@ -1,4 +1,4 @@
-"""Tests for the synthetic action-video corpus (data_prep.video_corpus / video_figure)."""
+"""Tests for the synthetic action-video corpus (data_prep.corpora.video_corpus / video_figure)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_prep.manifest import read_manifest
-from data_prep.video_corpus import (
+from data_prep.corpora.video_corpus import (
     CLASSES,
     SIZES,
     SPLITS,
@@ -21,7 +20,8 @@ from data_prep.video_corpus import (
     generate_video_corpus,
     render_clip,
 )
-from data_prep.video_figure import JOINTS, Body, Pose, forward_kinematics
+from data_prep.corpora.video_figure import JOINTS, Body, Pose, forward_kinematics
+from data_prep.manifest import read_manifest
 from data_prep.video_io import probe_video, read_frames
 
 CFG = VideoCorpusConfig(frame_size=48, min_frames=10, max_frames=14)
@@ -202,7 +202,7 @@ def test_corpus_is_resumable_and_parallel_matches_serial(tmp_path: Path):
 
 
 def test_skin_stands_out_from_shirt_and_background():
-    from data_prep.video_corpus import _colour_against, _luma, _skin_colour
+    from data_prep.corpora.video_corpus import _colour_against, _luma, _skin_colour
 
     rng = np.random.default_rng(0)
     vs_bg, vs_shirt = [], []
@@ -217,7 +217,7 @@ def test_skin_stands_out_from_shirt_and_background():
 
 
 def test_pose_targets_split_position_from_configuration():
-    from data_prep.video_corpus import VideoCorpusConfig, clip_keypoints, pose_targets
+    from data_prep.corpora.video_corpus import VideoCorpusConfig, clip_keypoints, pose_targets
 
     n_j = len(JOINTS)
     xy = clip_keypoints("wave", 123, VideoCorpusConfig())
@@ -235,7 +235,7 @@ def test_pose_targets_split_position_from_configuration():
 
 
 def test_pose_flip_map_matches_mirrored_keypoints():
-    from data_prep.video_corpus import (
+    from data_prep.corpora.video_corpus import (
         VideoCorpusConfig,
         clip_keypoints,
         pose_flip_map,

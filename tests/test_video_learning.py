@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from data_prep.video_corpus import CLASSES, SIZES, clip_keypoints, clip_seeds
+from data_prep.corpora.video_corpus import CLASSES, SIZES, clip_keypoints, clip_seeds
 from pipeline.data import FeatureDataset, collate_labels, length_sorted_batches
 from pipeline.models import MeanPoolClassifier, MeanPoolConfig, bilstm_classifier
 from pipeline.training import TrainConfig, Trainer

@@ -68,7 +68,7 @@ def test_clip_labeler_api_directory(recipe_run):
 
 
 def test_corpus_config_takes_the_preset_seed_and_train_size():
-    from data_prep.video_corpus import SIZES
+    from data_prep.corpora.video_corpus import SIZES
     from pipeline.workflow.video_activity import VideoDataConfig, VideoRecipe, VideoRecipeConfig
 
     preset = VideoRecipe(VideoRecipeConfig(data=VideoDataConfig(size="tiny", seed=7))).corpus_config()

@@ -2,7 +2,7 @@
 
 Each importer reads a corpus in place, writes ``out_manifest`` through
 :func:`data_prep.manifest.write_manifest` and returns the records it wrote. Transcripts go
-through :func:`data_prep.text_gen.normalize_text`; durations come from the audio headers.
+through :func:`data_prep.text_norm.normalize_text`; durations come from the audio headers.
 A problem in one entry (missing audio, missing or empty transcript, unreadable file) is logged
 with the file named and the entry skipped; a corpus that cannot be read at all raises
 :class:`CorpusImportError`.
@@ -21,7 +21,7 @@ import soundfile as sf
 
 from data_prep.audio import AudioError, audio_info, load_audio
 from data_prep.manifest import write_manifest
-from data_prep.text_gen import normalize_text
+from data_prep.text_norm import normalize_text
 from pipeline.errors import SeqrecError
 from pipeline.io_utils import atomic_open
 

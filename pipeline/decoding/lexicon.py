@@ -37,6 +37,11 @@ def spelling_unit(char: str) -> str:
     return f"{SPELL_PREFIX}{char}>"
 
 
+def _characters(tokenizer: CharTokenizer) -> set[str]:
+    """The tokens that spell words: all but the blank and the space."""
+    return set(tokenizer.tokens) - {tokenizer.tokens[tokenizer.blank_id], tokenizer.tokens[tokenizer.space_id]}
+
+
 def spell_words(words: Iterable[str], tokenizer: CharTokenizer) -> tuple[dict[str, list[str]], int]:
     """Spells words in the tokenizer's characters.
 
@@ -47,10 +52,7 @@ def spell_words(words: Iterable[str], tokenizer: CharTokenizer) -> tuple[dict[st
     Returns:
         (word -> spelling tokens ending with ``|``, number of words dropped), in first-seen order.
     """
-    chars = set(tokenizer.tokens) - {
-        tokenizer.tokens[tokenizer.blank_id],
-        tokenizer.tokens[tokenizer.space_id],
-    }
+    chars = _characters(tokenizer)
     out: dict[str, list[str]] = {}
     dropped = 0
     for word in words:
@@ -93,10 +95,7 @@ def read_lexicon(path: str | Path, tokenizer: CharTokenizer) -> dict[str, list[s
         LexiconError: the file cannot be read, is not UTF-8, has a malformed line or no entry.
     """
     path = Path(path)
-    allowed = (
-        set(tokenizer.tokens)
-        - {tokenizer.tokens[tokenizer.blank_id], tokenizer.tokens[tokenizer.space_id]}
-    ) | {BOUNDARY}
+    allowed = _characters(tokenizer) | {BOUNDARY}
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import torch
 from torch import nn
@@ -49,24 +50,28 @@ def bilstm_classifier(
     *,
     input_dim: int = 512,
     num_classes: int = 10,
-    cell: str = "lstm",
-    hidden_size: int = 128,
-    num_layers: int = 1,
-    bidirectional: bool = True,
-    dropout: float = 0.1,
     pooling: Pooling = "attention",
+    head_dropout: float = 0.1,
+    **encoder: Any,
 ) -> SequenceClassifier:
-    """Builds a clip classifier; every argument is keyword-only."""
-    enc = EncoderConfig(
-        cell=cell,  # type: ignore[arg-type]
-        hidden_size=hidden_size,
-        num_layers=num_layers,
-        bidirectional=bidirectional,
-        dropout=dropout,
-    )
-    return SequenceClassifier(
-        ClassifierConfig(input_dim=input_dim, num_classes=num_classes, pooling=pooling, encoder=enc)
-    )
+    """Builds a clip classifier from keyword arguments (the same model as
+    ``SequenceClassifier(ClassifierConfig(...))``).
+
+    Args:
+        input_dim, num_classes, pooling, head_dropout: As in :class:`ClassifierConfig`.
+        **encoder: Any :class:`~pipeline.models.encoder.EncoderConfig` field; unset ones take
+            this factory's defaults (one BiLSTM layer of 128, dropout 0.1).
+
+    Raises:
+        TypeError: an argument that is not a field of either config.
+    """
+    unknown = set(encoder) - {f.name for f in fields(EncoderConfig)}
+    if unknown:
+        raise TypeError(f"bilstm_classifier() got unknown argument(s) {sorted(unknown)}")
+    enc = EncoderConfig(**{"cell": "lstm", "hidden_size": 128, "num_layers": 1, "dropout": 0.1, **encoder})
+    return SequenceClassifier(ClassifierConfig(
+        input_dim=input_dim, num_classes=num_classes, pooling=pooling, head_dropout=head_dropout, encoder=enc,
+    ))  # fmt: skip
 
 
 def bilstm_classifier_small() -> SequenceClassifier:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import torch
 from torch import nn
@@ -96,24 +97,41 @@ def bilstm_ctc(
     *,
     input_dim: int = 80,
     vocab_size: int = 29,
-    cell: str = "lstm",
-    hidden_size: int = 256,
-    num_layers: int = 3,
-    bidirectional: bool = True,
-    dropout: float = 0.1,
-    subsampling: int = 2,
+    input_layers: int = 1,
     ctc_upsample: int = 1,
+    utterance_cmn: bool = False,
+    **encoder: Any,
 ) -> CTCModel:
-    """Builds a CTC model; every argument is keyword-only."""
-    enc = EncoderConfig(
-        cell=cell,  # type: ignore[arg-type]
-        hidden_size=hidden_size,
-        num_layers=num_layers,
-        bidirectional=bidirectional,
-        dropout=dropout,
-        subsampling=subsampling,
-    )
-    return CTCModel(CTCModelConfig(input_dim=input_dim, vocab_size=vocab_size, encoder=enc, ctc_upsample=ctc_upsample))
+    """Builds a CTC model from keyword arguments (the same model as ``CTCModel(CTCModelConfig(...))``).
+
+    Args:
+        input_dim, vocab_size, input_layers, ctc_upsample, utterance_cmn: As in
+            :class:`CTCModelConfig`.
+        **encoder: Any :class:`~pipeline.models.encoder.EncoderConfig` field (``cell``,
+            ``hidden_size``, ``num_layers``, ``bidirectional``, ``dropout``, ``subsampling``,
+            ``impl``, ``layer_norm``); unset ones take this factory's defaults (a 3 x 256
+            BiLSTM, dropout 0.1, subsampling 2) rather than EncoderConfig's.
+
+    Example:
+        >>> m = bilstm_ctc(input_dim=384, hidden_size=160, layer_norm=True, dropout=0.3, ctc_upsample=2)
+
+    Raises:
+        TypeError: an argument that is not a field of either config.
+    """
+    unknown = set(encoder) - {f.name for f in fields(EncoderConfig)}
+    if unknown:
+        raise TypeError(f"bilstm_ctc() got unknown argument(s) {sorted(unknown)}")
+    enc = EncoderConfig(**{**_CTC_ENCODER_DEFAULTS, **encoder})
+    return CTCModel(CTCModelConfig(
+        input_dim=input_dim, vocab_size=vocab_size, input_layers=input_layers, encoder=enc,
+        ctc_upsample=ctc_upsample, utterance_cmn=utterance_cmn,
+    ))  # fmt: skip
+
+
+#: What :func:`bilstm_ctc` builds for the encoder fields it is not given.
+_CTC_ENCODER_DEFAULTS: dict[str, Any] = {
+    "cell": "lstm", "hidden_size": 256, "num_layers": 3, "bidirectional": True, "dropout": 0.1, "subsampling": 2,
+}
 
 
 def bilstm_ctc_small() -> CTCModel:

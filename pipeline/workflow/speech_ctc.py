@@ -123,7 +123,7 @@ class SpeechRecipe:
 
         d = self.cfg.data
         if d.corpus == "embedded":
-            from data_prep.speech_corpus import SIZES, generate_speech_corpus
+            from data_prep.corpora.speech_corpus import SIZES, generate_speech_corpus
 
             if d.size not in SIZES:
                 raise ValueError(f"data.size must be one of {sorted(SIZES)}, got {d.size!r}")

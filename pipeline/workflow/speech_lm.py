@@ -70,8 +70,8 @@ def lm_sentences(cfg: LMConfig, train: list[dict], exclude: set[str]) -> list[st
     sentences = [r["text"] for r in train if r["text"] not in exclude]
     sources = sorted({r["text_source"] for r in train if r.get("text_source")})
     if cfg.text == "sources" and sources:
-        from data_prep.text_gen import normalize_text
-        from data_prep.text_sources import load_all_sources
+        from data_prep.corpora.text_sources import load_all_sources
+        from data_prep.text_norm import normalize_text
 
         available = load_all_sources()
         seen = set(sentences)

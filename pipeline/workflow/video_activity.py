@@ -116,7 +116,7 @@ class VideoRecipe:
     def corpus_config(self):
         """The embedded corpus's ``VideoCorpusConfig``: the size preset with this config's seed
         and train size."""
-        from data_prep.video_corpus import SIZES
+        from data_prep.corpora.video_corpus import SIZES
 
         d = self.cfg.data
         if d.size not in SIZES:
@@ -130,7 +130,7 @@ class VideoRecipe:
 
         d = self.cfg.data
         if d.corpus == "embedded":
-            from data_prep.video_corpus import generate_video_corpus
+            from data_prep.corpora.video_corpus import generate_video_corpus
 
             manifests = generate_video_corpus(self.exp / "corpus", self.corpus_config(), num_workers=self.cfg.num_workers)
         else:
@@ -166,7 +166,7 @@ class VideoRecipe:
             seen.update(r["label"] for r in kept)
             out[split] = {"kept": len(kept), "dropped": len(dropped)}
         if self.cfg.data.corpus == "embedded":
-            from data_prep.video_corpus import CLASSES
+            from data_prep.corpora.video_corpus import CLASSES
 
             labels = list(CLASSES)
         else:
@@ -203,13 +203,13 @@ class VideoRecipe:
         """How the embedded corpus's pose targets mirror (None for other corpora)."""
         if self.cfg.data.corpus != "embedded":
             return None
-        from data_prep.video_corpus import pose_flip_map
+        from data_prep.corpora.video_corpus import pose_flip_map
 
         return pose_flip_map()
 
     def fit_clips(self, split: str) -> list:
         """Clips for backbone fitting; the embedded corpus adds each frame's pose (from the
-        generator's joint positions, see :func:`data_prep.video_corpus.pose_targets`) as targets."""
+        generator's joint positions, see :func:`data_prep.corpora.video_corpus.pose_targets`) as targets."""
         from pipeline.training.backbone_fit import FitClip
 
         labels = self.labels()
@@ -218,7 +218,7 @@ class VideoRecipe:
         for r in self.records(split):
             targets = None
             if corpus_cfg is not None and "seed" in r:
-                from data_prep.video_corpus import clip_keypoints, pose_targets
+                from data_prep.corpora.video_corpus import clip_keypoints, pose_targets
 
                 xy = clip_keypoints(r["label"], int(r["seed"]), corpus_cfg)  # (T, J, 2) pixels
                 targets = pose_targets(xy, corpus_cfg.frame_size)  # (T, 2J + 1)

@@ -1,6 +1,6 @@
 """The embedded default speech corpus: real English sentences read by many offline TTS engines.
 
-Engines (:mod:`data_prep.tts_engines`): espeak-ng, flite, festival, piper, hibari and Kokoro.
+Engines (:mod:`data_prep.corpora.tts_engines`): espeak-ng, flite, festival, piper, hibari and Kokoro.
 Each engine offers one or more speakers; every speaker gets its own base rate, pitch and
 level, and every utterance varies them a little. The splits keep three things apart:
 
@@ -9,9 +9,9 @@ level, and every utterance varies them a little. The splits keep three things ap
   number that says how the model does on voices unlike anything it trained on.
 * **speakers**: within the other engines, about 10% of each voice group's speakers are held
   out for dev and 10% for test (groups of fewer than 10 speakers stay in train).
-* **sentences**: open-vocabulary sentences (:mod:`data_prep.text_sources`) are drawn disjoint
+* **sentences**: open-vocabulary sentences (:mod:`data_prep.corpora.text_sources`) are drawn disjoint
   per split; with ``text="open"`` a held-out text source appears only in test. ``text=
-  "generated"`` uses the template grammar of :mod:`data_prep.text_gen` instead (no packages).
+  "generated"`` uses the template grammar of :mod:`data_prep.corpora.text_gen` instead (no packages).
 
 espeak-ng is a formant synthesizer unlike any other voice, so its share of training audio is
 capped (``train_shares``). A missing engine is skipped with one log line and its share goes
@@ -49,9 +49,10 @@ import soundfile as sf
 import torch
 
 from data_prep.audio import resample
+from data_prep.corpora.text_gen import generate_sentences
+from data_prep.corpora.tts_engines import ENGINES, SpeakerSpec, available_engines
 from data_prep.manifest import write_manifest
-from data_prep.text_gen import generate_sentences, normalize_text
-from data_prep.tts_engines import ENGINES, SpeakerSpec, available_engines
+from data_prep.text_norm import normalize_text
 from pipeline.errors import SeqrecError
 from pipeline.io_utils import atomic_open, atomic_write_json
 
@@ -128,7 +129,7 @@ SIZES: dict[str, SpeechCorpusConfig] = {
         train_utts=18000, dev_utts=300, test_utts=600, min_train_hours=10.0,
         train_shares=(("espeak", 0.25), ("flite", 0.2), ("hibari", 0.3), ("kokoro", 0.25)),
     ),
-    # The corpus of the first sessions: espeak-ng and flite reading template sentences.
+    # The original corpus: espeak-ng and flite reading template sentences.
     "espeak": SpeechCorpusConfig(
         train_utts=3450, dev_utts=300, test_utts=300, engines=("espeak", "flite"),
         held_out_engines=(), train_shares=(("espeak", 0.98), ("flite", 0.02)), text="generated",
@@ -242,7 +243,7 @@ def _sentences(cfg: SpeechCorpusConfig) -> dict[str, list[tuple[str, str]]]:
             out[split] = [(t, "template") for t in sentences[start : start + counts[split]]]
             start += counts[split]
         return out
-    from data_prep.text_sources import available_sources, load_all_sources, split_sentences
+    from data_prep.corpora.text_sources import available_sources, load_all_sources, split_sentences
 
     names = available_sources()
     if not names:
@@ -291,7 +292,7 @@ def _plan(out_dir: Path, cfg: SpeechCorpusConfig, speakers: dict[str, list[Speak
 
 
 #: Bumped when synthesis changes what a wav holds (2: silence trimmed to TRIM_KEEP_S;
-#: 3: engines behind data_prep.tts_engines, rate factors, pitch in semitones, peak level).
+#: 3: engines behind data_prep.corpora.tts_engines, rate factors, pitch in semitones, peak level).
 SYNTH_VERSION = 3
 #: Silence kept before the first and after the last audible sample. espeak-ng ends every
 #: sentence with ~0.3 s of silence (14% of the audio), which only costs training time.

@@ -32,8 +32,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from data_prep.manifest import write_manifest
-from data_prep.video_figure import (
+from data_prep.corpora.video_figure import (
     JOINTS,
     LABEL_MOTION,
     Body,
@@ -43,6 +42,7 @@ from data_prep.video_figure import (
     project,
     sample_motion,
 )
+from data_prep.manifest import write_manifest
 from data_prep.video_io import VideoError, VideoInfo, probe_video, write_video_checked
 from pipeline.config import config_hash
 from pipeline.errors import SeqrecError

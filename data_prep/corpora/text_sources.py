@@ -1,6 +1,6 @@
 """Real English sentences with an open vocabulary, from text that installs offline (Debian).
 
-The template grammar of :mod:`data_prep.text_gen` has a closed vocabulary of a few thousand
+The template grammar of :mod:`data_prep.corpora.text_gen` has a closed vocabulary of a few thousand
 words. This module reads real English from Debian packages, cleans it for speech synthesis
 and ASR targets, and splits it into disjoint train/dev/test sets:
 
@@ -11,7 +11,7 @@ and ASR targets, and splits it into disjoint train/dev/test sets:
 ``fortunes`` (``fortunes``, ``fortunes-min``) fortune cookies, only the inoffensive files
              and not the code/ascii-art/in-joke ones: jokes, quotes, aphorisms.
 
-Every sentence is passed through :func:`data_prep.text_gen.normalize_text` (lowercase ``a-z``,
+Every sentence is passed through :func:`data_prep.text_norm.normalize_text` (lowercase ``a-z``,
 apostrophes inside words, single spaces), so it fits the character tokenizer. Before that the
 raw text is filtered: URLs, code-like characters, all-caps words and abbreviations (which a
 synthesiser would read differently from their normalised transcript), non-Latin letters,
@@ -38,7 +38,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from data_prep.text_gen import generate_sentences, normalize_text
+from data_prep.corpora.text_gen import generate_sentences
+from data_prep.text_norm import normalize_text
 from pipeline.errors import SeqrecError
 
 MIN_WORDS = 4
@@ -509,7 +510,7 @@ def split_sentences(
     is removed from the in-domain pool. Other splits and the in-domain part of the test split
     are drawn uniformly from the pooled in-domain sentences (so each source contributes in
     proportion to its size), except that a ``template_fraction`` share of every split comes
-    from :func:`data_prep.text_gen.generate_sentences` (source tag ``"template"``).
+    from :func:`data_prep.corpora.text_gen.generate_sentences` (source tag ``"template"``).
 
     Args:
         sentences_by_source: Source name -> sentences (e.g. from :func:`load_all_sources`).

@@ -2,7 +2,7 @@
 
 Every engine turns English text into a mono float32 waveform at the engine's own sample rate::
 
-    from data_prep.tts_engines import available_engines
+    from data_prep.corpora.tts_engines import available_engines
 
     for engine in available_engines():            # one INFO line per engine that is missing
         spk = engine.speakers()[0]
