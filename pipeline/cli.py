@@ -48,7 +48,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--format", choices=("txt", "json"), default="txt", help="output format (default: txt)")
     common.add_argument(
         "--output-dir", type=Path, metavar="DIR", help="also write one <name>.<format> file per input here"
     )
@@ -63,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="transcribe audio files to text with word timestamps",
         description="Transcribe audio files (any sample rate or channel count; wav, flac, ogg, mp3, "
         "and whatever ffmpeg decodes). Directories are searched recursively for audio files.",
+    )
+    t.add_argument(
+        "--format", choices=("txt", "json", "srt", "vtt", "tsv", "all"), default="txt",
+        help="txt (default), json, srt/vtt subtitles, tsv (start/end in ms); all: every format, "
+        "written to --output-dir (stdout shows txt)",
     )
     t.add_argument(
         "--model", type=Path, metavar="DIR", default=None,
@@ -90,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Label video clips with the activity classes of a video bundle. With --window, "
         "also label sliding windows over each (long) video.",
     )
+    lab.add_argument("--format", choices=("txt", "json"), default="txt", help="output format (default: txt)")
     lab.add_argument("--model", required=True, type=Path, metavar="DIR", help="video bundle directory")
     lab.add_argument("--top-k", type=_positive_int, default=5, help="labels to report per clip (default: 5)")
     lab.add_argument("--window", type=_positive_float, metavar="SEC", help="sliding window length in seconds")
@@ -97,14 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _output_name(path: str, fmt: str, used: set[str]) -> str:
-    """``<stem>.<fmt>``, or a longer unique name when another input of this run had that stem."""
+def _output_stem(path: str, used: set[str]) -> str:
+    """``<stem>``, or a longer unique one (``<name>``, ``<name>.2``, ...) when another input of
+    this run had that stem; outputs are ``<stem>.<format>``."""
     p = Path(path)
-    candidates = [f"{p.stem}.{fmt}", f"{p.name}.{fmt}"]
-    candidates += [f"{p.name}.{k}.{fmt}" for k in range(2, len(used) + 3)]
-    name = next(c for c in candidates if c not in used)
-    used.add(name)
-    return name
+    candidates = [p.stem, p.name, *(f"{p.name}.{k}" for k in range(2, len(used) + 3))]
+    stem = next(c for c in candidates if c not in used)
+    used.add(stem)
+    return stem
 
 
 def _emit(results: list[Any], fmt: str, output_dir: Path | None, render, debug: bool) -> int:
@@ -112,22 +117,30 @@ def _emit(results: list[Any], fmt: str, output_dir: Path | None, render, debug: 
 
     Good results go to stdout (and ``output_dir``); each failed file gets one line
     ``seqrec: error: <path>: <reason>`` on stderr, with its traceback under ``--debug``.
+    ``render(row, fmt)`` gives a result's text in a format other than json; ``fmt == "all"``
+    writes every format of :data:`TRANSCRIBE_FORMATS` and prints txt.
     """
     from pipeline.io_utils import atomic_write_text
 
     used: set[str] = set()
     failed = 0
+    formats = TRANSCRIBE_FORMATS if fmt == "all" else (fmt,)
+
+    def text_of(row: dict[str, Any], f: str) -> str:
+        return json.dumps(row, ensure_ascii=False) if f == "json" else render(row, f).rstrip("\n")
+
     for res in results:
         row = res.to_dict()
         if "error" not in row:
-            text = json.dumps(row, ensure_ascii=False) if fmt == "json" else render(row)
-            print(text, flush=True)
+            print(text_of(row, "txt" if fmt == "all" else fmt), flush=True)
             if output_dir is None:
                 continue
-            out = output_dir / _output_name(row["path"], fmt, used)
+            stem = _output_stem(row["path"], used)
             try:
                 output_dir.mkdir(parents=True, exist_ok=True)
-                atomic_write_text(out, text + "\n")
+                for f in formats:
+                    out = output_dir / f"{stem}.{f}"
+                    atomic_write_text(out, text_of(row, f) + "\n")
                 continue
             except OSError as exc:
                 row = {"path": row["path"], "error": f"cannot write {out}: {exc.strerror or exc}"}
@@ -143,6 +156,18 @@ def _emit(results: list[Any], fmt: str, output_dir: Path | None, render, debug: 
     if failed:
         print(f"seqrec: {failed} of {len(results)} file(s) failed", file=sys.stderr)
     return EXIT_FILE_ERRORS if failed else EXIT_OK
+
+
+#: What ``seqrec transcribe --format all`` writes for each file.
+TRANSCRIBE_FORMATS = ("txt", "json", "srt", "vtt", "tsv")
+
+
+def _render_transcription(row: dict[str, Any], fmt: str) -> str:
+    if fmt == "txt":
+        return f"{row['path']}\t{row['text']}"
+    from pipeline.inference.subtitles import render
+
+    return render(row, fmt)
 
 
 def _quiet_native_logs(debug: bool) -> None:
@@ -208,7 +233,9 @@ def _transcribe(args: argparse.Namespace) -> int:
         )
     log.debug("engine: %s", engine)
     results = transcriber.transcribe(args.paths)
-    return _emit(results, args.format, args.output_dir, lambda r: f"{r['path']}\t{r['text']}", args.debug)
+    if args.format == "all" and args.output_dir is None:
+        raise ValueError("--format all writes files: it needs --output-dir")
+    return _emit(results, args.format, args.output_dir, _render_transcription, args.debug)
 
 
 def _label(args: argparse.Namespace) -> int:
@@ -220,7 +247,7 @@ def _label(args: argparse.Namespace) -> int:
     labeler = ClipLabeler.from_pretrained(args.model, device=args.device)
     results = labeler.label(args.paths, top_k=args.top_k, window=args.window, stride=args.stride)
 
-    def render(r: dict[str, Any]) -> str:
+    def render(r: dict[str, Any], fmt: str) -> str:
         best = " ".join(f"{x['label']}:{x['score']:.3f}" for x in r["labels"])
         lines = [f"{r['path']}\t{best}"]
         for seg in r.get("segments", []):

@@ -182,6 +182,32 @@ def test_the_bundle_carries_its_word_lm_and_transcribe_uses_it(recipe_run, tmp_p
     assert "--lm none" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+def test_transcribe_subtitle_formats(recipe_run, tmp_path, capsys):
+    """--format srt|vtt|tsv print subtitles built from the word timestamps; --format all writes
+    every format per file and needs --output-dir."""
+    exp, _ = recipe_run
+    wavs = sorted((exp / "corpus" / "wavs" / "test").glob("*.wav"))[:2]
+    bundle = ["--model", str(exp / "bundle"), "--lm", "none"]
+    assert cli_main(["transcribe", *bundle, "--format", "json", str(wavs[0])]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert cli_main(["transcribe", *bundle, "--format", "srt", str(wavs[0])]) == 0
+    srt = capsys.readouterr().out
+    if row["words"]:
+        assert srt.startswith("1\n00:00:") and " --> " in srt
+        assert " ".join(line for line in srt.splitlines() if line and "-->" not in line and not line.isdigit()) == row["text"]
+    out = tmp_path / "out"
+    assert cli_main(["transcribe", *bundle, "--format", "all", "--output-dir", str(out), *map(str, wavs)]) == 0
+    assert capsys.readouterr().out.splitlines()[0].split("\t")[0] == str(wavs[0])  # stdout: txt
+    for wav in wavs:
+        for fmt in ("txt", "json", "srt", "vtt", "tsv"):
+            assert (out / f"{wav.stem}.{fmt}").is_file(), fmt
+    assert (out / f"{wavs[0].stem}.vtt").read_text().startswith("WEBVTT")
+    assert (out / f"{wavs[0].stem}.tsv").read_text().startswith("start\tend\ttext\n")
+    assert cli_main(["transcribe", *bundle, "--format", "all", str(wavs[0])]) == 2
+    assert "--output-dir" in capsys.readouterr().err
+
+
 def test_cli_usage_errors(capsys, tmp_path):
     assert cli_main(["transcribe", "--model", str(tmp_path / "nope"), "x.wav"]) == 2
     assert "bundle directory not found" in capsys.readouterr().err
