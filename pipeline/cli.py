@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
         "written to --output-dir (stdout shows txt)",
     )
     t.add_argument(
+        "--skip-existing", action="store_true",
+        help="with --output-dir: leave out inputs whose outputs are already there (resume a run)",
+    )
+    t.add_argument(
         "--model", type=Path, metavar="DIR", default=None,
         help="speech bundle directory (default: the English model shipped with seqrec)",
     )
@@ -112,30 +116,38 @@ def _output_stem(path: str, used: set[str]) -> str:
     return stem
 
 
-def _emit(results: list[Any], fmt: str, output_dir: Path | None, render, debug: bool) -> int:
+def _emit(
+    results: Iterable[Any], fmt: str, output_dir: Path | None, render, debug: bool, stems: list[str] | None = None
+) -> int:
     """Prints each result (or its error line) and writes per-file outputs; returns the exit code.
 
     Good results go to stdout (and ``output_dir``); each failed file gets one line
     ``seqrec: error: <path>: <reason>`` on stderr, with its traceback under ``--debug``.
     ``render(row, fmt)`` gives a result's text in a format other than json; ``fmt == "all"``
-    writes every format of :data:`TRANSCRIBE_FORMATS` and prints txt.
+    writes every format of :data:`TRANSCRIBE_FORMATS` and prints txt. ``results`` may be a
+    generator: each result is printed and written as it comes, so a killed run keeps the
+    finished files' outputs. ``stems``: the output name of each result, in order (default:
+    from the results' paths).
     """
-    from pipeline.io_utils import atomic_write_text
+    from pipeline.io_utils import atomic_write_text, remove_stale_temps
 
+    if output_dir is not None and output_dir.is_dir():
+        remove_stale_temps(output_dir / "x", whole_dir=True)  # left by a killed earlier run
     used: set[str] = set()
-    failed = 0
+    failed = total = 0
     formats = TRANSCRIBE_FORMATS if fmt == "all" else (fmt,)
 
     def text_of(row: dict[str, Any], f: str) -> str:
         return json.dumps(row, ensure_ascii=False) if f == "json" else render(row, f).rstrip("\n")
 
-    for res in results:
+    for k, res in enumerate(results):
+        total += 1
         row = res.to_dict()
         if "error" not in row:
             print(text_of(row, "txt" if fmt == "all" else fmt), flush=True)
             if output_dir is None:
                 continue
-            stem = _output_stem(row["path"], used)
+            stem = stems[k] if stems is not None else _output_stem(row["path"], used)
             try:
                 output_dir.mkdir(parents=True, exist_ok=True)
                 for f in formats:
@@ -154,7 +166,7 @@ def _emit(results: list[Any], fmt: str, output_dir: Path | None, render, debug: 
         if debug and exc is not None:
             traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
     if failed:
-        print(f"seqrec: {failed} of {len(results)} file(s) failed", file=sys.stderr)
+        print(f"seqrec: {failed} of {total} file(s) failed", file=sys.stderr)
     return EXIT_FILE_ERRORS if failed else EXIT_OK
 
 
@@ -208,8 +220,26 @@ def _transcribe(args: argparse.Namespace) -> int:
         # times faster than two when another process keeps a core busy). Torch does not use
         # numpy's BLAS, so this is harmless when auto then picks torch.
         os.environ.setdefault("OPENBLAS_NUM_THREADS", str(args.threads or 1))
+    from pipeline.inference.common import AUDIO_EXTENSIONS, expand_paths
     from pipeline.pretrained import speech_model_dir
 
+    if args.format == "all" and args.output_dir is None:
+        raise ValueError("--format all writes files: it needs --output-dir")
+    if args.skip_existing and args.output_dir is None:
+        raise ValueError("--skip-existing needs --output-dir")
+    files = [str(p) for p in expand_paths(args.paths, AUDIO_EXTENSIONS)]
+    used: set[str] = set()
+    stems = [_output_stem(f, used) for f in files]  # over all inputs, so a rerun names alike
+    if args.skip_existing:
+        formats = TRANSCRIBE_FORMATS if args.format == "all" else (args.format,)
+        done = [all((args.output_dir / f"{st}.{f}").is_file() for f in formats) for st in stems]
+        files = [f for f, d in zip(files, done, strict=True) if not d]
+        stems = [st for st, d in zip(stems, done, strict=True) if not d]
+        if sum(done):
+            print(f"seqrec: skipped {sum(done)} file(s) with outputs in {args.output_dir}", file=sys.stderr)
+        if not files:
+            return EXIT_OK
+    args.paths = files
     args.model = speech_model_dir(args.model)
     engine = _pick_engine(args)
     transcriber: Any = None
@@ -232,10 +262,8 @@ def _transcribe(args: argparse.Namespace) -> int:
             args.model, device=args.device, beam_size=args.beam_size, lm=args.lm
         )
     log.debug("engine: %s", engine)
-    results = transcriber.transcribe(args.paths)
-    if args.format == "all" and args.output_dir is None:
-        raise ValueError("--format all writes files: it needs --output-dir")
-    return _emit(results, args.format, args.output_dir, _render_transcription, args.debug)
+    transcribe = getattr(transcriber, "transcribe_iter", transcriber.transcribe)  # lite: short jobs, a list
+    return _emit(transcribe(files), args.format, args.output_dir, _render_transcription, args.debug, stems=stems)
 
 
 def _label(args: argparse.Namespace) -> int:

@@ -789,3 +789,46 @@ def test_recipe_run_error_is_one_line_exit_1(recipe: str, tmp_path: Path, capsys
     (line,) = [ln for ln in err.splitlines() if "ERROR" in ln]
     assert f"{tmp_path / 'nope'}: corpus directory not found" in line
     assert "corpus directory not found" in (tmp_path / "exp" / "log" / "run.log").read_text()
+
+
+# --------------------------------------------------------------------------- streaming, resume
+
+
+@pytest.mark.slow
+def test_sigkill_mid_directory_keeps_finished_outputs_and_skip_existing_finishes(tmp_path: Path, speech_bundle: Path):
+    """Results are written as each group of files is decoded: a run killed as soon as the first
+    output exists leaves only whole, loadable outputs, and --skip-existing transcribes the rest."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    n = 200
+    for i in range(n):  # 4 s each, 800 s in all: more than one group of 60000 log-mel frames
+        _wav(audio / f"f{i:03d}.wav", seconds=4.0)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "pipeline.cli", "transcribe", "--model", str(speech_bundle), "--lm", "none",
+           "--engine", "torch", "--format", "json", "--output-dir", str(out), str(audio)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    def first_output() -> bool:
+        return out.is_dir() and any(p.suffix == ".json" and not p.name.startswith(".") for p in out.iterdir())
+
+    while proc.poll() is None and time.monotonic() < deadline and not first_output():
+        time.sleep(0.005)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    finished = sorted(p for p in out.iterdir() if p.suffix == ".json")
+    assert 0 < len(finished) < n
+    for p in finished:
+        assert json.loads(p.read_text())["path"].endswith(p.stem + ".wav")
+    assert not [p for p in out.iterdir() if p.suffix != ".json" and not p.name.startswith(".")]  # temporaries hide
+    res = subprocess.run([*cmd, "--skip-existing"], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert f"skipped {len(finished)} file(s)" in res.stderr
+    assert len(res.stdout.splitlines()) == n - len(finished)
+    assert sorted(p.stem for p in out.glob("*.json")) == [f"f{i:03d}" for i in range(n)]
+    assert sorted(p.name for p in out.iterdir()) == [f"f{i:03d}.json" for i in range(n)]  # the killed run's temporaries are gone

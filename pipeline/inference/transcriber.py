@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -197,7 +198,7 @@ class Transcriber:
             out.append((text, words))
         return out
 
-    def _decode_batch(self, batch: list[int], feats: dict[int, torch.Tensor], results: list[Transcription],
+    def _decode_batch(self, batch: list[int], feats: dict[int, torch.Tensor], results: dict[int, Transcription],
                       beam_size: int | None, fail) -> None:
         """Decodes one batch; if it fails, decodes its files one by one so only the culprit fails."""
         try:
@@ -223,16 +224,38 @@ class Transcriber:
     ) -> list[Transcription]:
         """Transcribes files (or directories of audio files), in input order.
 
-        Files are loaded, sorted by length and decoded in batches of at most
-        ``max_batch_frames`` padded frames. A file that cannot be read gets a result with
-        ``error`` set; the others go on. With ``raise_errors=True`` the first error raises.
+        The list form of :meth:`transcribe_iter` (same arguments and errors).
+        """
+        return list(
+            self.transcribe_iter(paths, beam_size=beam_size, max_batch_frames=max_batch_frames, raise_errors=raise_errors)
+        )
+
+    def transcribe_iter(
+        self,
+        paths: list[str | Path] | str | Path,
+        *,
+        beam_size: int | None = None,
+        max_batch_frames: int = 60000,
+        raise_errors: bool = False,
+    ) -> Iterator[Transcription]:
+        """Yields each file's result in input order, as soon as the group holding it is decoded.
+
+        Files are loaded in input order into groups of at most ``max_batch_frames`` feature
+        frames (a longer file is a group of its own); each group is sorted by length, decoded
+        in padded batches within that budget, and its results are yielded before the next group
+        is loaded. Memory is bounded by the group, not by the number of files, and a caller that
+        writes each result as it comes keeps them all if the run is killed later.
+
+        A file that cannot be read gets a result with ``error`` set; the others go on. With
+        ``raise_errors=True`` the first error raises.
         """
         from data_prep.audio import load_audio
+        from pipeline.data import length_sorted_batches
 
         if isinstance(paths, (str, Path)):
             paths = [paths]
         files = expand_paths(paths, AUDIO_EXTENSIONS)
-        results = [Transcription(path=str(p)) for p in files]
+        results: dict[int, Transcription] = {}
 
         def fail(i: int, exc: Exception) -> None:
             if raise_errors:
@@ -240,23 +263,30 @@ class Transcriber:
             results[i].error, results[i].exception = one_line(exc), exc
             log.debug("failed %s: %s", files[i], results[i].error)
 
+        def decode_group(feats: dict[int, torch.Tensor]) -> None:
+            keys = list(feats)
+            for batch in length_sorted_batches([feats[k].size(0) for k in keys], max_batch_frames):
+                self._decode_batch([keys[b] for b in batch], feats, results, beam_size, fail)
+
         feats: dict[int, torch.Tensor] = {}
+        frames = 0
+        start = 0  # first file of the current group
         for i, path in enumerate(files):
+            results[i] = Transcription(path=str(path))
             try:
                 check_input(path, AUDIO_EXTENSIONS, "audio")
                 wave = load_audio(path, target_sr=self.feature_cfg.sample_rate)
                 if wave.numel() == 0:
                     raise ValueError(f"{path}: no audio samples")
                 feats[i] = self.features(wave)
+                results[i].duration = wave.numel() / self.feature_cfg.sample_rate
+                frames += feats[i].size(0)
             except Exception as exc:  # one bad file must not stop the others
                 fail(i, exc)
-                continue
-            results[i].duration = wave.numel() / self.feature_cfg.sample_rate
-        from pipeline.data import length_sorted_batches
-
-        t0 = time.perf_counter()
-        keys = list(feats)
-        for batch in length_sorted_batches([feats[k].size(0) for k in keys], max_batch_frames):
-            self._decode_batch([keys[b] for b in batch], feats, results, beam_size, fail)
-        log.debug("decoded %d files in %.3f s", len(feats), time.perf_counter() - t0)
-        return results
+            if frames >= max_batch_frames or i == len(files) - 1:
+                t0 = time.perf_counter()
+                decode_group(feats)
+                log.debug("decoded files %d-%d in %.3f s", start, i, time.perf_counter() - t0)
+                for j in range(start, i + 1):
+                    yield results.pop(j)
+                feats, frames, start = {}, 0, i + 1
