@@ -13,8 +13,9 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", choices=("txt", "json", "srt", "vtt", "tsv", "all"), default="txt",
         help="txt (default), json, srt/vtt subtitles, tsv (start/end in ms); all: every format, "
         "written to --output-dir (stdout shows txt)",
+    )
+    t.add_argument(
+        "--raw", action="store_true",
+        help="with the path '-': standard input is raw 16 kHz mono signed 16-bit little-endian PCM",
     )
     t.add_argument(
         "--skip-existing", action="store_true",
@@ -223,13 +228,24 @@ def _transcribe(args: argparse.Namespace) -> int:
     from pipeline.inference.common import AUDIO_EXTENSIONS, expand_paths
     from pipeline.pretrained import speech_model_dir
 
+    if args.paths.count("-") > 1:
+        raise ValueError("standard input ('-') can be given once")
+    if args.raw and "-" not in args.paths:
+        raise ValueError("--raw describes standard input: give the path '-'")
+    if "-" in args.paths:
+        with tempfile.TemporaryDirectory(prefix="seqrec-stdin-") as tmp:
+            stdin_file = _read_stdin(Path(tmp), raw=args.raw)
+            args.paths = [str(stdin_file) if p == "-" else p for p in args.paths]
+            args.stdin_file, args.raw = str(stdin_file), False
+            return _transcribe(args)
     if args.format == "all" and args.output_dir is None:
         raise ValueError("--format all writes files: it needs --output-dir")
     if args.skip_existing and args.output_dir is None:
         raise ValueError("--skip-existing needs --output-dir")
     files = [str(p) for p in expand_paths(args.paths, AUDIO_EXTENSIONS)]
     used: set[str] = set()
-    stems = [_output_stem(f, used) for f in files]  # over all inputs, so a rerun names alike
+    stdin_file = getattr(args, "stdin_file", None)
+    stems = [_output_stem("stdin" if f == stdin_file else f, used) for f in files]  # a rerun names alike
     if args.skip_existing:
         formats = TRANSCRIBE_FORMATS if args.format == "all" else (args.format,)
         done = [all((args.output_dir / f"{st}.{f}").is_file() for f in formats) for st in stems]
@@ -263,7 +279,38 @@ def _transcribe(args: argparse.Namespace) -> int:
         )
     log.debug("engine: %s", engine)
     transcribe = getattr(transcriber, "transcribe_iter", transcriber.transcribe)  # lite: short jobs, a list
-    return _emit(transcribe(files), args.format, args.output_dir, _render_transcription, args.debug, stems=stems)
+
+    def results() -> Iterator[Any]:
+        for res in transcribe(files):
+            if res.path == stdin_file:
+                res.path = "-"
+                if res.error:
+                    res.error = res.error.replace(stdin_file, "standard input")
+            yield res
+
+    return _emit(results(), args.format, args.output_dir, _render_transcription, args.debug, stems=stems)
+
+
+def _read_stdin(tmp: Path, *, raw: bool) -> Path:
+    """Standard input into a file: as it is (any format soundfile or ffmpeg reads), or with
+    ``raw`` as 16 kHz mono s16le PCM wrapped in a WAV header."""
+    data = sys.stdin.buffer.read()
+    if not raw:
+        path = tmp / "stdin"
+        path.write_bytes(data)
+        return path
+    import numpy as np
+    import soundfile as sf
+
+    if len(data) % 2:
+        raise ValueError(f"standard input: raw s16le PCM needs an even number of bytes, got {len(data)}")
+    path = tmp / "stdin.wav"
+    sf.write(path, np.frombuffer(data, dtype="<i2"), RAW_SAMPLE_RATE, subtype="PCM_16")
+    return path
+
+
+#: Sample rate of ``seqrec transcribe --raw -`` input.
+RAW_SAMPLE_RATE = 16000
 
 
 def _label(args: argparse.Namespace) -> int:

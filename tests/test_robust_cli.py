@@ -832,3 +832,39 @@ def test_sigkill_mid_directory_keeps_finished_outputs_and_skip_existing_finishes
     assert len(res.stdout.splitlines()) == n - len(finished)
     assert sorted(p.stem for p in out.glob("*.json")) == [f"f{i:03d}" for i in range(n)]
     assert sorted(p.name for p in out.iterdir()) == [f"f{i:03d}.json" for i in range(n)]  # the killed run's temporaries are gone
+
+
+def _stdin(monkeypatch, data: bytes) -> None:
+    import io
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", type("Stdin", (), {"buffer": io.BytesIO(data)})())
+
+
+def test_transcribe_reads_standard_input(tmp_path: Path, speech_bundle: Path, capsys, monkeypatch):
+    """`seqrec transcribe -`: a file piped in (any format), or raw 16 kHz s16le with --raw,
+    gives the same result as the file itself; bad standard input is one error line."""
+    wav = _wav(tmp_path / "a.wav", seconds=1.5)
+    base = ["transcribe", "--model", str(speech_bundle), "--lm", "none", "--format", "json"]
+    code, rows, _, _ = _run(capsys, *base, str(wav))
+    assert code == 0
+    expected = rows[0]
+    sf.write(tmp_path / "a.flac", sf.read(wav)[0], SR, format="FLAC")
+    pcm, sr = sf.read(wav, dtype="int16")
+    assert sr == 16000
+    for data, extra in (((tmp_path / "a.flac").read_bytes(), []), (pcm.tobytes(), ["--raw"])):
+        _stdin(monkeypatch, data)
+        code, rows, errors, err = _run(capsys, *base, *extra, "-")
+        assert code == 0 and errors == [], err
+        assert rows[0]["path"] == "-" and rows[0]["text"] == expected["text"]
+        assert rows[0]["duration"] == pytest.approx(expected["duration"], abs=0.01)
+    _stdin(monkeypatch, b"")
+    code, rows, errors, err = _run(capsys, *base, "-")
+    assert code == 1 and rows == [] and len(errors) == 1 and "standard input" in errors[0] and "Traceback" not in err
+    _stdin(monkeypatch, b"\x01\x02\x03")
+    code, _, _, err = _run(capsys, *base, "--raw", "-")
+    assert code == 2 and "even number of bytes" in err
+    out = tmp_path / "out"
+    _stdin(monkeypatch, wav.read_bytes())
+    assert _run(capsys, *base, "--output-dir", str(out), "-")[0] == 0
+    assert json.loads((out / "stdin.json").read_text())["path"] == "-"
