@@ -12,6 +12,8 @@ Every failure is a :class:`VideoError` whose message is one line, ``"<path>: <re
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import math
 import os
@@ -64,6 +66,86 @@ class VideoInfo:
     width: int
     height: int
     duration: float
+
+
+@dataclass(frozen=True)
+class VideoLimits:
+    """How much of one video the readers decode before refusing it as absurd or hostile.
+
+    Attributes:
+        max_duration_s: Longest content: decoded frames at the header's frame rate (default 6 hours).
+        max_frames: Most frames decoded from one file (default 2 million: 18 hours at 30 fps).
+        max_pixels: Largest frame, width x height (default 8192 x 8192).
+    """
+
+    max_duration_s: float = 6 * 3600.0
+    max_frames: int = 2_000_000
+    max_pixels: int = 8192 * 8192
+
+
+_LIMITS: contextvars.ContextVar[VideoLimits | None] = contextvars.ContextVar("video_limits", default=None)
+
+
+@contextlib.contextmanager
+def video_limits(limits: VideoLimits) -> Iterator[None]:
+    """Every video opened inside the ``with`` block (in this thread) is read under ``limits``."""
+    token = _LIMITS.set(limits)
+    try:
+        yield
+    finally:
+        _LIMITS.reset(token)
+
+
+class _LimitedCapture:
+    """A ``cv2.VideoCapture`` that counts what it decodes and refuses past :class:`VideoLimits`."""
+
+    def __init__(self, cap: cv2.VideoCapture, path: Path, limits: VideoLimits) -> None:
+        self._cap, self._path, self._limits = cap, path, limits
+        self._frames = 0
+        self._fps = _header_fps(cap) or DEFAULT_FPS
+        width, height = cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
+        if math.isfinite(width * height) and width * height > limits.max_pixels:
+            cap.release()
+            raise VideoError(path, self._too_big(int(width), int(height)))
+
+    def _too_big(self, width: int, height: int) -> str:
+        return f"frames of {width} x {height} exceed the limit of {self._limits.max_pixels} pixels"
+
+    def __getattr__(self, name: str):
+        return getattr(self._cap, name)
+
+    def _count(self) -> None:
+        self._frames += 1
+        lim = self._limits
+        if self._frames > lim.max_frames:
+            raise VideoError(self._path, f"more than {lim.max_frames} frames: over the decode limit")
+        # Content duration: decoded frames at the header's rate. Timestamps would let one corrupt
+        # jump (handled cheaply elsewhere) refuse a five-frame file.
+        if self._frames / self._fps > lim.max_duration_s:
+            raise VideoError(self._path, f"longer than {lim.max_duration_s:g} s: over the decode limit")
+
+    def _check(self, frame: np.ndarray | None) -> None:
+        if frame is not None and frame.shape[0] * frame.shape[1] > self._limits.max_pixels:
+            raise VideoError(self._path, self._too_big(frame.shape[1], frame.shape[0]))
+
+    def grab(self) -> bool:
+        ok = self._cap.grab()
+        if ok:
+            self._count()
+        return ok
+
+    def read(self):
+        ok, frame = self._cap.read()
+        if ok:
+            self._count()
+            self._check(frame)
+        return ok, frame
+
+    def retrieve(self):
+        ok, frame = self._cap.retrieve()
+        if ok:
+            self._check(frame)
+        return ok, frame
 
 
 class Window(NamedTuple):
@@ -131,8 +213,12 @@ def _looks_like_audio(path: Path) -> bool:
     return len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0  # MPEG audio frame sync
 
 
-def _open_capture(path: str | Path) -> cv2.VideoCapture:
-    """Opens ``path`` with the FFmpeg backend; raises VideoError naming the problem."""
+def _open_capture(path: str | Path) -> _LimitedCapture:
+    """Opens ``path`` with the FFmpeg backend, under the current :class:`VideoLimits`.
+
+    Raises:
+        VideoError: naming the problem (unreadable, not video, frames over the pixel limit).
+    """
     path = Path(path)
     _check_file(path)
     # The FFmpeg backend alone: CAP_ANY would read "%d" in a name as an image-sequence pattern.
@@ -145,7 +231,7 @@ def _open_capture(path: str | Path) -> cv2.VideoCapture:
         if _looks_like_audio(path):
             raise VideoError(path, "cannot open as video: the file holds audio only, no video stream")
         raise VideoError(path, "cannot open as video (corrupt file or unsupported format)")
-    return cap
+    return _LimitedCapture(cap, path, _LIMITS.get() or VideoLimits())
 
 
 def _header_fps(cap: cv2.VideoCapture) -> float | None:

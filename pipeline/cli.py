@@ -108,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--top-k", type=_positive_int, default=5, help="labels to report per clip (default: 5)")
     lab.add_argument("--window", type=_positive_float, metavar="SEC", help="sliding window length in seconds")
     lab.add_argument("--stride", type=_positive_float, metavar="SEC", help="window stride in seconds (default: window/2)")
+    lab.add_argument("--max-duration", type=_positive_float, metavar="SEC",
+                     help="refuse a video longer than this (default: 6 hours)")
+    lab.add_argument("--max-frames", type=_positive_int, metavar="N",
+                     help="refuse a video with more frames (default: 2,000,000)")
+    lab.add_argument("--max-pixels", type=_positive_int, metavar="N",
+                     help="refuse frames larger than this, width x height (default: 8192 x 8192)")
     return parser
 
 
@@ -319,8 +325,12 @@ def _label(args: argparse.Namespace) -> int:
     if args.stride is not None and args.window is None:
         raise ValueError("--stride needs --window")
     _quiet_native_logs(args.debug)
+    from data_prep.video_io import VideoLimits
+
+    given = {"max_duration_s": args.max_duration, "max_frames": args.max_frames, "max_pixels": args.max_pixels}
+    limits = VideoLimits(**{k: v for k, v in given.items() if v is not None})  # the rest: its defaults
     labeler = ClipLabeler.from_pretrained(args.model, device=args.device)
-    results = labeler.label(args.paths, top_k=args.top_k, window=args.window, stride=args.stride)
+    results = labeler.label_iter(args.paths, top_k=args.top_k, window=args.window, stride=args.stride, limits=limits)
 
     def render(r: dict[str, Any], fmt: str) -> str:
         best = " ".join(f"{x['label']}:{x['score']:.3f}" for x in r["labels"])

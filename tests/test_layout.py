@@ -36,3 +36,9 @@ def test_import_contracts_hold():
     res = subprocess.run([str(exe), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
     assert "0 broken" in res.stdout and "4 kept" in res.stdout
+
+
+def test_readme_is_a_users_guide_of_at_most_15000_characters():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(text) <= 15_000
+    assert text.index("make demo") < text.index("## The `seqrec` command")  # the two commands come first

@@ -868,3 +868,24 @@ def test_transcribe_reads_standard_input(tmp_path: Path, speech_bundle: Path, ca
     _stdin(monkeypatch, wav.read_bytes())
     assert _run(capsys, *base, "--output-dir", str(out), "-")[0] == 0
     assert json.loads((out / "stdin.json").read_text())["path"] == "-"
+
+
+def test_video_decode_limits_stop_absurd_videos_with_one_line(tmp_path: Path, video_bundle: Path, capsys):
+    """--max-frames, --max-duration and --max-pixels refuse a video past them (one error line,
+    the other files go on); the defaults let ordinary clips through."""
+    small = _video(tmp_path / "small.mp4", _ramp(8), fps=10.0)
+    big = _video(tmp_path / "big.mp4", _ramp(40, h=96, w=128), fps=10.0)  # 40 frames, 4 s, 128 x 96
+    base = ["label", "--model", str(video_bundle), "--format", "json", "--top-k", "1"]
+    for flag, value, reason in (("--max-frames", "20", "more than 20 frames"),
+                                ("--max-duration", "2", "longer than 2 s"),
+                                ("--max-pixels", "10000", "exceed the limit of 10000 pixels")):  # fmt: skip
+        code, rows, errors, err = _run(capsys, *base, flag, value, str(small), str(big))
+        assert code == 1 and [r["path"] for r in rows] == [str(small)], err
+        assert len(errors) == 1 and str(big) in errors[0] and reason in errors[0] and "Traceback" not in err
+    code, rows, errors, _ = _run(capsys, *base, "--window", "1", str(big))
+    assert code == 0 and errors == [] and len(rows[0]["segments"]) >= 3
+    from data_prep.video_io import VideoLimits, probe_video, video_limits
+
+    with video_limits(VideoLimits(max_frames=5)), pytest.raises(Exception, match="more than 5 frames"):
+        probe_video(big)
+    assert probe_video(big).num_frames == 40  # the limit applied inside the block only

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,20 +117,42 @@ class ClipLabeler:
         stride: float | None = None,
         batch_size: int = 16,
         raise_errors: bool = False,
+        limits=None,
     ) -> list[ClipLabels]:
         """Labels each file (directories are searched for videos), in input order.
 
+        The list form of :meth:`label_iter` (same arguments and errors).
+        """
+        return list(self.label_iter(paths, top_k=top_k, window=window, stride=stride, batch_size=batch_size,
+                                    raise_errors=raise_errors, limits=limits))  # fmt: skip
+
+    def label_iter(
+        self,
+        paths: list[str | Path] | str | Path,
+        *,
+        top_k: int = 5,
+        window: float | None = None,
+        stride: float | None = None,
+        batch_size: int = 16,
+        raise_errors: bool = False,
+        limits=None,
+    ) -> Iterator[ClipLabels]:
+        """Yields each file's labels in input order, as soon as the batch holding it is scored.
+
         With ``window`` (seconds), each result also has ``segments``: labels of sliding
-        windows of that length every ``stride`` seconds (default ``window / 2``).
+        windows of that length every ``stride`` seconds (default ``window / 2``); the windows
+        are decoded and scored ``batch_size`` at a time, never all held at once.
+        ``limits`` (a :class:`data_prep.video_io.VideoLimits`; default its defaults) stops
+        absurd or hostile videos (too long, too many frames, too large) with one error line.
         A file that cannot be decoded gets a result with ``error`` set; the others go on.
         """
-        from data_prep.video_io import iter_windows, load_clip
+        from data_prep.video_io import VideoLimits, iter_windows, load_clip, video_limits
 
         if isinstance(paths, (str, Path)):
             paths = [paths]
         b = self.backbone_cfg
         files = expand_paths(paths, VIDEO_EXTENSIONS)
-        results = [ClipLabels(path=str(p)) for p in files]
+        results: dict[int, ClipLabels] = {}
         pending: list[tuple[int, np.ndarray]] = []
 
         def fail(i: int, exc: Exception) -> None:
@@ -151,30 +175,30 @@ class ClipLabeler:
             for (j, _), p in zip(items, probs, strict=True):
                 results[j].labels = self._top(p, top_k)
 
-        def flush() -> None:
-            if pending:
-                score(list(pending))
-                pending.clear()
+        def windows(path: Path) -> list[dict[str, Any]]:
+            segments = []
+            wins = iter_windows(path, window, stride or window / 2, num_segments=b.num_segments,
+                                size=b.frame_size, short_side=b.short_side)  # fmt: skip
+            while chunk := list(itertools.islice(wins, batch_size)):
+                for w, probs in zip(chunk, self.scores([w.frames for w in chunk]), strict=True):
+                    segments.append({"start": round(w.start_s, 3), "end": round(w.end_s, 3), "labels": self._top(probs, top_k)})
+            return segments
 
+        done = 0  # results before this index have been yielded
         for i, path in enumerate(files):
+            results[i] = ClipLabels(path=str(path))
             try:
                 check_input(path, VIDEO_EXTENSIONS, "video")
-                clip = load_clip(path, b.num_segments, size=b.frame_size, short_side=b.short_side)
-                segments = None
-                if window is not None:
-                    segments = []
-                    wins = list(iter_windows(path, window, stride or window / 2, num_segments=b.num_segments,
-                                             size=b.frame_size, short_side=b.short_side))
-                    for start in range(0, len(wins), batch_size):
-                        chunk = wins[start : start + batch_size]
-                        for w, probs in zip(chunk, self.scores([w.frames for w in chunk]), strict=True):
-                            segments.append({"start": round(w.start_s, 3), "end": round(w.end_s, 3), "labels": self._top(probs, top_k)})
+                with video_limits(limits or VideoLimits()):  # only around decoding: no yield inside
+                    clip = load_clip(path, b.num_segments, size=b.frame_size, short_side=b.short_side)
+                    results[i].segments = windows(path) if window is not None else None
+                pending.append((i, clip))
             except Exception as exc:  # one bad file must not stop the others
                 fail(i, exc)
-                continue
-            results[i].segments = segments
-            pending.append((i, clip))
-            if len(pending) >= batch_size:
-                flush()
-        flush()
-        return results
+            if len(pending) >= batch_size or i == len(files) - 1:
+                if pending:
+                    score(list(pending))
+                    pending.clear()
+                for j in range(done, i + 1):
+                    yield results.pop(j)
+                done = i + 1
