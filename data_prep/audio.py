@@ -48,6 +48,17 @@ _MAX_RATIO_TERM = 1000
 _FLOAT_SUBTYPES = {"FLOAT", "DOUBLE"}
 
 
+#: Containers ffmpeg may read as audio input. Playlists and other demuxers that open further
+#: files or URLs (hls, concat, ...) are refused: a ".wav" that is really an HLS or concat
+#: playlist would otherwise make ffmpeg read whatever file it names.
+AUDIO_DEMUXERS = (
+    "wav,w64,flac,ogg,mp3,mov,matroska,aac,aiff,asf,avi,amr,au,caf,wv,ape,mpeg,mpegts,flv,ac3,eac3,dts,"
+    "truehd,tta,voc"
+)
+#: Input options of every ffmpeg/ffprobe call on user files: local files only, listed containers only.
+FFMPEG_INPUT_GUARD = ("-protocol_whitelist", "file,pipe", "-format_whitelist", AUDIO_DEMUXERS)
+
+
 class AudioError(SeqrecError):
     """An audio file cannot be used. ``str()`` is one line: ``"<path>: <reason>"``."""
 
@@ -392,6 +403,7 @@ def _ffmpeg_decode(
         "-hide_banner",
         "-v",
         "error",
+        *FFMPEG_INPUT_GUARD,
         "-i",
         f"file:{path}",
         "-map",
@@ -433,6 +445,7 @@ def _ffprobe_info(path: Path, sf_reason: str) -> AudioInfo:
         "stream=sample_rate,channels,duration:format=duration",
         "-of",
         "json",
+        *FFMPEG_INPUT_GUARD,
         f"file:{path}",
     ]
     proc = _run(cmd, path)

@@ -36,6 +36,13 @@ DEFAULT_FPS = 25.0
 _MAX_HINT_FRAMES = 10_000_000
 
 
+#: Containers OpenCV's FFmpeg backend may open, and local files only: a ".mp4" that is really a
+#: concat or HLS playlist would otherwise make it read whatever file or URL it names. Set through
+#: OpenCV's ``OPENCV_FFMPEG_CAPTURE_OPTIONS`` (unless the environment already sets it).
+VIDEO_DEMUXERS = "mov,matroska,avi,mpeg,mpegts,flv,asf,ogg,mjpeg"
+os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", f"format_whitelist;{VIDEO_DEMUXERS}|protocol_whitelist;file")
+
+
 class VideoError(SeqrecError):
     """A video file cannot be used. ``str()`` is one line: ``"<path>: <reason>"``."""
 

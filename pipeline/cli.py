@@ -361,6 +361,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("seqrec: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`seqrec ... | head`): stop quietly, as cat does
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail
+        return EXIT_OK
     except Exception as exc:
         if args.debug:
             raise

@@ -889,3 +889,46 @@ def test_video_decode_limits_stop_absurd_videos_with_one_line(tmp_path: Path, vi
     with video_limits(VideoLimits(max_frames=5)), pytest.raises(Exception, match="more than 5 frames"):
         probe_video(big)
     assert probe_video(big).num_frames == 40  # the limit applied inside the block only
+
+
+@pytest.mark.skipif(not HAS_FFMPEG, reason="needs the ffmpeg command")
+def test_playlists_disguised_as_media_never_read_the_files_they_name(tmp_path: Path, speech_bundle: Path,
+                                                                    video_bundle: Path, capsys):  # fmt: skip
+    """An HLS or concat playlist named .wav/.mp4 would make ffmpeg/OpenCV read another file
+    (or a URL); the demuxer whitelist refuses it with one error line."""
+    secret_audio = tmp_path / "secret.ts"
+    _ffmpeg("-f", "lavfi", "-i", "sine=f=440:d=1", "-c:a", "aac", "-f", "mpegts", str(secret_audio))
+    secret_video = tmp_path / "secret_v.ts"
+    _ffmpeg("-f", "lavfi", "-i", "color=c=gray:s=32x32:r=5:d=1", "-c:v", "mpeg4", "-f", "mpegts", str(secret_video))
+    hls = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:10\n#EXTINF:10.0,\n{}\n#EXT-X-ENDLIST\n"
+    concat = "ffconcat version 1.0\nfile '{}'\n"
+    cases = [("transcribe", speech_bundle, "hls.wav", hls.format(secret_audio.name)),
+             ("transcribe", speech_bundle, "concat.wav", concat.format(secret_audio.name)),
+             ("label", video_bundle, "concat.mp4", concat.format(secret_video.name)),
+             ("label", video_bundle, "hls.mp4", hls.format(secret_video.name))]  # fmt: skip
+    for command, bundle, name, text in cases:
+        (tmp_path / name).write_text(text)
+        code, rows, errors, err = _run(capsys, command, "--model", str(bundle), "--format", "json", str(tmp_path / name))
+        assert code == 1 and rows == [], (name, rows)
+        assert len(errors) == 1 and name in errors[0] and "Traceback" not in err
+    from data_prep.audio import load_audio
+
+    assert load_audio(secret_audio).numel() > 8000  # the secret itself is ordinary, readable media
+
+
+@pytest.mark.slow
+def test_output_piped_into_head_ends_quietly(tmp_path: Path, speech_bundle: Path):
+    """`seqrec transcribe DIR | head -1`: the closed pipe ends the run with exit 0, no error line."""
+    import subprocess
+    import sys
+
+    for i in range(800):  # about 120 kB of output: more than a pipe holds, so writes must fail
+        _wav(tmp_path / f"f{i:03d}.wav", seconds=0.5)
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "transcribe", "--model", str(speech_bundle),
+                             "--lm", "none", "--engine", "torch", "--format", "json", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    first = proc.stdout.readline()
+    proc.stdout.close()  # what head does after its line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 0 and json.loads(first)["path"].startswith(str(tmp_path))
+    assert "Broken pipe" not in err and "error" not in err, err
