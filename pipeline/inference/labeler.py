@@ -108,23 +108,11 @@ class ClipLabeler:
         order = np.argsort(-probs, kind="stable")[:k]
         return [{"label": self.labels_[i], "score": round(float(probs[i]), 4)} for i in order]
 
-    def label(
-        self,
-        paths: list[str | Path] | str | Path,
-        *,
-        top_k: int = 5,
-        window: float | None = None,
-        stride: float | None = None,
-        batch_size: int = 16,
-        raise_errors: bool = False,
-        limits=None,
-    ) -> list[ClipLabels]:
-        """Labels each file (directories are searched for videos), in input order.
-
-        The list form of :meth:`label_iter` (same arguments and errors).
-        """
-        return list(self.label_iter(paths, top_k=top_k, window=window, stride=stride, batch_size=batch_size,
-                                    raise_errors=raise_errors, limits=limits))  # fmt: skip
+    def label(self, paths: list[str | Path] | str | Path, **options: Any) -> list[ClipLabels]:
+        """Labels each file (directories are searched for videos), in input order: the list form
+        of :meth:`label_iter`, which documents ``options`` (top_k, window, stride, batch_size,
+        raise_errors, limits)."""
+        return list(self.label_iter(paths, **options))
 
     def label_iter(
         self,

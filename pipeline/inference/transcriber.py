@@ -214,21 +214,11 @@ class Transcriber:
         for j, (text, words) in zip(batch, decoded, strict=True):
             results[j].text, results[j].words = text, words
 
-    def transcribe(
-        self,
-        paths: list[str | Path] | str | Path,
-        *,
-        beam_size: int | None = None,
-        max_batch_frames: int = 60000,
-        raise_errors: bool = False,
-    ) -> list[Transcription]:
-        """Transcribes files (or directories of audio files), in input order.
-
-        The list form of :meth:`transcribe_iter` (same arguments and errors).
-        """
-        return list(
-            self.transcribe_iter(paths, beam_size=beam_size, max_batch_frames=max_batch_frames, raise_errors=raise_errors)
-        )
+    def transcribe(self, paths: list[str | Path] | str | Path, **options: Any) -> list[Transcription]:
+        """Transcribes files (or directories of audio files), in input order: the list form of
+        :meth:`transcribe_iter`, which documents ``options`` (beam_size, max_batch_frames,
+        raise_errors)."""
+        return list(self.transcribe_iter(paths, **options))
 
     def transcribe_iter(
         self,
