@@ -70,6 +70,9 @@ class FeatureConfig:
         problems = []
         if self.sample_rate <= 0 or self.n_mels <= 0 or self.hop_length <= 0:
             problems.append("sample_rate, n_mels and hop_length must be positive")
+        if self.sample_rate > 384_000 or self.n_mels > 512 or self.n_fft > 16384 or self.hop_length > self.n_fft:
+            problems.append("sizes beyond any speech front end (sample_rate <= 384000, n_mels <= 512, "
+                            "n_fft <= 16384, hop_length <= n_fft)")  # fmt: skip
         if not 0 < self.win_length <= self.n_fft:
             problems.append(f"win_length {self.win_length} must be in (0, n_fft={self.n_fft}]")
         if not 0 <= self.f_min < self.f_max <= self.sample_rate / 2:

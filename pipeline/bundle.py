@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,8 @@ if TYPE_CHECKING:  # torch is imported only where weights are read or written
 
 FORMAT_VERSION = 1
 CONFIG_NAME = "config.yaml"
+#: Largest ``config.yaml`` a bundle may have (seqrec's are about 2 kB).
+MAX_CONFIG_BYTES = 1_000_000
 
 
 class BundleError(SeqrecError, ValueError):
@@ -91,8 +94,10 @@ def safe_member(root: Path, name: str) -> Path:
     resolved = (root / candidate).resolve()
     if not resolved.is_relative_to(root.resolve()):
         raise BundleError(f"{root}: file name {name!r} resolves outside the bundle ({resolved})")
-    if not resolved.is_file():
+    if not resolved.exists():
         raise BundleError(f"{root}: bundle file {name!r} is missing")
+    if not resolved.is_file():
+        raise BundleError(f"{root}: bundle file {name!r} is not a regular file")
     return resolved
 
 
@@ -116,8 +121,16 @@ def load_bundle(path: str | Path, *, kind: str | None = None) -> Bundle:
             )
         raise BundleError(f"{root}: model bundle directory not found")
     cfg_path = root / CONFIG_NAME
+    if not cfg_path.exists() and not cfg_path.is_symlink():
+        raise BundleError(f"{cfg_path}: missing (is {root} a seqrec bundle?)")
+    # Confined like the weights: a regular file inside the bundle, and small (a symlink to
+    # /dev/zero or a FIFO would otherwise mean an endless read or a hang).
+    safe_member(root, CONFIG_NAME)
+    if not stat.S_ISREG(cfg_path.stat().st_mode) or cfg_path.stat().st_size > MAX_CONFIG_BYTES:
+        raise BundleError(f"{cfg_path}: must be a regular file of at most {MAX_CONFIG_BYTES} bytes")
     try:
-        config = yaml.safe_load(cfg_path.read_text())
+        with open(cfg_path, "rb") as fh:
+            config = yaml.safe_load(fh.read(MAX_CONFIG_BYTES + 1).decode("utf-8", "replace"))
     except FileNotFoundError:
         raise BundleError(f"{cfg_path}: missing (is {root} a seqrec bundle?)") from None
     except yaml.YAMLError as exc:

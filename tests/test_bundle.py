@@ -106,3 +106,58 @@ def test_missing_and_malformed(tmp_path):
     (path / "config.yaml").write_text("format_version: 99\n")
     with pytest.raises(BundleError, match="format_version"):
         load_bundle(path)
+
+
+def _speech_bundle(tmp_path, **model_changes):
+    from pipeline.config import to_dict
+    from pipeline.models.ctc_model import CTCModelConfig
+    from pipeline.tokenizer import CharTokenizer
+
+    tok = CharTokenizer()
+    cfg = to_dict(CTCModelConfig(vocab_size=tok.vocab_size))
+    cfg["encoder"].update(model_changes)
+    out = tmp_path / "b"
+    out.mkdir(parents=True)
+    (out / "config.yaml").write_text(yaml.safe_dump({
+        "format_version": 1, "kind": "speech_ctc", "model": cfg, "features": {}, "tokens": tok.to_list(),
+        "weights": "model.safetensors",
+    }))  # fmt: skip
+    (out / "model.safetensors").write_bytes(b"")
+    return out
+
+
+def test_untrusted_bundles_cannot_exhaust_resources(tmp_path):
+    """config.yaml is confined like the weights (regular file in the bundle, at most 1 MB) and
+    size fields are bounded before anything is built: each refusal is quick, with one line."""
+    import os
+    import signal
+
+    from pipeline.inference.transcriber import Transcriber
+
+    def hang(signum, frame):
+        raise TimeoutError("loading the bundle hung")
+
+    signal.signal(signal.SIGALRM, hang)
+
+    cases = {}
+    b = _speech_bundle(tmp_path / "zero")
+    (b / "config.yaml").unlink()
+    (b / "config.yaml").symlink_to("/dev/zero")
+    cases["zero"] = (b, "outside the bundle")
+    b = _speech_bundle(tmp_path / "fifo")
+    (b / "config.yaml").unlink()
+    os.mkfifo(b / "config.yaml")
+    cases["fifo"] = (b, "not a regular file")
+    b = _speech_bundle(tmp_path / "big")
+    (b / "config.yaml").write_text("a: " + "x" * 1_100_000)
+    cases["big"] = (b, "at most 1000000 bytes")
+    cases["huge model"] = (_speech_bundle(tmp_path / "huge", hidden_size=10**7), "hidden_size must be")
+    cases["deep model"] = (_speech_bundle(tmp_path / "deep", num_layers=10**4), "num_layers must be")
+    for name, (bundle, reason) in cases.items():
+        signal.alarm(30)  # a FIFO read or a giant allocation would hang here: fail instead
+        try:
+            with pytest.raises(BundleError) as exc:
+                Transcriber.from_pretrained(bundle, lm="none")
+        finally:
+            signal.alarm(0)
+        assert reason in str(exc.value) and "\n" not in str(exc.value), name

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pipeline.models.encoder import EncoderConfig, RNNEncoder
+from pipeline.models.encoder import MAX_DIM, EncoderConfig, RNNEncoder, check_range
 from pipeline.models.heads import ClassificationHead, Pooling
 from pipeline.models.normalize import GlobalCMVN
 
@@ -22,6 +22,12 @@ class ClassifierConfig:
     pooling: Pooling = "attention"
     head_dropout: float = 0.1
     encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(hidden_size=128, num_layers=1))
+
+    def __post_init__(self) -> None:
+        check_range("model.input_dim", self.input_dim, 1, MAX_DIM)
+        check_range("model.num_classes", self.num_classes, 2, 100_000)
+        if not 0.0 <= self.head_dropout < 1.0:
+            raise ValueError(f"model.head_dropout must be in [0, 1), got {self.head_dropout}")
 
 
 class SequenceClassifier(nn.Module):

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pipeline.models.encoder import EncoderConfig, RNNEncoder
+from pipeline.models.encoder import MAX_DIM, EncoderConfig, RNNEncoder, check_range
 from pipeline.models.heads import CTCHead
 from pipeline.models.normalize import GlobalCMVN, utterance_mean_norm
 
@@ -24,6 +24,12 @@ class CTCModelConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     ctc_upsample: int = 1  # output frames per encoder frame (see CTCHead)
     utterance_cmn: bool = False  # also subtract each utterance's own mean (speaker/channel)
+
+    def __post_init__(self) -> None:
+        check_range("model.input_dim", self.input_dim, 1, MAX_DIM)
+        check_range("model.input_layers", self.input_layers, 1, 64)
+        check_range("model.vocab_size", self.vocab_size, 2, 100_000)
+        check_range("model.ctc_upsample", self.ctc_upsample, 1, 8)
 
 
 class LayerWeightedSum(nn.Module):

@@ -33,6 +33,30 @@ class EncoderConfig:
     impl: str = "auto"  # auto | padded | packed: how the RNN steps over padding (same outputs)
     layer_norm: bool = False  # LayerNorm on each layer's output (before dropout and the next layer)
 
+    def __post_init__(self) -> None:
+        # Bounds, checked before anything is allocated: a bundle's config is untrusted data.
+        check_range("encoder.hidden_size", self.hidden_size, 1, MAX_HIDDEN)
+        check_range("encoder.num_layers", self.num_layers, 1, MAX_LAYERS)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"encoder.dropout must be in [0, 1), got {self.dropout}")
+        if self.subsampling not in _STAGES:
+            raise ValueError(f"encoder.subsampling must be one of {sorted(_STAGES)}, got {self.subsampling}")
+        if self.cell not in _CELLS or self.impl not in ("auto", "padded", "packed"):
+            raise ValueError(f"encoder.cell {self.cell!r} / impl {self.impl!r} unknown")
+
+
+#: Largest sizes a model config may ask for (far above any seqrec model; a bundle asking for
+#: more is refused before anything is built).
+MAX_HIDDEN = 4096
+MAX_LAYERS = 16
+MAX_DIM = 16384
+
+
+def check_range(name: str, value: int, low: int, high: int) -> None:
+    """Raises ValueError unless ``value`` is an int in [low, high]."""
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+
 
 def lengths_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     """(B,) lengths -> (B, T) bool mask, True on valid frames."""
