@@ -231,26 +231,29 @@ def _transcribe(args: argparse.Namespace) -> int:
         # times faster than two when another process keeps a core busy). Torch does not use
         # numpy's BLAS, so this is harmless when auto then picks torch.
         os.environ.setdefault("OPENBLAS_NUM_THREADS", str(args.threads or 1))
-    from pipeline.inference.common import AUDIO_EXTENSIONS, expand_paths
-    from pipeline.pretrained import speech_model_dir
-
     if args.paths.count("-") > 1:
         raise ValueError("standard input ('-') can be given once")
     if args.raw and "-" not in args.paths:
         raise ValueError("--raw describes standard input: give the path '-'")
-    if "-" in args.paths:
-        with tempfile.TemporaryDirectory(prefix="seqrec-stdin-") as tmp:
-            stdin_file = _read_stdin(Path(tmp), raw=args.raw)
-            args.paths = [str(stdin_file) if p == "-" else p for p in args.paths]
-            args.stdin_file, args.raw = str(stdin_file), False
-            return _transcribe(args)
     if args.format == "all" and args.output_dir is None:
         raise ValueError("--format all writes files: it needs --output-dir")
     if args.skip_existing and args.output_dir is None:
         raise ValueError("--skip-existing needs --output-dir")
+    if "-" not in args.paths:
+        return _transcribe_files(args, None)
+    with tempfile.TemporaryDirectory(prefix="seqrec-stdin-") as tmp:
+        stdin_file = str(_read_stdin(Path(tmp), raw=args.raw))
+        args.paths = [stdin_file if p == "-" else p for p in args.paths]
+        return _transcribe_files(args, stdin_file)
+
+
+def _transcribe_files(args: argparse.Namespace, stdin_file: str | None) -> int:
+    """``seqrec transcribe`` once standard input (if any) sits in ``stdin_file``."""
+    from pipeline.inference.common import AUDIO_EXTENSIONS, expand_paths
+    from pipeline.pretrained import speech_model_dir
+
     files = [str(p) for p in expand_paths(args.paths, AUDIO_EXTENSIONS)]
     used: set[str] = set()
-    stdin_file = getattr(args, "stdin_file", None)
     stems = [_output_stem("stdin" if f == stdin_file else f, used) for f in files]  # a rerun names alike
     if args.skip_existing:
         formats = TRANSCRIBE_FORMATS if args.format == "all" else (args.format,)

@@ -71,10 +71,10 @@ def test_discounts_follow_the_counts_of_counts_and_fall_back_on_tiny_data():
     from collections import Counter
 
     adjusted = Counter({f"w{i}": c for i, c in enumerate([1] * 10 + [2] * 5 + [3] * 3 + [4] * 2)})
-    d1, d2, d3 = _discounts(adjusted, 1)
+    d1, d2, d3 = _discounts(adjusted)
     y = 10 / (10 + 2 * 5)
     assert (d1, d2, d3) == pytest.approx((1 - 2 * y * 5 / 10, 2 - 3 * y * 3 / 5, 3 - 4 * y * 2 / 3))
-    assert _discounts(Counter({"a": 1, "b": 2}), 1) == FALLBACK_DISCOUNTS
+    assert _discounts(Counter({"a": 1, "b": 2})) == FALLBACK_DISCOUNTS
 
 
 def test_bad_arguments_are_refused():

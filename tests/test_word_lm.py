@@ -44,9 +44,7 @@ def lm_files(tmp_path, *, spell: float | None = None, words=None):
     model = build_kneser_ney(SENTENCES, 3)
     lexicon, _ = spell_words(words or model.vocabulary, TOK)
     if spell is not None:
-        lexicon = add_spelling_units(lexicon, TOK)
-        for unit in [w for w in lexicon if w.startswith("<spell:")]:
-            model.grams[0][(unit,)] = (spell, 0.0)
+        lexicon = add_spelling_units(lexicon, TOK, model, spell)
     model.write_arpa(tmp_path / "lm.arpa.gz")
     write_lexicon(tmp_path / "lexicon.txt", lexicon)
     return tmp_path / "lm.arpa.gz", tmp_path / "lexicon.txt"

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
+from pipeline.decoding.ngram import NgramModel
 from pipeline.errors import SeqrecError
 from pipeline.tokenizer import CharTokenizer
 
@@ -68,13 +69,22 @@ def spell_words(words: Iterable[str], tokenizer: CharTokenizer) -> tuple[dict[st
 
 
 def add_spelling_units(
-    lexicon: dict[str, list[str]], tokenizer: CharTokenizer
+    lexicon: dict[str, list[str]],
+    tokenizer: CharTokenizer,
+    model: NgramModel | None = None,
+    log10_prob: float = -4.0,
 ) -> dict[str, list[str]]:
-    """The lexicon plus one spelling unit per letter token (see the module docstring)."""
+    """The lexicon plus one spelling unit per letter token (see the module docstring).
+
+    With ``model``, each unit also becomes one of its unigrams at ``log10_prob`` (changed in
+    place), which is what the decoder charges per spelt letter.
+    """
     out = dict(lexicon)
     for tok in tokenizer.tokens:
         if tok.isalpha() and len(tok) == 1:
             out[spelling_unit(tok)] = [tok]
+            if model is not None:
+                model.grams[0][(spelling_unit(tok),)] = (float(log10_prob), 0.0)
     return out
 
 

@@ -127,7 +127,12 @@ class NgramModel:
         f.write("\n\\end\\\n")
 
 
-def _discounts(adjusted: Counter, order: int) -> tuple[float, float, float]:
+def _discount(count: float, ds: Sequence[float]) -> float:
+    """The discount of an adjusted count: D1, D2 or D3+."""
+    return ds[0] if count == 1 else ds[1] if count == 2 else ds[2]
+
+
+def _discounts(adjusted: Counter) -> tuple[float, float, float]:
     """Modified Kneser-Ney discounts (D1, D2, D3+) from counts of adjusted counts."""
     t = Counter(min(c, 5) for c in adjusted.values())
     t1, t2, t3, t4 = t[1], t[2], t[3], t[4]
@@ -224,7 +229,7 @@ def build_kneser_ney(
     ds = (
         [tuple(d) for d in discounts]
         if discounts
-        else [_discounts(adjusted[n], n + 1) for n in range(order)]
+        else [_discounts(adjusted[n]) for n in range(order)]
     )
 
     # Interpolated probabilities, lowest order first.
@@ -234,18 +239,17 @@ def build_kneser_ney(
     gammas: list[dict[Ngram, float]] = []
     for n in range(1, order + 1):
         a = adjusted[n - 1]
-        d1, d2, d3 = ds[n - 1]
         denom: dict[Ngram, float] = defaultdict(float)
         mass: dict[Ngram, float] = defaultdict(float)
         for gram, c in a.items():
             ctx = gram[:-1]
             denom[ctx] += c
-            mass[ctx] += d1 if c == 1 else d2 if c == 2 else d3
+            mass[ctx] += _discount(c, ds[n - 1])
         gamma = {ctx: mass[ctx] / denom[ctx] for ctx in denom}
         p: dict[Ngram, float] = {}
         for gram, c in a.items():
             ctx = gram[:-1]
-            d = d1 if c == 1 else d2 if c == 2 else d3
+            d = _discount(c, ds[n - 1])
             lower = (
                 1.0 / num_predictable
                 if n == 1
@@ -276,9 +280,9 @@ def build_kneser_ney(
         seen_lower: dict[Ngram, float] = defaultdict(float)
         for gram, pr in kept[n].items():
             seen_p[gram[:-1]] += pr
-            seen_lower[gram[:-1]] += (
-                10 ** model.log10_prob(gram[-1], gram[1:-1]) if n > 1 else kept[0][gram[-1:]]
-            )
+            seen_lower[gram[:-1]] += 10 ** model.log10_prob(
+                gram[-1], gram[1:-1]
+            )  # the pruned model's
         grams = model.grams[n - 1]
         for ctx in grams:
             if ctx not in seen_p:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import SeqrecError, one_line  # noqa: F401  (one_line: re-exported)
+from pipeline.errors import SeqrecError
 
 log = logging.getLogger(__name__)
 

@@ -13,12 +13,12 @@ import numpy as np
 import torch
 
 from pipeline.bundle import BundleError, load_bundle
+from pipeline.errors import one_line
 from pipeline.inference.common import (
     VIDEO_EXTENSIONS,
     bundle_section,
     check_input,
     expand_paths,
-    one_line,
 )
 
 log = logging.getLogger(__name__)

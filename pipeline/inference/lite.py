@@ -32,6 +32,7 @@ from data_prep.features_numpy import LogMel
 from pipeline.bundle import Bundle, BundleError, UnsupportedBundleError, load_bundle
 from pipeline.decoding.greedy import greedy_path
 from pipeline.decoding.timestamps import word_timestamps
+from pipeline.errors import one_line
 from pipeline.inference import common
 from pipeline.inference.lite_config import LiteFeatureConfig, LiteModelConfig
 from pipeline.inference.lite_model import LiteCTCModel
@@ -63,7 +64,7 @@ def load_weights(bundle: Bundle) -> dict[str, np.ndarray]:
     try:
         tensors = load_file(str(path))
     except Exception as exc:  # SafetensorError, OSError, or a dtype numpy lacks (bf16)
-        raise UnsupportedBundleError(f"{path}: cannot read weights with numpy: {common.one_line(exc)}") from None
+        raise UnsupportedBundleError(f"{path}: cannot read weights with numpy: {one_line(exc)}") from None
     return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()}
 
 
@@ -81,7 +82,7 @@ def total_audio_seconds(paths: Iterable[str | Path]) -> float | None:
             info = sf.info(str(path))
             frames, rate = int(info.frames), int(info.samplerate)
         except Exception as exc:  # anything unreadable means "don't know"
-            log.debug("%s: no duration from the header (%s)", path, common.one_line(exc))
+            log.debug("%s: no duration from the header (%s)", path, one_line(exc))
             return None
         if frames <= 0 or rate <= 0:
             return None
@@ -134,12 +135,12 @@ class LiteTranscriber:
         except UnsupportedBundleError as exc:
             raise UnsupportedBundleError(f"{root}: {exc}") from None
         except (ValueError, TypeError) as exc:  # config values that do not fit
-            raise BundleError(f"{root}: invalid speech bundle: {common.one_line(exc)}") from None
+            raise BundleError(f"{root}: invalid speech bundle: {one_line(exc)}") from None
         weights = load_weights(bundle)  # its errors name the weights file
         try:
             model = LiteCTCModel(model_cfg, weights)
         except ValueError as exc:
-            raise BundleError(f"{root}: invalid speech bundle: {common.one_line(exc)}") from None
+            raise BundleError(f"{root}: invalid speech bundle: {one_line(exc)}") from None
         if model_cfg.vocab_size != tokenizer.vocab_size:
             raise BundleError(f"{root}: {tokenizer.vocab_size} tokens for a model with {model_cfg.vocab_size} outputs")
         if model_cfg.input_dim != feature_cfg.n_mels:
@@ -184,7 +185,7 @@ class LiteTranscriber:
             except Exception as exc:  # one bad file must not stop the others
                 if raise_errors:
                     raise
-                results[i].error, results[i].exception = common.one_line(exc), exc
+                results[i].error, results[i].exception = one_line(exc), exc
                 log.debug("failed %s: %s", path, results[i].error)
         log.debug("lite engine: %d files in %.3f s", len(files), time.perf_counter() - t0)
         return results

@@ -11,12 +11,12 @@ from typing import Any
 import torch
 
 from pipeline.bundle import BundleError, load_bundle
+from pipeline.errors import one_line
 from pipeline.inference.common import (
     AUDIO_EXTENSIONS,
     bundle_section,
     check_input,
     expand_paths,
-    one_line,
 )
 from pipeline.inference.transcription import Transcription
 

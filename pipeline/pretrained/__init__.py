@@ -10,7 +10,6 @@ README's model card says what it was trained on and how well it does.
 from __future__ import annotations
 
 import datetime
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +46,6 @@ def ship_speech_bundle(src: str | Path, dst: str | Path = SPEECH_MODEL, *, card:
     Raises:
         BundleError: ``src`` is not a loadable speech bundle.
     """
-    import torch
-
     from pipeline.bundle import load_bundle, save_bundle
 
     bundle = load_bundle(src, kind="speech_ctc")
@@ -59,7 +56,4 @@ def ship_speech_bundle(src: str | Path, dst: str | Path = SPEECH_MODEL, *, card:
     if isinstance(lm, dict):
         files = {lm["arpa"]: bundle.file(lm["arpa"]), lm["lexicon"]: bundle.file(lm["lexicon"])}
     config["shipped"] = {"date": datetime.date.today().isoformat(), "weights_dtype": "float16", **(card or {})}
-    with torch.no_grad():
-        out = save_bundle(dst, config, {config["weights"]: weights}, files)
-    shutil.rmtree(Path(dst).with_name(f".{Path(dst).name}.old"), ignore_errors=True)
-    return out
+    return save_bundle(dst, config, {config["weights"]: weights}, files)

@@ -324,10 +324,8 @@ class SpeechRecipe:
         Writes recogs-/errs- files per split and decoding, WER/CER overall and per engine.
         """
         from pipeline.decoding.beam import BeamSearchDecoder
-        from pipeline.decoding.greedy import greedy_decode
-        from pipeline.decoding.word_lm import WordLM
         from pipeline.scoring import error_rates, write_errs, write_recogs
-        from pipeline.workflow.speech_lm import ARPA_NAME, LEXICON_NAME, decode_all, tune
+        from pipeline.workflow.speech_lm import decode_all, tune
 
         model = self.final_model()
         tok = self.tokenizer
@@ -341,13 +339,7 @@ class SpeechRecipe:
                 raise ValueError("decoding with the LM needs the dev split (its weights are tuned on it)")
             ids, lps = splits["dev"]
             refs = [self._texts("dev")[i] for i in ids]
-            tuned = tune(self.cfg.lm, self.lm_dir, tok, lps, refs)
-            outputs["lm_decoding"] = tuned
-            decoders["lm"] = WordLM(
-                self.lm_dir / ARPA_NAME, self.lm_dir / LEXICON_NAME, lm_weight=tuned["lm_weight"],
-                word_score=tuned["word_score"], beam_size=tuned["beam_size"],
-                beam_size_token=tuned["beam_size_token"],
-            ).decoder(tok)  # fmt: skip
+            outputs["lm_decoding"], decoders["lm"] = tune(self.cfg.lm, self.lm_dir, tok, lps, refs)
         metrics: dict[str, Any] = {}
         groups: dict[str, Any] = {}
         seen_engines = set(self._engines("train").values())
@@ -356,11 +348,7 @@ class SpeechRecipe:
             refs = [texts[i] for i in ids]
             for name, decoder in decoders.items():
                 t0 = time.perf_counter()
-                if decoder is None:
-                    hyps = [tok.decode(greedy_decode(lp.unsqueeze(0), torch.tensor([lp.size(0)]), blank=tok.blank_id)[0].token_ids)
-                            for lp in lps]  # fmt: skip
-                else:
-                    hyps = decode_all(decoder, lps, tok)
+                hyps = decode_all(decoder, lps, tok)
                 seconds = time.perf_counter() - t0
                 rates = error_rates(refs, hyps)
                 tag = split if name == "greedy" else f"{split}-{name}"

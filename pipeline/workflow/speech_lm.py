@@ -96,7 +96,6 @@ def _word_list(path: str) -> list[str]:
 def build_lm(cfg: LMConfig, sentences: list[str], tokenizer: CharTokenizer, out_dir: Path) -> dict[str, Any]:
     """Writes ``out_dir/lm.arpa.gz`` and ``out_dir/lexicon.txt``; returns their statistics."""
     from pipeline.decoding.lexicon import (
-        SPELL_PREFIX,
         add_spelling_units,
         spell_words,
         write_lexicon,
@@ -109,11 +108,8 @@ def build_lm(cfg: LMConfig, sentences: list[str], tokenizer: CharTokenizer, out_
     if cfg.extra_words:
         words += _word_list(cfg.extra_words)
     lexicon, dropped = spell_words(words, tokenizer)
-    if cfg.spell_log10 is not None:
-        lexicon = add_spelling_units(lexicon, tokenizer)
-        for unit in lexicon:  # unigrams outside the KN distribution: a flat cost per letter
-            if unit.startswith(SPELL_PREFIX):
-                model.grams[0][(unit,)] = (float(cfg.spell_log10), 0.0)
+    if cfg.spell_log10 is not None:  # unigrams outside the KN distribution: a flat cost per letter
+        lexicon = add_spelling_units(lexicon, tokenizer, model, cfg.spell_log10)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.write_arpa(out_dir / ARPA_NAME)
     write_lexicon(out_dir / LEXICON_NAME, lexicon)
@@ -133,34 +129,47 @@ def build_lm(cfg: LMConfig, sentences: list[str], tokenizer: CharTokenizer, out_
 
 
 def decode_all(decoder, log_probs: list[torch.Tensor], tokenizer: CharTokenizer) -> list[str]:
-    """Texts of per-utterance (T_i, V) log-probabilities, one decoder call per utterance."""
+    """Texts of per-utterance (T_i, V) log-probabilities, one decoder call per utterance
+    (``decoder`` None: greedy)."""
+    from pipeline.decoding.greedy import greedy_decode
+
     out = []
     for lp in log_probs:
-        hyp = decoder.decode(lp.unsqueeze(0), torch.tensor([lp.size(0)]))[0]
+        lengths = torch.tensor([lp.size(0)])
+        if decoder is None:
+            hyp = greedy_decode(lp.unsqueeze(0), lengths, blank=tokenizer.blank_id)[0]
+        else:
+            hyp = decoder.decode(lp.unsqueeze(0), lengths)[0]
         out.append(tokenizer.decode(hyp.token_ids))
     return out
 
 
 def tune(
     cfg: LMConfig, lm_dir: Path, tokenizer: CharTokenizer, log_probs: list[torch.Tensor], refs: list[str]
-) -> dict[str, Any]:
-    """Grid search of (lm_weight, word_score) on dev; returns the best and every point's WER."""
+) -> tuple[dict[str, Any], Any]:
+    """Grid search of (lm_weight, word_score) on dev.
+
+    Returns:
+        (the best point and every point's WER, for results.json; the best point's decoder).
+    """
     from pipeline.decoding.word_lm import WordLM
     from pipeline.scoring import error_rates
 
     grid: dict[str, float] = {}
-    best: tuple[float, float, float] | None = None
+    best: tuple[float, float, float, Any] | None = None
     for lw, ws in itertools.product(cfg.lm_weights, cfg.word_scores):
         lm = WordLM(lm_dir / ARPA_NAME, lm_dir / LEXICON_NAME, lm_weight=lw, word_score=ws, beam_size=cfg.beam_size,
                     beam_size_token=cfg.beam_size_token)  # fmt: skip
-        wer = error_rates(refs, decode_all(lm.decoder(tokenizer), log_probs, tokenizer))["wer"]
+        decoder = lm.decoder(tokenizer)
+        wer = error_rates(refs, decode_all(decoder, log_probs, tokenizer))["wer"]
         grid[f"{lw:g},{ws:g}"] = round(wer, 4)
         log.info("LM tuning on dev: lm_weight %g word_score %g: WER %.2f%%", lw, ws, 100 * wer)
         if best is None or wer < best[0]:
-            best = (wer, lw, ws)
+            best = (wer, lw, ws, decoder)
     assert best is not None
-    return {"lm_weight": best[1], "word_score": best[2], "beam_size": cfg.beam_size,
-            "beam_size_token": cfg.beam_size_token, "dev_wer": round(best[0], 4), "grid": grid}  # fmt: skip
+    record = {"lm_weight": best[1], "word_score": best[2], "beam_size": cfg.beam_size,
+              "beam_size_token": cfg.beam_size_token, "dev_wer": round(best[0], 4), "grid": grid}  # fmt: skip
+    return record, best[3]
 
 
 def bundle_record(lm_dir: Path, order: int, tuned: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Path]]:

@@ -256,18 +256,14 @@ def _engine_lines(eng: dict[str, Any] | None) -> list[str]:
     """WER % (CER %) per engine of seqrec (without and with its word LM) and pocketsphinx."""
     if not eng:
         return []
-    has_lm = "seqrec_lm" in eng
-    lines = ["", f"| engine ({eng['files']} test files, {fmt(eng['audio_s'])} s) | in training | files | "
-                 "seqrec WER % (CER %) | " + ("seqrec + word LM | " if has_lm else "")
-             + "pocketsphinx WER % (CER %) |", "|---|---|---:|---:|" + ("---:|" if has_lm else "") + "---:|"]
-
-    def cell(m: dict[str, Any]) -> str:
-        return f"{100 * m['wer']:.1f} ({100 * m['cer']:.1f}) | "
-
+    systems = [k for k in ("seqrec", "seqrec_lm", "pocketsphinx") if k in eng]
+    titles = {"seqrec": "seqrec WER % (CER %)", "seqrec_lm": "seqrec + word LM", "pocketsphinx": "pocketsphinx WER % (CER %)"}
+    head = f"engine ({eng['files']} test files, {fmt(eng['audio_s'])} s) | in training | files"
+    lines = ["", "| " + " | ".join([head, *(titles[k] for k in systems)]) + " |",
+             "|---|---|---:|" + "---:|" * len(systems)]  # fmt: skip
     for name, ours in eng["seqrec"].items():
-        lm = cell(eng["seqrec_lm"][name]) if has_lm else ""
-        lines.append(f"| {name} | {'yes' if ours['seen'] else 'no'} | {ours['utterances']} | "
-                     + cell(ours) + lm + cell(eng["pocketsphinx"][name]).rstrip(" |") + " |")
+        cells = [f"{100 * eng[k][name]['wer']:.1f} ({100 * eng[k][name]['cer']:.1f})" for k in systems]
+        lines.append(f"| {name} | {'yes' if ours['seen'] else 'no'} | {ours['utterances']} | " + " | ".join(cells) + " |")
     return lines
 
 
