@@ -14,6 +14,7 @@ from typing import Any
 
 from data_prep.audio import AudioError, audio_info
 from data_prep.text_norm import normalize_text
+from pipeline.errors import SeqrecError
 from pipeline.io_utils import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,22 @@ EMPTY_TEXT = "empty text"
 DURATION = "duration out of range"
 DUPLICATE_ID = "duplicate id"
 BAD_RECORD = "bad record"
-REASONS = (MISSING_FILE, UNREADABLE, EMPTY_TEXT, DURATION, DUPLICATE_ID, BAD_RECORD)
+NO_TRANSCRIPT = "no transcript"  # an audio file that no transcript line names
+NAME_MISMATCH = "name mismatch"  # a file whose name disagrees with its row (Kinetics times)
+REASONS = (MISSING_FILE, UNREADABLE, EMPTY_TEXT, DURATION, DUPLICATE_ID, BAD_RECORD, NO_TRANSCRIPT, NAME_MISMATCH)
+
+
+class DropList(list):
+    """What an importer leaves out: ``(item, reason)`` pairs, as :func:`write_dropped_report` takes.
+
+    ``item`` is the record's id when it has one, else the file (and line) it came from; the
+    reason starts with one of :data:`REASONS`.
+    """
+
+    def drop(self, item: str | Path, reason: str, logger: logging.Logger = log) -> None:
+        """Records one dropped item and logs ``"<item>: <reason>; skipping"``."""
+        logger.warning("%s: %s; skipping", item, reason)
+        self.append((str(item), reason))
 
 
 def reason_category(reason: str) -> str:
@@ -121,6 +137,51 @@ def write_dropped_report(path: str | Path, dropped: list[tuple[str, str]]) -> Pa
     lines += [f"{_one_line(i)}\t{_one_line(r)}" for i, r in dropped]
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path
+
+
+def read_dropped_report(path: str | Path) -> list[tuple[str, str]]:
+    """The ``(id, reason)`` pairs of a report written by :func:`write_dropped_report` ([] if absent)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    pairs = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#") or line == "id\treason" or "\t" not in line:
+            continue
+        item, reason = line.split("\t", 1)
+        pairs.append((item, reason))
+    return pairs
+
+
+def report_path(manifest: str | Path) -> Path:
+    """The dropped-items report that belongs to a manifest: ``<split>.dropped.tsv`` beside it."""
+    return Path(manifest).with_suffix(".dropped.tsv")
+
+
+def carry_report(source: Path, dest: Path) -> None:
+    """Copies ``source``'s report (what an import left out) to ``dest``'s ([] when it has none)."""
+    write_dropped_report(report_path(dest), read_dropped_report(report_path(source)))
+
+
+def finish_split(split: str, manifest: Path, kept: list, dropped: list[tuple[str, str]], source: Path) -> None:
+    """Writes ``manifest``'s report: what the import left out (``source``'s report) and then
+    ``dropped``; raises :class:`EmptySplitError` when nothing is kept."""
+    report = report_path(manifest)
+    everything = read_dropped_report(report_path(source)) + list(dropped)
+    write_dropped_report(report, everything)
+    require_items(split, kept, everything, report)
+
+
+class EmptySplitError(SeqrecError, ValueError):
+    """Nothing usable is left in a split after import and validation."""
+
+
+def require_items(split: str, kept: list, dropped: list, report: Path) -> None:
+    """Raises :class:`EmptySplitError` (one line naming the report) when ``kept`` is empty."""
+    if not kept:
+        raise EmptySplitError(
+            f"{split}: nothing left to use: {len(dropped)} item(s) dropped, reasons in {report}"
+        )
 
 
 def _one_line(text: str) -> str:

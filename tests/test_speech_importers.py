@@ -63,8 +63,8 @@ def test_librispeech(libri: Path, tmp_path: Path, caplog: pytest.LogCaptureFixtu
     assert by_id["174-50561-0000"]["speaker"] == "174"
     assert by_id["84-121123-0000"]["speaker"] == "84"
     warned = _warnings(caplog)
-    assert "84-121123-0002.flac: missing audio file" in warned
-    assert "84-121123-0009.flac: missing transcript" in warned
+    assert "84-121123-0002.flac (listed in" in warned
+    assert "84-121123-0009.flac: no transcript" in warned
     back = read_manifest(out, "speech")
     assert [r["id"] for r in back] == [r["id"] for r in recs]
     assert Path(back[0]["audio_filepath"]).is_file()
@@ -121,7 +121,7 @@ def test_kaldi_without_segments(
     assert recs[1]["duration"] == pytest.approx(2.0)
     warned = _warnings(caplog)
     assert "entry rec3: piped command" in warned
-    assert "/no/such/file.wav: missing audio file" in warned
+    assert "missing file: /no/such/file.wav" in warned
     assert len(read_manifest(tmp_path / "out" / "train.jsonl", "speech")) == 2
 
 
@@ -214,9 +214,9 @@ def test_audio_folder(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     ]
     assert recs[1]["duration"] == pytest.approx(0.5)
     warned = _warnings(caplog)
-    assert "gone.wav: missing audio file" in warned
-    assert "untranscribed.wav: missing transcript" in warned
-    assert "transcripts.tsv:6: expected filename<TAB>text" in warned
+    assert "gone.wav (listed in" in warned
+    assert "untranscribed.wav: no transcript" in warned
+    assert "transcripts.tsv:6: bad record: expected filename<TAB>text" in warned
     assert "empty transcript for c.ogg" in warned
     assert [r["id"] for r in read_manifest(out, "speech")] == ["a", "sub-b"]
 

@@ -4,10 +4,15 @@ A corpus directory holds one entry per split, named after the split or starting 
 (``train``, ``train-clean-100``, ``dev-clean``, ``test_other`` ...). Several entries for one
 split are merged. Each entry is one of:
 
-- ``<split>.jsonl``: a NeMo-style manifest (``audio_filepath``, ``duration``, ``text``);
+- ``<split>.jsonl``: a NeMo manifest (``audio_filepath``, ``text``, optional ``duration``,
+  ``offset``, ``id``, ``speaker``);
 - a Kaldi data dir (``wav.scp``, ``text``, optional ``segments``/``utt2spk``);
 - a folder of audio files with ``transcripts.tsv``;
 - a LibriSpeech-layout tree (``<speaker>/<chapter>/<speaker>-<chapter>.trans.txt``).
+
+A Common Voice release (``clips/`` beside ``train.tsv``, ``dev.tsv``, ``test.tsv``) is
+recognised as a whole. Whatever an importer leaves out is written, with its reason, to
+``<out_dir>/<split>.dropped.tsv``.
 """
 
 from __future__ import annotations
@@ -16,11 +21,12 @@ import logging
 from pathlib import Path
 
 from data_prep.manifest import read_manifest, write_manifest
+from data_prep.validate import DropList, write_dropped_report
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "dev", "test")
-FORMATS = ("auto", "manifest", "librispeech", "kaldi", "folder")
+FORMATS = ("auto", "manifest", "nemo", "librispeech", "kaldi", "folder", "commonvoice")
 
 
 def _split_entries(root: Path, split: str) -> list[Path]:
@@ -48,19 +54,23 @@ def detect_format(entry: Path) -> str:
     )
 
 
-def _import_entry(entry: Path, fmt: str, out_manifest: Path) -> list[dict]:
+def is_common_voice(root: Path) -> bool:
+    """A Common Voice locale folder: ``clips/`` and at least a ``train.tsv``."""
+    return (root / "clips").is_dir() and (root / "train.tsv").is_file()
+
+
+def _import_entry(entry: Path, fmt: str, out_manifest: Path, drops: DropList) -> list[dict]:
     from data_prep.importers import speech
 
-    if fmt == "manifest":
-        return read_manifest(entry, "speech")
+    segments = out_manifest.parent / f"{entry.name}-segments"
+    if fmt in ("manifest", "nemo"):
+        return speech.import_nemo_manifest(entry, out_manifest, segments_dir=segments, drops=drops)
     if fmt == "kaldi":
-        return speech.import_kaldi(
-            entry, out_manifest, segments_dir=out_manifest.parent / f"{entry.name}-segments"
-        )
+        return speech.import_kaldi(entry, out_manifest, segments_dir=segments, drops=drops)
     if fmt == "folder":
-        return speech.import_audio_folder(entry, out_manifest)
+        return speech.import_audio_folder(entry, out_manifest, drops=drops)
     if fmt == "librispeech":
-        return speech.import_librispeech(entry, out_manifest)
+        return speech.import_librispeech(entry, out_manifest, drops=drops)
     raise ValueError(f"unknown corpus format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
@@ -69,8 +79,8 @@ def import_speech_corpus(root: Path, out_dir: Path, *, fmt: str = "auto") -> dic
 
     Args:
         root: The corpus directory.
-        out_dir: Where manifests (and cut Kaldi segments) are written.
-        fmt: One of ``auto, manifest, librispeech, kaldi, folder``.
+        out_dir: Where manifests (cut segments, and ``<split>.dropped.tsv``) are written.
+        fmt: One of :data:`FORMATS` (``nemo`` is another name for ``manifest``).
 
     Returns:
         Split name -> manifest path, for the splits found.
@@ -80,18 +90,32 @@ def import_speech_corpus(root: Path, out_dir: Path, *, fmt: str = "auto") -> dic
         raise ValueError(f"unknown corpus format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: corpus directory not found")
+    out_dir = Path(out_dir)
     out: dict[str, Path] = {}
+    common_voice = fmt == "commonvoice" or (fmt == "auto" and is_common_voice(root))
     for split in SPLITS:
-        entries = _split_entries(root, split)
-        if not entries:
-            log.warning("%s: no entry for split %r", root, split)
-            continue
+        drops = DropList()
         records: list[dict] = []
-        for entry in entries:
-            entry_fmt = detect_format(entry) if fmt == "auto" else fmt
-            log.info("importing %s (%s)", entry, entry_fmt)
-            records += _import_entry(entry, entry_fmt, out_dir / f"{split}-{entry.name}.jsonl")
+        if common_voice:
+            from data_prep.importers.speech import import_common_voice
+
+            tsv = root / f"{split}.tsv"
+            if not tsv.is_file():
+                log.warning("%s: no %s for split %r", root, tsv.name, split)
+                continue
+            log.info("importing %s (commonvoice)", tsv)
+            records = import_common_voice(root, tsv, out_dir / f"{split}-commonvoice.jsonl", drops)
+        else:
+            entries = _split_entries(root, split)
+            if not entries:
+                log.warning("%s: no entry for split %r", root, split)
+                continue
+            for entry in entries:
+                entry_fmt = detect_format(entry) if fmt == "auto" else fmt
+                log.info("importing %s (%s)", entry, entry_fmt)
+                records += _import_entry(entry, entry_fmt, out_dir / f"{split}-{entry.name}.jsonl", drops)
         out[split] = write_manifest(out_dir / f"{split}.jsonl", records, "speech")
+        write_dropped_report(out_dir / f"{split}.dropped.tsv", drops)
     return out
 
 

@@ -10,6 +10,7 @@ with the file named and the entry skipped; a corpus that cannot be read at all r
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -22,6 +23,15 @@ import soundfile as sf
 from data_prep.audio import AudioError, audio_info, load_audio
 from data_prep.manifest import write_manifest
 from data_prep.text_norm import normalize_text
+from data_prep.validate import (
+    BAD_RECORD,
+    DUPLICATE_ID,
+    EMPTY_TEXT,
+    MISSING_FILE,
+    NO_TRANSCRIPT,
+    UNREADABLE,
+    DropList,
+)
 from pipeline.errors import SeqrecError
 from pipeline.io_utils import atomic_open
 
@@ -43,11 +53,11 @@ def _record(utt_id: str, path: Path, duration: float, text: str, speaker: str) -
             "text": text, "speaker": speaker}  # fmt: skip
 
 
-def _duration(path: Path) -> float | None:
+def _duration(path: Path, drops: DropList, item: str) -> float | None:
     try:
         return audio_info(path).duration
     except AudioError as exc:
-        log.warning("skipping %s", exc)
+        drops.drop(item, f"{UNREADABLE}: {exc}", log)
         return None
 
 
@@ -80,7 +90,7 @@ def _write(out_manifest: Path, records: list[dict[str, Any]], source: Path, skip
 # ----------------------------------------------------------------------------- LibriSpeech
 
 
-def import_librispeech(root: Path, out_manifest: Path) -> list[dict[str, Any]]:
+def import_librispeech(root: Path, out_manifest: Path, drops: DropList | None = None) -> list[dict[str, Any]]:
     """Imports the LibriSpeech layout.
 
     ``<root>/<speaker>/<chapter>/<speaker>-<chapter>.trans.txt`` holds ``<id> TEXT`` lines, and
@@ -89,6 +99,7 @@ def import_librispeech(root: Path, out_manifest: Path) -> list[dict[str, Any]]:
     Args:
         root: A split folder such as ``LibriSpeech/dev-clean``.
         out_manifest: The manifest to write.
+        drops: Collects what is left out, with reasons (see :class:`DropList`).
 
     Returns:
         The records written (absolute audio paths).
@@ -101,7 +112,8 @@ def import_librispeech(root: Path, out_manifest: Path) -> list[dict[str, Any]]:
     if not transcripts:
         raise CorpusImportError(f"{root}: no <speaker>/<chapter>/*.trans.txt files found")
     records: list[dict[str, Any]] = []
-    skipped = 0
+    drops = DropList() if drops is None else drops
+    first_drop = len(drops)
     chapters: dict[Path, list[Path]] = {}
     for trans in transcripts:
         chapters.setdefault(trans.parent, []).append(trans)
@@ -116,28 +128,22 @@ def import_librispeech(root: Path, out_manifest: Path) -> list[dict[str, Any]]:
                 listed.add(utt_id)
                 text = normalize_text(raw)
                 if not text:
-                    log.warning("%s:%d: empty transcript for %s; skipping", trans, lineno, utt_id)
-                    skipped += 1
+                    drops.drop(utt_id, f"{EMPTY_TEXT}: {trans}:{lineno}", log)
                     continue
                 candidates = [chapter_dir / f"{utt_id}{ext}" for ext in (".flac", ".wav")]
                 audio = next((c for c in candidates if c.is_file()), None)
                 if audio is None:
-                    log.warning("%s: missing audio file (listed in %s:%d); skipping",
-                                candidates[0], trans, lineno)  # fmt: skip
-                    skipped += 1
+                    drops.drop(utt_id, f"{MISSING_FILE}: {candidates[0]} (listed in {trans}:{lineno})", log)
                     continue
-                duration = _duration(audio)
+                duration = _duration(audio, drops, utt_id)
                 if duration is None:
-                    skipped += 1
                     continue
                 speaker = path_speaker or utt_id.split("-")[0]
                 records.append(_record(utt_id, audio, duration, text, speaker))
         for orphan in sorted(chapter_dir.glob("*.flac")):
             if orphan.stem not in listed:
-                log.warning("%s: missing transcript (no line in %s); skipping",
-                            orphan, ", ".join(t.name for t in trans_files))  # fmt: skip
-                skipped += 1
-    _write(Path(out_manifest), records, root, skipped)
+                drops.drop(orphan, f"{NO_TRANSCRIPT}: no line in {', '.join(t.name for t in trans_files)}", log)
+    _write(Path(out_manifest), records, root, len(drops) - first_drop)
     return records
 
 
@@ -179,7 +185,7 @@ def _resolve_scp_path(value: str, data_dir: Path, scp: Path) -> Path | str:
 
 
 def import_kaldi(
-    data_dir: Path, out_manifest: Path, *, segments_dir: Path | None = None
+    data_dir: Path, out_manifest: Path, *, segments_dir: Path | None = None, drops: DropList | None = None
 ) -> list[dict[str, Any]]:
     """Imports a Kaldi data directory.
 
@@ -193,6 +199,7 @@ def import_kaldi(
         data_dir: The Kaldi data dir, e.g. ``data/train``.
         out_manifest: The manifest to write.
         segments_dir: Where cut segments go; default ``out_manifest.parent / "segments"``.
+        drops: Collects what is left out, with reasons (see :class:`DropList`).
 
     Returns:
         The records written.
@@ -208,38 +215,42 @@ def import_kaldi(
     utt2spk = _kaldi_table(data_dir / "utt2spk", required=False)
     segments_file = data_dir / "segments"
     records: list[dict[str, Any]] = []
-    skipped = 0
+    drops = DropList() if drops is None else drops
+    first_drop = len(drops)
+    unusable: dict[str, str] = {}  # recording -> why its audio cannot be used
 
     paths: dict[str, Path] = {}
     for rec_id, value in wav_scp.items():
         resolved = _resolve_scp_path(value, data_dir, scp_file)
         if isinstance(resolved, str):
-            log.warning("%s: entry %s: %s; skipping", scp_file, rec_id, resolved)
+            unusable[rec_id] = f"{BAD_RECORD}: {scp_file} entry {rec_id}: {resolved}"
         elif not resolved.is_file():
-            log.warning("%s: missing audio file (wav.scp entry %s); skipping", resolved, rec_id)
+            unusable[rec_id] = f"{MISSING_FILE}: {resolved} (wav.scp entry {rec_id})"
         else:
             paths[rec_id] = resolved
 
     def text_of(utt: str) -> str | None:
         if utt not in texts:
-            log.warning("%s: missing transcript for %s; skipping", data_dir / "text", utt)
+            drops.drop(utt, f"{EMPTY_TEXT}: missing transcript for {utt} in {data_dir / 'text'}", log)
             return None
         text = normalize_text(texts[utt])
         if not text:
-            log.warning("%s: empty transcript for %s; skipping", data_dir / "text", utt)
+            drops.drop(utt, f"{EMPTY_TEXT}: empty transcript for {utt} in {data_dir / 'text'}", log)
             return None
         return text
 
     if not segments_file.is_file():
         for rec_id in wav_scp:
-            text = text_of(rec_id)
-            path = paths.get(rec_id)
-            duration = _duration(path) if path is not None and text is not None else None
-            if duration is None or text is None:
-                skipped += 1
+            if rec_id in unusable:
+                drops.drop(rec_id, unusable[rec_id], log)
                 continue
-            records.append(_record(rec_id, path, duration, text, utt2spk.get(rec_id, "unknown")))
-        _write(out_manifest, records, data_dir, skipped)
+            text = text_of(rec_id)
+            if text is None:
+                continue
+            duration = _duration(paths[rec_id], drops, rec_id)
+            if duration is not None:
+                records.append(_record(rec_id, paths[rec_id], duration, text, utt2spk.get(rec_id, "unknown")))
+        _write(out_manifest, records, data_dir, len(drops) - first_drop)
         return records
 
     seg_dir = Path(segments_dir) if segments_dir is not None else out_manifest.parent / "segments"
@@ -251,36 +262,32 @@ def import_kaldi(
             if len(parts) != 4 or start < 0 or (end != -1 and end <= start):
                 raise ValueError
         except (ValueError, IndexError):
-            log.warning("%s:%d: bad segment line %r; skipping", segments_file, lineno, line)
-            skipped += 1
+            drops.drop(f"{segments_file}:{lineno}", f"{BAD_RECORD}: bad segment line {line!r}", log)
             continue
         by_recording.setdefault(rec, []).append((utt, start, end))
     for rec, segs in by_recording.items():
         wanted = [(utt, s, e, text) for utt, s, e in segs if (text := text_of(utt)) is not None]
-        skipped += len(segs) - len(wanted)
         if rec not in paths:
-            if rec not in wav_scp:
-                log.warning("%s: recording %s is not in wav.scp; skipping %d segment(s)",
-                            segments_file, rec, len(wanted))  # fmt: skip
-            skipped += len(wanted)
+            why = unusable.get(rec, f"{MISSING_FILE}: recording {rec} is not in {scp_file}")
+            for utt, *_ in wanted:
+                drops.drop(utt, why, log)
             continue
-        cut = _cut_segments(paths[rec], wanted, seg_dir)
-        skipped += len(wanted) - len(cut)
-        for utt, path, duration, text in cut:
+        for utt, path, duration, text in _cut_segments(paths[rec], wanted, seg_dir, drops):
             records.append(_record(utt, path, duration, text, utt2spk.get(utt, "unknown")))
     records.sort(key=lambda r: r["id"])  # Kaldi order
-    _write(out_manifest, records, data_dir, skipped)
+    _write(out_manifest, records, data_dir, len(drops) - first_drop)
     return records
 
 
 def _cut_segments(
-    source: Path, segs: list[tuple[str, float, float, str]], seg_dir: Path
+    source: Path, segs: list[tuple[str, float, float, str]], seg_dir: Path, drops: DropList
 ) -> list[tuple[str, Path, float, str]]:
     """Cuts segments of one recording to wavs; reuses cuts already on disk with the right length."""
     try:
         info = audio_info(source)
     except AudioError as exc:
-        log.warning("skipping %d segment(s): %s", len(segs), exc)
+        for utt, *_ in segs:
+            drops.drop(utt, f"{UNREADABLE}: {exc}", log)
         return []
     sr = info.sample_rate
     out: list[tuple[str, Path, float, str]] = []
@@ -289,8 +296,7 @@ def _cut_segments(
         first = round(start * sr)
         last = info.frames if end == -1 else min(round(end * sr), info.frames)
         if last - first <= 0:
-            log.warning("%s: segment %s lies outside the recording (%.2f s); skipping",
-                        source, utt, info.duration)  # fmt: skip
+            drops.drop(utt, f"{BAD_RECORD}: segment {utt} lies outside the recording {source} ({info.duration:.2f} s)", log)
             continue
         target = seg_dir / f"{_safe_name(utt)}.wav"
         if not _has_frames(target, sr, last - first):
@@ -298,11 +304,14 @@ def _cut_segments(
                 try:
                     wave = load_audio(source, target_sr=sr).numpy()
                 except AudioError as exc:
-                    log.warning("skipping %d segment(s): %s", len(segs) - len(out), exc)
+                    done = {u for u, *_ in out}
+                    for u, *_ in segs:
+                        if u not in done:
+                            drops.drop(u, f"{UNREADABLE}: {exc}", log)
                     return out
             piece = wave[first:last]
             if piece.size == 0:
-                log.warning("%s: segment %s holds no samples; skipping", source, utt)
+                drops.drop(utt, f"{BAD_RECORD}: segment {utt} of {source} holds no samples", log)
                 continue
             with atomic_open(target, "wb") as fh:
                 sf.write(fh, piece, sr, subtype="PCM_16", format="WAV")
@@ -328,7 +337,7 @@ def _safe_name(utt: str) -> str:
 # ----------------------------------------------------------------------------- audio folder
 
 
-def import_audio_folder(folder: Path, out_manifest: Path) -> list[dict[str, Any]]:
+def import_audio_folder(folder: Path, out_manifest: Path, drops: DropList | None = None) -> list[dict[str, Any]]:
     """Imports a folder of audio files described by ``transcripts.tsv``.
 
     Each line is ``filename<TAB>text`` or ``filename<TAB>text<TAB>speaker`` (speaker "unknown"
@@ -339,6 +348,7 @@ def import_audio_folder(folder: Path, out_manifest: Path) -> list[dict[str, Any]
     Args:
         folder: The folder holding the audio and ``transcripts.tsv``.
         out_manifest: The manifest to write.
+        drops: Collects what is left out, with reasons (see :class:`DropList`).
 
     Returns:
         The records written.
@@ -358,12 +368,12 @@ def import_audio_folder(folder: Path, out_manifest: Path) -> list[dict[str, Any]
     records: list[dict[str, Any]] = []
     listed: set[Path] = set()
     seen_ids: set[str] = set()
-    skipped = 0
+    drops = DropList() if drops is None else drops
+    first_drop = len(drops)
     for lineno, line in lines:
         cols = line.split("\t")
         if len(cols) < 2:
-            log.warning("%s:%d: expected filename<TAB>text, got %r; skipping", tsv, lineno, line)
-            skipped += 1
+            drops.drop(f"{tsv}:{lineno}", f"{BAD_RECORD}: expected filename<TAB>text, got {line!r}", log)
             continue
         rel = cols[0].strip()
         speaker = cols[2].strip() if len(cols) > 2 and cols[2].strip() else "unknown"
@@ -372,20 +382,16 @@ def import_audio_folder(folder: Path, out_manifest: Path) -> list[dict[str, Any]
         utt_id = Path(rel).with_suffix("").as_posix().replace("/", "-")
         text = normalize_text(cols[1])
         if utt_id in seen_ids:
-            log.warning("%s:%d: duplicate id %s; skipping", tsv, lineno, utt_id)
-            skipped += 1
+            drops.drop(utt_id, f"{DUPLICATE_ID}: {tsv}:{lineno}", log)
             continue
         if not text:
-            log.warning("%s:%d: empty transcript for %s; skipping", tsv, lineno, rel)
-            skipped += 1
+            drops.drop(utt_id, f"{EMPTY_TEXT}: empty transcript for {rel} ({tsv}:{lineno})", log)
             continue
         if not audio.is_file():
-            log.warning("%s: missing audio file (listed in %s:%d); skipping", audio, tsv, lineno)
-            skipped += 1
+            drops.drop(utt_id, f"{MISSING_FILE}: {audio} (listed in {tsv}:{lineno})", log)
             continue
-        duration = _duration(audio)
+        duration = _duration(audio, drops, utt_id)
         if duration is None:
-            skipped += 1
             continue
         seen_ids.add(utt_id)
         records.append(_record(utt_id, audio, duration, text, speaker))
@@ -393,7 +399,193 @@ def import_audio_folder(folder: Path, out_manifest: Path) -> list[dict[str, Any]
         for name in sorted(files):
             path = (Path(dirpath) / name).resolve()
             if path.suffix.lower() in AUDIO_EXTENSIONS and path not in listed:
-                log.warning("%s: missing transcript (not in %s); skipping", path, tsv.name)
-                skipped += 1
-    _write(Path(out_manifest), records, folder, skipped)
+                drops.drop(path, f"{NO_TRANSCRIPT}: not in {tsv.name}", log)
+    _write(Path(out_manifest), records, folder, len(drops) - first_drop)
+    return records
+
+
+# ----------------------------------------------------------------------------- NeMo manifest
+
+#: Fields a NeMo manifest line gives meaning to; every other field is carried over unchanged.
+_NEMO_FIELDS = ("id", "audio_filepath", "duration", "offset", "text", "speaker")
+
+
+def _manifest_audio_path(value: str, manifest: Path) -> Path:
+    """An ``audio_filepath`` as NeMo resolves it: absolute, or relative to the manifest's folder
+    (falling back to the working directory when only that holds the file)."""
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return path
+    beside = manifest.parent / path
+    return beside if beside.exists() or not path.exists() else path
+
+
+def import_nemo_manifest(
+    manifest: Path, out_manifest: Path, *, segments_dir: Path | None = None, drops: DropList | None = None
+) -> list[dict[str, Any]]:
+    """Imports a NeMo-style JSONL manifest, as NeMo's own scripts write it.
+
+    Each line is a JSON object with ``audio_filepath`` and ``text`` (``duration`` is read from
+    the audio header instead). Optional: ``id`` (default: the audio file's stem, made unique),
+    ``speaker`` (default ``"unknown"``), and ``offset`` with ``duration``, which select a segment
+    of a longer recording; segments are cut to wavs under ``segments_dir`` as for Kaldi.
+    Every other field (``lang``, ``pnc`` ...) is kept. Texts go through
+    :func:`~data_prep.text_norm.normalize_text`; how many changed and how many were dropped is logged.
+
+    Args:
+        manifest: The ``.jsonl`` file.
+        out_manifest: The manifest to write.
+        segments_dir: Where cut segments go; default ``out_manifest.parent / "segments"``.
+        drops: Collects what is left out, with reasons (see :class:`DropList`).
+
+    Returns:
+        The records written.
+
+    Raises:
+        CorpusImportError: the manifest cannot be read.
+    """
+    manifest, out_manifest = Path(manifest), Path(out_manifest)
+    if not manifest.is_file():
+        raise CorpusImportError(f"{manifest}: manifest not found")
+    drops = DropList() if drops is None else drops
+    first_drop = len(drops)
+    seg_dir = Path(segments_dir) if segments_dir is not None else out_manifest.parent / "segments"
+    records: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    normalised = 0
+    for lineno, line in _read_lines(manifest):
+        where = f"{manifest}:{lineno}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            drops.drop(where, f"{BAD_RECORD}: not a JSON object ({exc.msg})", log)
+            continue
+        if not isinstance(obj, dict):
+            drops.drop(where, f"{BAD_RECORD}: not a JSON object", log)
+            continue
+        missing = [k for k in ("audio_filepath", "text") if not isinstance(obj.get(k), str)]
+        if missing or not obj["audio_filepath"].strip():
+            drops.drop(where, f"{BAD_RECORD}: missing field(s) {', '.join(missing) or 'audio_filepath'}", log)
+            continue
+        audio = _manifest_audio_path(obj["audio_filepath"], manifest)
+        segment = _nemo_segment(obj)
+        if isinstance(segment, str):
+            drops.drop(where, f"{BAD_RECORD}: {segment}", log)
+            continue
+        utt_id = str(obj["id"]) if obj.get("id") not in (None, "") else _unique_id(_nemo_id(audio, segment), seen)
+        if utt_id in seen:
+            drops.drop(utt_id, f"{DUPLICATE_ID}: {where}", log)
+            continue
+        text = normalize_text(obj["text"])
+        normalised += text != obj["text"]
+        if not text:
+            drops.drop(utt_id, f"{EMPTY_TEXT}: {where}", log)
+            continue
+        if not audio.is_file():
+            drops.drop(utt_id, f"{MISSING_FILE}: {audio} (listed in {where})", log)
+            continue
+        if segment is None:
+            duration = _duration(audio, drops, utt_id)
+            cut = [] if duration is None else [(utt_id, audio, duration, text)]
+        else:
+            start, length = segment
+            cut = _cut_segments(audio, [(utt_id, start, start + length, text)], seg_dir, drops)
+        seen.add(utt_id)
+        extra = {k: v for k, v in obj.items() if k not in _NEMO_FIELDS}
+        speaker = str(obj["speaker"]) if obj.get("speaker") not in (None, "") else "unknown"
+        for _, path, duration, text in cut:
+            records.append({**extra, **_record(utt_id, path, duration, text, speaker)})
+    log.info("%s: %d transcripts normalised, %d lines dropped", manifest, normalised, len(drops) - first_drop)
+    _write(out_manifest, records, manifest, len(drops) - first_drop)
+    return records
+
+
+def _nemo_segment(obj: dict[str, Any]) -> tuple[float, float] | None | str:
+    """``(offset, duration)`` when the line selects a segment, None for a whole file, or why not."""
+    if obj.get("offset") in (None, 0, 0.0):
+        return None
+    offset, duration = obj.get("offset"), obj.get("duration")
+    if isinstance(offset, bool) or not isinstance(offset, (int, float)) or offset < 0:
+        return f"offset {offset!r} is not a number of seconds"
+    if isinstance(duration, bool) or not isinstance(duration, (int, float)) or duration <= 0:
+        return f"a segment at offset {offset} needs a positive duration, got {duration!r}"
+    return float(offset), float(duration)
+
+
+def _nemo_id(audio: Path, segment: tuple[float, float] | None) -> str:
+    return audio.stem if segment is None else f"{audio.stem}-{round(segment[0] * 100):07d}"
+
+
+def _unique_id(base: str, seen: set[str]) -> str:
+    utt_id, n = base, 1
+    while utt_id in seen:
+        n += 1
+        utt_id = f"{base}-{n}"
+    return utt_id
+
+
+# ----------------------------------------------------------------------------- Common Voice
+
+#: Common Voice columns carried into the manifest when they are filled in.
+_CV_EXTRA = ("locale", "gender", "age", "accents", "variant")
+
+
+def import_common_voice(
+    root: Path, split_tsv: Path, out_manifest: Path, drops: DropList | None = None
+) -> list[dict[str, Any]]:
+    """Imports one split of a Common Voice release (``cv-corpus-*/<locale>/``).
+
+    ``split_tsv`` (``train.tsv``, ``dev.tsv``, ``test.tsv``) has a header row with at least
+    ``path`` (an mp3 under ``root/clips/``) and ``sentence``; ``client_id`` becomes the speaker,
+    and the locale, gender, age and accent columns are kept when filled in. Fields are
+    tab-separated and never quoted, so a sentence may hold quote characters.
+
+    Args:
+        root: The locale folder holding ``clips/`` and the split files.
+        split_tsv: The split file.
+        out_manifest: The manifest to write.
+        drops: Collects what is left out, with reasons (see :class:`DropList`).
+
+    Returns:
+        The records written.
+
+    Raises:
+        CorpusImportError: the split file is missing or has no ``path``/``sentence`` columns.
+    """
+    root, split_tsv = Path(root), Path(split_tsv)
+    if not split_tsv.is_file():
+        raise CorpusImportError(f"{split_tsv}: Common Voice split file not found")
+    lines = _read_lines(split_tsv)
+    header = lines[0][1].split("\t") if lines else []
+    if "path" not in header or "sentence" not in header:
+        raise CorpusImportError(f"{split_tsv}:1: expected a header with 'path' and 'sentence' columns")
+    drops = DropList() if drops is None else drops
+    first_drop = len(drops)
+    records: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for lineno, line in lines[1:]:
+        row = dict(zip(header, line.split("\t"), strict=False))
+        rel = row.get("path", "").strip()
+        if not rel:
+            drops.drop(f"{split_tsv}:{lineno}", f"{BAD_RECORD}: no path", log)
+            continue
+        utt_id = Path(rel).stem
+        if utt_id in seen:
+            drops.drop(utt_id, f"{DUPLICATE_ID}: {split_tsv}:{lineno}", log)
+            continue
+        text = normalize_text(row.get("sentence", ""))
+        if not text:
+            drops.drop(utt_id, f"{EMPTY_TEXT}: {split_tsv}:{lineno}", log)
+            continue
+        audio = root / "clips" / rel
+        if not audio.is_file():
+            drops.drop(utt_id, f"{MISSING_FILE}: {audio} (listed in {split_tsv}:{lineno})", log)
+            continue
+        duration = _duration(audio, drops, utt_id)
+        if duration is None:
+            continue
+        seen.add(utt_id)
+        extra = {k: row[k].strip() for k in _CV_EXTRA if row.get(k, "").strip()}
+        records.append({**extra, **_record(utt_id, audio, duration, text, row.get("client_id", "").strip() or "unknown")})
+    _write(Path(out_manifest), records, split_tsv, len(drops) - first_drop)
     return records

@@ -32,7 +32,7 @@ class SpeechDataConfig:
     """Where the corpus comes from."""
 
     corpus: str = "embedded"  # "embedded", or a directory holding train/dev/test (see README)
-    format: Literal["auto", "manifest", "librispeech", "kaldi", "folder"] = "auto"
+    format: Literal["auto", "manifest", "nemo", "librispeech", "kaldi", "folder", "commonvoice"] = "auto"
     size: str = "default"  # embedded corpus size preset: tiny, small, default
     seed: int = 0
     min_duration: float = 0.2
@@ -132,6 +132,7 @@ class SpeechRecipe:
         else:
             manifests = import_speech_corpus(Path(d.corpus), self.exp / "corpus", fmt=d.format)
         from data_prep.manifest import read_manifest, write_manifest
+        from data_prep.validate import carry_report
 
         summary = {}
         for split in SPLITS:
@@ -139,13 +140,14 @@ class SpeechRecipe:
                 raise FileNotFoundError(f"{d.corpus}: no {split} split found")
             records = read_manifest(manifests[split], "speech")
             write_manifest(self.raw_manifest(split), records, "speech")
+            carry_report(manifests[split], self.raw_manifest(split))
             summary[split] = {"utterances": len(records), "hours": round(sum(r["duration"] for r in records) / 3600, 3)}
         return {"corpus": summary}
 
     def stage_manifests(self) -> dict[str, Any]:
         """Validates each split; dropped entries and reasons go to ``manifests/<split>.dropped.tsv``."""
         from data_prep.manifest import read_manifest, write_manifest
-        from data_prep.validate import validate_speech, write_dropped_report
+        from data_prep.validate import finish_split, validate_speech
 
         out = {}
         for split in SPLITS:
@@ -154,7 +156,7 @@ class SpeechRecipe:
                 records, min_duration=self.cfg.data.min_duration, max_duration=self.cfg.data.max_duration
             )
             write_manifest(self.manifest(split), kept, "speech")
-            write_dropped_report(self.manifest(split).with_suffix(".dropped.tsv"), dropped)
+            finish_split(split, self.manifest(split), kept, dropped, self.raw_manifest(split))
             out[split] = {"kept": len(kept), "dropped": len(dropped)}
         return {"manifests": out}
 

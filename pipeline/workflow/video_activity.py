@@ -127,6 +127,7 @@ class VideoRecipe:
     def stage_corpus(self) -> dict[str, Any]:
         """Renders the embedded corpus, or imports a real one, into ``exp/data/<split>.jsonl``."""
         from data_prep.manifest import read_manifest, write_manifest
+        from data_prep.validate import carry_report
 
         d = self.cfg.data
         if d.corpus == "embedded":
@@ -144,6 +145,7 @@ class VideoRecipe:
         for split in SPLITS:
             records = read_manifest(manifests[split], "video")
             write_manifest(self.raw_manifest(split), records, "video")
+            carry_report(manifests[split], self.raw_manifest(split))
             summary[split] = {"clips": len(records)}
         return {"corpus": summary}
 
@@ -151,7 +153,7 @@ class VideoRecipe:
         """Validates clips; fixes the label set (sorted names, or the embedded class order)."""
         from data_prep.importers.video import validate_video
         from data_prep.manifest import read_manifest, write_manifest
-        from data_prep.validate import write_dropped_report
+        from data_prep.validate import finish_split
         from pipeline.io_utils import atomic_write_json
 
         out, seen = {}, set()
@@ -160,8 +162,8 @@ class VideoRecipe:
                 read_manifest(self.raw_manifest(split), "video"), num_workers=self.cfg.num_workers
             )
             write_manifest(self.manifest(split), kept, "video")
-            write_dropped_report(
-                self.manifest(split).with_suffix(".dropped.tsv"), [(r.get("id", "?"), why) for r, why in dropped]
+            finish_split(
+                split, self.manifest(split), kept, [(r.get("id", "?"), why) for r, why in dropped], self.raw_manifest(split)
             )
             seen.update(r["label"] for r in kept)
             out[split] = {"kept": len(kept), "dropped": len(dropped)}
