@@ -113,13 +113,13 @@ def import_speech_corpus(root: Path, out_dir: Path, *, fmt: str = "auto") -> dic
             for entry in entries:
                 entry_fmt = detect_format(entry) if fmt == "auto" else fmt
                 log.info("importing %s (%s)", entry, entry_fmt)
-                records += _import_entry(entry, entry_fmt, out_dir / f"{split}-{entry.name}.jsonl", drops)
+                records += _import_entry(entry, entry_fmt, out_dir / f"{split}-{entry.name.removesuffix('.jsonl')}.jsonl", drops)
         out[split] = write_manifest(out_dir / f"{split}.jsonl", records, "speech")
         write_dropped_report(out_dir / f"{split}.dropped.tsv", drops)
     return out
 
 
-VIDEO_FORMATS = ("auto", "manifest", "ucf101", "csv", "mmaction")
+VIDEO_FORMATS = ("auto", "manifest", "ucf101", "kinetics", "hmdb51", "csv", "mmaction")
 
 
 def _video_split_file(root: Path, split: str, exts: tuple[str, ...]) -> Path | None:
@@ -131,18 +131,32 @@ def _video_split_file(root: Path, split: str, exts: tuple[str, ...]) -> Path | N
 
 
 def detect_video_format(root: Path) -> str:
-    """Guesses the layout of a video corpus directory."""
+    """Guesses the layout of a video corpus directory.
+
+    Checked in this order: ``train.jsonl`` (manifest); ``classInd.txt`` in ``root`` or a
+    sub-folder (UCF101); a ``train.csv`` whose header has ``youtube_id``, in ``root`` or
+    ``root/annotations`` (Kinetics, checked before the plain CSV); ``<class>_test_split<N>.txt``
+    files in ``root`` or a sub-folder (HMDB51); ``train.csv`` (``path,label``); ``train.txt``
+    (MMAction).
+    """
+    from data_prep.importers.video import find_hmdb51_split_dir, find_kinetics_csv_dir
+
     if (root / "train.jsonl").is_file():
         return "manifest"
     if (root / "classInd.txt").is_file() or next(root.glob("*/classInd.txt"), None) is not None:
         return "ucf101"
+    if find_kinetics_csv_dir(root) is not None:
+        return "kinetics"
+    if find_hmdb51_split_dir(root) is not None:
+        return "hmdb51"
     if (root / "train.csv").is_file():
         return "csv"
     if (root / "train.txt").is_file():
         return "mmaction"
     raise ValueError(
         f"{root}: cannot tell the video corpus layout (expected train.jsonl, UCF101 class folders "
-        "with classInd.txt, train.csv with path,label, or an MMAction train.txt list)"
+        "with classInd.txt, Kinetics train.csv with youtube_id, HMDB51 <class>_test_split1.txt files, "
+        "train.csv with path,label, or an MMAction train.txt list)"
     )
 
 
@@ -164,17 +178,75 @@ def _split_dev(records: list[dict], fraction: float, seed: int) -> tuple[list[di
     return train, dev
 
 
-def _ucf_video_root(root: Path, split_dir: Path) -> Path:
-    """The folder holding the class folders: ``root`` itself or a child such as ``UCF-101``."""
-    first_class = (split_dir / "classInd.txt").read_text().split()[1].lower()
+def _class_folder_root(root: Path, class_names: list[str], named_in: Path) -> Path:
+    """The folder holding the class folders: ``root`` itself or a child such as ``UCF-101``
+    (the first that holds a folder named like one of ``class_names``, case ignored)."""
+    wanted = {name.lower() for name in class_names}
     for candidate in [root, *sorted(p for p in root.iterdir() if p.is_dir())]:
-        if any(c.is_dir() and c.name.lower() == first_class for c in candidate.iterdir()):
+        if any(c.is_dir() and c.name.lower() in wanted for c in candidate.iterdir()):
             return candidate
-    raise FileNotFoundError(f"{root}: no folder holds the class folder {first_class!r} named in classInd.txt")
+    raise FileNotFoundError(f"{root}: no folder holds a class folder named in {named_in}")
+
+
+def _import_ucf101_layout(root: Path, out_dir: Path, drops: dict, split: int, num_workers: int) -> dict[str, list[dict]]:
+    from data_prep.importers import video
+
+    split_dir = root if (root / "classInd.txt").is_file() else next(root.glob("*/classInd.txt")).parent
+    class_names = (split_dir / "classInd.txt").read_text().split()[1::2]
+    video_root = _class_folder_root(root, class_names, split_dir / "classInd.txt")
+    paths = video.import_ucf101(video_root, split_dir, out_dir / "ucf101", split=split, num_workers=num_workers, drops=drops)
+    return {s: read_manifest(p, "video") for s, p in paths.items()}
+
+
+def _import_hmdb51_layout(root: Path, out_dir: Path, drops: dict, split: int, num_workers: int) -> dict[str, list[dict]]:
+    from data_prep.importers import video
+
+    split_dir = video.find_hmdb51_split_dir(root) or root
+    class_names = list(video.hmdb51_split_files(split_dir, split))
+    video_root = _class_folder_root(root, class_names, split_dir) if class_names else root
+    paths = video.import_hmdb51(video_root, split_dir, out_dir / "hmdb51", split=split, num_workers=num_workers, drops=drops)
+    return {s: read_manifest(p, "video") for s, p in paths.items()}
+
+
+def _import_kinetics_layout(root: Path, out_dir: Path, drops: dict, num_workers: int) -> dict[str, list[dict]]:
+    from data_prep.importers import video
+
+    clips = video.index_kinetics_clips(root)
+    return {
+        split: video.import_kinetics(
+            csv_path, out_dir / f"{split}-imported.jsonl", clips=clips, num_workers=num_workers, drops=drops[split]
+        )
+        for split, csv_path in video.kinetics_split_files(video.find_kinetics_csv_dir(root) or root).items()
+    }
+
+
+def _import_list_layout(root: Path, out_dir: Path, fmt: str, drops: dict, num_workers: int) -> dict[str, list[dict]]:
+    """The layouts with one file per split: manifest (``.jsonl``), csv and mmaction (``.txt``)."""
+    from data_prep.importers import video
+
+    ext = {"manifest": (".jsonl",), "csv": (".csv",), "mmaction": (".txt",)}[fmt]
+    classes_file = root / "classes.txt"
+    class_names = classes_file.read_text().split() if classes_file.is_file() else None
+    records: dict[str, list[dict]] = {}
+    for split in SPLITS:
+        src = _video_split_file(root, split, ext)
+        if src is None:
+            continue
+        out = out_dir / f"{split}-imported.jsonl"
+        if fmt == "manifest":
+            records[split] = read_manifest(src, "video")
+        elif fmt == "csv":
+            records[split] = video.import_csv(src, out, num_workers=num_workers, drops=drops[split])
+        else:
+            records[split] = video.import_mmaction_list(
+                src, out, root=root, class_names=class_names, num_workers=num_workers, drops=drops[split]
+            )
+    return records
 
 
 def import_video_corpus(
-    root: Path, out_dir: Path, *, fmt: str = "auto", ucf101_split: int = 1, dev_fraction: float = 0.1, seed: int = 0
+    root: Path, out_dir: Path, *, fmt: str = "auto", ucf101_split: int = 1, dev_fraction: float = 0.1, seed: int = 0,
+    num_workers: int = 1,
 ) -> dict[str, Path]:
     """Imports a real video corpus into ``out_dir/{train,dev,test}.jsonl``.
 
@@ -182,14 +254,23 @@ def import_video_corpus(
         manifest: ``train.jsonl``, ``test.jsonl`` and optionally ``dev.jsonl``.
         ucf101: class folders under ``root`` and ``classInd.txt``/``trainlist0N.txt``/
             ``testlist0N.txt`` in ``root`` or one of its sub-directories (``ucfTrainTestlist``).
+        kinetics: ``train.csv``, ``validate.csv`` (or ``val.csv``; the dev split) and ``test.csv``
+            with ``label,youtube_id,time_start,time_end`` columns, in ``root`` or
+            ``root/annotations``; clips named ``<youtube_id>_<start:06d>_<end:06d>.mp4``
+            anywhere under ``root``.
+        hmdb51: class folders under ``root`` and ``<class>_test_split<N>.txt`` files (lines
+            ``<video>.avi <0|1|2>``: 1 train, 2 test) in ``root`` or a sub-directory.
         csv: ``train.csv``, ``test.csv`` (and optional ``dev.csv``) with ``path,label`` rows.
         mmaction: ``train.txt``, ``test.txt`` (and optional ``dev.txt``) with ``path label`` lines;
             integer labels index ``classes.txt`` (one name per line) when present.
 
-    When no dev split exists, a stratified ``dev_fraction`` of train becomes dev.
-    """
-    from data_prep.importers import video
+    When no dev split exists, a stratified ``dev_fraction`` of train becomes dev. What the
+    import leaves out, with reasons, is written to ``out_dir/<split>.dropped.tsv``.
 
+    Args:
+        ucf101_split: The official split number (1-3) of UCF101 or HMDB51.
+        num_workers: Threads probing videos.
+    """
     root = Path(root)
     if fmt not in VIDEO_FORMATS:
         raise ValueError(f"unknown video corpus format {fmt!r}; choose one of {', '.join(VIDEO_FORMATS)}")
@@ -197,31 +278,24 @@ def import_video_corpus(
         raise FileNotFoundError(f"{root}: corpus directory not found")
     fmt = detect_video_format(root) if fmt == "auto" else fmt
     out_dir = Path(out_dir)
-    records: dict[str, list[dict]] = {}
+    drops: dict[str, DropList] = {split: DropList() for split in SPLITS}
     if fmt == "ucf101":
-        split_dir = root if (root / "classInd.txt").is_file() else next(root.glob("*/classInd.txt")).parent
-        paths = video.import_ucf101(_ucf_video_root(root, split_dir), split_dir, out_dir / "ucf101", split=ucf101_split)
-        records = {s: read_manifest(p, "video") for s, p in paths.items()}
+        records = _import_ucf101_layout(root, out_dir, drops, ucf101_split, num_workers)
+    elif fmt == "hmdb51":
+        records = _import_hmdb51_layout(root, out_dir, drops, ucf101_split, num_workers)
+    elif fmt == "kinetics":
+        records = _import_kinetics_layout(root, out_dir, drops, num_workers)
     else:
-        ext = {"manifest": (".jsonl",), "csv": (".csv",), "mmaction": (".txt",)}[fmt]
-        classes_file = root / "classes.txt"
-        class_names = classes_file.read_text().split() if classes_file.is_file() else None
-        for split in ("train", "dev", "test"):
-            src = _video_split_file(root, split, ext)
-            if src is None:
-                continue
-            if fmt == "manifest":
-                records[split] = read_manifest(src, "video")
-            elif fmt == "csv":
-                records[split] = video.import_csv(src, out_dir / f"{split}-imported.jsonl")
-            else:
-                records[split] = video.import_mmaction_list(
-                    src, out_dir / f"{split}-imported.jsonl", root=root, class_names=class_names
-                )
+        records = _import_list_layout(root, out_dir, fmt, drops, num_workers)
     for split in ("train", "test"):
         if split not in records:
             raise FileNotFoundError(f"{root}: no {split} split found ({fmt} layout)")
     if "dev" not in records:
         records["train"], records["dev"] = _split_dev(records["train"], dev_fraction, seed)
         log.info("no dev split in %s: using %d training clips as dev", root, len(records["dev"]))
-    return {s: write_manifest(out_dir / f"{s}.jsonl", recs, "video") for s, recs in records.items()}
+    out = {}
+    for split, recs in records.items():
+        out[split] = write_manifest(out_dir / f"{split}.jsonl", recs, "video")
+        report = write_dropped_report(out_dir / f"{split}.dropped.tsv", drops[split])
+        log.info("%s %s: %d clips imported, %d left out (%s)", fmt, split, len(recs), len(drops[split]), report)
+    return out
