@@ -8,6 +8,7 @@ from test_video_importers import _ucf_tree, _video
 
 from data_prep.importers.corpus import detect_format, import_speech_corpus, import_video_corpus
 from data_prep.manifest import read_manifest, write_manifest
+from data_prep.validate import read_dropped_report
 
 
 def test_speech_corpus_mixes_layouts_and_merges_split_entries(tmp_path: Path):
@@ -66,3 +67,8 @@ def test_video_ucf101_layout_with_sibling_split_lists(tmp_path: Path):
     assert set(out) == {"train", "dev", "test"}
     test = read_manifest(out["test"], "video")
     assert len(test) == 2
+    # the corrupt and the missing training video are reported; dev and test lost nothing
+    train_report = read_dropped_report(tmp_path / "out" / "train.dropped.tsv")
+    assert [reason.split(":")[0] for _, reason in train_report] == ["unreadable video", "missing file"]
+    assert read_dropped_report(tmp_path / "out" / "dev.dropped.tsv") == []
+    assert read_dropped_report(tmp_path / "out" / "test.dropped.tsv") == []

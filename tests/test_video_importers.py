@@ -17,6 +17,7 @@ from data_prep.importers.video import (
     validate_video,
 )
 from data_prep.manifest import read_manifest
+from data_prep.validate import DropList, reason_category
 from data_prep.video_io import write_video
 
 
@@ -56,8 +57,9 @@ def _ucf_tree(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_import_ucf101(tmp_path: Path, caplog):
     root, splits = _ucf_tree(tmp_path)
+    drops: dict[str, DropList] = {}
     with caplog.at_level(logging.WARNING, logger="data_prep.importers.video"):
-        out = import_ucf101(root, splits, tmp_path / "data", split=1)
+        out = import_ucf101(root, splits, tmp_path / "data", split=1, drops=drops)
     assert set(out) == {"train", "test"}
     train = read_manifest(out["train"], "video")
     assert [r["id"] for r in train] == [
@@ -75,6 +77,11 @@ def test_import_ucf101(tmp_path: Path, caplog):
     # Bad entries are logged with their file names and skipped.
     assert "v_ApplyEyeMakeup_g09_c01.avi" in caplog.text
     assert "v_HandStandPushups_g07_c01.avi" in caplog.text and "not found" in caplog.text
+    # ... and recorded with their reasons, per split.
+    assert [(item, reason_category(r)) for item, r in drops["train"]] == [
+        ("v_ApplyEyeMakeup_g09_c01", "unreadable video"), ("v_HandStandPushups_g07_c01", "missing file"),
+    ]  # fmt: skip
+    assert drops["test"] == []
 
 
 def test_import_ucf101_parallel_probe_and_missing_lists(tmp_path: Path):
@@ -104,13 +111,18 @@ def test_import_csv(tmp_path: Path, header: bool, caplog):
     ]
     csv_path = tmp_path / "list.csv"
     csv_path.write_text("\n".join(lines) + "\n")
+    drops = DropList()
     with caplog.at_level(logging.WARNING):
-        recs = import_csv(csv_path, tmp_path / "out" / "all.jsonl")
+        recs = import_csv(csv_path, tmp_path / "out" / "all.jsonl", drops=drops)
     assert [(r["id"], r["label"], r["num_frames"]) for r in recs] == [
         ("a", "wave", 5), ("b", "clap", 7), ("c", "jump", 3),
     ]  # fmt: skip
     assert recs[1]["fps"] == pytest.approx(12.0)
     assert "missing.mp4" in caplog.text and "only-one-column" in caplog.text
+    bad_line = 6 if header else 5
+    assert [(item, reason_category(r)) for item, r in drops] == [
+        (f"{csv_path}:{bad_line}", "bad record"), ("missing", "missing file"),
+    ]  # fmt: skip
     back = read_manifest(tmp_path / "out" / "all.jsonl", "video")
     assert [str(Path(r["video_filepath"]).resolve()) for r in back] == [
         r["video_filepath"] for r in recs
@@ -130,12 +142,16 @@ def test_import_mmaction_list(tmp_path: Path, caplog):
     lst.write_text(
         "x/one.mp4 0\ny/two.mp4 1\ny/with space.mp4 1\nz/one.mp4 0\ny/gone.mp4 1\nx/one.mp4 9\n"
     )
+    drops = DropList()
     with caplog.at_level(logging.WARNING):
-        recs = import_mmaction_list(lst, tmp_path / "m.jsonl", root=data, class_names=["a", "b"])
+        recs = import_mmaction_list(lst, tmp_path / "m.jsonl", root=data, class_names=["a", "b"], drops=drops)
     assert [(r["id"], r["label"], r["num_frames"]) for r in recs] == [
         ("one", "a", 4), ("two", "b", 6), ("with space", "b", 2), ("one-1", "a", 3),
     ]  # fmt: skip
     assert "gone.mp4" in caplog.text and "outside class_names" in caplog.text
+    assert [(item, reason_category(r)) for item, r in drops] == [
+        (f"{lst}:6", "bad record"), ("gone", "missing file"),
+    ]  # fmt: skip
     assert len(read_manifest(tmp_path / "m.jsonl", "video")) == 4
 
     named = tmp_path / "named.txt"  # paths relative to the list, names as labels
@@ -160,4 +176,6 @@ def test_validate_video(tmp_path: Path):
     reasons = {rec["id"]: reason for rec, reason in dropped}
     assert set(reasons) == {"m", "c", "e"}
     assert "not found" in reasons["m"] and "text" in reasons["c"] and "label" in reasons["e"]
+    categories = {rid: reason_category(reason) for rid, reason in reasons.items()}
+    assert categories == {"m": "missing file", "c": "unreadable video", "e": "bad record"}
     assert records[0]["num_frames"] == 99  # the input records are not modified

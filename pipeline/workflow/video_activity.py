@@ -32,11 +32,11 @@ class VideoDataConfig:
     """Where the clips come from."""
 
     corpus: str = "embedded"  # "embedded", or a directory (see README)
-    format: Literal["auto", "manifest", "ucf101", "csv", "mmaction"] = "auto"
+    format: Literal["auto", "manifest", "ucf101", "kinetics", "hmdb51", "csv", "mmaction"] = "auto"
     size: str = "default"  # embedded corpus size preset: tiny, default, large
     train_per_class: int = 0  # embedded corpus: train clips per class; 0 = the preset's
     seed: int = 0
-    ucf101_split: int = 1
+    ucf101_split: int = 1  # official split (1-3) of UCF101 and of HMDB51
     dev_fraction: float = 0.1  # taken from train when a corpus has no dev split
 
 
@@ -139,7 +139,7 @@ class VideoRecipe:
 
             manifests = import_video_corpus(
                 Path(d.corpus), self.exp / "corpus", fmt=d.format, ucf101_split=d.ucf101_split,
-                dev_fraction=d.dev_fraction, seed=d.seed,
+                dev_fraction=d.dev_fraction, seed=d.seed, num_workers=self.cfg.num_workers,
             )
         summary = {}
         for split in SPLITS:
