@@ -27,7 +27,11 @@ DUPLICATE_ID = "duplicate id"
 BAD_RECORD = "bad record"
 NO_TRANSCRIPT = "no transcript"  # an audio file that no transcript line names
 NAME_MISMATCH = "name mismatch"  # a file whose name disagrees with its row (Kinetics times)
-REASONS = (MISSING_FILE, UNREADABLE, EMPTY_TEXT, DURATION, DUPLICATE_ID, BAD_RECORD, NO_TRANSCRIPT, NAME_MISMATCH)
+UNREADABLE_VIDEO = "unreadable video"
+REASONS = (
+    MISSING_FILE, UNREADABLE, EMPTY_TEXT, DURATION, DUPLICATE_ID, BAD_RECORD, NO_TRANSCRIPT, NAME_MISMATCH,
+    UNREADABLE_VIDEO,
+)
 
 
 class DropList(list):

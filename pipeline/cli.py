@@ -92,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--engine", choices=("auto", "torch", "lite"), default="auto",
-        help="lite: numpy only, no torch start-up cost (CPU, greedy, no LM); auto (default): lite "
+        help="lite: numpy and onnxruntime, no torch start-up cost (CPU, greedy, no LM; needs the "
+        "bundle's model.onnx); auto (default): lite "
         "for up to 60 s of audio on CPU with greedy decoding and no --threads, else torch",
     )
 
@@ -114,6 +115,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="refuse a video with more frames (default: 2,000,000)")
     lab.add_argument("--max-pixels", type=_positive_int, metavar="N",
                      help="refuse frames larger than this, width x height (default: 8192 x 8192)")
+
+    exp = sub.add_parser(
+        "export",
+        help="export a bundle's model to ONNX",
+        description="Export a bundle's model as an ONNX graph: a speech model as features + lengths -> "
+        "CTC log-probs and output lengths; a video model (backbone and classifier in one graph) as "
+        "uint8 frames + lengths -> class logits. Batch and time are dynamic.",
+    )
+    exp.add_argument("--model", required=True, type=Path, metavar="DIR", help="speech or video bundle directory")
+    exp.add_argument("--format", choices=("onnx",), default="onnx", help="export format (default: onnx)")
+    exp.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    exp.add_argument("out", type=Path, metavar="OUT", help="the file to write, e.g. model.onnx")
     return parser
 
 
@@ -346,6 +359,14 @@ def _label(args: argparse.Namespace) -> int:
     return _emit(results, args.format, args.output_dir, render, args.debug)
 
 
+def _export(args: argparse.Namespace) -> int:
+    from pipeline.inference.onnx_export import export_bundle
+
+    out, kind = export_bundle(args.model, args.out)
+    print(f"{out}\t{kind}\t{out.stat().st_size} bytes")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the CLI; returns the exit code (0 ok, 1 some files failed, 2 usage/model error)."""
     parser = build_parser()
@@ -354,11 +375,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="seqrec: %(levelname)s: %(message)s",
     )
-    if args.threads and getattr(args, "engine", None) != "lite":  # lite: see _transcribe
+    if getattr(args, "threads", None) and getattr(args, "engine", None) != "lite":  # lite: see _transcribe
         import torch
 
         torch.set_num_threads(args.threads)
-    handlers = {"transcribe": _transcribe, "label": _label}
+    handlers = {"transcribe": _transcribe, "label": _label, "export": _export}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:

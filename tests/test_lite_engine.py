@@ -1,9 +1,10 @@
-"""The torch-free lite engine against the torch path it mirrors, and the CLI's engine choice."""
+"""The torch-free lite engine (numpy features, the bundle's ONNX graph on onnxruntime) against
+the torch path it mirrors, and the CLI's engine choice. The graph itself is tested against the
+torch model in tests/test_onnx_export.py."""
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import subprocess
 import sys
@@ -17,9 +18,7 @@ import torch
 from pipeline.inference import lite
 from pipeline.inference.lite import (
     LiteBundleError,
-    LiteCTCModel,
     LiteFeatureConfig,
-    LiteModelConfig,
     LiteTranscriber,
     LogMel,
     UnsupportedBundleError,
@@ -45,22 +44,6 @@ def _speech(seconds: float, sr: int, seed: int = 0) -> np.ndarray:
     return (0.2 * voiced * envelope + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
 
 
-def _model_config(cell: str, bidirectional: bool, subsampling: int, upsample: int, cmn: bool, hidden: int = 8,
-                  layer_norm: bool = False):
-    from pipeline.models.ctc_model import CTCModelConfig
-    from pipeline.models.encoder import EncoderConfig
-
-    return CTCModelConfig(
-        input_dim=12, vocab_size=7, ctc_upsample=upsample, utterance_cmn=cmn,
-        encoder=EncoderConfig(cell=cell, hidden_size=hidden, num_layers=2, bidirectional=bidirectional,
-                              subsampling=subsampling, layer_norm=layer_norm),
-    )
-
-
-def _numpy_state(model: torch.nn.Module) -> dict[str, np.ndarray]:
-    return {k: v.detach().numpy() for k, v in model.state_dict().items()}
-
-
 @pytest.fixture(scope="module")
 def speech_bundle(tmp_path_factory) -> Path:
     """A small untrained BiLSTM-CTC bundle in the layout of speech_ctc.stage_export."""
@@ -82,12 +65,18 @@ def speech_bundle(tmp_path_factory) -> Path:
     with torch.no_grad():
         model.head.proj.weight.mul_(8.0)  # sharper outputs: many different tokens, several words
         model.head.proj.bias[1 :: tokenizer.vocab_size] += 1.0  # more spaces (id 1) -> more words
+    from pipeline.inference import onnx_export
+
+    root = tmp_path_factory.mktemp("lite")
+    graph = onnx_export.speech_onnx(model.eval())
+    (root / "model.onnx").write_bytes(graph)
     config = {
         "kind": "speech_ctc", "model": to_dict(cfg), "features": to_dict(FeatureConfig()),
         "tokens": tokenizer.to_list(), "weights": "model.safetensors", "metrics": {},
+        "onnx": onnx_export.speech_record(model, graph),
     }
-    out = tmp_path_factory.mktemp("lite") / "bundle"
-    return save_bundle(out, config, {"model.safetensors": model.state_dict()})
+    files = {"model.onnx": root / "model.onnx"}
+    return save_bundle(root / "bundle", config, {"model.safetensors": model.state_dict()}, files)
 
 
 @pytest.fixture(scope="module")
@@ -153,50 +142,7 @@ def test_numpy_audio_backend_matches_torch(audio_files) -> None:
         load_waveform(audio_files["mono"], backend="scipy")
 
 
-# --------------------------------------------------------------------------- (b) model forward
-
-
-@pytest.mark.parametrize("cell,bidirectional,subsampling",
-                         list(itertools.product(("rnn", "lstm", "gru"), (True, False), (1, 2, 4, 8))))
-def test_forward_matches_torch(cell: str, bidirectional: bool, subsampling: int) -> None:
-    from pipeline.config import to_dict
-    from pipeline.models.ctc_model import CTCModel
-
-    torch.manual_seed(hash((cell, bidirectional, subsampling)) % 1000)
-    for upsample, cmn, norm in itertools.product((1, 2), (False, True), (False, True)):
-        cfg = _model_config(cell, bidirectional, subsampling, upsample, cmn, layer_norm=norm)
-        model = CTCModel(cfg).eval()
-        model.cmvn.set_stats(torch.randn(12), torch.rand(12) + 0.5)
-        if norm:  # a non-trivial affine, so lite must apply it too
-            with torch.no_grad():
-                for ln in model.encoder.norms:
-                    ln.weight.uniform_(0.5, 1.5)
-                    ln.bias.normal_(0.0, 0.3)
-        numpy_model = LiteCTCModel(LiteModelConfig.from_config(to_dict(cfg)), _numpy_state(model))
-        lens = torch.tensor([23, 16, 9, 1])  # odd and even lengths, in one padded batch
-        x = torch.randn(4, 23, 12) * 2
-        with torch.no_grad():
-            log_probs, out_lens = model(x, lens)
-        for b, n in enumerate(lens.tolist()):
-            got = numpy_model(x[b, :n].numpy())
-            want = log_probs[b, : int(out_lens[b])].numpy()
-            assert got.shape == want.shape == (-(-n // subsampling) * upsample, 7)
-            np.testing.assert_allclose(got, want, atol=1e-4)
-
-
-def test_forward_checks_weights() -> None:
-    from pipeline.config import to_dict
-    from pipeline.models.ctc_model import CTCModel
-
-    cfg = _model_config("gru", True, 2, 1, False)
-    state = _numpy_state(CTCModel(cfg))
-    lite_cfg = LiteModelConfig.from_config(to_dict(cfg))
-    with pytest.raises(ValueError, match="missing"):
-        LiteCTCModel(lite_cfg, {k: v for k, v in state.items() if k != "head.proj.bias"})
-    with pytest.raises(ValueError, match="shape"):
-        LiteCTCModel(lite_cfg, {**state, "cmvn.mean": np.zeros(5, np.float32)})
-    with pytest.raises(UnsupportedBundleError, match="attention"):
-        LiteModelConfig.from_config({**to_dict(cfg), "attention": True})
+# --------------------------------------------------------------------------- (b) decoding
 
 
 def test_greedy_path_matches_batched_greedy_decode() -> None:
@@ -262,15 +208,34 @@ def test_bundle_errors_match_torch(speech_bundle, tmp_path) -> None:
         with pytest.raises(LiteBundleError) as lite_err:
             LiteTranscriber.from_pretrained(bad)
         assert str(lite_err.value) == str(torch_err.value)
-    odd = tmp_path / "odd"
-    odd.mkdir()
-    for f in speech_bundle.iterdir():
-        (odd / f.name).write_bytes(f.read_bytes())
+    odd = _copy_bundle(speech_bundle, tmp_path / "odd")
     config = yaml.safe_load((odd / "config.yaml").read_text())
-    config["model"]["encoder"]["attention_heads"] = 4
+    del config["onnx"]  # a bundle from before ONNX export: torch runs it, lite cannot
     (odd / "config.yaml").write_text(yaml.safe_dump(config))
-    with pytest.raises(UnsupportedBundleError, match=r"odd: config.yaml: model.encoder.attention_heads is not supported"):
+    with pytest.raises(UnsupportedBundleError, match=r"odd: the bundle has no ONNX graph"):
         LiteTranscriber.from_pretrained(odd)
+    assert Transcriber.from_pretrained(odd).transcribe(tmp_path / "none.wav")[0].error  # torch loads it
+    altered = _copy_bundle(speech_bundle, tmp_path / "altered")
+    graph = bytearray((altered / "model.onnx").read_bytes())
+    graph[len(graph) // 2] ^= 0xFF
+    (altered / "model.onnx").write_bytes(bytes(graph))
+    with pytest.raises(LiteBundleError, match=r"altered/model.onnx: sha256 does not match"):
+        LiteTranscriber.from_pretrained(altered)
+    (altered / "model.onnx").write_bytes(b"\x08\x07garbage")  # fits a forged sha256, not onnxruntime
+    import hashlib
+
+    config = yaml.safe_load((altered / "config.yaml").read_text())
+    config["onnx"]["sha256"] = hashlib.sha256(b"\x08\x07garbage").hexdigest()
+    (altered / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(LiteBundleError, match=r"model.onnx: onnxruntime cannot load the graph"):
+        LiteTranscriber.from_pretrained(altered)
+
+
+def _copy_bundle(src: Path, dst: Path) -> Path:
+    dst.mkdir()
+    for f in src.iterdir():
+        (dst / f.name).write_bytes(f.read_bytes())
+    return dst
 
 
 # --------------------------------------------------------------------------- (d) CLI
@@ -351,10 +316,7 @@ def test_cli_auto_falls_back_to_torch_for_unsupported_bundle(speech_bundle, audi
 
     from pipeline.cli import main
 
-    odd = tmp_path / "odd"
-    odd.mkdir()
-    for f in speech_bundle.iterdir():
-        (odd / f.name).write_bytes(f.read_bytes())
+    odd = _copy_bundle(speech_bundle, tmp_path / "odd")
     config = yaml.safe_load((odd / "config.yaml").read_text())
     config["features"]["log_floor"] = 1e-6
     del config["features"]["n_fft"]  # torch fills in the default; lite wants every value
@@ -367,31 +329,23 @@ def test_cli_auto_falls_back_to_torch_for_unsupported_bundle(speech_bundle, audi
     assert "--engine lite runs on --device cpu with --beam-size 1 only" in capsys.readouterr().err
 
 
-def test_lite_knows_every_config_field() -> None:
-    """A new model or feature option must be taught to the lite engine (else auto uses torch)."""
+def test_lite_knows_every_feature_field() -> None:
+    """A new feature option must be taught to the lite engine's numpy front end (else auto uses
+    torch); model options need nothing, since the graph carries the model."""
     from data_prep.features import FeatureConfig
     from pipeline.config import to_dict
     from pipeline.inference import lite_config
-    from pipeline.models.ctc_model import CTCModelConfig
 
-    model = to_dict(CTCModelConfig())
-    assert set(model) == lite_config._MODEL_KEYS
-    assert set(model["encoder"]) == lite_config._ENCODER_KEYS
     assert set(to_dict(FeatureConfig())) == lite_config._FEATURE_KEYS | {"speed", "upstream_layers", "kind"}
 
 
 def test_lite_hands_upstream_bundles_to_torch() -> None:
-    """An upstream feature kind or a layer mix is refused as unsupported (auto then uses torch)."""
+    """An upstream feature kind is refused as unsupported (auto then uses torch)."""
     from pipeline.bundle import UnsupportedBundleError
-    from pipeline.inference.lite_config import LiteFeatureConfig, LiteModelConfig
+    from pipeline.inference.lite_config import LiteFeatureConfig
 
     feats = {"sample_rate": 16000, "n_mels": 80, "n_fft": 512, "win_length": 400, "hop_length": 160,
              "f_min": 20.0, "f_max": 7600.0, "log_floor": 1e-6, "kind": "logmel", "upstream_layers": "last"}
     assert LiteFeatureConfig.from_config(feats).n_mels == 80
     with pytest.raises(UnsupportedBundleError, match="features.kind"):
         LiteFeatureConfig.from_config({**feats, "kind": "whisper_tiny_en"})
-    model = {"input_dim": 384, "vocab_size": 29, "encoder": {"cell": "lstm", "hidden_size": 8, "num_layers": 1,
-             "bidirectional": True, "subsampling": 2}}
-    assert LiteModelConfig.from_config({**model, "input_layers": 1}).input_dim == 384
-    with pytest.raises(UnsupportedBundleError, match="input_layers"):
-        LiteModelConfig.from_config({**model, "input_dim": 1920, "input_layers": 5})

@@ -263,3 +263,32 @@ def test_engine_benchmark_matches_the_recipe_and_scores_pocketsphinx(recipe_run)
     assert set(out["pocketsphinx"]) == set(out["seqrec"])
     lines = _engine_lines(out)
     assert len(lines) == 3 + len(out["seqrec"]) and "pocketsphinx WER" in lines[1]
+
+
+@pytest.mark.slow
+def test_the_bundle_carries_an_onnx_graph_that_lite_runs_and_export_writes(recipe_run, tmp_path, capsys):
+    import onnxruntime as ort
+    import torch
+
+    from pipeline.inference.lite import LiteTranscriber
+    from pipeline.inference.transcriber import Transcriber
+
+    exp, _ = recipe_run
+    bundle = exp / "bundle"
+    assert (bundle / "model.onnx").is_file()
+    wavs = sorted((exp / "corpus" / "wavs" / "test").glob("*.wav"))[:3]
+    want = [r.to_dict() for r in Transcriber.from_pretrained(bundle, lm="none").transcribe(wavs)]
+    assert [r.to_dict() for r in LiteTranscriber.from_pretrained(bundle).transcribe(wavs)] == want
+    capsys.readouterr()
+    assert cli_main(["export", "--model", str(bundle), "--format", "onnx", str(tmp_path / "speech.onnx")]) == 0
+    assert capsys.readouterr().out.startswith(f"{tmp_path / 'speech.onnx'}\tspeech_ctc\t")
+    model = Transcriber.from_pretrained(bundle, lm="none").model
+    x = torch.randn(2, 70, model.cfg.input_dim)
+    lens = torch.tensor([70, 41])
+    with torch.no_grad():
+        ref, ref_lens = model(x, lens)
+    got, got_lens = ort.InferenceSession(str(tmp_path / "speech.onnx")).run(None, {"features": x.numpy(), "lengths": lens.numpy()})
+    assert got_lens.tolist() == ref_lens.tolist()
+    np.testing.assert_allclose(got[1, : int(ref_lens[1])], ref[1, : int(ref_lens[1])].numpy(), atol=1e-4)
+    assert cli_main(["export", "--model", str(tmp_path / "nothing"), str(tmp_path / "x.onnx")]) == 2
+    assert "nothing" in capsys.readouterr().err and not (tmp_path / "x.onnx").exists()

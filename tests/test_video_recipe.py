@@ -93,3 +93,30 @@ def test_training_lineage_follows_what_is_trained_not_for_how_long():
     assert noisier["lineage-ablation"] != h["lineage-ablation"]
     refit = VideoRecipe(replace(base, backbone_fit=replace(base.backbone_fit, epochs=1))).hashes()
     assert refit["lineage-model"] != h["lineage-model"] and refit["lineage-ablation"] != h["lineage-ablation"]
+
+
+@pytest.mark.slow
+def test_export_cli_writes_the_video_graph(recipe_run, tmp_path, capsys):
+    import numpy as np
+    import onnxruntime as ort
+
+    from data_prep.video_io import load_clip
+    from pipeline.inference.labeler import ClipLabeler
+
+    exp, _ = recipe_run
+    capsys.readouterr()
+    assert cli_main(["export", "--model", str(exp / "bundle"), str(tmp_path / "video.onnx")]) == 0
+    assert "\tvideo_classifier\t" in capsys.readouterr().out
+    labeler = ClipLabeler.from_pretrained(exp / "bundle")
+    b = labeler.backbone_cfg
+    from data_prep.manifest import read_manifest
+
+    clips = [r["video_filepath"] for r in read_manifest(exp / "manifests" / "test.jsonl", "video")[:2]]
+    frames = np.stack([load_clip(c, num_segments=b.num_segments, size=b.frame_size, short_side=b.short_side) for c in clips])
+    (logits,) = ort.InferenceSession(str(tmp_path / "video.onnx")).run(
+        None, {"frames": frames, "lengths": np.full(len(clips), frames.shape[1])}
+    )
+    probs = np.exp(logits - logits.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    np.testing.assert_allclose(probs, labeler.scores(list(frames)), atol=1e-2)
+    assert (probs.argmax(-1) == labeler.scores(list(frames)).argmax(-1)).all()

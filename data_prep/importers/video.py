@@ -22,15 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from data_prep.manifest import write_manifest
-from data_prep.validate import BAD_RECORD, MISSING_FILE, NAME_MISMATCH, DropList
+from data_prep.validate import BAD_RECORD, MISSING_FILE, NAME_MISMATCH, UNREADABLE_VIDEO, DropList
 from data_prep.video_io import VideoError, probe_video
 from pipeline.errors import SeqrecError
 
 log = logging.getLogger(__name__)
 
 _HEADER_PATH = {"path", "video", "video_path", "video_filepath", "filename", "file"}
-#: Reason category of a video file that exists but does not decode.
-UNREADABLE_VIDEO = "unreadable video"
 #: File extensions taken as videos when a corpus is searched for clips by name.
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp"}
@@ -143,7 +141,7 @@ def validate_video(
 
     Returns:
         ``(kept, dropped)``; dropped holds ``(record, reason)`` pairs, each reason starting
-        with a category of :data:`data_prep.validate.REASONS` or :data:`UNREADABLE_VIDEO`.
+        with a category of :data:`data_prep.validate.REASONS`.
     """
     records = list(records)
     dropped: list[tuple[dict[str, Any], str]] = []

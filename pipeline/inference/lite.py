@@ -1,7 +1,7 @@
 """Torch-free CPU transcription of speech CTC bundles: ``LiteTranscriber``.
 
 ``import torch`` alone takes 1.5-2.5 s, several times what transcribing a short file costs. This
-engine runs the whole speech path with numpy (plus soundfile and ``safetensors.numpy``), so a
+engine runs the whole speech path with numpy, soundfile and onnxruntime, so a
 cold ``seqrec transcribe`` of a few seconds of audio starts as fast as a small C program. It
 shares every step it can with the torch path, through modules that do not import torch:
 
@@ -10,12 +10,13 @@ shares every step it can with the torch path, through modules that do not import
 * audio: :func:`data_prep.audio.load_waveform` with ``backend="numpy"`` (its numpy port of
   torchaudio's sinc resampler), raising the same :class:`~data_prep.audio.AudioError`;
 * features: :class:`data_prep.features_numpy.LogMel`, the numbers of ``LogMelExtractor``;
-* model: :class:`pipeline.inference.lite_model.LiteCTCModel`, ``CTCModel``'s forward in numpy;
+* model: the bundle's exported ONNX graph (``model.onnx``, see
+  :mod:`pipeline.inference.onnx_export`) run by onnxruntime, :class:`OnnxCTCModel`;
 * decoding: :func:`pipeline.decoding.greedy.greedy_path` and
   :func:`pipeline.decoding.timestamps.word_timestamps`, the torch path's own functions.
 
 Greedy decoding on CPU only; ``tests/test_lite_engine.py`` holds every part against the torch
-path it mirrors.
+path it mirrors, and ``tests/test_onnx_export.py`` the graph against ``CTCModel``.
 """
 
 from __future__ import annotations
@@ -34,8 +35,7 @@ from pipeline.decoding.greedy import greedy_path
 from pipeline.decoding.timestamps import word_timestamps
 from pipeline.errors import one_line
 from pipeline.inference import common
-from pipeline.inference.lite_config import LiteFeatureConfig, LiteModelConfig
-from pipeline.inference.lite_model import LiteCTCModel
+from pipeline.inference.lite_config import LiteFeatureConfig
 from pipeline.inference.transcription import Transcription
 from pipeline.tokenizer import CharTokenizer
 
@@ -51,21 +51,74 @@ LiteBundleError = BundleError
 LiteTranscription = Transcription
 
 
-def load_weights(bundle: Bundle) -> dict[str, np.ndarray]:
-    """Loads the bundle's safetensors weights as float32 numpy arrays.
+class OnnxCTCModel:
+    """A speech bundle's ONNX graph on onnxruntime's CPU provider: (T, D) features -> (T'', V) log-probs.
+
+    Args:
+        graph: The serialised ONNX model (see :func:`pipeline.inference.onnx_export.speech_onnx`).
+        frame_ratio: Feature frames per output frame (the bundle's ``onnx.frame_ratio``).
+        where: Names the file in error messages.
 
     Raises:
-        BundleError: the weights file is missing, unsafe or not safetensors.
-        UnsupportedBundleError: numpy cannot read it (e.g. bf16 weights); torch may.
+        BundleError: onnxruntime cannot load the graph, or it lacks the expected inputs.
     """
-    from safetensors.numpy import load_file
 
-    path = bundle.weights_file()
+    def __init__(self, graph: bytes, frame_ratio: float, where: str) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3  # errors only; they become BundleError below
+        # One thread: the graph is a chain of small matrix products, for which a second thread
+        # costs more than it saves (and far more when another process keeps a core busy).
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise BundleError(f"{where}: onnxruntime cannot load the graph: {one_line(exc)}") from None
+        inputs = {i.name: i.shape for i in self.session.get_inputs()}
+        outputs = [o.shape for o in self.session.get_outputs()]
+        if set(inputs) != {"features", "lengths"} or len(outputs) != 2 or len(inputs["features"]) != 3:
+            raise BundleError(f"{where}: not a seqrec speech graph (inputs {sorted(inputs)})")
+        self.input_dim = inputs["features"][-1]
+        self.vocab_size = outputs[0][-1]
+        self.frame_ratio = frame_ratio
+
+    def __call__(self, feats: np.ndarray) -> np.ndarray:
+        """(T, D) float32 features -> (T'', V) float32 log-probabilities."""
+        log_probs, lengths = self.session.run(
+            None, {"features": np.ascontiguousarray(feats[None], dtype=np.float32), "lengths": np.array([len(feats)])}
+        )
+        return log_probs[0, : int(lengths[0])]
+
+
+def load_graph(bundle: Bundle) -> OnnxCTCModel:
+    """Loads and checks the bundle's ONNX graph (its ``onnx`` config section).
+
+    Raises:
+        UnsupportedBundleError: the bundle has no graph (it predates ONNX export); torch can run it.
+        BundleError: the file is missing, fails its sha256, or cannot be loaded.
+    """
+    import hashlib
+
+    section = bundle.config.get("onnx")
+    if section is None:
+        raise UnsupportedBundleError(
+            "the bundle has no ONNX graph (export one with `seqrec export --format onnx`, or use --engine torch)"
+        )
+    if not isinstance(section, dict) or not isinstance(section.get("file"), str):
+        raise BundleError(f"{bundle.path}: config.yaml: 'onnx' must be a mapping with a 'file'")
+    path = bundle.file(section["file"])
     try:
-        tensors = load_file(str(path))
-    except Exception as exc:  # SafetensorError, OSError, or a dtype numpy lacks (bf16)
-        raise UnsupportedBundleError(f"{path}: cannot read weights with numpy: {one_line(exc)}") from None
-    return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()}
+        graph = path.read_bytes()
+    except OSError as exc:
+        raise BundleError(f"{path}: cannot read the ONNX graph: {exc.strerror or exc}") from None
+    if hashlib.sha256(graph).hexdigest() != section.get("sha256"):
+        raise BundleError(f"{path}: sha256 does not match config.yaml (altered or truncated file)")
+    ratio = section.get("frame_ratio")
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= 64:
+        raise BundleError(f"{bundle.path}: config.yaml: onnx.frame_ratio must be a positive number, got {ratio!r}")
+    return OnnxCTCModel(graph, float(ratio), str(path))
 
 
 def total_audio_seconds(paths: Iterable[str | Path]) -> float | None:
@@ -91,18 +144,18 @@ def total_audio_seconds(paths: Iterable[str | Path]) -> float | None:
 
 
 class LiteTranscriber:
-    """Greedy CTC transcription on CPU with numpy only (no torch import).
+    """Greedy CTC transcription on CPU with numpy and onnxruntime (no torch import).
 
     Gives the same results and per-file errors as :class:`pipeline.Transcriber` with
     ``beam_size=1``, up to float32 rounding.
 
     Args:
-        model: The numpy model.
+        model: The bundle's graph.
         tokenizer: The bundle's :class:`pipeline.tokenizer.CharTokenizer`.
         feature_cfg: The bundle's log-mel parameters.
     """
 
-    def __init__(self, model: LiteCTCModel, tokenizer: CharTokenizer, feature_cfg: LiteFeatureConfig) -> None:
+    def __init__(self, model: OnnxCTCModel, tokenizer: CharTokenizer, feature_cfg: LiteFeatureConfig) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.feature_cfg = feature_cfg
@@ -129,22 +182,19 @@ class LiteTranscriber:
         if not lm_off and (lm != "auto" or "lm" in cfg):
             raise UnsupportedBundleError(f"{root}: word-level LM decoding needs the torch engine (or --lm none)")
         try:
-            model_cfg = LiteModelConfig.from_config(common.bundle_section(cfg, "model"))
             feature_cfg = LiteFeatureConfig.from_config(common.bundle_section(cfg, "features"))
             tokenizer = CharTokenizer.from_list(common.bundle_section(cfg, "tokens", list))
+            model = load_graph(bundle)  # its errors name the graph file
         except UnsupportedBundleError as exc:
             raise UnsupportedBundleError(f"{root}: {exc}") from None
+        except BundleError:
+            raise
         except (ValueError, TypeError) as exc:  # config values that do not fit
             raise BundleError(f"{root}: invalid speech bundle: {one_line(exc)}") from None
-        weights = load_weights(bundle)  # its errors name the weights file
-        try:
-            model = LiteCTCModel(model_cfg, weights)
-        except ValueError as exc:
-            raise BundleError(f"{root}: invalid speech bundle: {one_line(exc)}") from None
-        if model_cfg.vocab_size != tokenizer.vocab_size:
-            raise BundleError(f"{root}: {tokenizer.vocab_size} tokens for a model with {model_cfg.vocab_size} outputs")
-        if model_cfg.input_dim != feature_cfg.n_mels:
-            raise BundleError(f"{root}: invalid speech bundle: {feature_cfg.n_mels} mels for a model of input_dim {model_cfg.input_dim}")
+        if model.vocab_size != tokenizer.vocab_size:
+            raise BundleError(f"{root}: {tokenizer.vocab_size} tokens for a model with {model.vocab_size} outputs")
+        if model.input_dim != feature_cfg.n_mels:
+            raise BundleError(f"{root}: invalid speech bundle: {feature_cfg.n_mels} mels for a model of input_dim {model.input_dim}")
         return cls(model, tokenizer, feature_cfg)
 
     def features(self, wave: np.ndarray) -> np.ndarray:
@@ -192,7 +242,7 @@ class LiteTranscriber:
 
 
 __all__ = [
-    "LITE_MAX_AUDIO_S", "AudioError", "LiteBundleError", "LiteCTCModel", "LiteFeatureConfig",
-    "LiteModelConfig", "LiteTranscriber", "LiteTranscription", "LogMel", "UnsupportedBundleError",
-    "load_weights", "total_audio_seconds",
+    "LITE_MAX_AUDIO_S", "AudioError", "LiteBundleError", "LiteFeatureConfig", "LiteTranscriber",
+    "LiteTranscription", "LogMel", "OnnxCTCModel", "UnsupportedBundleError", "load_graph",
+    "total_audio_seconds",
 ]

@@ -388,6 +388,13 @@ class SpeechRecipe:
             from pipeline.workflow.speech_lm import bundle_record
 
             config["lm"], files = bundle_record(self.lm_dir, self.cfg.lm.order, results["lm_decoding"])
+        from pipeline.inference import onnx_export
+        from pipeline.io_utils import atomic_write_bytes
+
+        graph = onnx_export.speech_onnx(model)  # what the fast-start engine runs
+        atomic_write_bytes(self.exp / onnx_export.BUNDLE_FILE, graph)
+        files[onnx_export.BUNDLE_FILE] = self.exp / onnx_export.BUNDLE_FILE
+        config["onnx"] = onnx_export.speech_record(model, graph)
         save_bundle(self.bundle_dir, config, {"model.safetensors": model.state_dict()}, files)
         log.info("bundle written to %s", self.bundle_dir)
         return {"bundle": str(self.bundle_dir)}

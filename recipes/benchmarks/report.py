@@ -26,6 +26,7 @@ RATIO_SOURCES: dict[str, tuple[str, str]] = {
     "rtf_batched_lm_vs_pocketsphinx": ("transcribe", "ratio_batched_lm"),
     "label_vs_limit": ("label", "ratio"),
     "coldstart_vs_pocketsphinx": ("coldstart", "ratio"),
+    "coldstart_lite_vs_pocketsphinx": ("coldstart_lite", "ratio"),
 }
 RATIO_KEYS: tuple[str, ...] = tuple(RATIO_SOURCES)
 
@@ -39,6 +40,7 @@ TARGETS: dict[str, float] = {
     "rtf_batched_lm_vs_pocketsphinx": 20.0,
     "label_vs_limit": 0.70,
     "coldstart_vs_pocketsphinx": 1.0,
+    "coldstart_lite_vs_pocketsphinx": 1.0,
 }
 
 
@@ -212,6 +214,9 @@ def render_markdown(results: dict[str, Any]) -> str:
     cs = b.get("coldstart")
     what = "Cold start, one-file `transcribe`, s" + (f" ({fmt(cs['audio_s'])} s file)" if cs else "")
     row(what, _med(cs, "seqrec"), "pocketsphinx", _med(cs, "pocketsphinx"), "coldstart_vs_pocketsphinx")
+    cl = b.get("coldstart_lite")
+    what = "Cold start, torch-free engine (numpy + ONNX), s" + (f" ({fmt(cl['audio_s'])} s file)" if cl else "")
+    row(what, _med(cl, "seqrec"), "pocketsphinx", _med(cl, "pocketsphinx"), "coldstart_lite_vs_pocketsphinx")
     if tr and "pocketsphinx" in tr:
         lines.append("")
         with_lm = f", with its word LM {100 * tr['batched_lm']['wer']:.1f}%" if "batched_lm" in tr else ""

@@ -529,13 +529,27 @@ def pocketsphinx_command() -> tuple[list[str], str]:
     return [sys.executable, str(SPHINX_SCRIPT)], "python sphinx_cli.py FILE (pocketsphinx package, default model)"
 
 
-def bench_coldstart(bundle: Path, wav: Path, repeats: int, *, with_sphinx: bool = True) -> dict[str, Any]:
+def lite_capable(bundle: Path) -> bool:
+    """Whether the torch-free engine can run ``bundle``: it has an ONNX graph and log-mel features."""
+    import yaml
+
+    try:
+        cfg = yaml.safe_load((Path(bundle) / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(cfg, dict) and "onnx" in cfg and cfg.get("features", {}).get("kind", "logmel") == "logmel"
+
+
+def bench_coldstart(
+    bundle: Path, wav: Path, repeats: int, *, with_sphinx: bool = True, options: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """Wall time of a fresh ``seqrec transcribe`` process on one short file, and of pocketsphinx's.
 
     One unrecorded round first puts both programs' files in the page cache. ``ratio`` =
     pocketsphinx wall time / seqrec wall time. Peak RSS of each process is kept too.
+    ``options`` go to ``seqrec transcribe`` (e.g. ``--engine lite --lm none``).
     """
-    seqrec_cmd = [*seqrec_command(), "transcribe", "--model", str(bundle), str(wav)]
+    seqrec_cmd = [*seqrec_command(), "transcribe", *options, "--model", str(bundle), str(wav)]
     sphinx_cmd, sphinx_desc = pocketsphinx_command()
     rss: dict[str, list[int]] = {"seqrec": [], "pocketsphinx": []}
 
@@ -556,7 +570,8 @@ def bench_coldstart(bundle: Path, wav: Path, repeats: int, *, with_sphinx: bool 
         "file": str(wav),
         "audio_s": round(_wav_seconds(wav), 3),
         "unit": "s",
-        "seqrec_command": "seqrec transcribe --model BUNDLE FILE",
+        "seqrec_command": " ".join(["seqrec transcribe", *options, "--model BUNDLE FILE"]),
+        "bundle": str(bundle),
         "seqrec": summarize(runs["seqrec"]),
         "seqrec_peak_rss_mib": round(median(rss["seqrec"][-repeats:]) / 2**20, 1),
     }

@@ -39,6 +39,7 @@ class SuiteOptions:
     threads: int = 0  # 0: the usable cores
     gpu: bool = True
     profile: bool = False  # write a cProfile summary of each benchmark to OUT/profiles/
+    lite_bundle: Path | None = None  # a log-mel bundle for the torch-free cold start (default: the speech exp's)
 
     # Subset sizes: (full, quick).
     def size(self, full: int, quick: int) -> int:
@@ -72,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-gpu", action="store_true", help="skip the GPU figures even when CUDA is available")
     parser.add_argument("--profile", action="store_true",
                         help="also profile each benchmark (cProfile; top functions to OUT/profiles/NAME.txt)")
+    parser.add_argument("--lite-bundle", type=Path, default=None, metavar="DIR",
+                        help="a log-mel speech bundle with model.onnx for the torch-free cold start "
+                        "(default: the speech experiment's bundle, when it is one)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
@@ -84,6 +88,7 @@ def options_from_args(args: argparse.Namespace) -> SuiteOptions:
         speech_exp=args.speech_exp, video_exp=args.video_exp, out_dir=args.out_dir, repeats=repeats,
         quick=args.quick, only=tuple(args.only or BENCHMARKS), threads=args.threads, gpu=not args.no_gpu,
         profile=args.profile,
+        lite_bundle=args.lite_bundle,
     )
 
 
@@ -218,6 +223,17 @@ def run_suite(opts: SuiteOptions) -> dict[str, Any]:
             return speech.bench_coldstart(sexp.bundle, Path(rec["audio_filepath"]), max(r, 5), with_sphinx=has_sphinx)
 
         runner("coldstart", coldstart, bench)
+
+        def coldstart_lite() -> dict[str, Any]:
+            # The torch-free engine (numpy log-mel + the bundle's ONNX graph), on the same file.
+            bundle = opts.lite_bundle or sexp.bundle
+            if not speech.lite_capable(bundle):
+                raise BenchmarkError(f"{bundle}: no ONNX graph with log-mel features (give --lite-bundle)")
+            wav = Path(bench["coldstart"]["file"]) if "coldstart" in bench else Path(speech_records(0)[0]["audio_filepath"])
+            return speech.bench_coldstart(bundle, wav, max(r, 5), with_sphinx=has_sphinx,
+                                          options=("--engine", "lite", "--lm", "none"))
+
+        runner("coldstart_lite", coldstart_lite, bench)
 
     if "label" in only:
         def label() -> dict[str, Any]:
