@@ -90,6 +90,11 @@ def test_ship_a_recipe_bundle_in_float16(tmp_path):
     assert cfg["shipped"]["made_by"] == "test" and cfg["lm"]["lm_weight"] is not None
     assert (out / cfg["lm"]["arpa"]).read_bytes() == (exp / "bundle" / cfg["lm"]["arpa"]).read_bytes()
     assert (out / "model.safetensors").stat().st_size < 0.6 * (exp / "bundle" / "model.safetensors").stat().st_size
+    # a log-mel model keeps its ONNX graph, so the torch-free engine can still run it
+    from pipeline.inference.lite import LiteTranscriber
+
+    assert cfg["onnx"]["file"] == "model.onnx" and (out / "model.onnx").is_file()
+    assert LiteTranscriber.from_pretrained(out).transcribe(exp / "corpus" / "wavs" / "test")[0].error is None
     import torch
 
     from data_prep.audio import load_audio

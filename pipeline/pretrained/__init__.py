@@ -33,7 +33,8 @@ def speech_model_dir(model_dir: str | Path | None) -> Path:
 
 
 def ship_speech_bundle(src: str | Path, dst: str | Path = SPEECH_MODEL, *, card: dict[str, Any] | None = None) -> Path:
-    """Copies a speech bundle to ``dst`` with float16 weights, its LM, and a ``shipped`` record.
+    """Copies a speech bundle to ``dst`` with float16 weights, its LM, and a ``shipped`` record
+    (and its ONNX graph for a log-mel model, which the torch-free engine can run).
 
     Args:
         src: A recipe's ``bundle/`` (``speech_ctc``).
@@ -55,5 +56,10 @@ def ship_speech_bundle(src: str | Path, dst: str | Path = SPEECH_MODEL, *, card:
     lm = config.get("lm")
     if isinstance(lm, dict):
         files = {lm["arpa"]: bundle.file(lm["arpa"]), lm["lexicon"]: bundle.file(lm["lexicon"])}
+    graph = config.pop("onnx", None)
+    if isinstance(graph, dict) and config.get("features", {}).get("kind", "logmel") == "logmel":
+        # Only a log-mel model can run on the torch-free engine; an upstream model's graph would
+        # be dead weight in the package.
+        config["onnx"], files[graph["file"]] = graph, bundle.file(graph["file"])
     config["shipped"] = {"date": datetime.date.today().isoformat(), "weights_dtype": "float16", **(card or {})}
     return save_bundle(dst, config, {config["weights"]: weights}, files)
