@@ -1,8 +1,10 @@
 """Stage runner shared by recipes: ``--stage N --stop-stage M``, markers, logs and results.json.
 
 A stage is skipped when its ``.done`` marker records the same config hash; a changed config
-redoes it. Wall time per stage and each stage's outputs are merged into
-``<exp_dir>/results.json`` as they finish.
+redoes it. The hashes are derived, never chained by hand: a recipe declares for each node
+(a stage, or a checkpoint lineage) the config values it reads and the nodes whose outputs it
+reads (:class:`Inputs`), and :func:`derive_hashes` does the chaining. Wall time per stage and
+each stage's outputs are merged into ``<exp_dir>/results.json`` as they finish.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,55 @@ class Stage:
     name: str
     run: Callable[[], dict[str, Any] | None]
     config_hash: str
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What one node of a recipe depends on.
+
+    Attributes:
+        values: The config values the node reads (plain data, e.g. ``to_dict(cfg.train)``).
+        after: Earlier nodes whose outputs it reads, as key in the hashed mapping -> node name.
+    """
+
+    values: Mapping[str, Any]
+    after: Mapping[str, str] = field(default_factory=dict)
+
+
+def derive_hashes(graph: Mapping[str, Inputs]) -> dict[str, str]:
+    """Each node's hash: :func:`~pipeline.config.config_hash` of its values together with the
+    hashes of the nodes it reads. A changed value thus changes the node declaring it and every
+    node after it, and nothing upstream.
+
+    Raises:
+        ValueError: a node reads an unknown node, nodes form a cycle, or a key is both a value
+            and a dependency.
+    """
+    from pipeline.config import config_hash
+
+    hashes: dict[str, str] = {}
+    visiting: set[str] = set()
+
+    def visit(name: str, reader: str) -> str:
+        if name in hashes:
+            return hashes[name]
+        if name not in graph:
+            raise ValueError(f"recipe node {reader!r} reads an unknown node {name!r}")
+        if name in visiting:
+            raise ValueError(f"recipe nodes form a cycle through {name!r}")
+        visiting.add(name)
+        node = graph[name]
+        clash = sorted(set(node.values) & set(node.after))
+        if clash:
+            raise ValueError(f"recipe node {name!r}: {clash[0]!r} is both a value and a dependency")
+        data = {key: visit(dep, name) for key, dep in node.after.items()}
+        hashes[name] = config_hash({**data, **node.values})
+        visiting.discard(name)
+        return hashes[name]
+
+    for name in graph:
+        visit(name, name)
+    return hashes
 
 
 def setup_logging(log_dir: Path | None, *, verbose: bool = False) -> None:

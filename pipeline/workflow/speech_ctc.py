@@ -15,16 +15,16 @@ import torch
 
 from data_prep.augment_audio import AugmentConfig
 from data_prep.features import FeatureConfig
-from pipeline.config import config_hash, save_config, to_dict
+from pipeline.config import save_config, to_dict
 from pipeline.models.ctc_model import CTCModel, CTCModelConfig
 from pipeline.training.augment import SpecAugmentConfig
 from pipeline.training.trainer import TrainConfig
-from pipeline.workflow.runner import Stage, run_recipe, stage_footer
+from pipeline.workflow.common import SPLITS, Recipe
+from pipeline.workflow.runner import Inputs, Stage, derive_hashes, run_recipe, stage_footer
 from pipeline.workflow.speech_lm import LMConfig
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "dev", "test")
 
 
 @dataclass(frozen=True)
@@ -67,14 +67,15 @@ class SpeechRecipeConfig:
     lm: LMConfig = field(default_factory=LMConfig)
 
 
-class SpeechRecipe:
+class SpeechRecipe(Recipe):
     """Stage functions of the speech recipe; state lives on disk under ``exp_dir``."""
+
+    kind = "speech"
 
     def __init__(self, cfg: SpeechRecipeConfig) -> None:
         from pipeline.tokenizer import CharTokenizer
 
-        self.cfg = cfg
-        self.exp = Path(cfg.exp_dir)
+        super().__init__(cfg)
         self.tokenizer = CharTokenizer()
         if cfg.model.vocab_size != self.tokenizer.vocab_size:
             raise ValueError(
@@ -92,12 +93,6 @@ class SpeechRecipe:
             )
 
     # ------------------------------------------------------------------ paths
-    def raw_manifest(self, split: str) -> Path:
-        return self.exp / "data" / f"{split}.jsonl"
-
-    def manifest(self, split: str) -> Path:
-        return self.exp / "manifests" / f"{split}.jsonl"
-
     def store_dir(self, split: str, speed: float = 1.0, copy: int = 0) -> Path:
         from data_prep.features import copy_suffix
 
@@ -107,10 +102,6 @@ class SpeechRecipe:
         """(speed, augmented copy) of every training store: clean, speed-perturbed, augmented."""
         speeds = [(sp, 0) for sp in self.cfg.speed_perturb if sp != 1.0]
         return [(1.0, 0), *speeds, *((1.0, k) for k in range(1, self.cfg.augment_copies + 1))]
-
-    @property
-    def bundle_dir(self) -> Path:
-        return self.exp / "bundle"
 
     @property
     def lm_dir(self) -> Path:
@@ -131,23 +122,15 @@ class SpeechRecipe:
             manifests = generate_speech_corpus(self.exp / "corpus", corpus_cfg, num_workers=self.cfg.num_workers)
         else:
             manifests = import_speech_corpus(Path(d.corpus), self.exp / "corpus", fmt=d.format)
-        from data_prep.manifest import read_manifest, write_manifest
-        from data_prep.validate import carry_report
-
-        summary = {}
-        for split in SPLITS:
-            if split not in manifests:
-                raise FileNotFoundError(f"{d.corpus}: no {split} split found")
-            records = read_manifest(manifests[split], "speech")
-            write_manifest(self.raw_manifest(split), records, "speech")
-            carry_report(manifests[split], self.raw_manifest(split))
-            summary[split] = {"utterances": len(records), "hours": round(sum(r["duration"] for r in records) / 3600, 3)}
-        return {"corpus": summary}
+        return {"corpus": {
+            split: {"utterances": len(recs), "hours": round(sum(r["duration"] for r in recs) / 3600, 3)}
+            for split, recs in self.adopt_corpus(manifests).items()
+        }}  # fmt: skip
 
     def stage_manifests(self) -> dict[str, Any]:
         """Validates each split; dropped entries and reasons go to ``manifests/<split>.dropped.tsv``."""
-        from data_prep.manifest import read_manifest, write_manifest
-        from data_prep.validate import finish_split, validate_speech
+        from data_prep.manifest import read_manifest
+        from data_prep.validate import validate_speech
 
         out = {}
         for split in SPLITS:
@@ -155,9 +138,7 @@ class SpeechRecipe:
             kept, dropped = validate_speech(
                 records, min_duration=self.cfg.data.min_duration, max_duration=self.cfg.data.max_duration
             )
-            write_manifest(self.manifest(split), kept, "speech")
-            finish_split(split, self.manifest(split), kept, dropped, self.raw_manifest(split))
-            out[split] = {"kept": len(kept), "dropped": len(dropped)}
+            out[split] = self.keep_split(split, kept, dropped)
         return {"manifests": out}
 
     def stage_features(self) -> dict[str, Any]:
@@ -399,23 +380,29 @@ class SpeechRecipe:
         log.info("bundle written to %s", self.bundle_dir)
         return {"bundle": str(self.bundle_dir)}
 
-    def hashes(self) -> dict[str, str]:
-        """Each stage's config hash, chained through the stages upstream of it; ``lineage`` is
-        what the train stage trains on and what it trains (its checkpoints' identity)."""
-        c = self.cfg
-        data_h = config_hash({"data": to_dict(c.data)})
+    def inputs(self) -> dict[str, Inputs]:
+        """What each stage reads; ``lineage`` is what the train stage trains on and what it trains
+        (its checkpoints' identity). Manifests share the corpus's node, export the decode's."""
         from data_prep.features import upstream_identity
 
-        feat_h = config_hash({
-            "data": data_h, "features": to_dict(c.features), "sp": list(c.speed_perturb),
-            **({"aug": [c.augment_copies, to_dict(c.augment)]} if c.augment_copies else {}),
-            **({"upstream": upstream_identity(c.features)} if c.features.is_upstream else {}),
-        })
-        lineage = config_hash({"f": feat_h, "model": to_dict(c.model), "sa": to_dict(c.specaugment)})
-        train_h = config_hash({"l": lineage, "train": to_dict(c.train)})
-        lm_h = config_hash({"data": data_h, "lm": to_dict(c.lm)})
-        dec_h = config_hash({"t": train_h, "decode": to_dict(c.decode), "lm": lm_h})
-        return {"data": data_h, "features": feat_h, "train": train_h, "lineage": lineage, "lm": lm_h, "decode": dec_h}
+        c = self.cfg
+        features = {"features": to_dict(c.features), "sp": list(c.speed_perturb)}
+        if c.augment_copies:
+            features["aug"] = [c.augment_copies, to_dict(c.augment)]
+        if c.features.is_upstream:
+            features["upstream"] = upstream_identity(c.features)
+        return {
+            "data": Inputs({"data": to_dict(c.data)}),
+            "features": Inputs(features, after={"data": "data"}),
+            "lineage": Inputs({"model": to_dict(c.model), "sa": to_dict(c.specaugment)}, after={"f": "features"}),
+            "train": Inputs({"train": to_dict(c.train)}, after={"l": "lineage"}),
+            "lm": Inputs({"lm": to_dict(c.lm)}, after={"data": "data"}),
+            "decode": Inputs({"decode": to_dict(c.decode)}, after={"t": "train", "lm": "lm"}),
+        }
+
+    def hashes(self) -> dict[str, str]:
+        """Each node's config hash (see :meth:`inputs` and :func:`derive_hashes`)."""
+        return derive_hashes(self.inputs())
 
     def stages(self) -> list[Stage]:
         h = self.hashes()

@@ -15,16 +15,23 @@ import numpy as np
 import torch
 
 from data_prep.frame_embed import BackboneConfig
-from pipeline.config import config_hash, save_config, to_dict
+from pipeline.config import save_config, to_dict
 from pipeline.models.classifier import ClassifierConfig, SequenceClassifier
 from pipeline.models.encoder import EncoderConfig
 from pipeline.models.mean_pool import MeanPoolClassifier, MeanPoolConfig
 from pipeline.training.trainer import TrainConfig
-from pipeline.workflow.runner import Stage, read_results, run_recipe, stage_footer
+from pipeline.workflow.common import SPLITS, Recipe
+from pipeline.workflow.runner import (
+    Inputs,
+    Stage,
+    derive_hashes,
+    read_results,
+    run_recipe,
+    stage_footer,
+)
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "dev", "test")
 
 
 @dataclass(frozen=True)
@@ -77,30 +84,18 @@ class VideoRecipeConfig:
     )
 
 
-class VideoRecipe:
+class VideoRecipe(Recipe):
     """Stage functions of the video recipe; state lives on disk under ``exp_dir``."""
 
-    def __init__(self, cfg: VideoRecipeConfig) -> None:
-        self.cfg = cfg
-        self.exp = Path(cfg.exp_dir)
+    kind = "video"
 
     # ------------------------------------------------------------------ paths
-    def raw_manifest(self, split: str) -> Path:
-        return self.exp / "data" / f"{split}.jsonl"
-
-    def manifest(self, split: str) -> Path:
-        return self.exp / "manifests" / f"{split}.jsonl"
-
     def store_dir(self, split: str, view: int = -1) -> Path:
         return self.exp / "embeddings" / (split if view < 0 else f"{split}-view{view}")
 
     @property
     def backbone_file(self) -> Path:
         return self.exp / "backbone" / "backbone.safetensors"
-
-    @property
-    def bundle_dir(self) -> Path:
-        return self.exp / "bundle"
 
     def labels(self) -> list[str]:
         import json
@@ -126,9 +121,6 @@ class VideoRecipe:
 
     def stage_corpus(self) -> dict[str, Any]:
         """Renders the embedded corpus, or imports a real one, into ``exp/data/<split>.jsonl``."""
-        from data_prep.manifest import read_manifest, write_manifest
-        from data_prep.validate import carry_report
-
         d = self.cfg.data
         if d.corpus == "embedded":
             from data_prep.corpora.video_corpus import generate_video_corpus
@@ -141,19 +133,12 @@ class VideoRecipe:
                 Path(d.corpus), self.exp / "corpus", fmt=d.format, ucf101_split=d.ucf101_split,
                 dev_fraction=d.dev_fraction, seed=d.seed, num_workers=self.cfg.num_workers,
             )
-        summary = {}
-        for split in SPLITS:
-            records = read_manifest(manifests[split], "video")
-            write_manifest(self.raw_manifest(split), records, "video")
-            carry_report(manifests[split], self.raw_manifest(split))
-            summary[split] = {"clips": len(records)}
-        return {"corpus": summary}
+        return {"corpus": {split: {"clips": len(recs)} for split, recs in self.adopt_corpus(manifests).items()}}
 
     def stage_manifests(self) -> dict[str, Any]:
         """Validates clips; fixes the label set (sorted names, or the embedded class order)."""
         from data_prep.importers.video import validate_video
-        from data_prep.manifest import read_manifest, write_manifest
-        from data_prep.validate import finish_split
+        from data_prep.manifest import read_manifest
         from pipeline.io_utils import atomic_write_json
 
         out, seen = {}, set()
@@ -161,12 +146,8 @@ class VideoRecipe:
             kept, dropped = validate_video(
                 read_manifest(self.raw_manifest(split), "video"), num_workers=self.cfg.num_workers
             )
-            write_manifest(self.manifest(split), kept, "video")
-            finish_split(
-                split, self.manifest(split), kept, [(r.get("id", "?"), why) for r, why in dropped], self.raw_manifest(split)
-            )
+            out[split] = self.keep_split(split, kept, [(r.get("id", "?"), why) for r, why in dropped])
             seen.update(r["label"] for r in kept)
-            out[split] = {"kept": len(kept), "dropped": len(dropped)}
         if self.cfg.data.corpus == "embedded":
             from data_prep.corpora.video_corpus import CLASSES
 
@@ -373,22 +354,25 @@ class VideoRecipe:
         })
         return {"bundle": str(self.bundle_dir)}
 
-    def hashes(self) -> dict[str, str]:
-        """Each stage's config hash, chained through the stages upstream of it; the ``lineage``
-        ones say what each train stage trains on and what it trains (its checkpoints' identity)."""
+    def inputs(self) -> dict[str, Inputs]:
+        """What each stage reads; the ``lineage-*`` nodes say what each train stage trains on and
+        what it trains (its checkpoints' identity). Manifests share the corpus's node, export the
+        evaluation's."""
         c = self.cfg
-        data_h = config_hash({"data": to_dict(c.data)})
-        bb_h = config_hash({"d": data_h, "backbone": to_dict(c.backbone), "fit": to_dict(c.backbone_fit)})
-        emb_h = config_hash({"b": bb_h, "views": c.train_views})
-        lineage = config_hash({"e": emb_h, "model": to_dict(c.model), "noise": c.feature_noise})
-        abl_lineage = config_hash({"e": emb_h, "ablation": "mean-pool", "noise": c.feature_noise})
-        train_h = config_hash({"l": lineage, "train": to_dict(c.train)})
-        abl_h = config_hash({"l": abl_lineage, "train": to_dict(c.ablation_train)})
-        eval_h = config_hash({"t": train_h, "a": abl_h})
         return {
-            "data": data_h, "backbone": bb_h, "embed": emb_h, "train": train_h, "ablation": abl_h,
-            "evaluate": eval_h, "lineage-model": lineage, "lineage-ablation": abl_lineage,
+            "data": Inputs({"data": to_dict(c.data)}),
+            "backbone": Inputs({"backbone": to_dict(c.backbone), "fit": to_dict(c.backbone_fit)}, after={"d": "data"}),
+            "embed": Inputs({"views": c.train_views}, after={"b": "backbone"}),
+            "lineage-model": Inputs({"model": to_dict(c.model), "noise": c.feature_noise}, after={"e": "embed"}),
+            "lineage-ablation": Inputs({"ablation": "mean-pool", "noise": c.feature_noise}, after={"e": "embed"}),
+            "train": Inputs({"train": to_dict(c.train)}, after={"l": "lineage-model"}),
+            "ablation": Inputs({"train": to_dict(c.ablation_train)}, after={"l": "lineage-ablation"}),
+            "evaluate": Inputs({}, after={"t": "train", "a": "ablation"}),
         }
+
+    def hashes(self) -> dict[str, str]:
+        """Each node's config hash (see :meth:`inputs` and :func:`derive_hashes`)."""
+        return derive_hashes(self.inputs())
 
     def stages(self) -> list[Stage]:
         h = self.hashes()
