@@ -22,8 +22,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dataclasses
-import errno
-import fcntl
 import json
 import logging
 import multiprocessing
@@ -33,7 +31,7 @@ import signal
 import sys
 import time
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -43,7 +41,13 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline.errors import SeqrecError
-from pipeline.io_utils import atomic_open, atomic_write_text, marker_matches, write_marker
+from pipeline.io_utils import (
+    atomic_open,
+    atomic_write_text,
+    exclusive_lock,
+    marker_matches,
+    write_marker,
+)
 
 log = logging.getLogger(__name__)
 
@@ -235,37 +239,16 @@ class FeatureStore:
 # Locking
 
 
-@contextlib.contextmanager
-def store_lock(store_dir: str | Path) -> Iterator[None]:
+def store_lock(store_dir: str | Path) -> contextlib.AbstractContextManager[None]:
     """Holds an exclusive, non-blocking flock on ``store_dir/.lock``.
 
     Raises:
-        StoreError: at once when another process holds the lock (its pid is named).
+        StoreError: at once when another process holds the lock (its pid and host are named).
     """
     store_dir = Path(store_dir)
-    store_dir.mkdir(parents=True, exist_ok=True)
-    path = store_dir / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            raise StoreError(
-                f"{store_dir} is being written by another process (pid {holder})"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        try:
-            yield
-        finally:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+    return exclusive_lock(
+        store_dir / LOCK_NAME, lambda holder: StoreError(f"{store_dir} is being written by another process ({holder})")
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -59,6 +59,44 @@ def temp_prefix(path: str | Path) -> str:
     return f".{Path(path).name}.{os.getpid()}@{_host_tag()}."
 
 
+@contextlib.contextmanager
+def exclusive_lock(lock_file: str | Path, busy: Callable[[str], Exception]) -> Iterator[None]:
+    """Holds an exclusive, non-blocking ``flock`` on ``lock_file`` (created if needed).
+
+    The holder writes ``pid <n> on <host>`` into the file. The kernel drops the lock when its
+    process dies, however it dies, so a file left by a killed run is simply taken over.
+
+    Args:
+        lock_file: The lock file.
+        busy: Builds the exception raised at once when another process holds the lock, from the
+            holder's description (``"pid 123 on host-a"``, or ``"unknown"``).
+    """
+    import errno
+    import fcntl
+
+    lock_file = Path(lock_file)
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            holder = os.pread(fd, 128, 0).decode(errors="replace").strip() or "unknown"
+            raise busy(holder) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import SeqrecError
 from pipeline.io_utils import atomic_write_json, marker_matches, write_marker
 
 log = logging.getLogger(__name__)
@@ -140,6 +142,29 @@ def run_stages(stages: list[Stage], exp_dir: Path, *, start: int, stop: int, for
     return read_results(exp_dir)
 
 
+class ExperimentBusy(SeqrecError, RuntimeError):
+    """Another run is using the experiment directory."""
+
+
+def experiment_lock(exp_dir: Path) -> contextlib.AbstractContextManager[None]:
+    """Holds ``exp_dir/.lock`` for the whole run, so a second run on the same directory stops at
+    once (:class:`ExperimentBusy`, naming the holder's pid and host) instead of interleaving
+    checkpoints, markers and results. A lock left by a killed run is taken over (see
+    :func:`~pipeline.io_utils.exclusive_lock`). Under ``torchrun`` only rank 0 holds it.
+    """
+    from pipeline.io_utils import exclusive_lock
+
+    if os.environ.get("RANK", "0") != "0":
+        return contextlib.nullcontext()
+    return exclusive_lock(
+        Path(exp_dir) / ".lock",
+        lambda holder: ExperimentBusy(
+            f"{exp_dir}: another run is using this experiment directory ({holder}); "
+            "wait for it to finish or choose another --exp-dir"
+        ),
+    )
+
+
 def user_error_types() -> tuple[type[BaseException], ...]:
     """Exceptions whose one-line messages are written for users: seqrec's own, and OSError
     (a missing corpus directory, a full disk, permissions: the message names the path)."""
@@ -223,7 +248,8 @@ def run_recipe(
         parser.exit(2, f"{parser.prog}: error: {' '.join(str(exc).split())}\n")
     exp = Path(cfg.exp_dir)
     setup_logging(exp / "log", verbose=args.verbose)
-    with report_user_errors(parser.prog, verbose=args.verbose):  # no traceback for known errors
+    # Known errors end in one line, no traceback; the lock is taken inside, so "busy" is one too.
+    with report_user_errors(parser.prog, verbose=args.verbose), experiment_lock(exp):
         results = run_stages(build_stages(cfg), exp, start=args.stage, stop=args.stop_stage, force=args.force)
     if results.get("metrics"):
         print(format_table(results))
