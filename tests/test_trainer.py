@@ -85,17 +85,26 @@ class InterruptingTask(ClassificationTask):
 
 
 def test_resume_mid_epoch_matches_uninterrupted_run(tmp_path):
-    ref = make_trainer(tmp_path / "ref", epochs=2, save_every_steps=3)
+    ref = make_trainer(tmp_path / "ref", epochs=2, save_every_steps=3, log_every=1)
     ref.fit()
     steps_per_epoch = len(ref.sampler)
-    crashing = make_trainer(tmp_path / "run", epochs=2, save_every_steps=3, task=InterruptingTask(steps_per_epoch + 5))
+    crashing = make_trainer(tmp_path / "run", epochs=2, save_every_steps=3, log_every=1,
+                            task=InterruptingTask(steps_per_epoch + 5))
     with pytest.raises(Interrupt):
         crashing.fit()
     state = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
     assert state["epoch"] == 1 and state["batches_done"] == 3 and state["step"] == steps_per_epoch + 3
-    resumed = make_trainer(tmp_path / "run", epochs=2, save_every_steps=3)
+    assert state["bad_streak"] == 0
+    # the crashed run logged steps past its last checkpoint; the resumed run logs them again
+    logged = [int(r["step"]) for r in csv.DictReader((tmp_path / "run" / "log" / "train.csv").open())]
+    assert max(logged) == steps_per_epoch + 4
+    resumed = make_trainer(tmp_path / "run", epochs=2, save_every_steps=3, log_every=1)
     result = resumed.fit()
     assert result.steps == ref.step
+    for name in ("train", "dev"):  # every step once, in order, as in the uninterrupted run
+        rows = [int(r["step"]) for r in csv.DictReader((tmp_path / "run" / "log" / f"{name}.csv").open())]
+        want = [int(r["step"]) for r in csv.DictReader((tmp_path / "ref" / "log" / f"{name}.csv").open())]
+        assert rows == want, name
     for k, v in ref.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[k], v, msg=k)
     ref_opt = ref.optimizer.state_dict()["state"]
@@ -285,3 +294,12 @@ def test_classification_metrics_by_hand():
     assert m7["top1"] == 0.5 and m7["mean_class_accuracy"] == pytest.approx(0.5)  # absent classes ignored
     empty = classification_metrics(np.zeros((0, 2)), np.zeros(0), num_classes=2)
     assert empty["num_clips"] == 0 and empty["confusion"] == [[0, 0], [0, 0]]
+
+
+def test_resume_keeps_the_non_finite_streak(tmp_path):
+    """A run killed during a run of bad batches must not get a fresh allowance on resume."""
+    first = make_trainer(tmp_path, epochs=1)
+    first.bad_streak = 2
+    first.save("last.pt")
+    again = make_trainer(tmp_path, epochs=1)
+    assert again.resume_latest() and again.bad_streak == 2

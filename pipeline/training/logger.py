@@ -52,7 +52,53 @@ class MetricLogger:
                 if isinstance(value, (int, float)):
                     self._writer.add_scalar(f"{name}/{key}", value, step)
 
+    def rewind(self, step: int, names: tuple[str, ...]) -> None:
+        """Forgets what was logged after ``step`` to the logs ``names``: a run resumed from a
+        checkpoint at ``step`` logs those steps again, and each must appear once.
+
+        CSV rows with a larger step are dropped (the file is rewritten atomically); TensorBoard
+        discards its events from ``step + 1`` on (``purge_step``).
+        """
+        if not self.enabled:
+            return
+        from pipeline.io_utils import atomic_write_text
+
+        for name in names:
+            path = self.log_dir / f"{name}.csv"
+            if not path.is_file():
+                continue
+            with path.open(newline="") as fh:
+                rows = list(csv.reader(fh))
+            if not rows or "step" not in rows[0]:
+                continue
+            col = rows[0].index("step")
+            keep = [r for r in rows[1:] if not _after(r, col, step)]
+            if len(keep) < len(rows) - 1:
+                log.info("%s: dropped %d rows logged after step %d", path, len(rows) - 1 - len(keep), step)
+                lines = _csv_text([rows[0], *keep])
+                atomic_write_text(path, lines)
+        if self._writer is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer.close()
+            self._writer = SummaryWriter(str(self.log_dir / "tensorboard"), purge_step=step + 1)
+
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+def _after(row: list[str], col: int, step: int) -> bool:
+    try:
+        return int(float(row[col])) > step
+    except (IndexError, ValueError):
+        return False  # a row we cannot read is kept as it is
+
+
+def _csv_text(rows: list[list[str]]) -> str:
+    import io
+
+    buf = io.StringIO()
+    csv.writer(buf).writerows(rows)
+    return buf.getvalue()

@@ -241,6 +241,8 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "sampler": {"epoch": self.epoch, "consumed": self.batches_done, "seed": self.cfg.seed},
             "rng": torch.get_rng_state(),
+            **({"cuda_rng": torch.cuda.get_rng_state_all()} if self.device.type == "cuda" else {}),
+            "bad_streak": self.bad_streak,
             "step": self.step,
             "epoch": self.epoch,
             "batches_done": self.batches_done,
@@ -262,7 +264,8 @@ class Trainer:
         return path
 
     def resume(self, path: str | Path) -> None:
-        """Restores model, optimizer, scheduler, scaler, sampler position, RNG and step.
+        """Restores model, optimizer, scheduler, scaler, sampler position, RNG states (CPU, and
+        CUDA when training there), the non-finite streak and step; log rows past that step go.
 
         Raises:
             CheckpointMismatch: the checkpoint belongs to a run with another identity (other
@@ -277,6 +280,10 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng"].cpu())
+        cuda_rng = state.get("cuda_rng")
+        if cuda_rng is not None and self.device.type == "cuda" and len(cuda_rng) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all([t.cpu() for t in cuda_rng])  # dropout masks on the GPU
+        self.bad_streak = int(state.get("bad_streak", 0))
         self.step = int(state["step"])
         self.epoch = int(state["epoch"])
         self.batches_done = int(state["batches_done"])
@@ -285,6 +292,7 @@ class Trainer:
         self.skipped = int(state["skipped"])
         self.epochs_since_best = int(state.get("epochs_since_best", 0))
         self.history = list(state["history"])
+        self.logger.rewind(self.step, ("train", "dev", "skipped"))
         log.info(
             "resumed from %s: epoch %d, batch %d, step %d", path, self.epoch, self.batches_done, self.step
         )
