@@ -40,13 +40,37 @@ class BackboneError(SeqrecError, ValueError):
 
 @dataclass(frozen=True)
 class BackboneConfig:
-    """Which CNN embeds frames, from what weights, at what frame size."""
+    """Which CNN embeds frames, from what weights, at what frame size.
+
+    ``name`` must be one of :data:`BACKBONES` and the sizes lie in bounds, checked when the
+    config is built: an untrusted bundle cannot make seqrec build a giant network or allocate
+    giant frames before its weights are read.
+    """
 
     name: str = "resnet18"
     weights: str = "none"  # imagenet | none | /path/to/weights
     frame_size: int = 64  # square crop fed to the CNN
     short_side: int = 64  # resize target of the short side before the centre crop
     num_segments: int = 16  # frames sampled per clip (TSN segments)
+
+    def __post_init__(self) -> None:
+        if self.name not in BACKBONES:
+            raise ValueError(f"backbone.name {self.name!r} is not one of {', '.join(BACKBONES)}")
+        for key, low, high in (("frame_size", 16, 512), ("short_side", 16, 1024), ("num_segments", 1, 256)):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ValueError(f"backbone.{key} must be an integer in [{low}, {high}], got {value!r}")
+        if self.short_side < self.frame_size:
+            raise ValueError(f"backbone.short_side {self.short_side} must be at least frame_size {self.frame_size}")
+
+
+#: Frame CNNs a config or bundle may name: torchvision classifiers of at most about 30 M
+#: parameters, whose classifier :func:`_strip_classifier` knows how to remove.
+BACKBONES = (
+    "resnet18", "resnet34", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
+    "efficientnet_b0", "efficientnet_b1", "regnet_x_400mf", "regnet_y_400mf", "regnet_y_800mf",
+    "shufflenet_v2_x1_0", "convnext_tiny",
+)
 
 
 def _strip_classifier(model: nn.Module) -> tuple[nn.Module, int]:
@@ -143,6 +167,8 @@ def build_backbone(name: str = "resnet18", weights: str = "none") -> tuple[nn.Mo
     """
     import torchvision
 
+    if name not in BACKBONES:
+        raise BackboneError(f"unknown backbone {name!r}: use one of {', '.join(BACKBONES)}")
     try:
         model = torchvision.models.get_model(name, weights=None)
     except ValueError as exc:

@@ -161,3 +161,75 @@ def test_untrusted_bundles_cannot_exhaust_resources(tmp_path):
         finally:
             signal.alarm(0)
         assert reason in str(exc.value) and "\n" not in str(exc.value), name
+
+
+def _video_bundle(tmp_path, backbone=None, encoder=None, weights: dict | None = None):
+    """A video bundle in the layout of video_activity.stage_export, with chosen config changes."""
+    from data_prep.frame_embed import BackboneConfig, build_backbone
+    from pipeline.config import to_dict
+    from pipeline.models.classifier import ClassifierConfig, SequenceClassifier
+    from pipeline.models.encoder import EncoderConfig
+
+    bb = BackboneConfig(name="mobilenet_v3_small", frame_size=32, short_side=32, num_segments=4)
+    net, dim = build_backbone(bb.name, "none")
+    cfg = ClassifierConfig(input_dim=dim, num_classes=2, encoder=EncoderConfig(cell="gru", hidden_size=8, num_layers=1))
+    model_cfg = to_dict(cfg)
+    model_cfg["encoder"].update(encoder or {})
+    tensors = weights or {"model.safetensors": SequenceClassifier(cfg).state_dict(), "backbone.safetensors": net.state_dict()}
+    return save_bundle(tmp_path, {
+        "kind": "video_classifier", "model": model_cfg, "backbone": {**to_dict(bb), **(backbone or {})},
+        "labels": ["a", "b"], "weights": "model.safetensors", "backbone_weights": "backbone.safetensors",
+    }, tensors)  # fmt: skip
+
+
+def test_tampered_video_bundles_are_refused_quickly_in_one_line(tmp_path):
+    """What the speech bundles face, for video: unknown or giant backbones, absurd sizes, swapped
+    or pickled weights, config.yaml outside the bundle. Each refusal is one line, with nothing
+    big built first."""
+    import signal
+    import time
+
+    from pipeline.inference.labeler import ClipLabeler
+
+    good = _video_bundle(tmp_path / "good")
+    assert ClipLabeler.from_pretrained(good).labels_ == ["a", "b"]
+    cases = {
+        "giant backbone": (_video_bundle(tmp_path / "vit", backbone={"name": "vit_h_14"}), "is not one of"),
+        "code name": (_video_bundle(tmp_path / "code", backbone={"name": "__import__('os')"}), "is not one of"),
+        "huge frames": (_video_bundle(tmp_path / "frames", backbone={"frame_size": 100_000, "short_side": 100_000}),
+                        "frame_size must be"),
+        "many segments": (_video_bundle(tmp_path / "segs", backbone={"num_segments": 10**6}), "num_segments must be"),
+        "huge classifier": (_video_bundle(tmp_path / "wide", encoder={"hidden_size": 10**7}), "hidden_size must be"),
+    }
+    swapped = tmp_path / "swapped"
+    _video_bundle(swapped)
+    (swapped / "backbone.safetensors").write_bytes((swapped / "model.safetensors").read_bytes())
+    cases["weights of the wrong network"] = (swapped, "invalid video bundle")
+    pickled = tmp_path / "pickled"
+    _video_bundle(pickled)
+    with open(pickled / "backbone.safetensors", "wb") as fh:
+        pickle.dump(Payload(tmp_path / "pwned"), fh)
+    cases["pickle as weights"] = (pickled, "backbone.safetensors")
+    outside = tmp_path / "outside"
+    _video_bundle(outside)
+    (outside / "config.yaml").unlink()
+    (outside / "config.yaml").symlink_to("/dev/zero")
+    cases["config.yaml -> /dev/zero"] = (outside, "outside the bundle")
+
+    def hang(signum, frame):
+        raise TimeoutError("loading the bundle hung")
+
+    signal.signal(signal.SIGALRM, hang)
+    for name, (bundle, reason) in cases.items():
+        signal.alarm(30)
+        t0 = time.monotonic()
+        try:
+            with pytest.raises(BundleError) as exc:
+                ClipLabeler.from_pretrained(bundle)
+        finally:
+            signal.alarm(0)
+        message = str(exc.value)
+        assert reason in message and "\n" not in message, (name, message)
+        if name not in ("weights of the wrong network", "pickle as weights"):
+            assert time.monotonic() - t0 < 2.0, name  # refused from the config, before building
+    assert not (tmp_path / "pwned").exists()
