@@ -168,17 +168,19 @@ def _emit(
         total += 1
         row = res.to_dict()
         if "error" not in row:
-            print(text_of(row, "txt" if fmt == "all" else fmt), flush=True)
-            if output_dir is None:
-                continue
-            stem = stems[k] if stems is not None else _output_stem(row["path"], used)
-            try:
-                output_dir.mkdir(parents=True, exist_ok=True)
-                for f in formats:
-                    out = output_dir / f"{stem}.{f}"
-                    atomic_write_text(out, text_of(row, f) + "\n")
+            out = output_dir
+            try:  # written first: a row on stdout means its files are on disk
+                if output_dir is not None:
+                    stem = stems[k] if stems is not None else _output_stem(row["path"], used)
+                    output_dir.mkdir(parents=True, exist_ok=True)
+                    for f in formats:
+                        out = output_dir / f"{stem}.{f}"
+                        atomic_write_text(out, text_of(row, f) + "\n")
+                print(text_of(row, "txt" if fmt == "all" else fmt), flush=True)
                 continue
             except OSError as exc:
+                if isinstance(exc, BrokenPipeError):
+                    raise
                 row = {"path": row["path"], "error": f"cannot write {out}: {exc.strerror or exc}"}
                 res = None
         failed += 1

@@ -932,3 +932,18 @@ def test_output_piped_into_head_ends_quietly(tmp_path: Path, speech_bundle: Path
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=300) == 0 and json.loads(first)["path"].startswith(str(tmp_path))
     assert "Broken pipe" not in err and "error" not in err, err
+
+
+def test_a_row_is_printed_only_after_its_output_file_is_written(tmp_path: Path, capsys, speech_bundle) -> None:
+    """stdout is the record of what is done: when --output-dir cannot take a file, that file's
+    row is an error line, never a printed success."""
+    wav = _wav(tmp_path / "a.wav", seconds=0.6)
+    blocked = tmp_path / "not_a_dir"
+    blocked.write_text("a file where the output folder should be")
+    code, rows, errors, _ = _run(capsys, "transcribe", "--model", str(speech_bundle), "--lm", "none",
+                                 "--format", "json", "--output-dir", str(blocked), str(wav))  # fmt: skip
+    assert code == 1 and rows == []
+    assert len(errors) == 1 and "cannot write" in errors[0] and str(wav) in errors[0]
+    code, rows, errors, _ = _run(capsys, "transcribe", "--model", str(speech_bundle), "--lm", "none",
+                                 "--format", "json", "--output-dir", str(tmp_path / "out"), str(wav))  # fmt: skip
+    assert code == 0 and len(rows) == 1 and (tmp_path / "out" / "a.json").is_file()
