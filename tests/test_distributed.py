@@ -64,3 +64,65 @@ def test_cuda_mixed_precision_training_learns(tmp_path, precision):
 
     result = make_trainer(tmp_path, epochs=6, device="cuda", precision=precision).fit()
     assert result.best_metric >= 0.9
+
+
+RECIPE_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    import pipeline.training.trainer as trainer_module
+
+    fit = trainer_module.Trainer.fit
+
+    def fit_and_dump(self, **kwargs):
+        result = fit(self, **kwargs)
+        model = getattr(self.model, "module", self.model)
+        out = Path(self.exp_dir, f"rank{{self.dist.rank}}")
+        torch.save({{k: v.detach().cpu() for k, v in model.state_dict().items()}}, str(out) + ".pt")
+        out.with_suffix(".txt").write_text(f"{{self.dist.world_size}} {{result.final_checkpoint}} {{result.steps}}")
+        return result
+
+    trainer_module.Trainer.fit = fit_and_dump
+    from pipeline.workflow.speech_ctc import main
+
+    main(["--config", {tiny!r}, "--exp-dir", sys.argv[1], "--stage", "3", "--stop-stage", "3", "train.max_epochs=2",
+          "train.device=cpu"])
+    """
+)
+
+
+@pytest.mark.slow
+def test_the_speech_recipe_trains_under_torchrun(tmp_path: Path):
+    """Stage 3 under torchrun: every rank ends with the same weights and the same final
+    checkpoint, and rank 0 alone writes the marker, results and config."""
+    import json
+    import shutil
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng not installed")
+    from pipeline.workflow.speech_ctc import DEFAULT_CONFIG
+    from pipeline.workflow.speech_ctc import main as recipe_main
+
+    tiny = str(DEFAULT_CONFIG.parent / "tiny.yaml")
+    exp = tmp_path / "exp"
+    recipe_main(["--config", tiny, "--exp-dir", str(exp), "--stop-stage", "2"])
+    script = tmp_path / "ddp_recipe.py"
+    script.write_text(RECIPE_SCRIPT.format(tiny=tiny))
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), str(exp)],
+        capture_output=True, text=True, timeout=600, cwd=Path(__file__).resolve().parents[1],
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    w0, w1 = torch.load(exp / "rank0.pt"), torch.load(exp / "rank1.pt")
+    assert w0.keys() == w1.keys()
+    for k in w0:
+        torch.testing.assert_close(w0[k], w1[k], rtol=0, atol=0, msg=k)  # DDP keeps the replicas equal
+    r0, r1 = (exp / "rank0.txt").read_text().split(), (exp / "rank1.txt").read_text().split()
+    assert r0 == r1 and r0[0] == "2"  # same world, same final checkpoint, same step count
+    results = json.loads((exp / "results.json").read_text())
+    assert results["train"]["steps"] == int(r0[2]) and Path(results["train"]["final_checkpoint"]).name == Path(r0[1]).name
+    assert (exp / ".done" / "stage3-train").is_file() and (exp / "config.yaml").is_file()
+    assert (exp / "log" / "run.log").read_text().count("Stage 3: train done") == 1  # rank 0's log only

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -227,6 +228,8 @@ class Transcriber:
         beam_size: int | None = None,
         max_batch_frames: int = 60000,
         raise_errors: bool = False,
+        long_audio_s: float | None = None,
+        chunking=None,
     ) -> Iterator[Transcription]:
         """Yields each file's result in input order, as soon as the group holding it is decoded.
 
@@ -236,15 +239,25 @@ class Transcriber:
         is loaded. Memory is bounded by the group, not by the number of files, and a caller that
         writes each result as it comes keeps them all if the run is killed later.
 
+        A file longer than ``long_audio_s`` seconds by its header (default
+        :data:`pipeline.inference.long_audio.LONG_AUDIO_S`, 60 s) is read a block at a time and
+        transcribed in chunks cut at pauses (:func:`pipeline.inference.long_audio.transcribe_long`,
+        rules in ``chunking``, a ``ChunkConfig``), so its memory does not grow with its length;
+        if it breaks off, its result holds the text before the damage and an ``error``
+        (``partial``). ``long_audio_s=math.inf`` loads every file whole, as before.
+
         A file that cannot be read gets a result with ``error`` set; the others go on. With
         ``raise_errors=True`` the first error raises.
         """
         from data_prep.audio import load_audio
         from pipeline.data import length_sorted_batches
+        from pipeline.inference.long_audio import LONG_AUDIO_S, ChunkConfig
 
         if isinstance(paths, (str, Path)):
             paths = [paths]
         files = expand_paths(paths, AUDIO_EXTENSIONS)
+        long_s = LONG_AUDIO_S if long_audio_s is None else long_audio_s
+        chunking = chunking or ChunkConfig()
         results: dict[int, Transcription] = {}
 
         def fail(i: int, exc: Exception) -> None:
@@ -263,6 +276,14 @@ class Transcriber:
         start = 0  # first file of the current group
         for i, path in enumerate(files):
             results[i] = Transcription(path=str(path))
+            if _longer_than(path, long_s):
+                decode_group(feats)  # the group before it, so that results stay in order
+                for j in range(start, i):
+                    yield results.pop(j)
+                del results[i]
+                yield self._transcribe_long(path, chunking, beam_size, raise_errors)
+                feats, frames, start = {}, 0, i + 1
+                continue
             try:
                 check_input(path, AUDIO_EXTENSIONS, "audio")
                 wave = load_audio(path, target_sr=self.feature_cfg.sample_rate)
@@ -280,3 +301,31 @@ class Transcriber:
                 for j in range(start, i + 1):
                     yield results.pop(j)
                 feats, frames, start = {}, 0, i + 1
+
+    def _transcribe_long(self, path: Path, chunking, beam_size: int | None, raise_errors: bool) -> Transcription:
+        """One long file in chunks; any failure becomes the result's ``error`` (or raises)."""
+        from pipeline.inference.long_audio import transcribe_long
+
+        try:
+            result = transcribe_long(self, path, cfg=chunking, beam_size=beam_size)
+        except Exception as exc:
+            if raise_errors:
+                raise
+            log.debug("failed %s: %s", path, one_line(exc))
+            return Transcription(path=str(path), error=one_line(exc), exception=exc)
+        if raise_errors and result.exception is not None:
+            raise result.exception
+        return result
+
+
+def _longer_than(path: Path, seconds: float) -> bool:
+    """Whether an audio file lasts more than ``seconds`` by its header (False if unreadable:
+    the whole-file path then reports why)."""
+    if math.isinf(seconds):
+        return False
+    from data_prep.audio import audio_info
+
+    try:
+        return Path(path).is_file() and audio_info(path).duration > seconds
+    except Exception:  # any unreadable header goes the usual way
+        return False

@@ -8,18 +8,25 @@ from typing import Any
 
 @dataclass
 class Transcription:
-    """Result for one file; ``error`` is set (and ``text`` empty) when the file failed."""
+    """Result for one file; ``error`` is set (and ``text`` empty) when the file failed.
+
+    ``partial``: the audio broke off (a truncated or damaged long recording): ``text``,
+    ``words`` and ``duration`` cover the audio before the damage and ``error`` names it.
+    """
 
     path: str
     text: str = ""
     duration: float = 0.0
     words: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
+    partial: bool = False
     #: The exception behind ``error`` (for tracebacks with ``seqrec --debug``); not serialised.
     exception: BaseException | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"path", "text", "duration", "words"}``, or ``{"path", "error"}`` for a failed file."""
-        if self.error is not None:
+        """``{"path", "text", "duration", "words"}``, or ``{"path", "error"}`` for a failed file;
+        a partial result has both (``text``... and ``error``)."""
+        if self.error is not None and not self.partial:
             return {"path": self.path, "error": self.error}
-        return {"path": self.path, "text": self.text, "duration": round(self.duration, 3), "words": self.words}
+        row = {"path": self.path, "text": self.text, "duration": round(self.duration, 3), "words": self.words}
+        return row if self.error is None else {**row, "error": self.error}

@@ -25,7 +25,13 @@ from pipeline.amp import autocast, resolve_precision
 from pipeline.config import config_hash, to_dict
 from pipeline.errors import SeqrecError
 from pipeline.training.checkpoint import average_checkpoints, load_checkpoint, save_checkpoint
-from pipeline.training.distributed import DistInfo, all_reduce_mean, barrier, init_distributed
+from pipeline.training.distributed import (
+    DistInfo,
+    all_reduce_mean,
+    barrier,
+    broadcast_from_main,
+    init_distributed,
+)
 from pipeline.training.logger import MetricLogger
 from pipeline.training.sampler import BucketBatchSampler
 from pipeline.training.schedule import adamw, warmup_cosine
@@ -495,6 +501,8 @@ class Trainer:
             ):
                 final_path, final_metric = avg_path, metric
             log.info("final model: %s (train.final_model=%s)", final_path.name, self.cfg.final_model)
+        # Only rank 0 evaluates the average: every rank takes its choice.
+        final_path, final_metric = broadcast_from_main((final_path, final_metric))
         barrier()
         return TrainResult(
             best_metric=float(self.best_metric) if self.best_metric is not None else float("nan"),

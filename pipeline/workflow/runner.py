@@ -29,12 +29,32 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Stage:
-    """One recipe stage: a name, a function of no arguments, and the hash of what it depends on."""
+    """One recipe stage: a name, a function of no arguments, and the hash of what it depends on.
+
+    ``collective`` stages (training) run on every rank of a ``torchrun`` job; the others run on
+    rank 0 alone.
+    """
 
     number: int
     name: str
     run: Callable[[], dict[str, Any] | None]
     config_hash: str
+    collective: bool = False
+
+
+def rank_and_world() -> tuple[int, int]:
+    """(rank, world size) of a ``torchrun`` job from its environment; (0, 1) otherwise."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _sync_ranks() -> None:
+    """Waits until every rank of the job is here (after rank 0 finished the stages before)."""
+    import torch
+
+    from pipeline.training.distributed import barrier, init_distributed
+
+    init_distributed("cuda" if torch.cuda.is_available() else "cpu")
+    barrier()
 
 
 @dataclass(frozen=True)
@@ -123,11 +143,21 @@ def update_results(exp_dir: Path, updates: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_stages(stages: list[Stage], exp_dir: Path, *, start: int, stop: int, force: bool = False) -> dict[str, Any]:
-    """Runs the stages numbered ``start..stop`` in order, skipping up-to-date ones."""
+    """Runs the stages numbered ``start..stop`` in order, skipping up-to-date ones.
+
+    Under ``torchrun``, rank 0 runs every stage and alone writes markers and results; the other
+    ranks run only the collective stages, each after waiting for rank 0 to get there.
+    """
     marker_dir = exp_dir / ".done"
+    rank, world = rank_and_world()
     for stage in stages:
         if not start <= stage.number <= stop:
             continue
+        if world > 1:
+            if not stage.collective and rank != 0:
+                continue
+            if stage.collective:
+                _sync_ranks()
         marker = marker_dir / f"stage{stage.number}-{stage.name}"
         if not force and marker_matches(marker, stage.config_hash):
             log.info("Stage %d: %s (up to date, skipped)", stage.number, stage.name)
@@ -136,6 +166,8 @@ def run_stages(stages: list[Stage], exp_dir: Path, *, start: int, stop: int, for
         t0 = time.perf_counter()
         outputs = stage.run() or {}
         seconds = time.perf_counter() - t0
+        if rank != 0:
+            continue
         update_results(exp_dir, {"stage_seconds": {stage.name: round(seconds, 2)}, **outputs})
         write_marker(marker, stage.config_hash, seconds=round(seconds, 2))
         log.info("Stage %d: %s done in %.1f s", stage.number, stage.name, seconds)
@@ -247,10 +279,11 @@ def run_recipe(
     except ConfigError as exc:
         parser.exit(2, f"{parser.prog}: error: {' '.join(str(exc).split())}\n")
     exp = Path(cfg.exp_dir)
-    setup_logging(exp / "log", verbose=args.verbose)
+    rank, _ = rank_and_world()
+    setup_logging(exp / "log" if rank == 0 else None, verbose=args.verbose)  # one run.log, rank 0's
     # Known errors end in one line, no traceback; the lock is taken inside, so "busy" is one too.
     with report_user_errors(parser.prog, verbose=args.verbose), experiment_lock(exp):
         results = run_stages(build_stages(cfg), exp, start=args.stage, stop=args.stop_stage, force=args.force)
-    if results.get("metrics"):
+    if results.get("metrics") and rank == 0:
         print(format_table(results))
     return results

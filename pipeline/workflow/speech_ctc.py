@@ -245,7 +245,8 @@ class SpeechRecipe(Recipe):
             lineage=self.hashes()["lineage"],
         )
         trainer.resume_latest()  # refuses another run's checkpoints before config.yaml is rewritten
-        save_config(self.cfg, self.exp / "config.yaml")
+        if trainer.dist.is_main:
+            save_config(self.cfg, self.exp / "config.yaml")
         result = trainer.fit(resume=False)
         return {
             "train": {
@@ -411,7 +412,7 @@ class SpeechRecipe(Recipe):
             Stage(0, "corpus", self.stage_corpus, data_h),
             Stage(1, "manifests", self.stage_manifests, data_h),
             Stage(2, "features", self.stage_features, feat_h),
-            Stage(3, "train", self.stage_train, train_h),
+            Stage(3, "train", self.stage_train, train_h, collective=True),
             Stage(4, "lm", self.stage_lm, lm_h),
             Stage(5, "decode", self.stage_decode, dec_h),
             Stage(6, "export", self.stage_export, dec_h),

@@ -279,7 +279,7 @@ class VideoRecipe(Recipe):
             lineage=self.hashes()[f"lineage-{subdir}"],
         )
         trainer.resume_latest()  # refuses another run's checkpoints before config.yaml is rewritten
-        if subdir == "model":
+        if subdir == "model" and trainer.dist.is_main:
             save_config(self.cfg, self.exp / "config.yaml")
         result = trainer.fit(resume=False)
         return {
@@ -384,8 +384,8 @@ class VideoRecipe(Recipe):
             Stage(1, "manifests", self.stage_manifests, data_h),
             Stage(2, "backbone", self.stage_backbone, bb_h),
             Stage(3, "embed", self.stage_embed, emb_h),
-            Stage(4, "train", self.stage_train, train_h),
-            Stage(5, "ablation", self.stage_ablation, abl_h),
+            Stage(4, "train", self.stage_train, train_h, collective=True),
+            Stage(5, "ablation", self.stage_ablation, abl_h, collective=True),
             Stage(6, "evaluate", self.stage_evaluate, eval_h),
             Stage(7, "export", self.stage_export, eval_h),
         ]

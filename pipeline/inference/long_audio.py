@@ -1,0 +1,387 @@
+"""Transcribing a recording of any length in chunks, with memory that does not grow with it.
+
+The file is read a block at a time (:class:`data_prep.audio_stream.AudioBlockReader`), a voice
+activity detector gives each 32 ms frame a speech probability (:mod:`data_prep.vad`), and
+:class:`ChunkPlanner` turns that stream into chunks of at most ``max_chunk_s``:
+
+* **at a pause**: once a chunk holds ``min_chunk_s``, the first pause of ``min_pause_s`` or more
+  ends it, cut in the middle of the pause; each side keeps ``pad_s`` of the silence next to
+  its speech and the rest of the pause is never decoded (so silence costs nothing);
+* **inside speech**: a chunk that reaches ``max_chunk_s`` without such a pause is cut at the
+  least speech-like frame of its second half, and both sides overlap by ``overlap_s`` there.
+
+Each chunk owns the stretch between its two cuts. Chunks are decoded in batches of about
+``batch_s`` of audio; a word is kept from the chunk that owns its centre, with its times moved
+to the file's timeline (:func:`stitch_words`), so a word cut by an overlapping edge is decoded
+whole on both sides and kept once. Memory is one reader block, the chunk being planned and one
+decoding batch, whatever the length of the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.inference.transcription import Transcription
+
+log = logging.getLogger(__name__)
+
+#: Files longer than this (seconds, by their header) are transcribed in chunks.
+LONG_AUDIO_S = 60.0
+#: ``keep_to`` of the last chunk: it owns everything after its start.
+OPEN_END = 2**62
+
+
+@dataclasses.dataclass(frozen=True)
+class ChunkConfig:
+    """How a long file is cut into chunks (seconds; probabilities in [0, 1]).
+
+    ``threshold``/``neg_threshold``: a frame starts speech at a probability of at least
+    ``threshold`` and speech goes on until one falls below ``neg_threshold`` (Silero's own
+    hysteresis). ``batch_s``: audio decoded per batch. ``block_s``: audio per read.
+    """
+
+    threshold: float = 0.5
+    neg_threshold: float = 0.35
+    min_pause_s: float = 0.3
+    min_chunk_s: float = 1.0
+    max_chunk_s: float = 30.0
+    overlap_s: float = 1.0
+    pad_s: float = 0.2
+    batch_s: float = 60.0
+    block_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.neg_threshold <= self.threshold <= 1:
+            raise ValueError(f"need 0 <= neg_threshold <= threshold <= 1, got {self.neg_threshold}, {self.threshold}")
+        if not 0 < 4 * self.overlap_s <= self.max_chunk_s:
+            raise ValueError(f"overlap_s must be in (0, max_chunk_s / 4], got {self.overlap_s} for {self.max_chunk_s}")
+        if not (0 <= self.min_chunk_s < self.max_chunk_s and self.min_pause_s > 0 and self.pad_s >= 0):
+            raise ValueError("need min_pause_s > 0, pad_s >= 0 and 0 <= min_chunk_s < max_chunk_s")
+        if self.batch_s <= 0 or self.block_s <= 0:
+            raise ValueError("batch_s and block_s must be positive")
+
+
+@dataclasses.dataclass(frozen=True)
+class Chunk:
+    """Samples ``[start, end)`` of the file to decode; its words with centres in
+    ``[keep_from, keep_to)`` are kept. All four in samples."""
+
+    start: int
+    end: int
+    keep_from: int
+    keep_to: int
+
+
+class ChunkPlanner:
+    """Speech probabilities per frame in, :class:`Chunk` s out (see the module docstring).
+
+    Holds the probabilities of the chunk being planned only (at most ``max_chunk_s`` of
+    frames). :attr:`hold_from` is the first sample a later chunk can still need.
+
+    Args:
+        cfg: The chunking rules.
+        frame_samples: Samples per detector frame.
+        sample_rate: Samples per second.
+    """
+
+    def __init__(self, cfg: ChunkConfig, frame_samples: int, sample_rate: int) -> None:
+        frame_s = frame_samples / sample_rate
+        self.cfg, self.frame = cfg, frame_samples
+        self.min_pause = max(1, math.ceil(cfg.min_pause_s / frame_s))
+        self.min_chunk = round(cfg.min_chunk_s / frame_s)
+        self.max_len = int(cfg.max_chunk_s / frame_s)
+        self.overlap = max(1, round(cfg.overlap_s / frame_s))
+        self.pad = round(cfg.pad_s / frame_s)
+        self.n = 0  # frames seen
+        self.base = 0  # first frame held: where the current chunk's audio starts
+        self.keep_from = 0  # where the current chunk's ownership starts
+        self.probs: list[float] = []  # frames base .. n-1
+        self.flags: list[bool] = []
+        self.speaking = False
+        self.silence_from: int | None = None  # first frame of the current pause
+        self.speech_held = 0  # speech frames among those held
+        self.max_held = 0  # most frames ever held (the structural bound, for tests)
+
+    @property
+    def hold_from(self) -> int:
+        """The first sample any chunk still to come can start at."""
+        return self.base * self.frame
+
+    def push(self, probs: Iterable[float]) -> list[Chunk]:
+        """Takes the next frames' speech probabilities; returns the chunks they complete."""
+        out = []
+        for p in probs:
+            chunk = self._step(float(p))
+            if chunk is not None:
+                out.append(chunk)
+        return out
+
+    def finish(self, total_samples: int) -> Chunk | None:
+        """The last chunk (None if it holds no speech); ``total_samples``: the file's length."""
+        if not self.speech_held:
+            return None
+        last = self.base + len(self.flags) - 1 - self.flags[::-1].index(True)
+        return self._chunk(self.base, min(total_samples, (last + 1 + self.pad) * self.frame), OPEN_END)
+
+    # ------------------------------------------------------------------ one frame
+    def _step(self, p: float) -> Chunk | None:
+        i = self.n
+        self.n += 1
+        self.speaking = p >= (self.cfg.neg_threshold if self.speaking else self.cfg.threshold)
+        self.probs.append(p)
+        self.flags.append(self.speaking)
+        self.speech_held += self.speaking
+        self.max_held = max(self.max_held, len(self.flags))
+        chunk = None
+        if self.speaking:
+            pause_from, self.silence_from = self.silence_from, None
+            if pause_from is not None and self._speech_before(pause_from):
+                mid = (pause_from + i) // 2
+                if i - pause_from >= self.min_pause and mid - self.base >= self.min_chunk:
+                    chunk = self._pause_cut(pause_from, mid, resume=i)
+        else:
+            if self.silence_from is None:
+                self.silence_from = i
+            if not self.speech_held:  # no speech yet: keep only ``pad`` frames of leading silence
+                self._drop_to(max(self.base, i + 1 - self.pad))
+        if chunk is None and self.n - self.base >= self.max_len:
+            chunk = self._full_cut()
+        return chunk
+
+    # ------------------------------------------------------------------ cuts
+    def _pause_cut(self, pause_from: int, mid: int, resume: int) -> Chunk:
+        """Ends the chunk in the pause ``[pause_from, resume)``; ownership changes at ``mid``."""
+        chunk = self._chunk(self.base, min(mid, pause_from + self.pad) * self.frame, mid * self.frame)
+        self._drop_to(max(mid, resume - self.pad))
+        self.keep_from = mid
+        return chunk
+
+    def _full_cut(self) -> Chunk:
+        """The chunk is as long as allowed: end it in the pause under way, else cut inside
+        speech at the least speech-like frame of its second half, with overlap."""
+        pause_from = self.silence_from
+        if pause_from is not None and self.n - pause_from >= self.min_pause and self._speech_before(pause_from):
+            end = min(self.n, pause_from + self.pad)
+            chunk = self._chunk(self.base, end * self.frame, end * self.frame)
+            self._drop_to(end)
+            self.keep_from = end
+            return chunk
+        lo, hi = self.base + self.max_len // 2, max(self.base + self.max_len // 2, self.n - self.overlap)
+        window = np.asarray(self.probs[lo - self.base : hi - self.base + 1], np.float32)
+        smooth = np.convolve(window, np.ones(3, np.float32) / 3, mode="same")
+        cut = hi - int(np.argmin(smooth[::-1]))  # the latest of equal minima
+        chunk = self._chunk(self.base, min(self.n, cut + self.overlap) * self.frame, cut * self.frame)
+        self._drop_to(cut - self.overlap)
+        self.keep_from = cut
+        return chunk
+
+    def _chunk(self, start: int, end_sample: int, keep_to_sample: int) -> Chunk:
+        """The current chunk from frame ``start`` to ``end_sample``, owning up to ``keep_to_sample``."""
+        return Chunk(start * self.frame, end_sample, self.keep_from * self.frame, keep_to_sample)
+
+    def _speech_before(self, frame: int) -> bool:
+        """Whether a held frame before ``frame`` is speech."""
+        return any(self.flags[: max(0, frame - self.base)])
+
+    def _drop_to(self, frame: int) -> None:
+        """Forgets the frames before ``frame``."""
+        k = frame - self.base
+        if k > 0:
+            self.speech_held -= sum(self.flags[:k])
+            del self.probs[:k], self.flags[:k]
+            self.base = frame
+            self.keep_from = max(self.keep_from, frame)
+
+
+class SampleBuffer:
+    """The samples of a stream from :attr:`start` on, as the blocks that came in.
+
+    ``max_held`` records the most samples ever held: the structural memory bound.
+    """
+
+    def __init__(self) -> None:
+        self.blocks: list[tuple[int, np.ndarray]] = []  # (offset, (n,) samples)
+        self.end = 0
+        self.max_held = 0
+
+    @property
+    def start(self) -> int:
+        return self.blocks[0][0] if self.blocks else self.end
+
+    def append(self, block: np.ndarray) -> None:
+        self.blocks.append((self.end, block))
+        self.end += block.size
+        self.max_held = max(self.max_held, self.end - self.start)
+
+    def take(self, start: int, end: int) -> np.ndarray:
+        """A copy of samples ``[start, end)`` (clipped to what came in)."""
+        if start < self.start:
+            raise ValueError(f"samples from {start} were dropped (buffer starts at {self.start})")
+        parts = [b[max(0, start - o) : max(0, min(b.size, end - o))] for o, b in self.blocks if o < end and o + b.size > start]
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+    def drop_before(self, sample: int) -> None:
+        """Forgets the blocks that end at or before ``sample``."""
+        while self.blocks and self.blocks[0][0] + self.blocks[0][1].size <= sample:
+            self.blocks.pop(0)
+
+
+def stitch_words(words: list[dict[str, Any]], chunk: Chunk, sample_rate: int) -> list[dict[str, Any]]:
+    """A chunk's words on the file's timeline, keeping those whose centre the chunk owns.
+
+    Args:
+        words: ``[{"word", "start", "end"}]`` in seconds from the chunk's start.
+        chunk: Where the chunk lies and what it owns.
+        sample_rate: Samples per second of the chunk's sample indices.
+
+    Returns:
+        The kept words, times in seconds from the file's start.
+    """
+    offset = chunk.start / sample_rate
+    lo, hi = chunk.keep_from / sample_rate, chunk.keep_to / sample_rate
+    out = []
+    for w in words:
+        start, end = w["start"] + offset, w["end"] + offset
+        if lo <= (start + end) / 2 < hi:
+            out.append({**w, "start": round(start, 6), "end": round(end, 6)})
+    return out
+
+
+def append_words(out: list[dict[str, Any]], words: list[dict[str, Any]]) -> None:
+    """Appends ``words`` to ``out``, keeping times monotonic across a chunk edge (a word never
+    starts before the previous one ends)."""
+    for w in words:
+        if out and w["start"] < out[-1]["end"]:
+            w = {**w, "start": out[-1]["end"], "end": max(w["end"], out[-1]["end"])}
+        out.append(w)
+
+
+class ChunkDecoder:
+    """Features of chunks in, stitched words out: decodes in batches of about ``batch_s``.
+
+    Args:
+        transcriber: A :class:`pipeline.inference.transcriber.Transcriber`.
+        batch_s: Audio seconds per decoding batch.
+        beam_size: As in ``Transcriber.decode_features``.
+    """
+
+    def __init__(self, transcriber, batch_s: float, beam_size: int | None = None) -> None:
+        self.tr = transcriber
+        self.sample_rate = transcriber.feature_cfg.sample_rate
+        self.batch_frames = max(1, int(batch_s * transcriber.feature_cfg.frame_rate))
+        self.beam_size = beam_size
+        self.pending: list[tuple[Chunk, Any]] = []  # (chunk, (T, D) features)
+        self.frames = 0
+        self.words: list[dict[str, Any]] = []
+        self.chunks = 0
+
+    def add(self, chunk: Chunk, samples: np.ndarray) -> None:
+        """Computes the chunk's features; decodes the batch once it holds ``batch_s``."""
+        import torch
+
+        feats = self.tr.features(torch.from_numpy(np.ascontiguousarray(samples, np.float32)))
+        self.pending.append((chunk, feats))
+        self.frames += feats.size(0)
+        self.chunks += 1
+        if self.frames >= self.batch_frames:
+            self.flush()
+
+    def flush(self) -> None:
+        """Decodes what is pending, in order, and stitches its words."""
+        from pipeline.data import length_sorted_batches
+
+        if not self.pending:
+            return
+        decoded: dict[int, list[dict[str, Any]]] = {}
+        for batch in length_sorted_batches([f.size(0) for _, f in self.pending], self.batch_frames):
+            results = self.tr.decode_features([self.pending[j][1] for j in batch], self.beam_size)
+            for j, (_, words) in zip(batch, results, strict=True):
+                decoded[j] = words
+        for j, (chunk, _) in enumerate(self.pending):
+            append_words(self.words, stitch_words(decoded[j], chunk, self.sample_rate))
+        self.pending, self.frames = [], 0
+
+
+def make_detector(sample_rate: int):
+    """Silero VAD for 16 kHz audio; a constant detector (fixed windows) otherwise, or when the
+    model cannot be loaded (with a warning)."""
+    from data_prep.vad import ConstantDetector, SileroDetector, VADError
+
+    if sample_rate != SileroDetector.sample_rate:
+        log.debug("no VAD at %d Hz: fixed windows with overlap", sample_rate)
+        return ConstantDetector(sample_rate=sample_rate)
+    try:
+        return SileroDetector()
+    except VADError as exc:
+        log.warning("no voice activity detector (%s): long files are cut into fixed windows", exc)
+        return ConstantDetector(sample_rate=sample_rate)
+
+
+def transcribe_long(
+    transcriber, path: str | Path, *, cfg: ChunkConfig = ChunkConfig(), beam_size: int | None = None,
+    detector=None, stats: dict[str, int] | None = None,
+) -> Transcription:  # fmt: skip
+    """Transcribes one file of any length in chunks (see the module docstring).
+
+    Args:
+        transcriber: A ``Transcriber`` (its model, features and decoder).
+        path: The audio file.
+        cfg: The chunking rules.
+        beam_size: As in ``Transcriber.decode_features``.
+        detector: A voice activity detector (``push``/``finish``, ``frame_samples``); default:
+            :func:`make_detector`.
+        stats: If given, filled with ``chunks``, ``max_buffer_samples``, ``max_block_samples``
+            and ``max_planner_frames`` (what memory was bounded by).
+
+    Returns:
+        The file's result. Silence gives empty text. A file that breaks off gives the text up
+        to the damage with ``error`` naming it and ``partial`` set.
+
+    Raises:
+        AudioError: the file cannot be read at all; other errors of decoding.
+    """
+    from data_prep.audio_stream import AudioBlockReader, AudioTruncated
+
+    sr = transcriber.feature_cfg.sample_rate
+    reader = AudioBlockReader(path, sr, cfg.block_s)
+    detector = detector if detector is not None else make_detector(sr)
+    planner = ChunkPlanner(cfg, detector.frame_samples, sr)
+    buffer, decoder = SampleBuffer(), ChunkDecoder(transcriber, cfg.batch_s, beam_size)
+    damage: AudioTruncated | None = None
+
+    def take(chunks: list[Chunk]) -> None:
+        for chunk in chunks:
+            decoder.add(chunk, buffer.take(chunk.start, chunk.end))
+
+    try:
+        for block in reader:
+            buffer.append(block)
+            take(planner.push(detector.push(block)))
+            buffer.drop_before(planner.hold_from)
+    except AudioTruncated as exc:
+        damage = exc
+    take(planner.push(detector.finish()))
+    take([c for c in [planner.finish(reader.samples)] if c is not None])
+    decoder.flush()
+    result = Transcription(path=str(path), duration=reader.seconds, words=decoder.words)
+    result.text = " ".join(w["word"] for w in decoder.words)
+    if damage is not None:
+        result.error, result.exception, result.partial = f"{damage}; the text covers the audio before it", damage, True
+    if stats is not None:
+        stats.update(chunks=decoder.chunks, max_buffer_samples=buffer.max_held,
+                     max_block_samples=reader.max_block, max_planner_frames=planner.max_held)  # fmt: skip
+    log.debug("%s: %.1f s in %d chunks", path, reader.seconds, decoder.chunks)
+    return result
+
+
+__all__ = [
+    "LONG_AUDIO_S", "Chunk", "ChunkConfig", "ChunkDecoder", "ChunkPlanner", "SampleBuffer", "append_words",
+    "make_detector", "stitch_words", "transcribe_long",
+]
