@@ -2,19 +2,22 @@
 
 Layout of one store directory::
 
-    feats.f16      all arrays concatenated row-major, float16, shape (sum T, D)
-    index.json     {"dim", "dtype", "config_hash", "num_rows", "entries": [{"id", "offset",
-                   "length", ...extra}]}; offset and length count rows
-    stats.json     per-dim count/mean/std of the stored values (for global CMVN)
-    failed.jsonl   one {"id", "path", "reason"} line per item that could not be computed
-    .done          written last; records the config hash
+    data-<n>/      the files of the current version:
+      feats.f16      all arrays concatenated row-major, float16, shape (sum T, D)
+      index.json     {"dim", "dtype", "config_hash", "num_rows", "entries": [{"id", "offset",
+                     "length", ...extra}]}; offset and length count rows
+      stats.json     per-dim count/mean/std of the stored values (for global CMVN)
+      failed.jsonl   one {"id", "path", "reason"} line per item that could not be computed
+    .done          written last; records the config hash and names the current ``data-<n>``
     .lock          flock'ed by the process that writes the store
 
 :func:`build_store` computes items in fixed chunks (in manifest order), each saved atomically
 under ``parts/``; a rerun after a crash reuses the finished chunks. When all chunks exist they
-are merged into a staging directory and then renamed into place, so a failed or killed build
-never damages a previously finished store, and the result is byte-identical to that of an
-uninterrupted run.
+are merged into a new ``data-<n>`` folder, and the atomic rename of ``.done`` that names it is
+the commit: a build killed at any point leaves the previous store complete and readable, or the
+new one, never a mix. Older versions are removed after the commit. The result is byte-identical
+to that of an uninterrupted run. (Stores written before versions existed keep their files at
+the top level; ``.done`` then names no folder, and they are read as they are.)
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import json
 import logging
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import sys
@@ -58,7 +62,8 @@ FAILED_NAME = "failed.jsonl"
 DONE_NAME = ".done"
 LOCK_NAME = ".lock"
 PARTS_NAME = "parts"
-STAGING_NAME = ".staging"
+STAGING_NAME = ".staging"  # the merge folder of builds before versions existed (removed on sight)
+_VERSION = re.compile(r"data-(\d+)")
 _CHUNK_FORMAT = 2  # 2: chunks carry their rows' moments
 _STORE_FILES = (FEATS_NAME, INDEX_NAME, STATS_NAME, FAILED_NAME)
 
@@ -122,8 +127,10 @@ class FeatureStore:
         if not done.is_file():
             raise StoreError(f"{self.store_dir}: feature store is incomplete (no {DONE_NAME} marker)")
         try:
-            index = json.loads((self.store_dir / INDEX_NAME).read_text())
-            done_hash = json.loads(done.read_text()).get("config_hash")
+            marker = json.loads(done.read_text())
+            done_hash = marker.get("config_hash")
+            self.files_dir = _files_dir(self.store_dir, marker)
+            index = json.loads((self.files_dir / INDEX_NAME).read_text())
         except (OSError, ValueError, AttributeError) as exc:
             raise StoreError(f"{self.store_dir}: cannot read store index: {exc}") from exc
         try:
@@ -147,7 +154,7 @@ class FeatureStore:
         ends = self.offsets + self.lengths
         if self.dim <= 0 or (len(ends) and (self.offsets.min() < 0 or ends.max() > self.num_rows)):
             raise StoreError(f"{self.store_dir}: {INDEX_NAME} has offsets outside the data")
-        feats = self.store_dir / FEATS_NAME
+        feats = self.files_dir / FEATS_NAME
         try:
             size = feats.stat().st_size
         except OSError as exc:
@@ -171,7 +178,7 @@ class FeatureStore:
                 self._data = np.zeros((0, self.dim), dtype=np.float16)
             else:
                 self._data = np.memmap(
-                    self.store_dir / FEATS_NAME, dtype=np.float16, mode="r",
+                    self.files_dir / FEATS_NAME, dtype=np.float16, mode="r",
                     shape=(self.num_rows, self.dim),
                 )
         return self._data
@@ -205,7 +212,7 @@ class FeatureStore:
 
     def stats(self) -> tuple[np.ndarray, np.ndarray] | None:
         """Per-dim (mean (D,), std (D,)) float32 of all stored rows, or None without stats."""
-        path = self.store_dir / STATS_NAME
+        path = self.files_dir / STATS_NAME
         if not path.is_file():
             return None
         try:
@@ -220,7 +227,7 @@ class FeatureStore:
 
     def failed(self) -> list[dict[str, Any]]:
         """Records of items that failed when the store was built."""
-        path = self.store_dir / FAILED_NAME
+        path = self.files_dir / FAILED_NAME
         if not path.is_file():
             return []
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -438,6 +445,7 @@ def build_store(
             except StoreError as exc:
                 log.warning("%s: finished store is damaged (%s); rebuilding", store_dir, exc)
             else:
+                _remove_unused_versions(store_dir)  # a build killed after its commit left the old one
                 log.info("%s: skipping, up to date (config %s)", store_dir, config_hash)
                 return StoreSummary(
                     store_dir, len(items), len(store), len(store.failed()), store.num_rows,
@@ -547,10 +555,13 @@ def _merge_and_commit(
     store_dir: Path, paths: list[Path], ids: list[str], config_hash: str, dim: int | None,
     compute_stats: bool,
 ) -> tuple[int, int, int]:
-    """Merges chunk files into staging files, then renames them into place."""
-    staging = store_dir / STAGING_NAME
-    shutil.rmtree(staging, ignore_errors=True)
+    """Merges chunk files into a new ``data-<n>`` folder, then commits it by rewriting ``.done``."""
+    shutil.rmtree(store_dir / STAGING_NAME, ignore_errors=True)
+    _remove_unused_versions(store_dir)  # left by a build killed before its commit
+    taken = [int(m.group(1)) for p in store_dir.iterdir() if (m := _VERSION.fullmatch(p.name))]
+    staging = store_dir / f"data-{max(taken, default=0) + 1}"
     staging.mkdir()
+    committed = False
     order = {id_: i for i, id_ in enumerate(ids)}
     entries: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
@@ -610,22 +621,45 @@ def _merge_and_commit(
             stats = {"count": count, "mean": mean.tolist(), "std": std.tolist()}
             atomic_write_text(staging / STATS_NAME, json.dumps(stats))
 
-        # Commit: no marker while the files change, so a crash here leaves an unfinished
-        # store that FeatureStore refuses and the next build re-merges from parts/.
-        (store_dir / DONE_NAME).unlink(missing_ok=True)
+        # Commit: one atomic rename of the marker switches readers from the old version to
+        # this one. Before it the old store is intact; after it the new one is complete.
+        _fsync_dir(staging)
         _fsync_dir(store_dir)
-        for name in _STORE_FILES:
-            if (staging / name).exists():
-                os.replace(staging / name, store_dir / name)
-            else:
-                (store_dir / name).unlink(missing_ok=True)
-        _fsync_dir(store_dir)
-        write_marker(store_dir / DONE_NAME, config_hash, num_entries=len(entries),
+        write_marker(store_dir / DONE_NAME, config_hash, data=staging.name, num_entries=len(entries),
                      num_failed=len(failed), num_rows=offset)
+        committed = True
+        _remove_unused_versions(store_dir)
         shutil.rmtree(store_dir / PARTS_NAME, ignore_errors=True)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if not committed:
+            shutil.rmtree(staging, ignore_errors=True)
     return len(entries), len(failed), offset
+
+
+def _files_dir(store_dir: Path, marker: dict[str, Any]) -> Path:
+    """The folder holding the files of the version that ``.done`` names (the store itself for
+    a store from before versions)."""
+    name = marker.get("data")
+    if name is None:
+        return store_dir
+    if not isinstance(name, str) or not _VERSION.fullmatch(name):
+        raise ValueError(f"{DONE_NAME} names an invalid data folder {name!r}")
+    return store_dir / name
+
+
+def _remove_unused_versions(store_dir: Path) -> None:
+    """Deletes ``data-<n>`` folders and top-level files of the old layout that ``.done`` does not
+    name: the previous version after a commit, or what a killed build left."""
+    try:
+        current = _files_dir(store_dir, json.loads((store_dir / DONE_NAME).read_text()))
+    except (OSError, ValueError, AttributeError):
+        current = None
+    for path in store_dir.iterdir():
+        if _VERSION.fullmatch(path.name) and path != current:
+            shutil.rmtree(path, ignore_errors=True)
+    if current is not None and current != store_dir:
+        for name in _STORE_FILES:
+            (store_dir / name).unlink(missing_ok=True)
 
 
 def _moments(feats: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:

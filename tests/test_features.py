@@ -145,7 +145,7 @@ def test_extract_speed_perturbed_with_workers(tmp_path: Path) -> None:
         n_sp = speed_perturb(torch.from_numpy(wave), SR, 0.9).numel()
         assert abs(n_sp - wave.size / 0.9) <= 1
         assert store.get(f"{utt}-sp0.9").shape[0] == 1 + n_sp // 160
-    index = json.loads((tmp_path / "sp/index.json").read_text())
+    index = json.loads((FeatureStore(tmp_path / "sp").files_dir / "index.json").read_text())
     assert index["config_hash"] != features_hash(manifest, FeatureConfig())
 
 

@@ -76,8 +76,13 @@ def make_items(n: int = 10, dim: int = 6) -> list[tuple[str, tuple[int, int, int
     return [(f"utt{i:03d}", (i, 3 + (7 * i) % 11, dim)) for i in range(n)]
 
 
+def files(store_dir: Path) -> Path:
+    """The folder of the store's current version."""
+    return FeatureStore(store_dir).files_dir
+
+
 def store_bytes(store_dir: Path) -> dict[str, bytes]:
-    return {n: (store_dir / n).read_bytes() for n in ("feats.f16", "index.json", "stats.json")}
+    return {n: (files(store_dir) / n).read_bytes() for n in ("feats.f16", "index.json", "stats.json")}
 
 
 def test_round_trip_memmap_and_stats(tmp_path: Path) -> None:
@@ -109,13 +114,13 @@ def test_round_trip_memmap_and_stats(tmp_path: Path) -> None:
     np.testing.assert_allclose(mean, allv.mean(0), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(std, allv.std(0), rtol=1e-6)
     np.testing.assert_allclose(compute_stats_exact(store)[1], allv.std(0), rtol=1e-9)
-    assert json.loads((tmp_path / "s/stats.json").read_text())["count"] == allv.shape[0]
+    assert json.loads((files(tmp_path / "s") / "stats.json").read_text())["count"] == allv.shape[0]
     # layout: finished store has no parts, a marker and a complete index
     assert not (tmp_path / "s/parts").exists()
     assert json.loads((tmp_path / "s/.done").read_text())["config_hash"] == "h1"
-    index = json.loads((tmp_path / "s/index.json").read_text())
+    index = json.loads((files(tmp_path / "s") / "index.json").read_text())
     assert index["dtype"] == "float16" and index["entries"][1]["offset"] == expected[0].shape[0]
-    assert (tmp_path / "s/failed.jsonl").read_text() == ""
+    assert (files(tmp_path / "s") / "failed.jsonl").read_text() == ""
 
 
 def test_pool_build_equals_in_process_build(tmp_path: Path) -> None:
@@ -171,13 +176,13 @@ def test_rebuild_when_config_changes(tmp_path: Path) -> None:
 def test_damaged_store_is_refused_and_rebuilt(tmp_path: Path) -> None:
     items = make_items(4)
     build_store(tmp_path / "s", items, rand_feats, config_hash="h", num_workers=1)
-    feats = tmp_path / "s/feats.f16"
+    feats = files(tmp_path / "s") / "feats.f16"
     good = feats.read_bytes()
     feats.write_bytes(good[:-10])
     with pytest.raises(StoreError, match="feats.f16 has .* bytes"):
         FeatureStore(tmp_path / "s")
     summary = build_store(tmp_path / "s", items, rand_feats, config_hash="h", num_workers=1)
-    assert not summary.skipped and feats.read_bytes() == good
+    assert not summary.skipped and (files(tmp_path / "s") / "feats.f16").read_bytes() == good
     with pytest.raises(StoreError, match="no .done"):
         FeatureStore(tmp_path / "missing")
 
@@ -349,3 +354,52 @@ def test_disk_full_leaves_finished_store_intact(
     summary = build_store(store_dir, make_items(7), rand_feats, config_hash="new",
                           num_workers=1, chunk_size=2)
     assert summary.num_stored == 7 and FeatureStore(store_dir).config_hash == "new"
+
+
+KILL_IN_COMMIT = """
+import os, signal, sys
+sys.path.insert(0, {tests!r})
+import data_prep.store as store
+from test_store import make_items, rand_feats
+
+point = sys.argv[2]
+write_marker = store.write_marker
+
+def killing_marker(*args, **kwargs):
+    if point == "before":  # the new version is complete on disk, the marker still names the old
+        os.kill(os.getpid(), signal.SIGKILL)
+    write_marker(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)  # committed; the old version is not removed yet
+
+store.write_marker = killing_marker
+store.build_store(sys.argv[1], make_items(6, dim=5), rand_feats, config_hash="new", num_workers=1)
+"""
+
+
+@pytest.mark.parametrize("point,survivor", [("before", "old"), ("after", "new")])
+def test_a_kill_inside_the_commit_leaves_a_complete_store(tmp_path: Path, point: str, survivor: str) -> None:
+    """SIGKILL just before or just after the marker switch: the store opens, complete, as the old
+    or the new version; a rerun finishes and leaves one version."""
+    store_dir = tmp_path / "s"
+    build_store(store_dir, make_items(4, dim=5), rand_feats, config_hash="old", num_workers=1)
+    old = {k: v.copy() for k, v in _all(store_dir).items()}
+    script = tmp_path / "kill.py"
+    script.write_text(KILL_IN_COMMIT.format(tests=str(Path(__file__).parent)))
+    proc = subprocess.run([sys.executable, str(script), str(store_dir), point], capture_output=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    store = FeatureStore(store_dir)
+    assert store.config_hash == survivor
+    want = old if survivor == "old" else {i: rand_feats(p) for i, p in make_items(6, dim=5)}
+    got = _all(store_dir)
+    assert got.keys() == want.keys()
+    for k in want:
+        np.testing.assert_allclose(got[k].astype(np.float32), want[k], atol=0.02, rtol=0.01)
+    build_store(store_dir, make_items(6, dim=5), rand_feats, config_hash="new", num_workers=1)
+    assert FeatureStore(store_dir).config_hash == "new"
+    assert len([p for p in store_dir.iterdir() if p.name.startswith("data-")]) == 1
+
+
+def _all(store_dir: Path) -> dict[str, np.ndarray]:
+    store = FeatureStore(store_dir)
+    return {i: np.asarray(store.get(i)) for i in store.ids}
