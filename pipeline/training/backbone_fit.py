@@ -12,11 +12,13 @@ depend on weights it cannot download, so the backbone is trained first. Two obje
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +27,7 @@ from torch import nn
 
 from data_prep.frame_embed import BackboneConfig, FrameEmbedder
 from pipeline.amp import autocast, resolve_precision
+from pipeline.training.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.training.schedule import adamw, warmup_cosine
 
 log = logging.getLogger(__name__)
@@ -95,6 +98,8 @@ def fit_backbone(
     num_threads: int = 0,
     seed: int = 0,
     flip_map: tuple[np.ndarray, np.ndarray] | None = None,
+    checkpoint: Path | None = None,
+    identity: str = "",
 ) -> dict[str, Any]:
     """Trains ``model`` in place: pose regression when clips carry frame targets, else labels.
 
@@ -107,6 +112,10 @@ def fit_backbone(
         model: A stripped torchvision backbone mapping (N, 3, S, S) -> (N, dim).
         train, dev: The clips.
         cfg: ``BackboneFitConfig`` (epochs, lr, weight_decay, batch_size, frames_per_clip).
+        checkpoint: Where the state is saved after every epoch (atomically). A fit that finds a
+            checkpoint of the same ``identity`` there resumes after its epoch and ends with the
+            weights an uninterrupted fit would have; one of another identity is ignored.
+        identity: What is fitted on what (the recipe passes its stage hash).
 
     Returns:
         ``embedder``: the fitted :class:`FrameEmbedder` (with the pose head as its projection
@@ -153,10 +162,34 @@ def fit_backbone(
         target_flipped = torch.from_numpy(((p_train[:, perm] * sign - mean) / std).astype(np.float32))
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
-    history = []
+    history: list[dict[str, Any]] = []
     from tqdm.auto import tqdm
 
-    for epoch in range(cfg.epochs):
+    def state() -> dict[str, Any]:
+        return {
+            "identity": identity, "epoch": len(history), "history": history,
+            "embedder": embedder.state_dict(), "head": head.state_dict(), "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(), "torch_rng": gen.get_state(), "global_rng": torch.get_rng_state(),
+            "numpy_rng": json.dumps(rng.bit_generator.state),  # 128-bit ints: kept as text
+        }  # fmt: skip
+
+    first = 0
+    if checkpoint is not None and Path(checkpoint).is_file():
+        saved = load_checkpoint(checkpoint)
+        if saved.get("identity") == identity and 0 < int(saved["epoch"]) <= cfg.epochs:
+            embedder.load_state_dict(saved["embedder"])
+            head.load_state_dict(saved["head"])
+            opt.load_state_dict(saved["optimizer"])
+            sched.load_state_dict(saved["scheduler"])
+            gen.set_state(saved["torch_rng"])
+            torch.set_rng_state(saved["global_rng"])  # stochastic layers of the backbone
+            rng.bit_generator.state = json.loads(saved["numpy_rng"])
+            history, first = list(saved["history"]), int(saved["epoch"])
+            log.info("backbone fit: resumed after epoch %d from %s", first, checkpoint)
+        else:
+            log.info("backbone fit: %s belongs to another fit; starting over", checkpoint)
+
+    for epoch in range(first, cfg.epochs):
         embedder.train()
         head.train()
         order = torch.from_numpy(rng.permutation(len(x_train)))
@@ -187,6 +220,8 @@ def fit_backbone(
             name = "dev_frame_accuracy"
         history.append({"epoch": epoch + 1, "train_loss": total / len(order), name: score})
         log.info("backbone epoch %d: loss %.4f, %s %.3f", epoch + 1, total / len(order), name, score)
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, state())
     if pose and getattr(cfg, "pose_embeddings", False):
         embedder.projection = head  # frames are then described by their predicted pose
     embedder.eval()

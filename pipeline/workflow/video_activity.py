@@ -97,6 +97,11 @@ class VideoRecipe(Recipe):
     def backbone_file(self) -> Path:
         return self.exp / "backbone" / "backbone.safetensors"
 
+    @property
+    def backbone_checkpoint(self) -> Path:
+        """The backbone fit's state after its last finished epoch (a killed fit resumes there)."""
+        return self.exp / "backbone" / "fit-checkpoint.pt"
+
     def labels(self) -> list[str]:
         import json
 
@@ -175,11 +180,13 @@ class VideoRecipe(Recipe):
                 model, dim, self.fit_clips("train"), self.fit_clips("dev"), num_classes=len(self.labels()),
                 backbone=b, cfg=self.cfg.backbone_fit, num_workers=self.cfg.num_workers,
                 num_threads=self.cfg.train.num_threads, flip_map=self._pose_flip_map(),
+                checkpoint=self.backbone_checkpoint, identity=self.hashes()["backbone"],
             )
             embedder = fitted.pop("embedder")
             info.update(fitted)
         info["embedding_dim"] = embedder.dim
         atomic_write_bytes(self.backbone_file, save_safetensors(embedder.export_state()))
+        self.backbone_checkpoint.unlink(missing_ok=True)  # the fitted backbone is saved
         return {"backbone": info}
 
     def _pose_flip_map(self):
