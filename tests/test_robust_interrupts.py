@@ -207,7 +207,11 @@ EXTRACT_SCRIPT = "from test_robust_interrupts import extract_run\nextract_run(sy
 
 
 def _store_files(store: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(store.iterdir()) if p.is_file() and p.name != ".lock"}
+    """Every file of the store (the top level and its current data folder), by relative path."""
+    return {
+        str(p.relative_to(store)): p.read_bytes() for p in sorted(store.rglob("*"))
+        if p.is_file() and p.name != ".lock" and "parts" not in p.relative_to(store).parts
+    }
 
 
 @pytest.mark.slow
