@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import random
 import signal
@@ -393,3 +394,45 @@ def test_bundle_temporaries_of_a_killed_save_are_cleared(tmp_path: Path) -> None
     save_bundle(out, {**cfg, "note": "again"}, weights)
     assert load_bundle(out).config["note"] == "again"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
+
+
+# --------------------------------------------------------------------------- a whole recipe
+
+RECIPE_SCRIPT = (
+    "from pipeline.workflow.video_activity import DEFAULT_CONFIG, main\n"
+    "main(['--config', str(DEFAULT_CONFIG.parent / 'tiny.yaml'), '--exp-dir', sys.argv[1]])\n"
+)
+VIDEO_STAGES = ("corpus", "manifests", "backbone", "embed", "train", "ablation", "evaluate", "export")
+
+
+def _outcome(exp: Path) -> dict:
+    """What a run computed: results.json without its wall times, and the bundle's weights."""
+    results = json.loads((exp / "results.json").read_text())
+    results.pop("stage_seconds")
+    for key in [k for k in results if k.startswith(("backbone", "train"))]:
+        results[key] = {k: v for k, v in results[key].items() if "seconds" not in k}
+    return {"results": json.dumps(results, sort_keys=True).replace(str(exp), "EXP"),
+            "weights": (exp / "bundle" / "model.safetensors").read_bytes()}  # fmt: skip
+
+
+@pytest.mark.slow
+def test_sigkill_at_a_random_stage_then_rerun_gives_the_same_results(tmp_path: Path) -> None:
+    """The video recipe killed during a random stage, then run again: the same results.json
+    (wall times aside) and the same bundle as a run never interrupted."""
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    ref, run = tmp_path / "ref", tmp_path / "run"
+    _finish(_spawn(RECIPE_SCRIPT, str(ref)), timeout=600)
+    victim_stage = rng.randrange(1, 6)  # killed while stage `victim_stage` runs
+
+    def ready() -> bool:
+        done = run / ".done" / f"stage{victim_stage - 1}-{VIDEO_STAGES[victim_stage - 1]}"
+        if not done.exists():
+            return False
+        time.sleep(rng.uniform(0, 0.5))
+        return True
+
+    _kill_when(_spawn(RECIPE_SCRIPT, str(run)), ready, timeout=600)
+    assert not (run / "bundle").exists(), f"seed {seed}"
+    _finish(_spawn(RECIPE_SCRIPT, str(run)), timeout=600)
+    assert _outcome(run) == _outcome(ref), f"seed {seed}, killed in stage {victim_stage}"
