@@ -178,6 +178,19 @@ def load_waveform(
     return mono
 
 
+def reduced_ratio(orig_sr: int, new_sr: int) -> tuple[int, int]:
+    """The resampling ratio ``orig_sr / new_sr`` in lowest terms, each at most
+    :data:`_MAX_RATIO_TERM` (the closest such fraction when the exact one has larger terms)."""
+    g = math.gcd(orig_sr, new_sr)
+    num, den = orig_sr // g, new_sr // g
+    if max(num, den) > _MAX_RATIO_TERM:
+        ratio = Fraction(orig_sr, new_sr)
+        approx = ratio.limit_denominator(max(1, _MAX_RATIO_TERM // max(1, math.ceil(ratio))))
+        log.debug("resampling %d -> %d Hz with the ratio %s (exact: %s)", orig_sr, new_sr, approx, ratio)
+        num, den = approx.numerator, approx.denominator
+    return num, den
+
+
 def resample(wave: torch.Tensor | np.ndarray, orig_sr: int, new_sr: int) -> torch.Tensor | np.ndarray:
     """Band-limited sinc resampling of audio, also for awkward rate ratios.
 
@@ -194,13 +207,7 @@ def resample(wave: torch.Tensor | np.ndarray, orig_sr: int, new_sr: int) -> torc
         The same type as ``wave``, with ``ceil(N * new_sr / orig_sr)`` samples (approximately,
         for an approximated ratio) in the last dimension.
     """
-    g = math.gcd(orig_sr, new_sr)
-    num, den = orig_sr // g, new_sr // g
-    if max(num, den) > _MAX_RATIO_TERM:
-        ratio = Fraction(orig_sr, new_sr)
-        approx = ratio.limit_denominator(max(1, _MAX_RATIO_TERM // max(1, math.ceil(ratio))))
-        log.debug("resampling %d -> %d Hz with the ratio %s (exact: %s)", orig_sr, new_sr, approx, ratio)
-        num, den = approx.numerator, approx.denominator
+    num, den = reduced_ratio(orig_sr, new_sr)
     if isinstance(wave, np.ndarray):
         return resample_sinc(wave, num, den)
     return _resampler(num, den, wave.dtype, wave.device)(wave)
@@ -214,6 +221,26 @@ def _resampler(orig_freq: int, new_freq: int, dtype: torch.dtype, device: torch.
     import torchaudio.transforms as T
 
     return T.Resample(orig_freq, new_freq, dtype=dtype).to(device)
+
+
+def sinc_kernel(orig: int, new: int, lowpass_filter_width: int = 6, rolloff: float = 0.99) -> tuple[np.ndarray, int]:
+    """torchaudio's polyphase Hann-windowed sinc kernel for a reduced ratio ``orig -> new``.
+
+    Returns:
+        (kernel (2 * width + orig, new) float32, width): output ``j * new + p`` is input
+        samples ``j * orig - width ...`` (zero-padded) times column ``p``.
+    """
+    base = min(orig, new) * rolloff
+    width = math.ceil(lowpass_filter_width * orig / base)
+    idx = np.arange(-width, width + orig, dtype=np.float32)[None, :] / orig  # (1, K)
+    t = np.arange(0, -new, -1, dtype=np.float32)[:, None] / new + idx  # (new, K)
+    t *= base
+    t = np.clip(t, -lowpass_filter_width, lowpass_filter_width)
+    window = np.cos(t * math.pi / lowpass_filter_width / 2) ** 2
+    t *= math.pi
+    with np.errstate(invalid="ignore", divide="ignore"):
+        kernel = np.where(t == 0, np.float32(1.0), np.sin(t) / t)
+    return np.ascontiguousarray((kernel * (window * (base / orig))).T, dtype=np.float32), width
 
 
 def resample_sinc(
@@ -250,17 +277,7 @@ def resample_sinc(
     orig, new = int(orig_freq) // g, int(new_freq) // g
     if orig == new:
         return x
-    base = min(orig, new) * rolloff
-    width = math.ceil(lowpass_filter_width * orig / base)
-    idx = np.arange(-width, width + orig, dtype=np.float32)[None, :] / orig  # (1, K)
-    t = np.arange(0, -new, -1, dtype=np.float32)[:, None] / new + idx  # (new, K)
-    t *= base
-    t = np.clip(t, -lowpass_filter_width, lowpass_filter_width)
-    window = np.cos(t * math.pi / lowpass_filter_width / 2) ** 2
-    t *= math.pi
-    with np.errstate(invalid="ignore", divide="ignore"):
-        kernel = np.where(t == 0, np.float32(1.0), np.sin(t) / t)
-    kernel = np.ascontiguousarray((kernel * (window * (base / orig))).T, dtype=np.float32)  # (K, new)
+    kernel, width = sinc_kernel(orig, new, lowpass_filter_width, rolloff)
     length = x.size
     xpad = np.concatenate([np.zeros(width, np.float32), x, np.zeros(width + orig, np.float32)])
     frames = np.lib.stride_tricks.sliding_window_view(xpad, kernel.shape[0])[::orig]  # (n, K) view

@@ -148,7 +148,9 @@ def _emit(
     Good results go to stdout (and ``output_dir``); each failed file gets one line
     ``seqrec: error: <path>: <reason>`` on stderr, with its traceback under ``--debug``.
     ``render(row, fmt)`` gives a result's text in a format other than json; ``fmt == "all"``
-    writes every format of :data:`TRANSCRIBE_FORMATS` and prints txt. ``results`` may be a
+    writes every format of :data:`TRANSCRIBE_FORMATS` and prints txt. A partial result (a long
+    recording that breaks off: text and ``error``) is printed and written, then its error line
+    follows and it counts as failed. ``results`` may be a
     generator: each result is printed and written as it comes, so a killed run keeps the
     finished files' outputs. ``stems``: the output name of each result, in order (default:
     from the results' paths).
@@ -167,7 +169,7 @@ def _emit(
     for k, res in enumerate(results):
         total += 1
         row = res.to_dict()
-        if "error" not in row:
+        if "error" not in row or "text" in row:  # a result; a partial one has "error" too
             out = output_dir
             try:  # written first: a row on stdout means its files are on disk
                 if output_dir is not None:
@@ -177,7 +179,8 @@ def _emit(
                         out = output_dir / f"{stem}.{f}"
                         atomic_write_text(out, text_of(row, f) + "\n")
                 print(text_of(row, "txt" if fmt == "all" else fmt), flush=True)
-                continue
+                if "error" not in row:
+                    continue
             except OSError as exc:
                 if isinstance(exc, BrokenPipeError):
                     raise
@@ -318,23 +321,34 @@ def _transcribe_files(args: argparse.Namespace, stdin_file: str | None) -> int:
 def _read_stdin(tmp: Path, *, raw: bool) -> Path:
     """Standard input into a file: as it is (any format soundfile or ffmpeg reads), or with
     ``raw`` as 16 kHz mono s16le PCM wrapped in a WAV header."""
-    data = sys.stdin.buffer.read()
+    import shutil
+
+    source = sys.stdin.buffer
     if not raw:
         path = tmp / "stdin"
-        path.write_bytes(data)
+        with open(path, "wb") as fh:
+            shutil.copyfileobj(source, fh, STDIN_BLOCK_BYTES)  # a block at a time: any length
         return path
     import numpy as np
     import soundfile as sf
 
-    if len(data) % 2:
-        raise ValueError(f"standard input: raw s16le PCM needs an even number of bytes, got {len(data)}")
-    path = tmp / "stdin.wav"
-    sf.write(path, np.frombuffer(data, dtype="<i2"), RAW_SAMPLE_RATE, subtype="PCM_16")
+    path, total, odd = tmp / "stdin.wav", 0, b""
+    with sf.SoundFile(path, "w", RAW_SAMPLE_RATE, 1, "PCM_16", format="WAV") as out:
+        while data := source.read(STDIN_BLOCK_BYTES):
+            total += len(data)
+            data, odd = odd + data, b""
+            if len(data) % 2:
+                data, odd = data[:-1], data[-1:]
+            out.write(np.frombuffer(data, dtype="<i2"))
+    if total % 2:
+        raise ValueError(f"standard input: raw s16le PCM needs an even number of bytes, got {total}")
     return path
 
 
 #: Sample rate of ``seqrec transcribe --raw -`` input.
 RAW_SAMPLE_RATE = 16000
+#: Bytes of standard input copied per read (its copy on disk is then read like any file).
+STDIN_BLOCK_BYTES = 1 << 20
 
 
 def _label(args: argparse.Namespace) -> int:

@@ -448,3 +448,24 @@ def test_step_benchmark_compares_the_recipe_model_with_the_reference(tmp_path: P
     assert default["recipe"]["layer_norm"] is enc.layer_norm and enc.hidden_size != 192
     with pytest.raises(ValueError, match="frames >= 40"):
         speech.bench_step_speech(speech.SpeechExp(exp), 1, frames=10)
+
+
+def test_memory_curve_and_long_file_wer_in_the_report(tmp_path: Path) -> None:
+    bench = fake_benchmarks()
+    bench["memory_transcribe"] = {"bundle": "b", "engine": "torch", "rss_ratio": 1.05, "curve": [
+        {"audio_s": 60.0, "peak_rss_mib": 600.0, "wall_s": 9.0, "rtf": 0.15},
+        {"audio_s": 3600.0, "peak_rss_mib": 630.0, "wall_s": 90.0, "rtf": 0.025}]}  # fmt: skip
+    bench["long_wer"] = {"utterances": 40, "audio_s": 190.0, "gap_s": 0.3, "shipped": {
+        "bundle": "shipped", "word_lm": True, "wer_per_utterance": 0.307, "wer_long_file": 0.301, "delta_points": -0.6}}
+    results = build_results(date="2026-01-01", machine={"cpu": "Test CPU"}, settings={"repeats": 1},
+                            benchmarks=bench, gpu=None, skipped={})  # fmt: skip
+    md = render_markdown(results)
+    assert "| 1.00 min | 600 MiB | 9.00 s | 0.150 |" in md and "| 60.0 min | 630 MiB | 90.0 s | 0.0250 |" in md
+    assert "over the 1.00-minute one: 1.05x" in md
+    assert "| shipped bundle, word LM | 30.7% | 30.1% | -0.6 |" in md
+    records = []
+    for i, secs in enumerate((0.5, 0.7)):
+        write_tone(tmp_path / f"u{i}.wav", secs)
+        records.append({"id": f"u{i}", "audio_filepath": str(tmp_path / f"u{i}.wav"), "duration": secs})
+    out = speech.build_concatenation(records, tmp_path / "cat.wav", gap_s=0.3)
+    assert sf.info(str(out)).frames == 8000 + 11200 + 2 * 4800

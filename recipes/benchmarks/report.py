@@ -229,7 +229,7 @@ def render_markdown(results: dict[str, Any]) -> str:
     lines += _step_lines(b.get("step_speech"))
     lines += ["", "| peak memory (RSS), fresh process | peak RSS | wall time |", "|---|---:|---:|"]
     mt = b.get("memory_transcribe")
-    if mt:
+    if mt and "curve" not in mt:  # results of before the curve: one file
         lines.append(f"| `seqrec transcribe`, one {fmt(mt['audio_s'] / 60, 2)}-minute file | "
                      f"{fmt(mt['peak_rss_mib'])} MiB | {fmt(mt['wall_s'])} s |")
     ml = b.get("memory_label")
@@ -243,6 +243,8 @@ def render_markdown(results: dict[str, Any]) -> str:
             lines.append(f"| pocketsphinx, same file | {fmt(cs['pocketsphinx_peak_rss_mib'])} MiB | "
                          f"{fmt(_med(cs, 'pocketsphinx'))} s |")
 
+    lines += _memory_curve_lines(mt if mt and "curve" in mt else None)
+    lines += _long_wer_lines(b.get("long_wer"))
     lines.append("")
     gpu = results.get("gpu")
     if gpu is None:
@@ -290,6 +292,35 @@ def _step_lines(step: dict[str, Any] | None) -> list[str]:
         f"| {model(rec)} vs {model(ref)}, ms | {fmt(rec['ms']['median'])} | {fmt(ref['ms']['median'])} | "
         f"{fmt(step['ratio'])} |",
     ]
+
+
+def _memory_curve_lines(mt: dict[str, Any] | None) -> list[str]:
+    """Peak RSS and RTF of ``seqrec transcribe`` against the length of one file."""
+    if not mt:
+        return []
+    lines = ["", f"| `seqrec transcribe --engine {mt.get('engine', 'torch')}`, one file of | peak RSS | wall time "
+             "(with start-up) | RTF |", "|---|---:|---:|---:|"]  # fmt: skip
+    for row in mt["curve"]:
+        lines.append(f"| {fmt(row['audio_s'] / 60, 3)} min | {fmt(row['peak_rss_mib'])} MiB | {fmt(row['wall_s'])} s | "
+                     f"{fmt(row['rtf'])} |")
+    first, last = mt["curve"][0], mt["curve"][-1]
+    lines += ["", f"Peak RSS of the {fmt(last['audio_s'] / 60, 3)}-minute file over the {fmt(first['audio_s'] / 60, 3)}-minute "
+              f"one: {mt['rss_ratio']:.2f}x (target: at most 1.2x, and under 1 GiB)."]  # fmt: skip
+    return lines
+
+
+def _long_wer_lines(lw: dict[str, Any] | None) -> list[str]:
+    """WER of one long file against the same utterances one by one."""
+    if not lw:
+        return []
+    lines = ["", f"| WER, {lw['utterances']} test utterances ({fmt(lw['audio_s'])} s, {lw['gap_s']:g} s pauses) | "
+             "one by one | one long file | difference, points |", "|---|---:|---:|---:|"]  # fmt: skip
+    for name, row in lw.items():
+        if isinstance(row, dict):
+            lm = ", word LM" if row["word_lm"] else ", greedy"
+            lines.append(f"| {name} bundle{lm} | {100 * row['wer_per_utterance']:.1f}% | "
+                         f"{100 * row['wer_long_file']:.1f}% | {row['delta_points']:+.1f} |")
+    return lines
 
 
 def _gpu_lines(gpu: dict[str, Any]) -> list[str]:

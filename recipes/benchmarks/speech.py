@@ -591,15 +591,45 @@ def _wav_seconds(path: Path) -> float:
 
 
 # --------------------------------------------------------------------------- 5. memory
+def _write_wav_stream(out: Path, waves, want: int | None = None, *, sample_rate: int = 16000) -> Path:
+    """Writes the (n,) float32 arrays of ``waves`` one after the other as 16-bit PCM, stopping at
+    ``want`` samples (None: all), atomically and without holding the whole file in memory."""
+    import soundfile as sf
+
+    from pipeline.io_utils import atomic_open
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with atomic_open(out, "wb") as fh, sf.SoundFile(fh, "w", sample_rate, 1, "PCM_16", format="WAV") as wav:
+        for wave in waves:
+            if want is not None:
+                wave = wave[: want - written]
+            wav.write(wave)
+            written += wave.size
+            if want is not None and written >= want:
+                break
+    return out
+
+
+def _utterances_with_gaps(records: list[dict[str, Any]], sample_rate: int, gap_s: float, *, cycle: bool):
+    """Each record's audio then ``gap_s`` of silence; over and over with ``cycle``."""
+    from data_prep.audio import load_waveform
+
+    gap = np.zeros(int(round(gap_s * sample_rate)), dtype=np.float32)
+    i = 0
+    while cycle or i < len(records):
+        yield load_waveform(records[i % len(records)]["audio_filepath"], sample_rate)
+        yield gap
+        i += 1
+
+
 def build_long_wav(records: list[dict[str, Any]], out: Path, seconds: float = 600.0, *, sample_rate: int = 16000) -> Path:
     """Concatenates test utterances (0.3 s of silence between) into one ``seconds``-long wav.
 
-    Reuses ``out`` when it already has that length. Written atomically, 16-bit PCM.
+    Reuses ``out`` when it already has that length. Written atomically, 16-bit PCM, a file at a
+    time (an hour of audio never sits in memory).
     """
     import soundfile as sf
-
-    from data_prep.audio import load_audio
-    from pipeline.io_utils import atomic_open
 
     want = int(round(seconds * sample_rate))
     if out.is_file():
@@ -608,31 +638,73 @@ def build_long_wav(records: list[dict[str, Any]], out: Path, seconds: float = 60
             return out
     if not records:
         raise BenchmarkError("no utterances to build a long file from")
-    gap = np.zeros(int(0.3 * sample_rate), dtype=np.float32)
-    parts, n, i = [], 0, 0
-    while n < want:
-        wave = load_audio(records[i % len(records)]["audio_filepath"], target_sr=sample_rate).numpy()
-        parts += [wave, gap]
-        n += wave.size + gap.size
-        i += 1
-    audio = np.concatenate(parts)[:want]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_open(out, "wb") as fh:
-        sf.write(fh, audio, sample_rate, subtype="PCM_16", format="WAV")
+    return _write_wav_stream(out, _utterances_with_gaps(records, sample_rate, 0.3, cycle=True), want,
+                             sample_rate=sample_rate)  # fmt: skip
+
+
+#: Lengths of the memory benchmark's files, in minutes (full suite, --quick).
+MEMORY_MINUTES = ((1, 10, 60), (1, 10))
+
+
+def bench_memory_transcribe(bundle: Path, wavs: list[Path]) -> dict[str, Any]:
+    """Peak RSS and real-time factor of ``seqrec transcribe --engine torch`` on one file of each
+    length, each in a fresh process (the wall time includes the start: loading torch, the model
+    and its upstream).
+
+    Returns:
+        ``{"bundle", "curve": [{"audio_s", "peak_rss_mib", "wall_s", "rtf"}, ...],
+        "rss_ratio"}``: the curve in the order of ``wavs``, and the last file's peak RSS over
+        the first's.
+    """
+    curve = []
+    for wav in wavs:
+        cmd = [*seqrec_command(), "transcribe", "--engine", "torch", "--model", str(bundle), str(wav)]
+        res = run_measured(cmd, timeout=3600)
+        if res.returncode != 0:
+            raise BenchmarkError(f"{' '.join(cmd)} exited with {res.returncode}: {res.stderr.strip()[-500:]}")
+        seconds = _wav_seconds(wav)
+        curve.append({
+            "file": str(wav), "audio_s": round(seconds, 1), "peak_rss_mib": round(res.max_rss_bytes / 2**20, 1),
+            "wall_s": round(res.wall_s, 2), "rtf": round(res.wall_s / seconds, 4),
+        })
+    return {"bundle": str(bundle), "engine": "torch", "curve": curve,
+            "rss_ratio": round(curve[-1]["peak_rss_mib"] / curve[0]["peak_rss_mib"], 3)}  # fmt: skip
+
+
+# --------------------------------------------------------------------------- 6. WER of a long file
+def build_concatenation(records: list[dict[str, Any]], out: Path, *, gap_s: float = 0.3,
+                        sample_rate: int = 16000) -> Path:  # fmt: skip
+    """The records' audio in order, each followed by ``gap_s`` of silence, as one wav."""
+    if not records:
+        raise BenchmarkError("no utterances to concatenate")
+    return _write_wav_stream(out, _utterances_with_gaps(records, sample_rate, gap_s, cycle=False),
+                             sample_rate=sample_rate)  # fmt: skip
+
+
+def bench_long_wer(bundles: dict[str, Path | None], records: list[dict[str, Any]], tmp: Path,
+                   *, gap_s: float = 0.3) -> dict[str, Any]:  # fmt: skip
+    """WER of one long file made of ``records`` (``gap_s`` of silence between) against the WER
+    of the same utterances transcribed one by one, per bundle (its word LM when it has one).
+
+    The long file goes the long-recording way (read in blocks, cut at pauses by the VAD,
+    stitched); the utterances the usual way. Both WERs count all errors over all reference
+    words. ``bundles``: name -> bundle directory (None: the shipped model).
+    """
+    from pipeline.inference.transcriber import Transcriber
+    from pipeline.scoring import error_rates
+
+    long_wav = build_concatenation(records, tmp / f"long_{len(records)}utts.wav", gap_s=gap_s)
+    refs = [r["text"] for r in records]
+    out: dict[str, Any] = {"utterances": len(records), "audio_s": round(_wav_seconds(long_wav), 1), "gap_s": gap_s}
+    for name, bundle in bundles.items():
+        transcriber = Transcriber.from_pretrained(bundle, lm="auto")
+        one_by_one = _texts(transcriber.transcribe([r["audio_filepath"] for r in records]))
+        whole = _texts(transcriber.transcribe([long_wav]))
+        per_utt = error_rates(refs, one_by_one)["wer"]
+        long_file = error_rates([" ".join(refs)], whole)["wer"]
+        out[name] = {
+            "bundle": str(bundle) if bundle is not None else "shipped", "word_lm": transcriber.lm is not None,
+            "wer_per_utterance": round(per_utt, 4), "wer_long_file": round(long_file, 4),
+            "delta_points": round(100 * (long_file - per_utt), 2),
+        }
     return out
-
-
-def bench_memory_transcribe(bundle: Path, long_wav: Path) -> dict[str, Any]:
-    """Peak RSS (and wall time) of ``seqrec transcribe`` on one long file, in a fresh process."""
-    cmd = [*seqrec_command(), "transcribe", "--model", str(bundle), str(long_wav)]
-    res = run_measured(cmd, timeout=1800)
-    if res.returncode != 0:
-        raise BenchmarkError(f"{' '.join(cmd)} exited with {res.returncode}: {res.stderr.strip()[-500:]}")
-    seconds = _wav_seconds(long_wav)
-    return {
-        "file": str(long_wav),
-        "audio_s": round(seconds, 1),
-        "peak_rss_mib": round(res.max_rss_bytes / 2**20, 1),
-        "wall_s": round(res.wall_s, 2),
-        "rtf": round(res.wall_s / seconds, 4),
-    }

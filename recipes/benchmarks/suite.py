@@ -23,7 +23,7 @@ from recipes.benchmarks.timing import BenchmarkError
 
 log = logging.getLogger(__name__)
 
-BENCHMARKS = ("features", "train", "step", "transcribe", "engines", "coldstart", "label", "memory")
+BENCHMARKS = ("features", "train", "step", "transcribe", "engines", "coldstart", "label", "memory", "long_wer")
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="recipes/benchmarks/run.py",
         description="seqrec benchmark suite: feature extraction, training loop, transcription "
-        "(against pocketsphinx), cold start, video labelling and peak memory. Writes "
+        "(against pocketsphinx), cold start, video labelling, peak memory and the WER of a long file. Writes "
         "OUT/results.json and OUT/results.md.",
     )
     parser.add_argument("--speech-exp", type=Path, default=SuiteOptions.speech_exp, metavar="DIR",
@@ -245,8 +245,10 @@ def run_suite(opts: SuiteOptions) -> dict[str, Any]:
     if "memory" in only:
         def memory_transcribe() -> dict[str, Any]:
             sexp.check(manifests=("test",))
-            wav = speech.build_long_wav(speech_records(0), tmp / "long_10min.wav", 600.0)
-            return speech.bench_memory_transcribe(sexp.bundle, wav)
+            minutes = speech.MEMORY_MINUTES[1 if opts.quick else 0]
+            records = speech_records(0)
+            wavs = [speech.build_long_wav(records, tmp / f"long_{m}min.wav", 60.0 * m) for m in minutes]
+            return speech.bench_memory_transcribe(sexp.bundle, wavs)
 
         def memory_label() -> dict[str, Any]:
             vexp.check(manifests=("test",))
@@ -256,6 +258,16 @@ def run_suite(opts: SuiteOptions) -> dict[str, Any]:
 
         runner("memory_transcribe", memory_transcribe, bench)
         runner("memory_label", memory_label, bench)
+
+    if "long_wer" in only:
+        def long_wer() -> dict[str, Any]:
+            # 40 test utterances with 0.3 s pauses: the experiment's bundle and the shipped model
+            sexp.check(manifests=("test",))
+            records = speech_records(opts.size(40, 20))
+            bundles = {"experiment": sexp.bundle, "shipped": None}
+            return speech.bench_long_wer(bundles, records, tmp)
+
+        runner("long_wer", long_wer, bench)
 
     gpu = None
     if torch.cuda.is_available() and opts.gpu:
