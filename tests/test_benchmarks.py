@@ -456,13 +456,14 @@ def test_memory_curve_and_long_file_wer_in_the_report(tmp_path: Path) -> None:
         {"audio_s": 60.0, "peak_rss_mib": 600.0, "wall_s": 9.0, "rtf": 0.15},
         {"audio_s": 3600.0, "peak_rss_mib": 630.0, "wall_s": 90.0, "rtf": 0.025}]}  # fmt: skip
     bench["long_wer"] = {"utterances": 40, "audio_s": 190.0, "gap_s": 0.3, "shipped": {
-        "bundle": "shipped", "word_lm": True, "wer_per_utterance": 0.307, "wer_long_file": 0.301, "delta_points": -0.6}}
+        "bundle": "shipped", "word_lm": True, "wer_per_utterance": 0.307, "wer_per_utterance_padded": 0.298,
+        "wer_long_file": 0.301, "delta_points": -0.6, "delta_padded_points": 0.3}}
     results = build_results(date="2026-01-01", machine={"cpu": "Test CPU"}, settings={"repeats": 1},
                             benchmarks=bench, gpu=None, skipped={})  # fmt: skip
     md = render_markdown(results)
     assert "| 1.00 min | 600 MiB | 9.00 s | 0.150 |" in md and "| 60.0 min | 630 MiB | 90.0 s | 0.0250 |" in md
     assert "over the 1.00-minute one: 1.05x" in md
-    assert "| shipped bundle, word LM | 30.7% | 30.1% | -0.6 |" in md
+    assert "| shipped bundle, word LM | 30.7% | 29.8% | 30.1% | -0.6 (+0.3 against padded) |" in md
     records = []
     for i, secs in enumerate((0.5, 0.7)):
         write_tone(tmp_path / f"u{i}.wav", secs)

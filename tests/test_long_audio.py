@@ -94,7 +94,7 @@ class BurstTranscriber:
         n = x.size // HOP
         return torch.from_numpy(np.sqrt((x[: n * HOP].reshape(n, HOP) ** 2).mean(axis=1))[:, None])
 
-    def decode_features(self, feats: list[torch.Tensor], beam_size=None) -> list[tuple[str, list[dict]]]:
+    def decode_features(self, feats: list[torch.Tensor], beam_size=None, pad_multiple: int = 1) -> list[tuple[str, list[dict]]]:
         out = []
         for f in feats:
             self.decoded_chunks += 1

@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 LONG_AUDIO_S = 60.0
 #: ``keep_to`` of the last chunk: it owns everything after its start.
 OPEN_END = 2**62
+#: Decoding batches are padded to a multiple of this many feature frames (see
+#: ``Transcriber.decode_features``).
+PAD_MULTIPLE = 64
 
 
 @dataclasses.dataclass(frozen=True)
@@ -297,6 +300,7 @@ class ChunkDecoder:
         self.frames = 0
         self.words: list[dict[str, Any]] = []
         self.chunks = 0
+        self.pad_multiple = PAD_MULTIPLE
 
     def add(self, chunk: Chunk, samples: np.ndarray) -> None:
         """Computes the chunk's features; decodes the batch once it holds ``batch_s``."""
@@ -317,7 +321,8 @@ class ChunkDecoder:
             return
         decoded: dict[int, list[dict[str, Any]]] = {}
         for batch in length_sorted_batches([f.size(0) for _, f in self.pending], self.batch_frames):
-            results = self.tr.decode_features([self.pending[j][1] for j in batch], self.beam_size)
+            results = self.tr.decode_features([self.pending[j][1] for j in batch], self.beam_size,
+                                              pad_multiple=self.pad_multiple)  # fmt: skip
             for j, (_, words) in zip(batch, results, strict=True):
                 decoded[j] = words
         for j, (chunk, _) in enumerate(self.pending):

@@ -177,14 +177,23 @@ class Transcriber:
         return self.extractor(waveform)
 
     @torch.inference_mode()
-    def decode_features(self, feats: list[torch.Tensor], beam_size: int | None = None) -> list[tuple[str, list[dict]]]:
-        """Decodes a batch of (T_i, D) features into (text, words) pairs (with the LM, if any)."""
+    def decode_features(
+        self, feats: list[torch.Tensor], beam_size: int | None = None, *, pad_multiple: int = 1
+    ) -> list[tuple[str, list[dict]]]:
+        """Decodes a batch of (T_i, D) features into (text, words) pairs (with the LM, if any).
+
+        ``pad_multiple``: pad the batch's time axis to a multiple of this many frames. The
+        results are the same (the model ignores padding); fewer distinct shapes mean fewer
+        oneDNN kernels built and cached, which matters over the many batches of a long file.
+        """
         from pipeline.data import pad_features
         from pipeline.decoding.greedy import greedy_decode
         from pipeline.decoding.timestamps import word_timestamps
 
         beam = self._beam(beam_size)
         x, x_lens = pad_features(feats)
+        if pad_multiple > 1 and x.size(1) % pad_multiple:
+            x = torch.nn.functional.pad(x, (0, 0, 0, pad_multiple - x.size(1) % pad_multiple))
         log_probs, out_lens = self.model(x.to(self.device), x_lens.to(self.device))
         log_probs, out_lens = log_probs.float().cpu(), out_lens.cpu()
         hyps = (

@@ -314,12 +314,17 @@ def _long_wer_lines(lw: dict[str, Any] | None) -> list[str]:
     if not lw:
         return []
     lines = ["", f"| WER, {lw['utterances']} test utterances ({fmt(lw['audio_s'])} s, {lw['gap_s']:g} s pauses) | "
-             "one by one | one long file | difference, points |", "|---|---:|---:|---:|"]  # fmt: skip
+             "one by one | one by one, with a chunk's silence | one long file | difference, points |",
+             "|---|---:|---:|---:|---:|"]  # fmt: skip
     for name, row in lw.items():
         if isinstance(row, dict):
             lm = ", word LM" if row["word_lm"] else ", greedy"
-            lines.append(f"| {name} bundle{lm} | {100 * row['wer_per_utterance']:.1f}% | "
-                         f"{100 * row['wer_long_file']:.1f}% | {row['delta_points']:+.1f} |")
+            padded = row.get("wer_per_utterance_padded")
+            padded_text = "—" if padded is None else f"{100 * padded:.1f}%"
+            delta = f"{row['delta_points']:+.1f}" + (
+                "" if padded is None else f" ({row['delta_padded_points']:+.1f} against padded)")
+            lines.append(f"| {name} bundle{lm} | {100 * row['wer_per_utterance']:.1f}% | {padded_text} | "
+                         f"{100 * row['wer_long_file']:.1f}% | {delta} |")
     return lines
 
 

@@ -687,8 +687,11 @@ def bench_long_wer(bundles: dict[str, Path | None], records: list[dict[str, Any]
     of the same utterances transcribed one by one, per bundle (its word LM when it has one).
 
     The long file goes the long-recording way (read in blocks, cut at pauses by the VAD,
-    stitched); the utterances the usual way. Both WERs count all errors over all reference
-    words. ``bundles``: name -> bundle directory (None: the shipped model).
+    stitched); the utterances the usual way, and once more each with the silence a chunk
+    keeps around its speech (``ChunkConfig.pad_s`` on both sides; ``wer_per_utterance_padded``),
+    which separates the effect of that silence from the effect of chunking and stitching. The
+    WERs count all errors over all reference words. ``bundles``: name -> bundle directory
+    (None: the shipped model).
     """
     from pipeline.inference.transcriber import Transcriber
     from pipeline.scoring import error_rates
@@ -700,11 +703,28 @@ def bench_long_wer(bundles: dict[str, Path | None], records: list[dict[str, Any]
         transcriber = Transcriber.from_pretrained(bundle, lm="auto")
         one_by_one = _texts(transcriber.transcribe([r["audio_filepath"] for r in records]))
         whole = _texts(transcriber.transcribe([long_wav]))
+        padded = _padded_texts(transcriber, records)
         per_utt = error_rates(refs, one_by_one)["wer"]
+        per_utt_padded = error_rates(refs, padded)["wer"]
         long_file = error_rates([" ".join(refs)], whole)["wer"]
         out[name] = {
             "bundle": str(bundle) if bundle is not None else "shipped", "word_lm": transcriber.lm is not None,
-            "wer_per_utterance": round(per_utt, 4), "wer_long_file": round(long_file, 4),
-            "delta_points": round(100 * (long_file - per_utt), 2),
+            "wer_per_utterance": round(per_utt, 4), "wer_per_utterance_padded": round(per_utt_padded, 4),
+            "wer_long_file": round(long_file, 4), "delta_points": round(100 * (long_file - per_utt), 2),
+            "delta_padded_points": round(100 * (long_file - per_utt_padded), 2),
         }
     return out
+
+
+def _padded_texts(transcriber, records: list[dict[str, Any]]) -> list[str]:
+    """Each record decoded alone with ``ChunkConfig.pad_s`` of silence before and after it."""
+    import torch
+
+    from data_prep.audio import load_waveform
+    from pipeline.inference.long_audio import ChunkConfig
+
+    sr = transcriber.feature_cfg.sample_rate
+    pad = np.zeros(int(round(ChunkConfig().pad_s * sr)), np.float32)
+    feats = [transcriber.features(torch.from_numpy(np.concatenate([pad, load_waveform(r["audio_filepath"], sr), pad])))
+             for r in records]  # fmt: skip
+    return [text for text, _ in transcriber.decode_features(feats)]

@@ -261,9 +261,9 @@ def run_suite(opts: SuiteOptions) -> dict[str, Any]:
 
     if "long_wer" in only:
         def long_wer() -> dict[str, Any]:
-            # 40 test utterances with 0.3 s pauses: the experiment's bundle and the shipped model
+            # every test utterance (40 with --quick), 0.3 s pauses: the experiment's bundle and the shipped model
             sexp.check(manifests=("test",))
-            records = speech_records(opts.size(40, 20))
+            records = speech_records(opts.size(0, 40))
             bundles = {"experiment": sexp.bundle, "shipped": None}
             return speech.bench_long_wer(bundles, records, tmp)
 
