@@ -167,25 +167,18 @@ def carry_report(source: Path, dest: Path) -> None:
     write_dropped_report(report_path(dest), read_dropped_report(report_path(source)))
 
 
-def finish_split(split: str, manifest: Path, kept: list, dropped: list[tuple[str, str]], source: Path) -> None:
-    """Writes ``manifest``'s report: what the import left out (``source``'s report) and then
-    ``dropped``; raises :class:`EmptySplitError` when nothing is kept."""
-    report = report_path(manifest)
-    everything = read_dropped_report(report_path(source)) + list(dropped)
-    write_dropped_report(report, everything)
-    require_items(split, kept, everything, report)
-
-
 class EmptySplitError(SeqrecError, ValueError):
     """Nothing usable is left in a split after import and validation."""
 
 
-def require_items(split: str, kept: list, dropped: list, report: Path) -> None:
-    """Raises :class:`EmptySplitError` (one line naming the report) when ``kept`` is empty."""
+def finish_split(split: str, manifest: Path, kept: list, dropped: list[tuple[str, str]], source: Path) -> None:
+    """Writes ``manifest``'s report: what the import left out (``source``'s report) and then
+    ``dropped``; raises :class:`EmptySplitError` (one line naming the report) when nothing is kept."""
+    report = report_path(manifest)
+    everything = read_dropped_report(report_path(source)) + list(dropped)
+    write_dropped_report(report, everything)
     if not kept:
-        raise EmptySplitError(
-            f"{split}: nothing left to use: {len(dropped)} item(s) dropped, reasons in {report}"
-        )
+        raise EmptySplitError(f"{split}: nothing left to use: {len(everything)} item(s) dropped, reasons in {report}")
 
 
 def _one_line(text: str) -> str:
