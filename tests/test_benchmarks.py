@@ -254,6 +254,13 @@ def test_suite_options() -> None:
     assert quick.size(400, 96) == 96 and opts.size(400, 96) == 400
     with pytest.raises(SystemExit):
         parser.parse_args(["--only", "nonsense"])
+    # both memory curves take their lengths from --memory-minutes; either half runs alone
+    assert opts.curve_minutes() == speech.MEMORY_MINUTES[0] and quick.curve_minutes() == speech.MEMORY_MINUTES[1]
+    half = suite.options_from_args(parser.parse_args(["--only", "memory_label", "--memory-minutes", "0.5", "2"]))
+    assert half.curve_minutes() == (0.5, 2.0) and half.wants("memory_label") and not half.wants("memory_transcribe")
+    assert opts.wants("memory_label") and opts.wants("memory_transcribe")
+    with pytest.raises(SystemExit):
+        suite.options_from_args(parser.parse_args(["--memory-minutes", "0"]))
 
 
 def test_suite_without_experiments_still_writes_valid_results(tmp_path: Path) -> None:
@@ -371,6 +378,55 @@ def test_long_video_and_decode_only(tmp_path: Path) -> None:
     assert decode_only(str(out), num_segments=8) == 20
 
 
+def test_memory_label_curve_one_video_per_length(tmp_path: Path, monkeypatch) -> None:
+    """The suite's memory_label builds one video per --memory-minutes length (reused by a later
+    run) and labels each in its own measured process; the curve has a row per length."""
+    from data_prep.manifest import write_manifest
+    from data_prep.video_io import write_video
+    from recipes.benchmarks import video
+    from recipes.benchmarks.timing import ProcessRun
+
+    exp = tmp_path / "video_exp"
+    (exp / "bundle").mkdir(parents=True)
+    (exp / "bundle" / "config.yaml").write_text("kind: video_classifier\n")
+    rng = np.random.default_rng(0)
+    records = []
+    for i in range(2):
+        frames = [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(5)]
+        clip = write_video(tmp_path / f"c{i}.mp4", frames, fps=25)
+        records.append({"id": f"c{i}", "video_filepath": str(clip), "label": "x", "num_frames": 5, "fps": 25.0})
+    write_manifest(exp / "manifests" / "test.jsonl", records, "video")
+    commands = []
+
+    def fake_run(cmd, **kw):  # the real `seqrec label` is tested elsewhere; this checks the bookkeeping
+        commands.append(cmd)
+        return ProcessRun(wall_s=0.5 * len(commands), max_rss_bytes=(400 + 10 * len(commands)) * 2**20,
+                          returncode=0, stdout="", stderr="")  # fmt: skip
+
+    monkeypatch.setattr(video, "run_measured", fake_run)
+    opts = suite.SuiteOptions(video_exp=exp, speech_exp=tmp_path / "none", out_dir=tmp_path / "out", repeats=1,
+                              gpu=False, only=("memory_label",), memory_minutes=(0.02, 0.04))  # fmt: skip
+    results = suite.run_suite(opts)
+    assert "memory_transcribe" not in results["benchmarks"] and "memory_transcribe" not in results["skipped"]
+    ml = results["benchmarks"]["memory_label"]
+    assert set(ml) == {"bundle", "window_s", "stride_s", "curve", "rss_ratio"}
+    assert [row["frames"] for row in ml["curve"]] == [30, 60]  # 1.2 s and 2.4 s at 25 fps
+    for row in ml["curve"]:
+        assert set(row) == {"file", "video_s", "frames", "peak_rss_mib", "wall_s", "rtf"}
+        assert row["rtf"] == pytest.approx(row["wall_s"] / (row["frames"] / 25), rel=0.05)
+    assert [row["peak_rss_mib"] for row in ml["curve"]] == [410.0, 420.0] and ml["rss_ratio"] == round(42 / 41, 3)
+    assert [c[-1] for c in commands] == [row["file"] for row in ml["curve"]]
+    assert all(c[c.index("--window") + 1] == "2.0" for c in commands)
+    assert results["settings"]["only"] == ["memory_label"] and results["settings"]["memory_minutes"] == [0.02, 0.04]
+    md = render_markdown(results)
+    assert "one video of | peak RSS |" in md and "fresh process" not in md  # no empty one-row table
+    mtimes = [Path(row["file"]).stat().st_mtime_ns for row in ml["curve"]]
+    again = suite.run_suite(opts)["benchmarks"]["memory_label"]
+    assert [Path(row["file"]).stat().st_mtime_ns for row in again["curve"]] == mtimes  # videos reused
+    with pytest.raises(BenchmarkError, match="no video"):
+        video.bench_memory_label(exp / "bundle", [])
+
+
 def test_sphinx_cli(tmp_path: Path) -> None:
     pytest.importorskip("pocketsphinx")
     from recipes.benchmarks.speech import SPHINX_SCRIPT
@@ -455,6 +511,10 @@ def test_memory_curve_and_long_file_wer_in_the_report(tmp_path: Path) -> None:
     bench["memory_transcribe"] = {"bundle": "b", "engine": "torch", "rss_ratio": 1.05, "curve": [
         {"audio_s": 60.0, "peak_rss_mib": 600.0, "wall_s": 9.0, "rtf": 0.15},
         {"audio_s": 3600.0, "peak_rss_mib": 630.0, "wall_s": 90.0, "rtf": 0.025}]}  # fmt: skip
+    bench["memory_label"] = {"bundle": "v", "window_s": 2.0, "stride_s": 1.0, "rss_ratio": 1.1, "curve": [
+        {"video_s": 60.0, "frames": 1500, "peak_rss_mib": 500.0, "wall_s": 12.0, "rtf": 0.2},
+        {"video_s": 600.0, "frames": 15000, "peak_rss_mib": 530.0, "wall_s": 60.0, "rtf": 0.1},
+        {"video_s": 3600.0, "frames": 90000, "peak_rss_mib": 550.0, "wall_s": 300.0, "rtf": 0.0833}]}  # fmt: skip
     bench["long_wer"] = {"utterances": 40, "audio_s": 190.0, "gap_s": 0.3, "shipped": {
         "bundle": "shipped", "word_lm": True, "wer_per_utterance": 0.307, "wer_per_utterance_padded": 0.298,
         "wer_long_file": 0.301, "delta_points": -0.6, "delta_padded_points": 0.3}}
@@ -462,7 +522,11 @@ def test_memory_curve_and_long_file_wer_in_the_report(tmp_path: Path) -> None:
                             benchmarks=bench, gpu=None, skipped={})  # fmt: skip
     md = render_markdown(results)
     assert "| 1.00 min | 600 MiB | 9.00 s | 0.150 |" in md and "| 60.0 min | 630 MiB | 90.0 s | 0.0250 |" in md
-    assert "over the 1.00-minute one: 1.05x" in md
+    assert "file over the 1.00-minute one: 1.05x (target" in md
+    assert "| `seqrec label --window 2 --stride 1`, one video of | peak RSS |" in md
+    assert "| 10.0 min | 530 MiB | 60.0 s | 0.100 |" in md and "| 60.0 min | 550 MiB | 300 s | 0.0833 |" in md
+    assert "Peak RSS of the 60.0-minute video over the 1.00-minute one: 1.10x." in md
+    assert "one 10.0-minute video" not in md  # the one-video row is for results of before the curve
     assert "| shipped bundle, word LM | 30.7% | 29.8% | 30.1% | -0.6 (+0.3 against padded) |" in md
     records = []
     for i, secs in enumerate((0.5, 0.7)):

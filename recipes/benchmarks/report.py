@@ -227,23 +227,30 @@ def render_markdown(results: dict[str, Any]) -> str:
 
     lines += _engine_lines(b.get("engines"))
     lines += _step_lines(b.get("step_speech"))
-    lines += ["", "| peak memory (RSS), fresh process | peak RSS | wall time |", "|---|---:|---:|"]
+    rss: list[str] = []  # rows of the peak-memory table; the table only when it has some
     mt = b.get("memory_transcribe")
     if mt and "curve" not in mt:  # results of before the curve: one file
-        lines.append(f"| `seqrec transcribe`, one {fmt(mt['audio_s'] / 60, 2)}-minute file | "
-                     f"{fmt(mt['peak_rss_mib'])} MiB | {fmt(mt['wall_s'])} s |")
+        rss.append(f"| `seqrec transcribe`, one {fmt(mt['audio_s'] / 60, 2)}-minute file | "
+                  f"{fmt(mt['peak_rss_mib'])} MiB | {fmt(mt['wall_s'])} s |")
     ml = b.get("memory_label")
-    if ml:
-        lines.append(f"| `seqrec label --window {ml['window_s']:g}`, one {fmt(ml['video_s'] / 60, 2)}-minute video | "
-                     f"{fmt(ml['peak_rss_mib'])} MiB | {fmt(ml['wall_s'])} s |")
+    if ml and "curve" not in ml:  # results of before the labelling curve: one video
+        rss.append(f"| `seqrec label --window {ml['window_s']:g}`, one {fmt(ml['video_s'] / 60, 2)}-minute video | "
+                  f"{fmt(ml['peak_rss_mib'])} MiB | {fmt(ml['wall_s'])} s |")
     if cs:
-        lines.append(f"| `seqrec transcribe`, one {fmt(cs['audio_s'])} s file | {fmt(cs['seqrec_peak_rss_mib'])} MiB | "
-                     f"{fmt(_med(cs, 'seqrec'))} s |")
+        rss.append(f"| `seqrec transcribe`, one {fmt(cs['audio_s'])} s file | {fmt(cs['seqrec_peak_rss_mib'])} MiB | "
+                  f"{fmt(_med(cs, 'seqrec'))} s |")
         if "pocketsphinx" in cs:
-            lines.append(f"| pocketsphinx, same file | {fmt(cs['pocketsphinx_peak_rss_mib'])} MiB | "
-                         f"{fmt(_med(cs, 'pocketsphinx'))} s |")
+            rss.append(f"| pocketsphinx, same file | {fmt(cs['pocketsphinx_peak_rss_mib'])} MiB | "
+                       f"{fmt(_med(cs, 'pocketsphinx'))} s |")
+    if rss:
+        lines += ["", "| peak memory (RSS), fresh process | peak RSS | wall time |", "|---|---:|---:|", *rss]
 
-    lines += _memory_curve_lines(mt if mt and "curve" in mt else None)
+    if mt and "curve" in mt:
+        lines += _memory_curve_lines(mt, f"`seqrec transcribe --engine {mt.get('engine', 'torch')}`, one file of",
+                                     "audio_s", "file", "(target: at most 1.2x, and under 1 GiB)")
+    if ml and "curve" in ml:
+        lines += _memory_curve_lines(ml, f"`seqrec label --window {ml['window_s']:g} --stride {ml['stride_s']:g}`, "
+                                     "one video of", "video_s", "video")
     lines += _long_wer_lines(b.get("long_wer"))
     lines.append("")
     gpu = results.get("gpu")
@@ -294,18 +301,16 @@ def _step_lines(step: dict[str, Any] | None) -> list[str]:
     ]
 
 
-def _memory_curve_lines(mt: dict[str, Any] | None) -> list[str]:
-    """Peak RSS and RTF of ``seqrec transcribe`` against the length of one file."""
-    if not mt:
-        return []
-    lines = ["", f"| `seqrec transcribe --engine {mt.get('engine', 'torch')}`, one file of | peak RSS | wall time "
-             "(with start-up) | RTF |", "|---|---:|---:|---:|"]  # fmt: skip
-    for row in mt["curve"]:
-        lines.append(f"| {fmt(row['audio_s'] / 60, 3)} min | {fmt(row['peak_rss_mib'])} MiB | {fmt(row['wall_s'])} s | "
+def _memory_curve_lines(mem: dict[str, Any], title: str, length: str, noun: str, target: str = "") -> list[str]:
+    """Peak RSS and RTF of one command against the length of its one input (``length``: the
+    curve rows' seconds key), then the longest input's peak over the shortest's."""
+    lines = ["", f"| {title} | peak RSS | wall time (with start-up) | RTF |", "|---|---:|---:|---:|"]
+    for row in mem["curve"]:
+        lines.append(f"| {fmt(row[length] / 60, 3)} min | {fmt(row['peak_rss_mib'])} MiB | {fmt(row['wall_s'])} s | "
                      f"{fmt(row['rtf'])} |")
-    first, last = mt["curve"][0], mt["curve"][-1]
-    lines += ["", f"Peak RSS of the {fmt(last['audio_s'] / 60, 3)}-minute file over the {fmt(first['audio_s'] / 60, 3)}-minute "
-              f"one: {mt['rss_ratio']:.2f}x (target: at most 1.2x, and under 1 GiB)."]  # fmt: skip
+    first, last = mem["curve"][0], mem["curve"][-1]
+    lines += ["", f"Peak RSS of the {fmt(last[length] / 60, 3)}-minute {noun} over the {fmt(first[length] / 60, 3)}-minute "
+              f"one: {mem['rss_ratio']:.2f}x{' ' + target if target else ''}."]  # fmt: skip
     return lines
 
 

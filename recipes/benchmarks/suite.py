@@ -24,6 +24,8 @@ from recipes.benchmarks.timing import BenchmarkError
 log = logging.getLogger(__name__)
 
 BENCHMARKS = ("features", "train", "step", "transcribe", "engines", "coldstart", "label", "memory", "long_wer")
+#: Halves of a benchmark that ``--only`` can also name alone: part -> the benchmark it belongs to.
+PARTS = {"memory_transcribe": "memory", "memory_label": "memory"}
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class SuiteOptions:
     gpu: bool = True
     profile: bool = False  # write a cProfile summary of each benchmark to OUT/profiles/
     lite_bundle: Path | None = None  # a log-mel bundle for the torch-free cold start (default: the speech exp's)
+    memory_minutes: tuple[float, ...] | None = None  # the memory curves' lengths (None: speech.MEMORY_MINUTES)
 
     # Subset sizes: (full, quick).
     def size(self, full: int, quick: int) -> int:
@@ -48,6 +51,18 @@ class SuiteOptions:
     @property
     def tmp(self) -> Path:
         return self.out_dir / "tmp"
+
+    def wants(self, part: str) -> bool:
+        """Whether ``part`` (a benchmark, or a part in :data:`PARTS`) is selected."""
+        return part in self.only or PARTS.get(part) in self.only
+
+    def curve_minutes(self) -> tuple[float, ...]:
+        """Lengths, in minutes, of the files of both memory curves (transcription, labelling)."""
+        if self.memory_minutes:
+            return self.memory_minutes
+        from recipes.benchmarks.speech import MEMORY_MINUTES
+
+        return MEMORY_MINUTES[1 if self.quick else 0]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,8 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, default=None, metavar="N",
                         help="measured runs per figure, after one warm-up (default: 5, or 3 with --quick)")
     parser.add_argument("--quick", action="store_true", help="small subsets, so the suite takes a few minutes")
-    parser.add_argument("--only", nargs="+", choices=BENCHMARKS, metavar="NAME",
-                        help=f"run only these benchmarks ({', '.join(BENCHMARKS)})")
+    parser.add_argument("--only", nargs="+", choices=(*BENCHMARKS, *PARTS), metavar="NAME",
+                        help=f"run only these benchmarks ({', '.join(BENCHMARKS)}; or one half of memory: "
+                        f"{', '.join(PARTS)})")
+    parser.add_argument("--memory-minutes", nargs="+", type=float, default=None, metavar="M",
+                        help="lengths of the files of the memory curves, minutes, shortest first "
+                        "(default: 1 10 60, or 1 10 with --quick)")
     parser.add_argument("--threads", type=int, default=0, metavar="N",
                         help="torch CPU threads for inference benchmarks (default: the usable cores)")
     parser.add_argument("--no-gpu", action="store_true", help="skip the GPU figures even when CUDA is available")
@@ -84,11 +103,14 @@ def options_from_args(args: argparse.Namespace) -> SuiteOptions:
     repeats = args.repeats if args.repeats is not None else (3 if args.quick else 5)
     if repeats < 1:
         raise SystemExit("--repeats must be >= 1")
+    if args.memory_minutes is not None and any(m <= 0 for m in args.memory_minutes):
+        raise SystemExit("--memory-minutes must be > 0")
     return SuiteOptions(
         speech_exp=args.speech_exp, video_exp=args.video_exp, out_dir=args.out_dir, repeats=repeats,
         quick=args.quick, only=tuple(args.only or BENCHMARKS), threads=args.threads, gpu=not args.no_gpu,
         profile=args.profile,
         lite_bundle=args.lite_bundle,
+        memory_minutes=tuple(args.memory_minutes) if args.memory_minutes else None,
     )
 
 
@@ -242,21 +264,24 @@ def run_suite(opts: SuiteOptions) -> dict[str, Any]:
 
         runner("label", label, bench)
 
-    if "memory" in only:
+    minutes = opts.curve_minutes()
+    if opts.wants("memory_transcribe"):
         def memory_transcribe() -> dict[str, Any]:
             sexp.check(manifests=("test",))
-            minutes = speech.MEMORY_MINUTES[1 if opts.quick else 0]
             records = speech_records(0)
-            wavs = [speech.build_long_wav(records, tmp / f"long_{m}min.wav", 60.0 * m) for m in minutes]
+            wavs = [speech.build_long_wav(records, tmp / f"long_{m:g}min.wav", 60.0 * m) for m in minutes]
             return speech.bench_memory_transcribe(sexp.bundle, wavs)
 
-        def memory_label() -> dict[str, Any]:
-            vexp.check(manifests=("test",))
-            seconds = opts.size(600, 120)
-            mp4 = video.build_long_video(video.clip_paths(vexp, "test"), tmp / f"long_{seconds}s.mp4", seconds)
-            return video.bench_memory_label(vexp.bundle, mp4)
-
         runner("memory_transcribe", memory_transcribe, bench)
+
+    if opts.wants("memory_label"):
+        def memory_label() -> dict[str, Any]:
+            # one video per length, built once from the test clips and reused by later runs
+            vexp.check(manifests=("test",))
+            clips = video.clip_paths(vexp, "test")
+            videos = [video.build_long_video(clips, tmp / f"long_{m:g}min.mp4", 60.0 * m) for m in minutes]
+            return video.bench_memory_label(vexp.bundle, videos)
+
         runner("memory_label", memory_label, bench)
 
     if "long_wer" in only:
@@ -275,7 +300,8 @@ def run_suite(opts: SuiteOptions) -> dict[str, Any]:
     elif torch.cuda.is_available():
         runner.skipped["gpu"] = "--no-gpu"
     settings = {
-        "repeats": r, "quick": opts.quick, "only": [b for b in BENCHMARKS if b in only], "threads": threads,
+        "repeats": r, "quick": opts.quick, "only": [b for b in (*BENCHMARKS, *PARTS) if b in only],
+        "threads": threads, "memory_minutes": list(minutes),
         "speech_exp": str(opts.speech_exp), "video_exp": str(opts.video_exp),
     }
     return build_results(date=date, machine=machine, settings=settings, benchmarks=bench, gpu=gpu,

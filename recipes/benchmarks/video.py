@@ -207,23 +207,37 @@ def build_long_video(paths: list[str], out: Path, seconds: float = 300.0, *, fps
     return out
 
 
-def bench_memory_label(bundle: Path, long_video: Path, *, window: float = 2.0, stride: float = 1.0) -> dict[str, Any]:
-    """Peak RSS (and wall time) of ``seqrec label --window`` on a long video, in a fresh process."""
+def bench_memory_label(
+    bundle: Path, videos: list[Path], *, window: float = 2.0, stride: float = 1.0
+) -> dict[str, Any]:
+    """Peak RSS and real-time factor of ``seqrec label --window`` on one video of each length.
+
+    The labelling counterpart of :func:`recipes.benchmarks.speech.bench_memory_transcribe`:
+    every video is labelled in a fresh process, so each peak is that run's alone and the wall
+    time includes the start (torch, the backbone, the head).
+
+    Returns:
+        ``{"bundle", "window_s", "stride_s", "curve": [{"file", "video_s", "frames",
+        "peak_rss_mib", "wall_s", "rtf"}, ...], "rss_ratio"}``: the curve in the order of
+        ``videos``, and the last video's peak RSS over the first's.
+    """
     from data_prep.video_io import probe_video
 
-    cmd = [*seqrec_command(), "label", "--model", str(bundle), "--top-k", "1",
-           "--window", str(window), "--stride", str(stride), str(long_video)]
-    res = run_measured(cmd, timeout=1800)
-    if res.returncode != 0:
-        raise BenchmarkError(f"{' '.join(cmd)} exited with {res.returncode}: {res.stderr.strip()[-500:]}")
-    info = probe_video(long_video)
-    return {
-        "file": str(long_video),
-        "video_s": round(info.duration, 1),
-        "frames": info.num_frames,
-        "window_s": window,
-        "stride_s": stride,
-        "peak_rss_mib": round(res.max_rss_bytes / 2**20, 1),
-        "wall_s": round(res.wall_s, 2),
-        "realtime_factor": round(res.wall_s / max(info.duration, 1e-9), 4),
-    }
+    if not videos:
+        raise BenchmarkError("no video to label")
+    curve = []
+    for path in videos:
+        cmd = [*seqrec_command(), "label", "--model", str(bundle), "--top-k", "1",
+               "--window", str(window), "--stride", str(stride), str(path)]  # fmt: skip
+        res = run_measured(cmd, timeout=3600)
+        if res.returncode != 0:
+            raise BenchmarkError(f"{' '.join(cmd)} exited with {res.returncode}: {res.stderr.strip()[-500:]}")
+        info = probe_video(path)
+        seconds = max(info.duration, 1e-9)
+        curve.append({
+            "file": str(path), "video_s": round(info.duration, 1), "frames": info.num_frames,
+            "peak_rss_mib": round(res.max_rss_bytes / 2**20, 1), "wall_s": round(res.wall_s, 2),
+            "rtf": round(res.wall_s / seconds, 4),
+        })
+    return {"bundle": str(bundle), "window_s": window, "stride_s": stride, "curve": curve,
+            "rss_ratio": round(curve[-1]["peak_rss_mib"] / curve[0]["peak_rss_mib"], 3)}  # fmt: skip
