@@ -23,7 +23,7 @@ def recipe_run(tmp_path_factory):
 def test_recipe_writes_metrics_confusion_and_bundle(recipe_run):
     exp, results = recipe_run
     assert set(results["stage_seconds"]) == set(STAGES)
-    for tag in ("dev", "test", "dev-ablation", "test-ablation"):
+    for tag in ("dev", "test", "heldout", "dev-ablation", "test-ablation", "heldout-ablation"):
         m = results["metrics"][tag]
         for key in ("top1", "top5", "mean_class_accuracy"):
             assert 0.0 <= m[key] <= 1.0
@@ -31,6 +31,15 @@ def test_recipe_writes_metrics_confusion_and_bundle(recipe_run):
         assert (exp / f"confusion-{tag}.png").read_bytes()[:4] == b"\x89PNG"
         matrix = json.loads((exp / f"confusion-{tag}.json").read_text())["matrix"]
         assert sum(map(sum, matrix)) == 20
+    # top-1 per rendering style; the held-out one only in test, and marked
+    styles = results["styles"]
+    assert set(styles) == {"stick", "outline", "filled"}  # tiny: 2 seen test clips per class, styles in turn
+    assert [s for s, row in styles.items() if row["heldout"]] == ["filled"]
+    assert styles["filled"]["clips"] == 20 and sum(row["clips"] for row in styles.values()) == 40
+    assert all(0.0 <= row["top1"] <= 1.0 and 0.0 <= row["ablation_top1"] <= 1.0 for row in styles.values())
+    manifests = {split: [json.loads(x) for x in (exp / "manifests" / f"{split}.jsonl").read_text().splitlines()]
+                 for split in ("train", "dev", "test")}
+    assert all(r["style"] != "filled" for split in ("train", "dev") for r in manifests[split])
     bundle = exp / "bundle"
     for name in ("config.yaml", "model.safetensors", "backbone.safetensors"):
         assert (bundle / name).is_file()
@@ -63,7 +72,7 @@ def test_clip_labeler_api_directory(recipe_run):
     exp, _ = recipe_run
     labeler = ClipLabeler.from_pretrained(exp / "bundle")
     results = labeler.label(exp / "corpus", top_k=1)
-    assert len(results) == 70 and all(r.error is None and len(r.labels) == 1 for r in results)
+    assert len(results) == 100 and all(r.error is None and len(r.labels) == 1 for r in results)
     assert all(r.labels[0]["label"] in labeler.labels_ for r in results)
 
 

@@ -1,10 +1,13 @@
 """Synthetic action-video corpus: an articulated figure acting out 10 classes, via OpenCV.
 
-Each clip is rendered from its own integer seed, which fixes everything about it: body size
-and proportions, position, speed and phase of the action, limb thickness and colours, the
-background (gradient, noise texture, clutter), camera jitter, zoom and roll, blur, noise,
-clip length and frame rate. Train, dev and test draw seeds from disjoint ranges, so no test
-clip shares a seed with a training clip; classes are balanced.
+Each clip is rendered from its own integer seed and a rendering style, which fix everything
+about it: body size and proportions, position, speed and phase of the action, how the figure
+is drawn and coloured (:mod:`video_styles`), the scene (:mod:`video_scene`: a plain, indoor or
+outdoor background with furniture, an occluder in front, lighting), the camera (height, shake,
+pan, zoom, roll, resolution), blur, noise, clip length and frame rate. Train, dev and test draw
+seeds from disjoint ranges, so no test clip shares a seed with a training clip; classes are
+balanced. The test split also holds clips in styles that train and dev never show
+(``heldout_styles``), to measure what a change of look costs.
 
 ``sit_down``/``stand_up`` and ``raise_arms``/``lower_arms`` are time-reversed pairs: for the
 same seed the frames of one are exactly the frames of the other in reverse order, so only
@@ -42,6 +45,9 @@ from data_prep.corpora.video_figure import (
     project,
     sample_motion,
 )
+from data_prep.corpora.video_scene import BACKGROUNDS, Occluder, lighting, occluder
+from data_prep.corpora.video_scene import background as scene_background
+from data_prep.corpora.video_styles import STYLES, Look, draw_figure, sample_look, style_body
 from data_prep.manifest import write_manifest
 from data_prep.video_io import VideoError, VideoInfo, probe_video, write_video_checked
 from pipeline.config import config_hash
@@ -56,7 +62,7 @@ CLASSES = (
 )  # fmt: skip
 SPLITS = ("train", "dev", "test")
 #: Bump when the renderer changes, so old clips are not reused.
-RENDER_VERSION = 2  # 2: forearms and hands in a skin colour that stands out from the shirt
+RENDER_VERSION = 3  # 2: skin-coloured forearms; 3: styles, scenes, occluders, lighting, camera pan
 #: Seed layout: cfg.seed * _SEED_BLOCK + split offset + class index * _CLASS_BLOCK + k.
 _SEED_BLOCK = 10_000_000
 _SPLIT_OFFSET = {"train": 0, "dev": 3_000_000, "test": 6_000_000}
@@ -72,7 +78,13 @@ class VideoCorpusConfig:
     """Size and rendering settings of the synthetic video corpus.
 
     Attributes:
-        train_per_class / dev_per_class / test_per_class: Clips per class in each split.
+        train_per_class / dev_per_class / test_per_class: Clips per class in each split, in the
+            seen ``styles`` (spread evenly over them).
+        heldout_per_class: Test clips per class in each of ``heldout_styles``; train and dev
+            never contain those styles.
+        styles: Rendering styles of train, dev and the seen part of test
+            (see :data:`video_styles.STYLES`).
+        heldout_styles: Styles that only the test split contains.
         seed: Corpus seed; selects a disjoint block of clip seeds.
         frame_size: Side of the square frames in pixels.
         min_frames / max_frames: Clip length range (inclusive), frames.
@@ -84,6 +96,9 @@ class VideoCorpusConfig:
     train_per_class: int = 90  # 60 -> 90 with 6 instead of 9 fitting epochs: test top-1 95.5% -> 97.5%
     dev_per_class: int = 10
     test_per_class: int = 20
+    heldout_per_class: int = 20
+    styles: tuple[str, ...] = ("stick", "outline", "silhouette", "blocky")
+    heldout_styles: tuple[str, ...] = ("filled",)
     seed: int = 0
     frame_size: int = 112
     min_frames: int = 24
@@ -94,10 +109,18 @@ class VideoCorpusConfig:
     container: str = "mp4"
 
     def __post_init__(self) -> None:
-        for name in ("train_per_class", "dev_per_class", "test_per_class"):
+        for name in ("train_per_class", "dev_per_class", "test_per_class", "heldout_per_class"):
             n = getattr(self, name)
-            if not 0 <= n < _CLASS_BLOCK:
-                raise ValueError(f"{name} must be in [0, {_CLASS_BLOCK}), got {n}")
+            if not 0 <= n < _CLASS_BLOCK // 2:
+                raise ValueError(f"{name} must be in [0, {_CLASS_BLOCK // 2}), got {n}")
+        if not self.styles:
+            raise ValueError("styles must name at least one style")
+        for s in (*self.styles, *self.heldout_styles):
+            if s not in STYLES:
+                raise ValueError(f"unknown style {s!r}; expected some of {STYLES}")
+        both = set(self.styles) & set(self.heldout_styles)
+        if both or len(set(self.styles)) < len(self.styles) or len(set(self.heldout_styles)) < len(self.heldout_styles):
+            raise ValueError(f"styles and heldout_styles must be distinct names, got {self.styles} and {self.heldout_styles}")
         if not 0 <= self.seed < 200:
             raise ValueError(f"seed must be in [0, 200), got {self.seed}")
         if self.frame_size < 32:
@@ -114,32 +137,58 @@ class VideoCorpusConfig:
             raise ValueError(f"container must be 'mp4' or 'avi', got {self.container!r}")
 
     def per_class(self, split: str) -> int:
-        """Clips per class in ``split``."""
+        """Seen-style clips per class in ``split``."""
         return getattr(self, f"{split}_per_class")
 
 
 SIZES: dict[str, VideoCorpusConfig] = {
     "tiny": VideoCorpusConfig(
-        train_per_class=3,
+        train_per_class=4,
         dev_per_class=2,
         test_per_class=2,
+        heldout_per_class=2,
         frame_size=64,
         min_frames=16,
         max_frames=24,
     ),
     "default": VideoCorpusConfig(),
-    "large": VideoCorpusConfig(train_per_class=200, dev_per_class=30, test_per_class=50),
+    "large": VideoCorpusConfig(train_per_class=200, dev_per_class=30, test_per_class=50, heldout_per_class=50),
 }
 
 
-def clip_seeds(cfg: VideoCorpusConfig, split: str) -> list[tuple[str, int]]:
-    """``(label, seed)`` for every clip of a split; seed ranges of splits never overlap."""
+@dataclass(frozen=True)
+class ClipSpec:
+    """What to render: the label, the seed that fixes everything else, and the style."""
+
+    label: str
+    seed: int
+    style: str = "stick"
+
+
+def clip_specs(cfg: VideoCorpusConfig, split: str) -> list[ClipSpec]:
+    """Every clip of a split. Seed ranges of splits never overlap; the k-th clip of a class is
+    in the k-th seen style (cycling), and test adds ``heldout_per_class`` clips per class in
+    each held-out style, from a seed range of their own."""
     base = cfg.seed * _SEED_BLOCK + _SPLIT_OFFSET[split]
-    return [
-        (label, base + c * _CLASS_BLOCK + k)
+    specs = [
+        ClipSpec(label, base + c * _CLASS_BLOCK + k, cfg.styles[k % len(cfg.styles)])
         for c, label in enumerate(CLASSES)
         for k in range(cfg.per_class(split))
     ]
+    if split == "test":
+        for h, style in enumerate(cfg.heldout_styles):
+            start = _CLASS_BLOCK // 2 + h * cfg.heldout_per_class
+            specs += [
+                ClipSpec(label, base + c * _CLASS_BLOCK + start + k, style)
+                for c, label in enumerate(CLASSES)
+                for k in range(cfg.heldout_per_class)
+            ]
+    return specs
+
+
+def clip_seeds(cfg: VideoCorpusConfig, split: str) -> list[tuple[str, int]]:
+    """``(label, seed)`` of every clip of a split (see :func:`clip_specs`)."""
+    return [(s.label, s.seed) for s in clip_specs(cfg, split)]
 
 
 # --------------------------------------------------------------------------- clip plan
@@ -170,101 +219,22 @@ class _Plan:
     num_frames: int
     fps: float
     reverse: bool
-    body: Body
+    body: Body  # with the style's proportions
     motion: Motion
     yaw: float
+    elevation: float  # camera height angle, degrees (0 = level)
     scale: float  # pixels per body unit (standing height)
     origin: tuple[float, float]  # screen (x, ground y) of the pelvis at t = 0
-    thickness: float  # limb thickness in body units
-    colours: dict[str, tuple[int, int, int]]
+    look: Look
     background: np.ndarray
-    jitter: np.ndarray  # (T, 2) camera shift in pixels
-    zoom: np.ndarray  # (T,)
-    roll: np.ndarray  # (T,) degrees
+    occluder: Occluder | None
+    camera: np.ndarray  # (T, 2, 3) affine maps from the drawn scene to the frame
+    low_res: float  # the frame is resampled through this fraction of its size (1 = sharp)
+    light: np.ndarray  # (S, S, 3) illumination gains
     blur: float
     noise: float
     gain: np.ndarray  # (T,)
     noise_seed: int
-
-
-def _luma(c: np.ndarray) -> float:
-    return float(0.114 * c[0] + 0.587 * c[1] + 0.299 * c[2])  # BGR
-
-
-def _colour_against(
-    rng: np.random.Generator, bg_luma: float, min_diff: float = 70.0
-) -> tuple[int, int, int]:
-    """A random BGR colour pushed to differ in luminance from ``bg_luma`` by ``min_diff``."""
-    c = rng.uniform(0, 255, size=3)
-    diff = _luma(c) - bg_luma
-    if abs(diff) < min_diff:
-        target = bg_luma + min_diff if bg_luma < 128 else bg_luma - min_diff
-        c = np.clip(c + (target - _luma(c)), 0, 255)
-    return (int(c[0]), int(c[1]), int(c[2]))
-
-
-def _skin_colour(
-    rng: np.random.Generator, bg_luma: float, shirt: tuple[int, int, int], min_dist: float = 100.0
-) -> tuple[int, int, int]:
-    """A colour for head, forearms and hands that stands out from the background and the shirt.
-
-    Hands in front of the torso (clap, lower_arms) must stay visible, so the skin also differs
-    from the shirt (Euclidean BGR distance): the best of a few random draws is kept.
-    """
-    best, best_dist = shirt, -1.0
-    for _ in range(12):
-        c = _colour_against(rng, bg_luma, 60.0)
-        dist = float(np.linalg.norm(np.subtract(c, shirt, dtype=np.float64)))
-        if dist > best_dist:
-            best, best_dist = c, dist
-        if dist >= min_dist:
-            break
-    return best
-
-
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A random static background: gradient or noise texture, optional clutter and floor."""
-    base_luma = rng.uniform(25, 230)
-    c1 = np.clip(rng.normal(base_luma, 35, size=3), 0, 255)
-    c2 = np.clip(c1 + rng.normal(0, 45, size=3), 0, 255)
-    if rng.random() < 0.5:  # linear gradient at a random angle
-        a = rng.uniform(0, 2 * math.pi)
-        yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
-        w = xx * math.cos(a) + yy * math.sin(a)
-        w = (w - w.min()) / max(1e-6, float(w.max() - w.min()))
-        img = c1[None, None, :] * (1 - w[..., None]) + c2[None, None, :] * w[..., None]
-    else:  # smooth noise texture, upsampled from a coarse random grid
-        cells = int(rng.integers(3, 17))
-        coarse = rng.uniform(0, 1, size=(cells, cells, 1)).astype(np.float32)
-        w = cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC).clip(0, 1)
-        img = c1[None, None, :] * (1 - w[..., None]) + c2[None, None, :] * w[..., None]
-    img = np.ascontiguousarray(img.astype(np.uint8))
-    if rng.random() < 0.5:  # a floor band below a horizon line
-        horizon = int(rng.uniform(0.55, 0.85) * size)
-        floor = np.clip(c1 + rng.normal(0, 40, size=3), 0, 255)
-        img[horizon:] = (0.5 * img[horizon:] + 0.5 * floor).astype(np.uint8)
-    if rng.random() < 0.6:  # clutter: random shapes
-        for _ in range(int(rng.integers(3, 14))):
-            col = tuple(int(v) for v in np.clip(c1 + rng.normal(0, 60, size=3), 0, 255))
-            kind = rng.integers(0, 3)
-            p = rng.uniform(-0.1, 1.1, size=2) * size
-            if kind == 0:
-                q = p + rng.uniform(-0.3, 0.3, size=2) * size
-                cv2.rectangle(img, tuple(int(v) for v in p), tuple(int(v) for v in q), col, -1)
-            elif kind == 1:
-                r = int(rng.uniform(0.02, 0.15) * size)
-                cv2.circle(img, tuple(int(v) for v in p), r, col, -1, cv2.LINE_AA)
-            else:
-                q = p + rng.uniform(-0.5, 0.5, size=2) * size
-                th = int(rng.integers(1, max(2, size // 40) + 1))
-                cv2.line(
-                    img, tuple(int(v) for v in p), tuple(int(v) for v in q), col, th, cv2.LINE_AA
-                )
-    if rng.random() < 0.4:  # fine-grained static texture
-        img = np.clip(img + rng.normal(0, rng.uniform(3, 12), size=img.shape), 0, 255).astype(
-            np.uint8
-        )
-    return img
 
 
 def _smooth_walk(rng: np.random.Generator, n: int, step: float) -> np.ndarray:
@@ -277,14 +247,31 @@ def _smooth_walk(rng: np.random.Generator, n: int, step: float) -> np.ndarray:
     return walk - walk.mean(axis=0)
 
 
-def _plan(label: str, seed: int, cfg: VideoCorpusConfig) -> _Plan:
-    n, fps = clip_length(label, seed, cfg)
-    _, rng = _rngs(label, seed)
+def _camera(rng: np.random.Generator, n: int, size: int, k: float) -> np.ndarray:
+    """Per-frame affine camera maps (n, 2, 3): shake, a slow pan, zoom in or out, roll."""
+    shake = _smooth_walk(rng, n, rng.uniform(0.0, 0.5) * k * size / 112) + rng.normal(
+        0, rng.uniform(0.0, 0.6) * k * size / 112, size=(n, 2)
+    )
+    pan = np.linspace(0.0, 1.0, n)[:, None] * rng.uniform(-0.1, 0.1, size=2) * size * min(k, 1.0)
+    pan -= pan.mean(axis=0)
+    z0, z1 = 1.0 + rng.uniform(-0.12, 0.15, size=2) * k
+    zoom = np.linspace(z0, z1, n)
+    roll = rng.uniform(-3, 3) * k + np.linspace(0, rng.uniform(-2, 2) * k, n)
+    maps = np.stack([cv2.getRotationMatrix2D((size / 2, size / 2), float(r), float(z)) for r, z in zip(roll, zoom, strict=True)])
+    maps[:, :, 2] += shake + pan
+    return maps
+
+
+def _plan(spec: ClipSpec, cfg: VideoCorpusConfig) -> _Plan:
+    label, style = spec.label, spec.style
+    n, fps = clip_length(label, spec.seed, cfg)
+    _, rng = _rngs(label, spec.seed)
     size = cfg.frame_size
     motion, yaw = sample_motion(label, rng)
-    body = Body.sample(rng)
+    body = style_body(Body.sample(rng), style)
     kind = motion.kind
-    height_frac = rng.uniform(0.38, 0.5) if kind == "jump" else rng.uniform(0.45, 0.68)
+    elevation = rng.uniform(0.0, 20.0)
+    height_frac = rng.uniform(0.42, 0.55) if kind == "jump" else rng.uniform(0.5, 0.7)
     scale = height_frac * size
     ground = rng.uniform(0.84, 0.95) * size
     if kind == "jump":
@@ -298,21 +285,15 @@ def _plan(label: str, seed: int, cfg: VideoCorpusConfig) -> _Plan:
         motion = replace(motion, travel=travel)
     if kind == "squat":
         motion = replace(motion, amp=min(1.0, motion.amp))
-    background = _background(rng, size)
+    backdrop = BACKGROUNDS[int(rng.integers(0, len(BACKGROUNDS)))]
+    background = scene_background(rng, size, backdrop, ground, scale)
     bg_luma = float(background.mean(axis=(0, 1)) @ np.array([0.114, 0.587, 0.299]))
-    shirt = _colour_against(rng, bg_luma)
-    colours = {
-        "shirt": shirt,
-        "trousers": _colour_against(rng, bg_luma),
-        "skin": _skin_colour(rng, bg_luma, shirt),
-    }
+    look = sample_look(rng, style, bg_luma, size)
+    occ = occluder(rng, size, origin_x, ground, scale) if rng.random() < 0.2 else None
     k = cfg.nuisance
-    jitter = _smooth_walk(rng, n, rng.uniform(0.0, 0.5) * k * size / 112) + rng.normal(
-        0, rng.uniform(0.0, 0.6) * k * size / 112, size=(n, 2)
-    )
-    z0, z1 = 1.0 + rng.uniform(-0.1, 0.1, size=2) * k
-    zoom = np.linspace(z0, z1, n)
-    roll = rng.uniform(-3, 3) * k + np.linspace(0, rng.uniform(-2, 2) * k, n)
+    camera = _camera(rng, n, size, k)
+    low_res = float(rng.choice([1.0, 1.0, 1.0, 0.75, 0.5]))
+    light = lighting(rng, size, min(k, 1.0))
     blur = 0.0 if rng.random() < 0.4 else rng.uniform(0.3, 1.1) * k
     noise = rng.uniform(0.0, 9.0) * k
     gain = 1.0 + rng.normal(0, 0.025 * k, size=n)
@@ -323,14 +304,15 @@ def _plan(label: str, seed: int, cfg: VideoCorpusConfig) -> _Plan:
         body=body,
         motion=motion,
         yaw=yaw,
+        elevation=elevation,
         scale=scale,
         origin=(origin_x, ground),
-        thickness=rng.uniform(0.035, 0.06),
-        colours=colours,
+        look=look,
         background=background,
-        jitter=jitter,
-        zoom=zoom,
-        roll=roll,
+        occluder=occ,
+        camera=camera,
+        low_res=low_res,
+        light=light,
         blur=blur,
         noise=noise,
         gain=gain,
@@ -339,25 +321,37 @@ def _plan(label: str, seed: int, cfg: VideoCorpusConfig) -> _Plan:
 
 
 def _keypoints(plan: _Plan) -> tuple[np.ndarray, np.ndarray]:
-    """Screen joints (T, J, 2) and depths (T, J) in the motion's own time order."""
+    """Joints as drawn (T, J, 2), before the camera map, and depths (T, J), in the motion's
+    own time order."""
     n = plan.num_frames
     xy = np.zeros((n, len(JOINTS), 2))
     depth = np.zeros((n, len(JOINTS)))
     for i in range(n):
         t = i / (n - 1)
         pts = forward_kinematics(plan.motion.pose(t), plan.body)
-        xy[i], depth[i] = project(pts, plan.yaw, plan.scale, plan.origin)
+        xy[i], depth[i] = project(pts, plan.yaw, plan.scale, plan.origin, plan.elevation)
     return xy, depth
 
 
-def clip_keypoints(label: str, seed: int, cfg: VideoCorpusConfig) -> np.ndarray:
-    """2-D joints of a clip before the camera moves, in the clip's frame order.
+def _spec(label: str, seed: int, style: str | ClipSpec) -> ClipSpec:
+    return style if isinstance(style, ClipSpec) else ClipSpec(label, seed, style)
+
+
+def clip_keypoints(
+    label: str, seed: int, cfg: VideoCorpusConfig, style: str = "stick", *, camera: bool = True
+) -> np.ndarray:
+    """2-D joints of a clip where they appear in its frames (with ``camera``, the default: the
+    camera's shake, pan, zoom and roll included; without, as drawn in the scene), in the clip's
+    frame order.
 
     Returns:
         (T, J, 2) float pixel coordinates; joint order is ``video_figure.JOINTS``.
     """
-    xy, _ = _keypoints(_plan(label, seed, cfg))
-    return xy[::-1].copy() if LABEL_MOTION[label][1] else xy
+    plan = _plan(_spec(label, seed, style), cfg)
+    xy, _ = _keypoints(plan)
+    if camera:
+        xy = np.einsum("tij,tkj->tki", plan.camera[:, :, :2], xy) + plan.camera[:, None, :, 2]
+    return xy[::-1].copy() if plan.reverse else xy
 
 
 def pose_targets(xy: np.ndarray, frame_size: int) -> np.ndarray:
@@ -392,6 +386,14 @@ def pose_targets(xy: np.ndarray, frame_size: int) -> np.ndarray:
     return np.concatenate(parts, axis=1).astype(np.float32)
 
 
+def pose_layout() -> tuple[int, tuple[int, ...]]:
+    """Where :func:`pose_targets` keeps frame positions and sizes, for geometric augmentation:
+    ``(P, sizes)``, the first P values being (x, y) pairs in [-1, 1] of the frame and
+    ``sizes`` the indices of frame-relative lengths (the torso). The figure-relative values
+    do not move when the frame is zoomed or shifted."""
+    return 2 * len(JOINTS), (4 * len(JOINTS) - 2,)
+
+
 def pose_flip_map() -> tuple[np.ndarray, np.ndarray]:
     """How :func:`pose_targets` changes when the frame is mirrored left-right.
 
@@ -417,94 +419,28 @@ def pose_flip_map() -> tuple[np.ndarray, np.ndarray]:
 
 # --------------------------------------------------------------------------- drawing
 
-_SHIFT = 4  # sub-pixel drawing: coordinates in 1/16 pixel
-_ONE = 1 << _SHIFT
-
-
-def _shade(c: tuple[int, int, int], f: float) -> tuple[int, int, int]:
-    return tuple(int(min(255, v * f)) for v in c)  # type: ignore[return-value]
-
-
-def _draw_figure(img: np.ndarray, xy: np.ndarray, depth: np.ndarray, plan: _Plan) -> None:
-    """Draws the figure far-to-near: limbs as thick lines, torso, head as an ellipse."""
-    fp = [tuple(p) for p in np.round(xy * _ONE).astype(np.int64).tolist()]  # fixed point
-    s = plan.scale
-    th = max(2, int(round(plan.thickness * s)))
-    col = plan.colours
-    parts: list[tuple[float, str, Any]] = []
-    for side in "lr":
-        near = depth[J[f"hip_{side}"]] >= depth[J["pelvis"]]
-        f = 1.0 if near else 0.72  # far limbs are shaded darker
-        # Sleeve (upper arm) in the shirt's colour, forearm and hand in skin colour.
-        chains = (
-            (("shoulder", "elbow"), _shade(col["shirt"], f), th),
-            (("elbow", "wrist"), _shade(col["skin"], f), th),
-            (("hip", "knee", "ankle", "toe"), _shade(col["trousers"], f), int(th * 1.25)),
-        )
-        for names, c, w in chains:
-            pts = [fp[J[f"{n}_{side}"]] for n in names]
-            d = sum(float(depth[J[f"{n}_{side}"]]) for n in names) / len(names)
-            parts.append((d, "chain", (pts, c, w)))
-        hand = fp[J[f"wrist_{side}"]]
-        parts.append((float(depth[J[f"wrist_{side}"]]) + 1e-3, "hand", (hand, _shade(col["skin"], f), th)))
-    # The torso goes first among equals, so arms level with it are drawn over it.
-    parts.append((float(depth[J["neck"]] + depth[J["pelvis"]]) / 2 - 1e-3, "torso", None))
-    parts.sort(key=lambda p: p[0])
-    for _, kind, data in parts:
-        if kind == "chain":
-            pts, c, w = data
-            for a, b in zip(pts[:-1], pts[1:], strict=False):
-                cv2.line(img, a, b, c, w, cv2.LINE_AA, _SHIFT)
-        elif kind == "hand":
-            centre, c, w = data
-            cv2.circle(img, centre, int(w * 0.9 * _ONE), c, -1, cv2.LINE_AA, _SHIFT)
-        else:
-            quad = np.array(
-                [fp[J[n]] for n in ("shoulder_l", "shoulder_r", "hip_r", "hip_l")], np.int32
-            )
-            cv2.fillConvexPoly(img, cv2.convexHull(quad), col["shirt"], cv2.LINE_AA, _SHIFT)
-            cv2.line(
-                img,
-                fp[J["pelvis"]],
-                fp[J["neck"]],
-                col["shirt"],
-                int(th * 1.8),
-                cv2.LINE_AA,
-                _SHIFT,
-            )
-            head = fp[J["head"]]
-            r = plan.body.head_r * s
-            cv2.ellipse(
-                img,
-                head,
-                (int(r * _ONE), int(r * 1.15 * _ONE)),
-                0,
-                0,
-                360,
-                col["skin"],
-                -1,
-                cv2.LINE_AA,
-                _SHIFT,
-            )
-
 
 def _render(plan: _Plan) -> list[np.ndarray]:
     xy, depth = _keypoints(plan)
     size = plan.background.shape[0]
     noise_rng = np.random.default_rng(plan.noise_seed)
     half_width = round(plan.noise * math.sqrt(3.0))  # std of U{-a..a} is about a / sqrt(3)
+    small = max(16, int(round(size * plan.low_res)))
     frames = []
     for i in range(plan.num_frames):
         img = plan.background.copy()
-        _draw_figure(img, xy[i], depth[i], plan)
-        m = cv2.getRotationMatrix2D((size / 2, size / 2), float(plan.roll[i]), float(plan.zoom[i]))
-        m[:, 2] += plan.jitter[i]
+        draw_figure(img, xy[i], depth[i], plan.look, plan.scale, plan.body)
+        if plan.occluder is not None:
+            plan.occluder.draw(img)
         img = cv2.warpAffine(
-            img, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101
+            img, plan.camera[i], (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101
         )
+        if small < size:  # a low-resolution camera, scaled back up
+            img = cv2.resize(cv2.resize(img, (small, small), interpolation=cv2.INTER_AREA), (size, size),
+                             interpolation=cv2.INTER_LINEAR)
         if plan.blur > 0.05:
             img = cv2.GaussianBlur(img, (0, 0), plan.blur)
-        img = cv2.convertScaleAbs(img, alpha=float(plan.gain[i]))  # saturating brightness
+        img = np.clip(img * (plan.light * float(plan.gain[i])), 0, 255).astype(np.uint8)
         if half_width > 0:
             # Uniform integer noise of the planned std: far cheaper than Gaussian draws.
             noise = noise_rng.integers(-half_width, half_width + 1, size=img.shape, dtype=np.int16)
@@ -513,8 +449,10 @@ def _render(plan: _Plan) -> list[np.ndarray]:
     return frames
 
 
-def render_clip(label: str, seed: int, cfg: VideoCorpusConfig) -> tuple[list[np.ndarray], float]:
-    """Renders one clip; the same ``(label, seed, cfg)`` always gives identical frames.
+def render_clip(
+    label: str, seed: int, cfg: VideoCorpusConfig, style: str = "stick"
+) -> tuple[list[np.ndarray], float]:
+    """Renders one clip; the same ``(label, seed, cfg, style)`` always gives identical frames.
 
     ``stand_up``/``lower_arms`` are ``sit_down``/``raise_arms`` of the same seed reversed.
 
@@ -522,7 +460,7 @@ def render_clip(label: str, seed: int, cfg: VideoCorpusConfig) -> tuple[list[np.
         frames: T arrays (frame_size, frame_size, 3) uint8 BGR.
         fps: Frame rate of the clip.
     """
-    plan = _plan(label, seed, cfg)
+    plan = _plan(_spec(label, seed, style), cfg)
     frames = _render(plan)
     if plan.reverse:
         frames.reverse()
@@ -556,13 +494,17 @@ def _existing_valid(
     return None
 
 
-def _make_clip(job: tuple[Path, str, str, int, VideoCorpusConfig, bool]) -> dict[str, Any]:
+_Job = tuple[Path, str, ClipSpec, VideoCorpusConfig, bool]
+
+
+def _make_clip(job: _Job) -> dict[str, Any]:
     """Worker: renders and writes one clip unless a valid one exists; returns its record."""
-    out_dir, split, label, seed, cfg, reuse = job
+    out_dir, split, spec, cfg, reuse = job
+    label, seed = spec.label, spec.seed
     path = _clip_path(out_dir, split, label, seed, cfg)
     found = _existing_valid(path, label, seed, cfg) if reuse else None
     if found is None:
-        frames, fps = render_clip(label, seed, cfg)
+        frames, fps = render_clip(label, seed, cfg, spec.style)
         fourcc = "mp4v" if cfg.container == "mp4" else "MJPG"
         found = write_video_checked(path, frames, fps, fourcc=fourcc)
     written, info = found
@@ -573,6 +515,7 @@ def _make_clip(job: tuple[Path, str, str, int, VideoCorpusConfig, bool]) -> dict
         "num_frames": int(info.num_frames),
         "fps": float(info.fps),
         "seed": int(seed),
+        "style": spec.style,
     }
 
 
@@ -582,13 +525,11 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)
 
 
-def _safe_make_clip(
-    job: tuple[Path, str, str, int, VideoCorpusConfig, bool],
-) -> dict[str, Any] | str:
+def _safe_make_clip(job: _Job) -> dict[str, Any] | str:
     try:
         return _make_clip(job)
     except Exception as exc:  # one bad clip must not stop the others
-        return f"{job[2]}-{job[3]}: {type(exc).__name__}: {exc}"
+        return f"{job[2].label}-{job[2].seed}: {type(exc).__name__}: {exc}"
 
 
 def generate_video_corpus(
@@ -627,9 +568,9 @@ def generate_video_corpus(
     write_marker(cfg_file, chash, config=asdict(cfg), render_version=RENDER_VERSION)
 
     jobs = [
-        (out_dir, split, label, seed, cfg, reuse)
+        (out_dir, split, spec, cfg, reuse)
         for split in SPLITS
-        for label, seed in clip_seeds(cfg, split)
+        for spec in clip_specs(cfg, split)
     ]
     start = time.perf_counter()
     if num_workers <= 1:

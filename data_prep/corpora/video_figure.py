@@ -127,26 +127,29 @@ def forward_kinematics(pose: Pose, body: Body) -> np.ndarray:
 
 
 def project(
-    points: np.ndarray, yaw: float, scale: float, origin: tuple[float, float]
+    points: np.ndarray, yaw: float, scale: float, origin: tuple[float, float], elevation: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Orthographic view of body-frame points from a camera turned by ``yaw`` degrees.
+    """Orthographic view of body-frame points from a camera turned by ``yaw`` degrees and
+    raised by ``elevation`` degrees (looking down at the figure).
 
-    At ``yaw = 0`` the figure faces the camera; at ``+90`` it faces screen right.
+    At ``yaw = 0`` the figure faces the camera; at ``+90`` it faces screen right. From above,
+    points nearer the camera appear lower on the screen and heights are foreshortened.
 
     Args:
         points: (J, 3) body-frame points.
         yaw: Rotation of the body about the vertical axis, degrees.
         scale: Pixels per body unit.
         origin: Screen (x, y) of the body-frame origin (pelvis x/z, ground y).
+        elevation: Camera angle above the horizontal, degrees.
 
     Returns:
         xy: (J, 2) screen coordinates (y down). depth: (J,) larger = nearer the camera.
     """
-    a = math.radians(yaw)
+    a, e = math.radians(yaw), math.radians(elevation)
     x, y, z = points[:, 0], points[:, 1], points[:, 2]
     sx = origin[0] + scale * (x * math.cos(a) + z * math.sin(a))
-    sy = origin[1] - scale * y
     depth = z * math.cos(a) - x * math.sin(a)
+    sy = origin[1] - scale * (y * math.cos(e) - depth * math.sin(e))
     return np.stack([sx, sy], axis=1), depth
 
 

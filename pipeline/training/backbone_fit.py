@@ -28,6 +28,7 @@ from torch import nn
 from data_prep.frame_embed import BackboneConfig, FrameEmbedder
 from pipeline.amp import autocast, resolve_precision
 from pipeline.training.checkpoint import load_checkpoint, save_checkpoint
+from pipeline.training.frame_augment import FrameAugment, PoseLayout, augment_frames
 from pipeline.training.schedule import adamw, warmup_cosine
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ def fit_backbone(
     num_threads: int = 0,
     seed: int = 0,
     flip_map: tuple[np.ndarray, np.ndarray] | None = None,
+    pose_layout: PoseLayout | None = None,
     checkpoint: Path | None = None,
     identity: str = "",
 ) -> dict[str, Any]:
@@ -106,7 +108,9 @@ def fit_backbone(
     With ``cfg.augment``, each training frame gets a random permutation of its colour channels
     (the objectives do not depend on colours, and this keeps the CNN from memorising them) and,
     for pose targets with a ``flip_map`` (``perm``, ``sign``: mirrored targets are
-    ``targets[:, perm] * sign``), a random left-right mirror.
+    ``targets[:, perm] * sign``), a random left-right mirror. ``cfg.photometric`` and
+    ``cfg.geometric`` add random looks and random zoom/shift (pose targets move with the frame
+    as ``pose_layout`` says); see :mod:`pipeline.training.frame_augment`.
 
     Args:
         model: A stripped torchvision backbone mapping (N, 3, S, S) -> (N, dim).
@@ -161,6 +165,11 @@ def fit_backbone(
         perm, sign = flip_map
         target_flipped = torch.from_numpy(((p_train[:, perm] * sign - mean) / std).astype(np.float32))
     gen = torch.Generator().manual_seed(seed)
+    aug = FrameAugment(
+        channels=getattr(cfg, "augment", False), mirror=getattr(cfg, "augment", False),
+        photometric=getattr(cfg, "photometric", False), geometric=getattr(cfg, "geometric", False),
+    )
+    stats = (torch.from_numpy(mean.astype(np.float32)), torch.from_numpy(std.astype(np.float32))) if pose else (None, None)
     rng = np.random.default_rng(seed)
     history: list[dict[str, Any]] = []
     from tqdm.auto import tqdm
@@ -198,8 +207,11 @@ def fit_backbone(
         for start in tqdm(batches, desc=f"backbone epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=None):
             idx = order[start : start + cfg.batch_size]
             frames, target = x_train_t[idx], target_train[idx]
-            if getattr(cfg, "augment", False):
-                frames, target = _augment(frames, target, target_flipped[idx] if target_flipped is not None else None, gen)
+            if aug.channels or aug.photometric or aug.geometric:
+                frames, target = augment_frames(
+                    frames, target, gen, aug, flipped=target_flipped[idx] if target_flipped is not None else None,
+                    layout=pose_layout if pose else None, mean=stats[0], std=stats[1],
+                )
             with autocast(device, amp):
                 out = head(embedder(frames.to(device)))
             loss = loss_fn(out.float(), target.to(device))
@@ -233,17 +245,3 @@ def fit_backbone(
         "fit_history": history,
     }
 
-
-def _augment(
-    frames: torch.Tensor, target: torch.Tensor, target_flipped: torch.Tensor | None, gen: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random colour-channel permutation per frame, and random mirroring when the targets
-    have a mirrored version. frames: (N, S, S, 3) uint8, targets: (N, K) -> the same shapes."""
-    n = frames.size(0)
-    perms = torch.argsort(torch.rand(n, 3, generator=gen), dim=1)  # (N, 3) channel orders
-    frames = torch.gather(frames, 3, perms.view(n, 1, 1, 3).expand_as(frames))
-    if target_flipped is not None:
-        flip = torch.rand(n, generator=gen) < 0.5
-        frames = torch.where(flip.view(n, 1, 1, 1), frames.flip(2), frames)  # mirror the width axis
-        target = torch.where(flip.view(n, 1), target_flipped, target)
-    return frames, target

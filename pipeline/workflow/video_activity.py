@@ -42,6 +42,8 @@ class VideoDataConfig:
     format: Literal["auto", "manifest", "ucf101", "kinetics", "hmdb51", "csv", "mmaction"] = "auto"
     size: str = "default"  # embedded corpus size preset: tiny, default, large
     train_per_class: int = 0  # embedded corpus: train clips per class; 0 = the preset's
+    styles: tuple[str, ...] = ("stick", "outline", "silhouette", "blocky")  # embedded: train/dev/test looks
+    heldout_styles: tuple[str, ...] = ("filled",)  # embedded: looks only the test split has (the headline)
     seed: int = 0
     ucf101_split: int = 1  # official split (1-3) of UCF101 and of HMDB51
     dev_fraction: float = 0.1  # taken from train when a corpus has no dev split
@@ -60,6 +62,8 @@ class BackboneFitConfig:
     pose_embeddings: bool = True  # pose objective: embed frames as their predicted joints
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # autocast for fitting; see pipeline.amp
     augment: bool = True  # random colour-channel order, and mirroring for pose targets
+    photometric: bool = False  # random brightness, contrast, saturation, grey, blur and noise
+    geometric: bool = False  # random zoom and shift; pose targets move with the frame
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,10 @@ class VideoRecipe(Recipe):
         if d.size not in SIZES:
             raise ValueError(f"data.size must be one of {sorted(SIZES)}, got {d.size!r}")
         preset = SIZES[d.size]
-        return replace(preset, seed=d.seed, train_per_class=d.train_per_class or preset.train_per_class)
+        return replace(
+            preset, seed=d.seed, train_per_class=d.train_per_class or preset.train_per_class,
+            styles=tuple(d.styles), heldout_styles=tuple(d.heldout_styles),
+        )
 
     def stage_corpus(self) -> dict[str, Any]:
         """Renders the embedded corpus, or imports a real one, into ``exp/data/<split>.jsonl``."""
@@ -179,7 +186,7 @@ class VideoRecipe(Recipe):
             fitted = fit_backbone(
                 model, dim, self.fit_clips("train"), self.fit_clips("dev"), num_classes=len(self.labels()),
                 backbone=b, cfg=self.cfg.backbone_fit, num_workers=self.cfg.num_workers,
-                num_threads=self.cfg.train.num_threads, flip_map=self._pose_flip_map(),
+                num_threads=self.cfg.train.num_threads, flip_map=self._pose_flip_map(), pose_layout=self._pose_layout(),
                 checkpoint=self.backbone_checkpoint, identity=self.hashes()["backbone"],
             )
             embedder = fitted.pop("embedder")
@@ -197,6 +204,16 @@ class VideoRecipe(Recipe):
 
         return pose_flip_map()
 
+    def _pose_layout(self):
+        """Which pose-target values are frame positions and sizes (None for other corpora)."""
+        if self.cfg.data.corpus != "embedded":
+            return None
+        from data_prep.corpora.video_corpus import pose_layout
+        from pipeline.training.frame_augment import PoseLayout
+
+        positions, sizes = pose_layout()
+        return PoseLayout(positions, sizes)
+
     def fit_clips(self, split: str) -> list:
         """Clips for backbone fitting; the embedded corpus adds each frame's pose (from the
         generator's joint positions, see :func:`data_prep.corpora.video_corpus.pose_targets`) as targets."""
@@ -210,7 +227,7 @@ class VideoRecipe(Recipe):
             if corpus_cfg is not None and "seed" in r:
                 from data_prep.corpora.video_corpus import clip_keypoints, pose_targets
 
-                xy = clip_keypoints(r["label"], int(r["seed"]), corpus_cfg)  # (T, J, 2) pixels
+                xy = clip_keypoints(r["label"], int(r["seed"]), corpus_cfg, r.get("style", "stick"))  # (T, J, 2)
                 targets = pose_targets(xy, corpus_cfg.frame_size)  # (T, 2J + 1)
             clips.append(FitClip(r["video_filepath"], labels.index(r["label"]), targets))
         return clips
@@ -236,7 +253,8 @@ class VideoRecipe(Recipe):
             out[self.store_dir(split, view).name] = {"clips": summary.num_stored, "failed": summary.num_failed}
         return {"embeddings": out}
 
-    def dataset(self, split: str, views: tuple[int, ...] = (-1,)):
+    def dataset(self, split: str, views: tuple[int, ...] = (-1,), ids: set[str] | None = None):
+        """The split's stored embeddings with label targets; only the clips in ``ids`` if given."""
         from data_prep.store import FeatureStore
         from pipeline.data import FeatureDataset, build_entries
 
@@ -246,9 +264,31 @@ class VideoRecipe(Recipe):
         for view in views:
             store = FeatureStore(self.store_dir(split, view))
             e, n = build_entries(store, store.lengths, label_of.get)
-            entries += e
-            lengths += n
+            keep = [k for k, (st, i, _) in enumerate(e) if ids is None or st.ids[i] in ids]
+            entries += [e[k] for k in keep]
+            lengths += [n[k] for k in keep]
         return FeatureDataset(entries, lengths)
+
+    def eval_sets(self) -> dict[str, tuple[str, set[str] | None]]:
+        """What evaluation scores: ``name -> (split, clip ids or None for all)``.
+
+        ``dev``, and ``test``. When the test split holds clips in a held-out style (the embedded
+        corpus), ``test`` is the seen styles and ``heldout`` the held-out ones.
+        """
+        test = self.records("test")
+        held = set(self.cfg.data.heldout_styles) if self.cfg.data.corpus == "embedded" else set()
+        heldout = {r["id"] for r in test if r.get("style") in held}
+        if not heldout:
+            return {"dev": ("dev", None), "test": ("test", None)}
+        return {"dev": ("dev", None), "test": ("test", {r["id"] for r in test} - heldout), "heldout": ("test", heldout)}
+
+    def style_sets(self) -> dict[str, set[str]]:
+        """Test clip ids by rendering style (empty for corpora without styles)."""
+        out: dict[str, set[str]] = {}
+        for r in self.records("test"):
+            if "style" in r:
+                out.setdefault(str(r["style"]), set()).add(r["id"])
+        return out
 
     def _loader(self, dataset):
         from torch.utils.data import DataLoader
@@ -311,33 +351,39 @@ class VideoRecipe(Recipe):
         return model.eval()
 
     @torch.inference_mode()
-    def _scores(self, model, split: str) -> tuple[np.ndarray, np.ndarray]:
+    def _scores(self, model, split: str, ids: set[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
         scores, labels = [], []
-        for batch in self._loader(self.dataset(split)):
+        for batch in self._loader(self.dataset(split, ids=ids)):
             scores.append(torch.softmax(model(batch["x"], batch["x_lens"]).float(), -1).numpy())
             labels.append(batch["labels"].numpy())
         return np.concatenate(scores), np.concatenate(labels)
 
     def stage_evaluate(self) -> dict[str, Any]:
-        """Top-1/top-5/mean-class accuracy for the model and the ablation; confusion PNGs."""
+        """Top-1/top-5/mean-class accuracy for the model and the ablation on each evaluation
+        set (:meth:`eval_sets`), confusion PNGs, and top-1 per rendering style."""
         from pipeline.io_utils import atomic_write_json
         from pipeline.metrics import classification_metrics, save_confusion_png
 
         labels = self.labels()
         metrics: dict[str, Any] = {}
+        styles: dict[str, dict[str, Any]] = {}
         for name, model in (("model", self._load(self.build_model(), "train")),
                             ("ablation", self._load(self.build_ablation(), "train_ablation"))):
-            for split in ("dev", "test"):
-                scores, truth = self._scores(model, split)
+            for set_name, (split, ids) in self.eval_sets().items():
+                scores, truth = self._scores(model, split, ids)
                 m = classification_metrics(scores, truth, len(labels))
                 confusion = m.pop("confusion")
-                tag = f"{split}" if name == "model" else f"{split}-ablation"
-                save_confusion_png(confusion, labels, self.exp / f"confusion-{tag}.png", title=f"{name}, {split}")
+                tag = f"{set_name}" if name == "model" else f"{set_name}-ablation"
+                save_confusion_png(confusion, labels, self.exp / f"confusion-{tag}.png", title=f"{name}, {set_name}")
                 atomic_write_json(self.exp / f"confusion-{tag}.json", {"labels": labels, "matrix": confusion})
                 metrics[tag] = {k: round(v, 4) if isinstance(v, float) else v for k, v in m.items()}
-                log.info("%s %s: top-1 %.2f%%, top-5 %.2f%%, mean class %.2f%%", name, split,
+                log.info("%s %s: top-1 %.2f%%, top-5 %.2f%%, mean class %.2f%%", name, set_name,
                          100 * m["top1"], 100 * m["top5"], 100 * m["mean_class_accuracy"])
-        return {"metrics": metrics}
+            for style, ids in self.style_sets().items():
+                scores, truth = self._scores(model, "test", ids)
+                row = styles.setdefault(style, {"clips": len(truth), "heldout": style in self.cfg.data.heldout_styles})
+                row["top1" if name == "model" else "ablation_top1"] = round(float((scores.argmax(-1) == truth).mean()), 4)
+        return {"metrics": metrics, "styles": styles}
 
     def stage_export(self) -> dict[str, Any]:
         """Bundle: classifier + fitted backbone + preprocessing, self-contained."""
@@ -404,10 +450,17 @@ def format_table(results: dict[str, Any]) -> str:
     for tag, m in results.get("metrics", {}).items():
         split, _, abl = tag.partition("-")
         name = "mean-pool ablation" if abl else "BiLSTM"
+        split = "test, held-out style" if split == "heldout" else split
         lines.append(
             f"| {split} | {name} | {m['num_clips']} | {100 * m['top1']:.2f} | {100 * m['top5']:.2f} | "
             f"{100 * m['mean_class_accuracy']:.2f} |"
         )
+    styles = results.get("styles", {})
+    if styles:
+        lines += ["", "| test style | clips | BiLSTM top-1 % | ablation top-1 % |", "|---|---:|---:|---:|"]
+        for style, row in styles.items():
+            label = f"{style} (held out)" if row.get("heldout") else style
+            lines.append(f"| {label} | {row['clips']} | {100 * row['top1']:.2f} | {100 * row['ablation_top1']:.2f} |")
     return "\n".join(lines + stage_footer(results))
 
 
