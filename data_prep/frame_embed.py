@@ -315,6 +315,7 @@ class EmbedJob:
     weights_file: str  # safetensors of the (fitted) backbone, or "" for cfg.weights
     train_view: int = -1  # -1: centred (eval); k >= 0: k-th random-offset training view
     seed: int = 0
+    speed: tuple[float, float] = (1.0, 1.0)  # training views: playback speed drawn from this range
 
     def embedder(self) -> FrameEmbedder:
         key = (self.backbone, self.weights_file)
@@ -333,9 +334,11 @@ class EmbedJob:
     def __call__(self, path: str) -> np.ndarray:
         from data_prep.video_io import load_clip
 
-        rng = None
+        rng, speed = None, 1.0
         if self.train_view >= 0:
             rng = np.random.default_rng([self.seed, self.train_view, _stable_hash(path)])
+            if self.speed != (1.0, 1.0):
+                speed = float(np.exp(rng.uniform(np.log(self.speed[0]), np.log(self.speed[1]))))
         frames = load_clip(
             path,
             self.backbone.num_segments,
@@ -343,6 +346,7 @@ class EmbedJob:
             short_side=self.backbone.short_side,
             train=self.train_view >= 0,
             rng=rng,
+            speed=speed,
         )
         return self.embedder().embed(frames)
 

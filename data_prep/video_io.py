@@ -410,6 +410,7 @@ def sample_indices(
     *,
     train: bool,
     rng: np.random.Generator | None = None,
+    speed: float = 1.0,
 ) -> np.ndarray:
     """TSN sampling: one frame index per equal segment of ``[0, num_frames)``.
 
@@ -417,11 +418,17 @@ def sample_indices(
     uniform random frame inside each segment; evaluation takes the segment centre. With fewer
     frames than segments, indices repeat (still sorted).
 
+    ``speed`` != 1 plays the clip that much faster or slower: the segments cover a window of
+    ``n / speed`` frames instead of ``n``. A shorter window starts at a random frame (training)
+    or is centred; a longer one is centred and its indices past either end hold the first or
+    last frame.
+
     Args:
         num_frames: Frames in the video, > 0.
         num_segments: S, > 0.
         train: Random offsets (True) or centres (False).
         rng: Generator for the training offsets (a fresh unseeded one if None).
+        speed: Playback speed factor, > 0.
 
     Returns:
         (S,) int64 non-decreasing indices in ``[0, num_frames)``.
@@ -430,6 +437,16 @@ def sample_indices(
         raise ValueError(f"num_frames must be > 0, got {num_frames}")
     if num_segments <= 0:
         raise ValueError(f"num_segments must be > 0, got {num_segments}")
+    if not speed > 0:
+        raise ValueError(f"speed must be > 0, got {speed}")
+    if speed != 1.0:
+        rng = rng if rng is not None else np.random.default_rng()
+        span = num_frames / speed
+        start = (num_frames - span) / 2
+        if train and span < num_frames:
+            start = rng.uniform(0.0, num_frames - span)
+        inner = sample_indices(max(1, round(span)), num_segments, train=train, rng=rng)
+        return np.clip(np.floor(start).astype(np.int64) + inner, 0, num_frames - 1)
     bounds = np.round(np.linspace(0, num_frames, num_segments + 1)).astype(np.int64)
     starts, ends = bounds[:-1], bounds[1:]
     lengths = ends - starts
@@ -475,6 +492,7 @@ def load_clip(
     short_side: int | None = None,
     train: bool = False,
     rng: np.random.Generator | None = None,
+    speed: float = 1.0,
 ) -> np.ndarray:
     """Samples ``num_segments`` frames (TSN) and returns them resized and centre-cropped.
 
@@ -489,6 +507,7 @@ def load_clip(
         short_side: Short side after scaling, before cropping (default ``size``).
         train: Random offsets within segments (True) or segment centres (False).
         rng: Generator for the training offsets.
+        speed: Playback speed of the sampling (see :func:`sample_indices`).
 
     Returns:
         (T, size, size, 3) uint8 RGB.
@@ -505,7 +524,7 @@ def load_clip(
         hint = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         indices = None
         if 0 < hint < _MAX_HINT_FRAMES:
-            indices = sample_indices(hint, num_segments, train=train, rng=rng)
+            indices = sample_indices(hint, num_segments, train=train, rng=rng, speed=speed)
         want = set() if indices is None else {int(i) for i in indices}
         count = 0
         while cap.grab():
@@ -522,7 +541,7 @@ def load_clip(
     if indices is None or count != hint:
         if indices is not None:
             log.debug("%s: header says %d frames, %d decode", path, hint, count)
-        indices = sample_indices(count, num_segments, train=train, rng=rng)
+        indices = sample_indices(count, num_segments, train=train, rng=rng, speed=speed)
         missing = [int(i) for i in indices if int(i) not in got]
         if missing:
             got.update(_grab_indices(path, missing, short_side, size))

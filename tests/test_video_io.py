@@ -65,6 +65,20 @@ def test_sample_indices_train_offsets_stay_within_segments():
     assert same.tolist() == sample_indices(n, s, train=True, rng=np.random.default_rng(3)).tolist()
 
 
+def test_sample_indices_speed_stretches_the_sampled_window():
+    rng = np.random.default_rng(0)
+    fast = np.stack([sample_indices(96, 8, train=True, rng=rng, speed=1.5) for _ in range(200)])
+    spans = fast[:, -1] - fast[:, 0]
+    assert spans.max() < 64 and spans.mean() > 45  # the segments cover 96 / 1.5 = 64 frames
+    assert fast[:, 0].min() <= 3 and fast[:, -1].max() >= 92  # the window moves over the clip
+    assert (np.diff(fast, axis=1) >= 0).all() and fast.min() >= 0 and fast.max() < 96
+    slow = sample_indices(96, 8, train=False, speed=0.5)  # 192 frames centred: ends held
+    assert slow[0] == 0 and slow[-1] == 95 and slow[1] == 0 and slow[-2] == 95
+    np.testing.assert_array_equal(sample_indices(96, 8, train=False, speed=1.0), sample_indices(96, 8, train=False))
+    with pytest.raises(ValueError, match="speed"):
+        sample_indices(96, 8, train=False, speed=0.0)
+
+
 @pytest.mark.parametrize("train", [False, True])
 @pytest.mark.parametrize("n", [1, 3, 7])
 def test_sample_indices_short_videos_repeat_sorted(n: int, train: bool):

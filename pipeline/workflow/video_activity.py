@@ -76,6 +76,7 @@ class VideoRecipeConfig:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     backbone_fit: BackboneFitConfig = field(default_factory=BackboneFitConfig)
     train_views: int = 2  # random-offset TSN views per training clip (plus the centred one)
+    train_speed: tuple[float, float] = (1.0, 1.0)  # playback speed range of the training views (log-uniform)
     feature_noise: float = 0.0  # std of Gaussian noise on training embeddings (see ClassificationTask)
     model: ClassifierConfig = field(
         default_factory=lambda: ClassifierConfig(encoder=EncoderConfig(cell="lstm", hidden_size=128, num_layers=1))
@@ -86,6 +87,11 @@ class VideoRecipeConfig:
     ablation_train: TrainConfig = field(
         default_factory=lambda: TrainConfig(max_epochs=30, lr=3e-3, warmup_steps=20, max_frames=2048, max_batch_size=32)
     )
+
+    def __post_init__(self) -> None:
+        lo, hi = self.train_speed
+        if not 0.25 <= lo <= hi <= 4.0:
+            raise ValueError(f"train_speed must be [low, high] with 0.25 <= low <= high <= 4, got {list(self.train_speed)}")
 
 
 class VideoRecipe(Recipe):
@@ -244,8 +250,11 @@ class VideoRecipe(Recipe):
         weights_digest = file_sha256(self.backbone_file)[:16]
         for split, view in jobs:
             items = [(r["id"], r["video_filepath"]) for r in self.records(split)]
-            job = EmbedJob(self.cfg.backbone, str(self.backbone_file.resolve()), train_view=view, seed=self.cfg.data.seed)
-            h = chash({"backbone": to_dict(self.cfg.backbone), "weights": weights_digest, "view": view, "items": items})
+            speed = tuple(self.cfg.train_speed) if view >= 0 else (1.0, 1.0)
+            job = EmbedJob(self.cfg.backbone, str(self.backbone_file.resolve()), train_view=view, seed=self.cfg.data.seed,
+                           speed=speed)
+            what = {"backbone": to_dict(self.cfg.backbone), "weights": weights_digest, "view": view, "items": items}
+            h = chash({**what, "speed": list(speed)} if speed != (1.0, 1.0) else what)
             summary = build_store(
                 self.store_dir(split, view), items, job, config_hash=h, num_workers=self.cfg.num_workers,
                 chunk_size=32, desc=f"embed {split}{'' if view < 0 else f' view {view}'}",
@@ -415,7 +424,10 @@ class VideoRecipe(Recipe):
         return {
             "data": Inputs({"data": to_dict(c.data)}),
             "backbone": Inputs({"backbone": to_dict(c.backbone), "fit": to_dict(c.backbone_fit)}, after={"d": "data"}),
-            "embed": Inputs({"views": c.train_views}, after={"b": "backbone"}),
+            "embed": Inputs(
+                {"views": c.train_views, **({"speed": list(c.train_speed)} if tuple(c.train_speed) != (1.0, 1.0) else {})},
+                after={"b": "backbone"},
+            ),
             "lineage-model": Inputs({"model": to_dict(c.model), "noise": c.feature_noise}, after={"e": "embed"}),
             "lineage-ablation": Inputs({"ablation": "mean-pool", "noise": c.feature_noise}, after={"e": "embed"}),
             "train": Inputs({"train": to_dict(c.train)}, after={"l": "lineage-model"}),
