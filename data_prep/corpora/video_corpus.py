@@ -115,6 +115,8 @@ class VideoCorpusConfig:
                 raise ValueError(f"{name} must be in [0, {_CLASS_BLOCK // 2}), got {n}")
         if not self.styles:
             raise ValueError("styles must name at least one style")
+        if len(self.heldout_styles) * self.heldout_per_class >= _CLASS_BLOCK // 2:
+            raise ValueError(f"heldout_per_class x len(heldout_styles) must be < {_CLASS_BLOCK // 2}")
         for s in (*self.styles, *self.heldout_styles):
             if s not in STYLES:
                 raise ValueError(f"unknown style {s!r}; expected some of {STYLES}")
@@ -333,10 +335,6 @@ def _keypoints(plan: _Plan) -> tuple[np.ndarray, np.ndarray]:
     return xy, depth
 
 
-def _spec(label: str, seed: int, style: str | ClipSpec) -> ClipSpec:
-    return style if isinstance(style, ClipSpec) else ClipSpec(label, seed, style)
-
-
 def clip_keypoints(
     label: str, seed: int, cfg: VideoCorpusConfig, style: str = "stick", *, camera: bool = True
 ) -> np.ndarray:
@@ -347,7 +345,7 @@ def clip_keypoints(
     Returns:
         (T, J, 2) float pixel coordinates; joint order is ``video_figure.JOINTS``.
     """
-    plan = _plan(_spec(label, seed, style), cfg)
+    plan = _plan(ClipSpec(label, seed, style), cfg)
     xy, _ = _keypoints(plan)
     if camera:
         xy = np.einsum("tij,tkj->tki", plan.camera[:, :, :2], xy) + plan.camera[:, None, :, 2]
@@ -460,7 +458,7 @@ def render_clip(
         frames: T arrays (frame_size, frame_size, 3) uint8 BGR.
         fps: Frame rate of the clip.
     """
-    plan = _plan(_spec(label, seed, style), cfg)
+    plan = _plan(ClipSpec(label, seed, style), cfg)
     frames = _render(plan)
     if plan.reverse:
         frames.reverse()

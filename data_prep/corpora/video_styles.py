@@ -208,7 +208,7 @@ def _parts(xy: np.ndarray, depth: np.ndarray, look: Look, scale: float, body: Bo
     parts.append(_Part(torso_depth, torso, paint("shirt", 1.0), look.texture is not None, inked))
     head = xy[J["head"]]
     r = body.head_r * scale
-    if style in ("filled",):  # hair: a cap above the face, drawn just behind it
+    if style == "filled":  # hair: a cap above the face, drawn just behind it
         parts.append(_Part(torso_depth + 1e-4, _circle(head + (0, -0.15 * r), 1.05 * r, 0.95 * r), col["hair"], False, True))
     if boxy:
         shape = np.array([head + (-r, -r), head + (r, -r), head + (r, r), head + (-r, r)])

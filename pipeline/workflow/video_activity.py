@@ -250,17 +250,22 @@ class VideoRecipe(Recipe):
         weights_digest = file_sha256(self.backbone_file)[:16]
         for split, view in jobs:
             items = [(r["id"], r["video_filepath"]) for r in self.records(split)]
-            speed = tuple(self.cfg.train_speed) if view >= 0 else (1.0, 1.0)
+            speed = self._speed_key() if view >= 0 else {}
             job = EmbedJob(self.cfg.backbone, str(self.backbone_file.resolve()), train_view=view, seed=self.cfg.data.seed,
-                           speed=speed)
-            what = {"backbone": to_dict(self.cfg.backbone), "weights": weights_digest, "view": view, "items": items}
-            h = chash({**what, "speed": list(speed)} if speed != (1.0, 1.0) else what)
+                           speed=tuple(speed.get("speed", (1.0, 1.0))))
+            h = chash({"backbone": to_dict(self.cfg.backbone), "weights": weights_digest, "view": view, "items": items, **speed})
             summary = build_store(
                 self.store_dir(split, view), items, job, config_hash=h, num_workers=self.cfg.num_workers,
                 chunk_size=32, desc=f"embed {split}{'' if view < 0 else f' view {view}'}",
             )
             out[self.store_dir(split, view).name] = {"clips": summary.num_stored, "failed": summary.num_failed}
         return {"embeddings": out}
+
+    def _speed_key(self) -> dict[str, list[float]]:
+        """``{"speed": [low, high]}`` for hashes when the training views change speed; empty at
+        the default, so that experiments from before the option keep their hashes."""
+        speed = [float(v) for v in self.cfg.train_speed]
+        return {} if speed == [1.0, 1.0] else {"speed": speed}
 
     def dataset(self, split: str, views: tuple[int, ...] = (-1,), ids: set[str] | None = None):
         """The split's stored embeddings with label targets; only the clips in ``ids`` if given."""
@@ -424,10 +429,7 @@ class VideoRecipe(Recipe):
         return {
             "data": Inputs({"data": to_dict(c.data)}),
             "backbone": Inputs({"backbone": to_dict(c.backbone), "fit": to_dict(c.backbone_fit)}, after={"d": "data"}),
-            "embed": Inputs(
-                {"views": c.train_views, **({"speed": list(c.train_speed)} if tuple(c.train_speed) != (1.0, 1.0) else {})},
-                after={"b": "backbone"},
-            ),
+            "embed": Inputs({"views": c.train_views, **self._speed_key()}, after={"b": "backbone"}),
             "lineage-model": Inputs({"model": to_dict(c.model), "noise": c.feature_noise}, after={"e": "embed"}),
             "lineage-ablation": Inputs({"ablation": "mean-pool", "noise": c.feature_noise}, after={"e": "embed"}),
             "train": Inputs({"train": to_dict(c.train)}, after={"l": "lineage-model"}),
