@@ -285,15 +285,23 @@ class SpeechRecipe(Recipe):
         return {"lm": build_lm(self.cfg.lm, sentences, self.tokenizer, self.lm_dir)}
 
     @torch.inference_mode()
-    def _log_probs(self, model: CTCModel, split: str) -> tuple[list[str], list[torch.Tensor]]:
-        """Utterance ids of a split's store (those with a transcript) and their (T_i, V) log-probs."""
+    def _log_probs(
+        self, model: CTCModel, split: str, store_dir: Path | None = None, suffix: str = ""
+    ) -> tuple[list[str], list[torch.Tensor]]:
+        """Utterance ids of a split's store (those with a transcript) and their (T_i, V) log-probs.
+
+        ``store_dir``, ``suffix``: another store of the split's utterances, whose ids are theirs
+        plus ``suffix`` (an augmented copy: ``-aug1``); the returned ids are the utterances' own.
+        """
         from data_prep.store import FeatureStore
         from pipeline.data import length_sorted_batches, pad_features
 
         texts = self._texts(split)
-        store = FeatureStore(self.store_dir(split))
-        ids = [i for i in store.ids if i in texts]
-        feats = [torch.from_numpy(store.get(i).astype("float32")) for i in ids]
+        store = FeatureStore(store_dir or self.store_dir(split))
+        utt = {i: i[: len(i) - len(suffix)] for i in store.ids if i.endswith(suffix)}
+        keys = [i for i in utt if utt[i] in texts]
+        ids = [utt[i] for i in keys]
+        feats = [torch.from_numpy(store.get(i).astype("float32")) for i in keys]
         out: list[torch.Tensor] = [torch.empty(0)] * len(ids)
         for batch in length_sorted_batches([f.size(0) for f in feats], self.cfg.decode.max_batch_frames):
             x, x_lens = pad_features([feats[b] for b in batch])
