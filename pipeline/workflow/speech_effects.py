@@ -5,7 +5,8 @@ A study over a finished speech run (its corpus, manifests, clean feature stores 
 * **training conditions**: ``none`` is the finished run's model as it is. Each waveform
   effect of :data:`data_prep.augment_audio.EFFECTS` trains a model on the clean training set
   plus one copy through that effect alone (probability 1); ``speed`` adds 0.9x and 1.1x copies;
-  ``no_specaug`` trains on the clean set with SpecAugment off. Every model gets the same number
+  ``no_specaug`` trains on the clean set with SpecAugment off; ``repeat`` is ``none`` trained
+  again from another seed, the yardstick of run-to-run noise. Every model gets the same number
   of updates as the finished run: its epochs are divided by the number of training copies.
 * **test conditions**: the clean test split, and one copy of it through each waveform effect
   alone, drawn from the test utterances' own seeds, with rooms from another RIR bank
@@ -39,8 +40,6 @@ from pipeline.workflow.speech_ctc import (
 
 log = logging.getLogger(__name__)
 
-#: Training conditions besides each waveform effect.
-OTHER_CONDITIONS = ("none", "speed", "no_specaug")
 #: Seed of the test split's room bank: rooms that no training copy was convolved with.
 TEST_RIR_BANK_SEED = 1
 #: Speeds of the ``speed`` condition (the usual Kaldi/ESPnet triple, with the clean copy).
@@ -48,8 +47,8 @@ SPEEDS = (0.9, 1.1)
 
 
 def conditions() -> tuple[str, ...]:
-    """Every training condition, ``none`` first."""
-    return ("none", *EFFECTS, "speed", "no_specaug")
+    """Every training condition, ``none`` first and ``repeat`` (its run-to-run noise) last."""
+    return ("none", *EFFECTS, "speed", "no_specaug", "repeat")
 
 
 def only_effect(base: AugmentConfig, effect: str, **changes: Any) -> AugmentConfig:
@@ -76,6 +75,9 @@ def condition_config(base_cfg: SpeechRecipeConfig, name: str, exp_dir: Path) -> 
         copies = 1 + len(SPEEDS)
     elif name == "no_specaug":
         cfg = replace(cfg, specaugment=replace(cfg.specaugment, freq_masks=0, time_masks=0))
+        copies = 1
+    elif name == "repeat":  # the base run again from another seed: how far apart two runs land
+        cfg = replace(cfg, train=replace(cfg.train, seed=cfg.train.seed + 1))
         copies = 1
     else:
         raise ValueError(f"unknown training condition {name!r}; expected one of {conditions()[1:]}")
