@@ -141,12 +141,17 @@ class SpeechRecipe(Recipe):
             out[split] = self.keep_split(split, kept, dropped)
         return {"manifests": out}
 
-    def stage_features(self) -> dict[str, Any]:
-        """Feature stores per split (plus speed-perturbed training copies)."""
+    def stage_features(self, copies_only: bool = False) -> dict[str, Any]:
+        """Feature stores per split (plus speed-perturbed and augmented training copies).
+
+        ``copies_only``: only the training copies, not the clean stores of any split.
+        """
         from data_prep.features import extract_features
 
         out = {}
         jobs = [(s, 1.0, 0) for s in ("dev", "test")] + [("train", sp, k) for sp, k in self.train_views()]
+        if copies_only:
+            jobs = [job for job in jobs if job[1:] != (1.0, 0)]
         babble = self._babble_pool() if self.cfg.augment_copies else ()
         for split, speed, copy in jobs:
             fcfg = replace(self.cfg.features, speed=speed)

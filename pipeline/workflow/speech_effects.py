@@ -124,7 +124,7 @@ def train_condition(base: Path, out: Path, name: str, threads: int = 0) -> dict[
     if results_path.is_file():
         log.info("%s: trained already (%s)", name, results_path)
         return json.loads(results_path.read_text())
-    features = recipe.stage_features()
+    features = recipe.stage_features(copies_only=True)  # the clean stores are the base run's
     summary = {**features, **recipe.stage_train()}
     atomic_write_text(results_path, json.dumps(summary, indent=2))
     return summary
