@@ -40,6 +40,7 @@ def test_conditions_keep_the_number_of_updates(tmp_path):
     assert speed.speed_perturb == (0.9, 1.1) and speed.augment_copies == 0 and speed.train.max_epochs == 7
     plain = condition_config(base, "no_specaug", tmp_path / "x")
     assert plain.specaugment.freq_masks == 0 and plain.specaugment.time_masks == 0 and plain.train.max_epochs == 20
+    assert condition_config(base, "reverb", tmp_path / "x", updates=2).train.max_epochs == 20
     again = condition_config(base, "repeat", tmp_path / "r")
     assert again.train.seed == base.train.seed + 1 and again.train.max_epochs == 20
     assert conditions()[0] == "none" and set(EFFECTS) < set(conditions())

@@ -59,11 +59,13 @@ def only_effect(base: AugmentConfig, effect: str, **changes: Any) -> AugmentConf
     return replace(base, **probs, **changes)
 
 
-def condition_config(base_cfg: SpeechRecipeConfig, name: str, exp_dir: Path) -> SpeechRecipeConfig:
+def condition_config(
+    base_cfg: SpeechRecipeConfig, name: str, exp_dir: Path, updates: float = 1.0
+) -> SpeechRecipeConfig:
     """The recipe config of training condition ``name`` (not ``none``), in ``exp_dir``.
 
-    The epochs are the base run's divided by the number of training copies (rounded), so
-    every condition makes about as many updates as the base run.
+    The epochs are the base run's times ``updates``, divided by the number of training copies
+    (rounded): at ``updates`` 1 every condition makes about as many updates as the base run.
     """
     epochs = base_cfg.train.max_epochs
     cfg = replace(base_cfg, exp_dir=str(exp_dir), speed_perturb=(), augment_copies=0)
@@ -81,7 +83,7 @@ def condition_config(base_cfg: SpeechRecipeConfig, name: str, exp_dir: Path) -> 
         copies = 1
     else:
         raise ValueError(f"unknown training condition {name!r}; expected one of {conditions()[1:]}")
-    return replace(cfg, train=replace(cfg.train, max_epochs=max(1, round(epochs / copies))))
+    return replace(cfg, train=replace(cfg.train, max_epochs=max(1, round(epochs * updates / copies))))
 
 
 def base_config(base: Path) -> SpeechRecipeConfig:
@@ -108,14 +110,17 @@ def link_base(base: Path, child: Path) -> None:
         _link(base / "feats" / split, child / "feats" / split)
 
 
-def train_condition(base: Path, out: Path, name: str, threads: int = 0) -> dict[str, Any]:
+def train_condition(
+    base: Path, out: Path, name: str, threads: int = 0, updates: float = 1.0
+) -> dict[str, Any]:
     """Builds the condition's extra training stores and trains its model (resumable).
 
-    ``threads``: torch threads and feature workers (0: the base run's). Returns the feature
-    and train stages' summaries, also written to ``<out>/<name>/results.json``.
+    ``threads``: torch threads and feature workers (0: the base run's); ``updates``: see
+    :func:`condition_config`. Returns the feature and train stages' summaries, also written to
+    ``<out>/<name>/results.json``.
     """
     child = Path(out) / name
-    cfg = condition_config(base_config(base), name, child)
+    cfg = condition_config(base_config(base), name, child, updates)
     if threads:
         cfg = replace(cfg, num_workers=threads, train=replace(cfg.train, num_threads=threads))
     link_base(Path(base), child)
@@ -184,7 +189,9 @@ def score_model(recipe: SpeechRecipe, stores: dict[str, Path]) -> dict[str, dict
     return out
 
 
-def score_all(base: Path, out: Path, names: tuple[str, ...] | None = None) -> dict[str, Any]:
+def score_all(
+    base: Path, out: Path, names: tuple[str, ...] | None = None, updates: float = 1.0
+) -> dict[str, Any]:
     """Scores every trained condition on the clean and corrupted test stores; writes
     ``<out>/effects.json`` and returns its content: {"conditions": {train: {test: groups}}}."""
     base, out = Path(base), Path(out)
@@ -199,7 +206,7 @@ def score_all(base: Path, out: Path, names: tuple[str, ...] | None = None) -> di
             if not (out / name / "results.json").is_file():
                 log.info("%s: not trained, skipped", name)
                 continue
-            cfg = condition_config(base_cfg, name, out / name)
+            cfg = condition_config(base_cfg, name, out / name, updates)
         results["epochs"][name] = cfg.train.max_epochs
         results["conditions"][name] = score_model(SpeechRecipe(cfg), stores)
         log.info("%s: unseen-engine WER %s", name, {

@@ -9,6 +9,7 @@
 Steps: ``corrupt`` writes the test split through each effect, ``train`` trains one model per
 condition (resumable; a finished one is skipped), ``score`` decodes every test copy with every
 trained model and prints the table (also ``<out>/effects.json`` and ``<out>/effects.md``).
+``--updates 2`` trains every condition twice as long as the base run (use its own ``--out``).
 Run two ``--only train`` processes with different ``--conditions`` to use two cores
 (``--threads 1`` each).
 """
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--conditions", nargs="+", choices=conditions(), default=list(conditions()),
                    help="training conditions (default all; 'none' is the base run's model)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: the config's)")
+    p.add_argument("--updates", type=float, default=1.0,
+                   help="training updates per condition, as a multiple of the base run's (default 1)")
     args = p.parse_args(argv)
     steps = args.only or ["corrupt", "train", "score"]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -51,9 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     if "train" in steps:
         for name in args.conditions:
             if name != "none":
-                train_condition(args.base, args.out, name, threads=args.threads)
+                train_condition(args.base, args.out, name, threads=args.threads, updates=args.updates)
     if "score" in steps:
-        table = format_effects(score_all(args.base, args.out, tuple(args.conditions)))
+        table = format_effects(score_all(args.base, args.out, tuple(args.conditions), args.updates))
         (args.out / "effects.md").write_text(table + "\n")
         print(table)
     return 0
