@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -32,7 +33,7 @@ def test_only_effect_switches_every_other_effect_off():
 
 def test_conditions_keep_the_number_of_updates(tmp_path):
     base = SpeechRecipeConfig()
-    base = base.__class__(**{**base.__dict__, "train": base.train.__class__(max_epochs=20)})
+    base = replace(base, train=replace(base.train, max_epochs=20))
     reverb = condition_config(base, "reverb", tmp_path / "reverb")
     assert reverb.augment_copies == 1 and reverb.augment.reverb_prob == 1.0 and reverb.augment.noise_prob == 0.0
     assert reverb.train.max_epochs == 10 and reverb.exp_dir == str(tmp_path / "reverb")

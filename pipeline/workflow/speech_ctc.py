@@ -173,12 +173,13 @@ class SpeechRecipe(Recipe):
         paths = sorted(r["audio_filepath"] for r in read_manifest(self.manifest("train"), "speech"))
         return tuple(sorted(random.Random(self.cfg.train.seed).sample(paths, min(size, len(paths)))))
 
-    def _texts(self, split: str) -> dict[str, str]:
+    def texts(self, split: str) -> dict[str, str]:
+        """Utterance id -> its transcript, from the split's validated manifest."""
         from data_prep.manifest import read_manifest
 
         return {r["id"]: r["text"] for r in read_manifest(self.manifest(split), "speech")}
 
-    def _engines(self, split: str) -> dict[str, str]:
+    def engines(self, split: str) -> dict[str, str]:
         """Utterance id -> its ``engine`` field (the synthesizer family), where records have one."""
         from data_prep.manifest import read_manifest
 
@@ -193,7 +194,7 @@ class SpeechRecipe(Recipe):
         from data_prep.store import FeatureStore
         from pipeline.data import FeatureDataset, build_entries
 
-        texts = self._texts(split)
+        texts = self.texts(split)
         entries, lengths = [], []
         for speed, copy in views or [(1.0, 0)]:
             store = FeatureStore(self.store_dir(split, speed, copy))
@@ -284,13 +285,13 @@ class SpeechRecipe(Recipe):
 
         if not self.cfg.lm.enabled:
             return {"lm": {"enabled": False}}
-        exclude = {t for split in ("dev", "test") for t in self._texts(split).values()}
+        exclude = {t for split in ("dev", "test") for t in self.texts(split).values()}
         train = read_manifest(self.manifest("train"), "speech")
         sentences = lm_sentences(self.cfg.lm, train, exclude)
         return {"lm": build_lm(self.cfg.lm, sentences, self.tokenizer, self.lm_dir)}
 
     @torch.inference_mode()
-    def _log_probs(
+    def log_probs(
         self, model: CTCModel, split: str, store_dir: Path | None = None, suffix: str = ""
     ) -> tuple[list[str], list[torch.Tensor]]:
         """Utterance ids of a split's store (those with a transcript) and their (T_i, V) log-probs.
@@ -301,7 +302,7 @@ class SpeechRecipe(Recipe):
         from data_prep.store import FeatureStore
         from pipeline.data import length_sorted_batches, pad_features
 
-        texts = self._texts(split)
+        texts = self.texts(split)
         store = FeatureStore(store_dir or self.store_dir(split))
         utt = {i: i[: len(i) - len(suffix)] for i in store.ids if i.endswith(suffix)}
         keys = [i for i in utt if utt[i] in texts]
@@ -326,7 +327,7 @@ class SpeechRecipe(Recipe):
 
         model = self.final_model()
         tok = self.tokenizer
-        splits = {split: self._log_probs(model, split) for split in self.cfg.decode.splits}
+        splits = {split: self.log_probs(model, split) for split in self.cfg.decode.splits}
         decoders: dict[str, Any] = {"greedy": None}
         if self.cfg.decode.beam_size > 1:
             decoders[f"beam{self.cfg.decode.beam_size}"] = BeamSearchDecoder(tok.tokens, beam_size=self.cfg.decode.beam_size)
@@ -335,13 +336,13 @@ class SpeechRecipe(Recipe):
             if "dev" not in splits:
                 raise ValueError("decoding with the LM needs the dev split (its weights are tuned on it)")
             ids, lps = splits["dev"]
-            refs = [self._texts("dev")[i] for i in ids]
+            refs = [self.texts("dev")[i] for i in ids]
             outputs["lm_decoding"], decoders["lm"] = tune(self.cfg.lm, self.lm_dir, tok, lps, refs)
         metrics: dict[str, Any] = {}
         groups: dict[str, Any] = {}
-        seen_engines = set(self._engines("train").values())
+        seen_engines = set(self.engines("train").values())
         for split, (ids, lps) in splits.items():
-            texts, engines = self._texts(split), self._engines(split)
+            texts, engines = self.texts(split), self.engines(split)
             refs = [texts[i] for i in ids]
             for name, decoder in decoders.items():
                 t0 = time.perf_counter()

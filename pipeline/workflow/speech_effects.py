@@ -174,11 +174,11 @@ def score_model(recipe: SpeechRecipe, stores: dict[str, Path]) -> dict[str, dict
     from pipeline.workflow.speech_lm import decode_all
 
     model = recipe.final_model()
-    texts, engines = recipe._texts("test"), recipe._engines("test")
-    seen = set(recipe._engines("train").values())
+    texts, engines = recipe.texts("test"), recipe.engines("test")
+    seen = set(recipe.engines("train").values())
     out = {}
     for condition, store in stores.items():
-        ids, lps = recipe._log_probs(model, "test", store, "" if condition == "clean" else copy_suffix(1.0, 1))
+        ids, lps = recipe.log_probs(model, "test", store, "" if condition == "clean" else copy_suffix(1.0, 1))
         refs = [texts[i] for i in ids]
         hyps = decode_all(None, lps, recipe.tokenizer)
         groups = engine_group_rates(ids, refs, hyps, engines, seen)
