@@ -51,11 +51,14 @@ class FeatureConfig:
 
     ``kind="logmel"`` uses the log-mel parameters below. An upstream kind (``whisper_tiny_en``)
     ignores them (the upstream has its own fixed front end) except ``sample_rate``, which must
-    be 16 kHz; ``upstream_layers`` says which of its hidden states a frame holds.
+    be 16 kHz; ``upstream_layers`` says which of its hidden states a frame holds: ``last``
+    (the encoder's output), ``all`` (every one side by side) or one hidden state by number
+    (0 = the stem, k = the output of block k - 1; a model that trains the blocks above it
+    reads such frames, see ``CTCModelConfig.upstream_blocks``).
     """
 
     kind: Literal["logmel", "whisper_tiny_en"] = "logmel"
-    upstream_layers: Literal["last", "all"] = "last"
+    upstream_layers: Literal["last", "all"] | int = "last"
     sample_rate: int = 16000
     n_mels: int = 80
     n_fft: int = 512
@@ -85,6 +88,11 @@ class FeatureConfig:
             problems.append(f"speed must be in [0.5, 2.0], got {self.speed}")
         if self.kind in UPSTREAM_KINDS and self.sample_rate != 16000:
             problems.append(f"kind {self.kind} reads 16 kHz audio; sample_rate is {self.sample_rate}")
+        if isinstance(self.upstream_layers, int) and self.kind in UPSTREAM_KINDS:
+            top = self._upstream_spec().num_layers
+            if isinstance(self.upstream_layers, bool) or not 0 <= self.upstream_layers <= top:
+                problems.append(f"upstream_layers {self.upstream_layers!r} must be last, all or "
+                                f"a hidden state in [0, {top}]")  # fmt: skip
         if problems:
             raise ValueError("invalid FeatureConfig: " + "; ".join(problems))
 
@@ -244,15 +252,18 @@ class UpstreamFrames:
     """Frames of a frozen upstream as one feature matrix: (N,) wave -> (T, cfg.dim) float32.
 
     ``upstream_layers="last"`` keeps the final layer; ``"all"`` puts the stem and every
-    block side by side, layer-major within a frame (``CTCModel`` mixes them back).
+    block side by side, layer-major within a frame (``CTCModel`` mixes them back); a number
+    keeps that one hidden state.
     """
 
     def __init__(self, cfg: FeatureConfig) -> None:
         from data_prep.whisper_upstream import UPSTREAMS, WhisperUpstream
 
-        spec = UPSTREAMS[cfg.kind]
-        last = spec.num_layers
-        self.layers = (last,) if cfg.upstream_layers == "last" else tuple(range(last + 1))
+        last = UPSTREAMS[cfg.kind].num_layers
+        chosen = cfg.upstream_layers
+        self.layers = (
+            (last,) if chosen == "last" else tuple(range(last + 1)) if chosen == "all" else (chosen,)
+        )
         self.upstream = WhisperUpstream.from_name(cfg.kind, layers=self.layers)
 
     def __call__(self, wave: torch.Tensor) -> torch.Tensor:

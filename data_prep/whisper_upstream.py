@@ -267,8 +267,12 @@ class WhisperFrontEnd(nn.Module):
         return (torch.maximum(logmel, top - 8.0) + 4.0) / 4.0
 
 
-class _Block(nn.Module):
-    """Pre-LayerNorm transformer block; attention with a fused q/k/v projection (as CT2 stores it)."""
+class WhisperBlock(nn.Module):
+    """Pre-LayerNorm transformer block; attention with a fused q/k/v projection (as CT2 stores it).
+
+    ``forward(x (B, T, D), valid (B, T) bool or None) -> (B, T, D)``: with ``valid``, padded
+    frames are hidden from every query (their own outputs are meaningless and left as computed).
+    """
 
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
@@ -280,10 +284,13 @@ class _Block(nn.Module):
         self.fc1 = nn.Linear(dim, 4 * dim)
         self.fc2 = nn.Linear(4 * dim, dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, D) -> (B, T, D)
+    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         b, t, d = x.shape
         q, k, v = self.qkv(self.attn_norm(x)).view(b, t, 3, self.heads, d // self.heads).unbind(2)
-        a = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        mask = None if valid is None else valid[:, None, None, :]  # (B, 1, 1, T): keys to attend
+        a = F.scaled_dot_product_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask
+        )
         x = x + self.out(a.transpose(1, 2).reshape(b, t, d))
         return x + self.fc2(F.gelu(self.fc1(self.ffn_norm(x))))
 
@@ -306,7 +313,7 @@ class WhisperEncoder(nn.Module):
         self.conv1 = nn.Conv1d(N_MELS, dim, 3, padding=1)
         self.conv2 = nn.Conv1d(dim, dim, 3, stride=2, padding=1)
         self.register_buffer("positions", pos.clone())
-        self.blocks = nn.ModuleList(_Block(dim, heads) for _ in range(n_layers))
+        self.blocks = nn.ModuleList(WhisperBlock(dim, heads) for _ in range(n_layers))
         self.norm = nn.LayerNorm(dim)
         state = {
             "conv1.weight": w["encoder/conv1/weight"],

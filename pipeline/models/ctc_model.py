@@ -9,9 +9,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from pipeline.models.encoder import MAX_DIM, EncoderConfig, RNNEncoder, check_range
+from pipeline.models.encoder import MAX_DIM, MAX_LAYERS, EncoderConfig, RNNEncoder, check_range
 from pipeline.models.heads import CTCHead
 from pipeline.models.normalize import GlobalCMVN, utterance_mean_norm
+from pipeline.models.upstream_top import UpstreamTop
 
 
 @dataclass(frozen=True)
@@ -24,12 +25,22 @@ class CTCModelConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     ctc_upsample: int = 1  # output frames per encoder frame (see CTCHead)
     utterance_cmn: bool = False  # also subtract each utterance's own mean (speaker/channel)
+    # > 0: the top blocks of the upstream encoder run inside the model and train with it; the
+    # features are then the hidden state below them (see pipeline/models/upstream_top.py).
+    upstream_blocks: int = 0
 
     def __post_init__(self) -> None:
         check_range("model.input_dim", self.input_dim, 1, MAX_DIM)
         check_range("model.input_layers", self.input_layers, 1, 64)
         check_range("model.vocab_size", self.vocab_size, 2, 100_000)
         check_range("model.ctc_upsample", self.ctc_upsample, 1, 8)
+        check_range("model.upstream_blocks", self.upstream_blocks, 0, MAX_LAYERS)
+        if self.upstream_blocks and (self.input_layers != 1 or self.input_dim % 64):
+            raise ValueError(
+                "model.upstream_blocks needs one upstream layer per frame (input_layers 1) and an "
+                f"input_dim that is a multiple of 64 (attention heads), got {self.input_layers} "
+                f"and {self.input_dim}"
+            )
 
 
 class LayerWeightedSum(nn.Module):
@@ -50,7 +61,13 @@ class LayerWeightedSum(nn.Module):
 
 
 class CTCModel(nn.Module):
-    """Features (log-mel or upstream frames) to per-frame log-probabilities (blank = 0)."""
+    """Features (log-mel or upstream frames) to per-frame log-probabilities (blank = 0).
+
+    Frames go through the global CMVN, or, with ``upstream_blocks`` > 0, through the trainable
+    top blocks of the upstream (which end in the upstream's own LayerNorm, so no CMVN), then
+    the optional per-utterance mean subtraction, SpecAugment in training, the RNN encoder and
+    the CTC head.
+    """
 
     def __init__(self, cfg: CTCModelConfig) -> None:
         super().__init__()
@@ -61,8 +78,16 @@ class CTCModel(nn.Module):
         self.cfg = cfg
         self.cmvn = GlobalCMVN(cfg.input_dim)
         self.layer_mix = LayerWeightedSum(cfg.input_layers) if cfg.input_layers > 1 else None
+        self.upstream_top = (
+            UpstreamTop(cfg.input_dim, cfg.upstream_blocks) if cfg.upstream_blocks else None
+        )
         self.encoder = RNNEncoder(cfg.input_dim // cfg.input_layers, cfg.encoder)
         self.head = CTCHead(self.encoder.output_dim, cfg.vocab_size, cfg.ctc_upsample)
+
+    def pretrained_parameters(self) -> list[nn.Parameter]:
+        """Parameters that start from pretrained weights (the upstream's top blocks), which the
+        trainer updates at ``train.pretrained_lr_scale`` times the learning rate."""
+        return [] if self.upstream_top is None else list(self.upstream_top.parameters())
 
     @property
     def frame_ratio(self) -> float:
@@ -88,7 +113,10 @@ class CTCModel(nn.Module):
             log-probs (B, T'', V) in float32 and output lengths (B,), with
             T'' = ceil(T / subsampling) * ctc_upsample.
         """
-        x = self.cmvn(x)
+        if self.upstream_top is not None:
+            x = self.upstream_top(x, x_lens)
+        else:
+            x = self.cmvn(x)
         if self.layer_mix is not None:
             x = self.layer_mix(x)
         if self.cfg.utterance_cmn:

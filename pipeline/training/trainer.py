@@ -34,7 +34,7 @@ from pipeline.training.distributed import (
 )
 from pipeline.training.logger import MetricLogger
 from pipeline.training.sampler import BucketBatchSampler
-from pipeline.training.schedule import adamw, warmup_cosine
+from pipeline.training.schedule import adamw, param_groups, warmup_cosine
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,9 @@ class TrainConfig:
     warmup_steps: int = 200
     final_lr_ratio: float = 0.05
     grad_clip: float = 5.0
+    # Learning rate of the parameters a model lists in ``pretrained_parameters()`` (e.g. the
+    # upstream blocks a speech model fine-tunes), as a multiple of ``lr``.
+    pretrained_lr_scale: float = 0.1
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     nonfinite_patience: int = 20  # consecutive skipped steps before the run stops
     grad_skip_threshold: float = 1e5  # a gradient norm above this is a fault: skip (0 = off)
@@ -215,7 +218,10 @@ class Trainer:
         self.collate = collate
         self.dev_loader = dev_loader
         self.total_steps = max(cfg.max_epochs * len(self.sampler), 1)
-        self.optimizer = adamw(self.model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+        self.optimizer = adamw(
+            param_groups(self.model, cfg.pretrained_lr_scale),
+            lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay,
+        )  # fmt: skip
         self.scheduler = warmup_cosine(
             self.optimizer,
             warmup_steps=cfg.warmup_steps,

@@ -92,6 +92,17 @@ class SpeechRecipe(Recipe):
                 f"per frame of features.upstream_layers {cfg.features.upstream_layers}"
             )
 
+        blocks = cfg.model.upstream_blocks
+        if blocks:
+            top = cfg.features._upstream_spec().num_layers if cfg.features.is_upstream else None
+            if top is None or cfg.features.upstream_layers != top - blocks:
+                want = f"features.upstream_layers={top - blocks}" if top and top > blocks else (
+                    f"an upstream of more than {blocks} blocks")
+                raise ValueError(
+                    f"model.upstream_blocks={blocks} trains the top {blocks} upstream blocks, so "
+                    f"the features must be the hidden state below them: set {want}"
+                )
+
     # ------------------------------------------------------------------ paths
     def store_dir(self, split: str, speed: float = 1.0, copy: int = 0) -> Path:
         from data_prep.features import copy_suffix
@@ -238,6 +249,10 @@ class SpeechRecipe(Recipe):
         model = self.build_model()
         mean, std = compute_cmvn(FeatureStore(self.store_dir("train")))
         model.cmvn.set_stats(torch.from_numpy(mean), torch.from_numpy(std))
+        if model.upstream_top is not None:  # start from the upstream's own top blocks
+            from data_prep.whisper_upstream import WhisperUpstream
+
+            model.upstream_top.load_pretrained(WhisperUpstream.from_name(self.cfg.features.kind).encoder)
         trainer = Trainer(
             model,
             CTCTask(self.tokenizer, self.cfg.specaugment),
