@@ -134,13 +134,14 @@ def bilstm_ctc(
     input_layers: int = 1,
     ctc_upsample: int = 1,
     utterance_cmn: bool = False,
+    upstream_blocks: int = 0,
     **encoder: Any,
 ) -> CTCModel:
     """Builds a CTC model from keyword arguments (the same model as ``CTCModel(CTCModelConfig(...))``).
 
     Args:
-        input_dim, vocab_size, input_layers, ctc_upsample, utterance_cmn: As in
-            :class:`CTCModelConfig`.
+        input_dim, vocab_size, input_layers, ctc_upsample, utterance_cmn, upstream_blocks: As
+            in :class:`CTCModelConfig`.
         **encoder: Any :class:`~pipeline.models.encoder.EncoderConfig` field (``cell``,
             ``hidden_size``, ``num_layers``, ``bidirectional``, ``dropout``, ``subsampling``,
             ``impl``, ``layer_norm``); unset ones take this factory's defaults (a 3 x 256
@@ -158,7 +159,7 @@ def bilstm_ctc(
     enc = EncoderConfig(**{**_CTC_ENCODER_DEFAULTS, **encoder})
     return CTCModel(CTCModelConfig(
         input_dim=input_dim, vocab_size=vocab_size, input_layers=input_layers, encoder=enc,
-        ctc_upsample=ctc_upsample, utterance_cmn=utterance_cmn,
+        ctc_upsample=ctc_upsample, utterance_cmn=utterance_cmn, upstream_blocks=upstream_blocks,
     ))  # fmt: skip
 
 
