@@ -25,11 +25,12 @@ def _session(graph: bytes) -> ort.InferenceSession:
     return ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
 
 
-def _speech_model(cell, bidirectional, subsampling, upsample, cmn, norm, input_layers=1) -> CTCModel:
+def _speech_model(cell, bidirectional, subsampling, upsample, cmn, norm, input_layers=1, upstream_blocks=0) -> CTCModel:
     cfg = CTCModelConfig(
-        input_dim=12 * input_layers, input_layers=input_layers, vocab_size=7, ctc_upsample=upsample,
-        utterance_cmn=cmn, encoder=EncoderConfig(cell=cell, hidden_size=8, num_layers=2, bidirectional=bidirectional,
-                                                 subsampling=subsampling, layer_norm=norm),
+        input_dim=64 if upstream_blocks else 12 * input_layers, input_layers=input_layers, vocab_size=7,
+        ctc_upsample=upsample, utterance_cmn=cmn, upstream_blocks=upstream_blocks,
+        encoder=EncoderConfig(cell=cell, hidden_size=8, num_layers=2, bidirectional=bidirectional,
+                              subsampling=subsampling, layer_norm=norm),
     )  # fmt: skip
     model = CTCModel(cfg).eval()
     model.cmvn.set_stats(torch.randn(cfg.input_dim), torch.rand(cfg.input_dim) + 0.5)
@@ -72,6 +73,13 @@ def test_speech_graph_with_an_upstream_layer_mix() -> None:
     _check_speech(_speech_model("lstm", True, 2, 2, True, True, input_layers=3))
 
 
+def test_speech_graph_with_upstream_top_blocks() -> None:
+    """Fine-tuned upstream blocks (masked attention) export too. The graph holds one attention
+    window, which is what the model computes for inputs of up to 30 s (1500 frames)."""
+    torch.manual_seed(6)
+    _check_speech(_speech_model("lstm", True, 2, 2, True, True, upstream_blocks=2))
+
+
 def test_grid_covers_every_encoder_option() -> None:
     """A new encoder or model option must join the parity grid above."""
     from pipeline.config import to_dict
@@ -80,7 +88,7 @@ def test_grid_covers_every_encoder_option() -> None:
         "cell", "hidden_size", "num_layers", "bidirectional", "subsampling", "dropout", "impl", "layer_norm",
     }  # fmt: skip
     assert set(to_dict(CTCModelConfig())) == {
-        "input_dim", "input_layers", "vocab_size", "encoder", "ctc_upsample", "utterance_cmn",
+        "input_dim", "input_layers", "vocab_size", "encoder", "ctc_upsample", "utterance_cmn", "upstream_blocks",
     }  # fmt: skip
     assert {(g[0], g[3:]) for g in GRID} == set(itertools.product(CELLS, INNER))  # every cell, every combination
     assert {g[:3] for g in GRID} == set(itertools.product(CELLS, DIRECTIONS, SUBSAMPLING))

@@ -103,7 +103,8 @@ class CTCModel(nn.Module):
         """Computes CTC log-probabilities.
 
         Args:
-            x: (B, T, D) raw features (normalised inside by the stored CMVN); with
+            x: (B, T, D) raw features (normalised inside by the stored CMVN, or run through the
+                upstream's top blocks with ``upstream_blocks``); with
                 ``input_layers`` L > 1, D = L * D' stacked layers mixed down to D'.
             x_lens: (B,) valid lengths.
             augment: Optional (B, T, D) -> (B, T, D) transform applied after normalisation
