@@ -91,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
         "characters only; PATH: another ARPA (optionally gzipped) or KenLM binary file",
     )
     t.add_argument(
+        "--decode-silence", action="store_true",
+        help="also decode files (of up to 60 s) in which the voice activity detector hears no "
+        "speech; by default they get an empty transcript",
+    )
+    t.add_argument(
         "--engine", choices=("auto", "torch", "lite"), default="auto",
         help="lite: numpy and onnxruntime, no torch start-up cost (CPU, greedy, no LM; needs the "
         "bundle's model.onnx); auto (default): lite "
@@ -308,7 +313,7 @@ def _transcribe_files(args: argparse.Namespace, stdin_file: str | None) -> int:
     transcribe = getattr(transcriber, "transcribe_iter", transcriber.transcribe)  # lite: short jobs, a list
 
     def results() -> Iterator[Any]:
-        for res in transcribe(files):
+        for res in transcribe(files, skip_silence=not args.decode_silence):
             if res.path == stdin_file:
                 res.path = "-"
                 if res.error:

@@ -349,3 +349,61 @@ def test_lite_hands_upstream_bundles_to_torch() -> None:
     assert LiteFeatureConfig.from_config(feats).n_mels == 80
     with pytest.raises(UnsupportedBundleError, match="features.kind"):
         LiteFeatureConfig.from_config({**feats, "kind": "whisper_tiny_en"})
+
+
+# --------------------------------------------------------------------------- no speech
+
+
+@pytest.fixture(scope="module")
+def quiet_files(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("quiet")
+    rng = np.random.default_rng(7)
+    files = {"silence": np.zeros(int(1.5 * SR), np.float32),
+             "noise": (0.1 * rng.standard_normal(int(1.5 * SR))).astype(np.float32)}  # fmt: skip
+    for name, wave in files.items():
+        sf.write(root / f"{name}.wav", wave, SR, subtype="PCM_16")
+    return {name: root / f"{name}.wav" for name in files}
+
+
+def test_has_speech_tells_speech_from_silence_and_noise(audio_files, quiet_files) -> None:
+    from data_prep.audio import load_audio
+    from pipeline.inference.common import has_speech
+
+    def heard(path: Path) -> bool:
+        return has_speech(load_audio(path, target_sr=SR).numpy(), SR)
+
+    assert heard(audio_files["mono"]) and heard(audio_files["stereo"])
+    assert not heard(quiet_files["silence"]) and not heard(quiet_files["noise"])
+    assert has_speech(np.zeros(SR, np.float32), 8000)  # no detector at 8 kHz: decode as usual
+    assert not has_speech(np.zeros(10, np.float32), SR)  # shorter than one frame
+
+
+def test_files_without_speech_get_an_empty_transcript(speech_bundle, audio_files, quiet_files) -> None:
+    """Both engines: no words for silence or noise (but their duration), speech unchanged;
+    skip_silence=False decodes them as before."""
+    from pipeline.inference.transcriber import Transcriber
+
+    files = [quiet_files["silence"], audio_files["mono"], quiet_files["noise"]]
+    for engine in (Transcriber.from_pretrained(speech_bundle), LiteTranscriber.from_pretrained(speech_bundle)):
+        decoded = []
+        features = engine.features
+        engine.features = lambda wave, _f=features, _d=decoded: _d.append(1) or _f(wave)
+        skipped = engine.transcribe(files)
+        assert len(decoded) == 1  # only the speech file reached the model
+        assert [r.text for r in skipped[::2]] == ["", ""] and [r.words for r in skipped[::2]] == [[], []]
+        assert [round(r.duration, 2) for r in skipped[::2]] == [1.5, 1.5]
+        assert all(r.error is None for r in skipped)
+        everything = engine.transcribe(files, skip_silence=False)
+        assert len(decoded) == 4  # all three this time
+        assert everything[1].to_dict() == skipped[1].to_dict()
+
+
+def test_cli_decode_silence(speech_bundle, quiet_files, capsys) -> None:
+    from pipeline.cli import main as cli_main
+
+    noise = str(quiet_files["noise"])
+    want = LiteTranscriber.from_pretrained(speech_bundle).transcribe(noise, skip_silence=False)[0]
+    assert want.text  # this untrained model makes words of noise
+    for flags, text in (([], ""), (["--decode-silence"], want.text)):
+        assert cli_main(["transcribe", "--engine", "lite", "--model", str(speech_bundle), *flags, noise]) == 0
+        assert capsys.readouterr().out == f"{noise}\t{text}\n"

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pipeline.errors import SeqrecError
 
 log = logging.getLogger(__name__)
+
+#: A file none of whose 32 ms frames reaches this speech probability holds no speech (Silero's
+#: own threshold; long files use the same one to find speech, see ``ChunkConfig``).
+SPEECH_THRESHOLD = 0.5
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".wma", ".aiff", ".aif", ".webm"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
@@ -61,3 +68,29 @@ def bundle_section(config: dict[str, Any], key: str, kind: type = dict) -> Any:
     if not isinstance(value, kind):
         raise ValueError(f"config.yaml: '{key}' must be a {kind.__name__}, got {type(value).__name__}")
     return value
+
+
+def has_speech(wave: np.ndarray, sample_rate: int) -> bool:
+    """Whether Silero VAD hears speech anywhere in a (N,) float32 waveform of a short file.
+
+    A model decodes noise or silence into words, as any CTC model does: files with no frame
+    at :data:`SPEECH_THRESHOLD` or above get an empty transcript instead of being decoded.
+    Returns True (decode as usual) when it cannot tell: audio not at 16 kHz, or the VAD
+    package missing or altered (logged once).
+    """
+    from data_prep.vad import SileroDetector, VADError
+
+    if sample_rate != SileroDetector.sample_rate:
+        return True
+    try:
+        detector = SileroDetector()
+    except VADError as exc:
+        _warn_no_vad(str(exc))
+        return True
+    probs = np.concatenate([detector.push(np.asarray(wave, np.float32)), detector.finish()])
+    return probs.size == 0 or float(probs.max()) >= SPEECH_THRESHOLD
+
+
+@functools.lru_cache(maxsize=1)
+def _warn_no_vad(reason: str) -> None:
+    log.warning("no voice activity detector (%s): files without speech are decoded too", reason)

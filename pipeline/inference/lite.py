@@ -211,11 +211,15 @@ class LiteTranscriber:
         text = self.tokenizer.decode(hyp.token_ids)
         return text, word_timestamps(hyp, self.tokenizer, self.frame_shift, num_frames=log_probs.shape[0])
 
-    def transcribe(self, paths: list[str | Path] | str | Path, *, raise_errors: bool = False) -> list[Transcription]:
+    def transcribe(
+        self, paths: list[str | Path] | str | Path, *, raise_errors: bool = False, skip_silence: bool = True
+    ) -> list[Transcription]:
         """Transcribes files (or directories of audio files), in input order, one at a time.
 
-        A file that cannot be read or decoded gets a result with ``error`` set; the others go
-        on. With ``raise_errors=True`` the first error raises.
+        With ``skip_silence`` (default), a file in which the voice activity detector hears no
+        speech gets an empty transcript (as with the torch engine). A file that cannot be read
+        or decoded gets a result with ``error`` set; the others go on. With
+        ``raise_errors=True`` the first error raises.
         """
         if isinstance(paths, (str, Path)):
             paths = [paths]
@@ -229,8 +233,11 @@ class LiteTranscriber:
                 wave = load_waveform(path, target_sr=sr, backend="numpy")
                 if wave.size == 0:
                     raise ValueError(f"{path}: no audio samples")
-                feats = self.features(wave)
                 results[i].duration = wave.size / sr
+                if skip_silence and not common.has_speech(wave, sr):
+                    log.debug("no speech in %s: empty transcript", path)
+                    continue
+                feats = self.features(wave)
                 results[i].text, results[i].words = self.decode_features(feats)
             except Exception as exc:  # one bad file must not stop the others
                 if raise_errors:

@@ -18,6 +18,7 @@ from pipeline.inference.common import (
     bundle_section,
     check_input,
     expand_paths,
+    has_speech,
 )
 from pipeline.inference.transcription import Transcription
 
@@ -239,6 +240,7 @@ class Transcriber:
         raise_errors: bool = False,
         long_audio_s: float | None = None,
         chunking=None,
+        skip_silence: bool = True,
     ) -> Iterator[Transcription]:
         """Yields each file's result in input order, as soon as the group holding it is decoded.
 
@@ -254,6 +256,11 @@ class Transcriber:
         rules in ``chunking``, a ``ChunkConfig``), so its memory does not grow with its length;
         if it breaks off, its result holds the text before the damage and an ``error``
         (``partial``). ``long_audio_s=math.inf`` loads every file whole, as before.
+
+        With ``skip_silence`` (default), a shorter file in which the voice activity detector
+        hears no speech (:func:`~pipeline.inference.common.has_speech`) gets an empty
+        transcript instead of the words a model makes of noise; long files only ever decode
+        the stretches it hears speech in.
 
         A file that cannot be read gets a result with ``error`` set; the others go on. With
         ``raise_errors=True`` the first error raises.
@@ -298,9 +305,12 @@ class Transcriber:
                 wave = load_audio(path, target_sr=self.feature_cfg.sample_rate)
                 if wave.numel() == 0:
                     raise ValueError(f"{path}: no audio samples")
-                feats[i] = self.features(wave)
                 results[i].duration = wave.numel() / self.feature_cfg.sample_rate
-                frames += feats[i].size(0)
+                if skip_silence and not has_speech(wave.numpy(), self.feature_cfg.sample_rate):
+                    log.debug("no speech in %s: empty transcript", path)
+                else:
+                    feats[i] = self.features(wave)
+                    frames += feats[i].size(0)
             except Exception as exc:  # one bad file must not stop the others
                 fail(i, exc)
             if frames >= max_batch_frames or i == len(files) - 1:
