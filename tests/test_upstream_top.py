@@ -97,7 +97,7 @@ def test_config_checks():
 
 def test_pretrained_blocks_learn_at_a_lower_rate():
     model = _model(2)
-    groups = param_groups(model, 0.1)
+    groups = param_groups(model, 1e-3, 0.1)
     assert len(groups) == 2
     opt = adamw(groups, lr=1e-3)
     lrs = [g["lr"] for g in opt.param_groups]
@@ -106,7 +106,7 @@ def test_pretrained_blocks_learn_at_a_lower_rate():
     assert all(names[id(p)].startswith("upstream_top.") for p in opt.param_groups[1]["params"])
     assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))
     # A model without pretrained parameters keeps one group at the base rate.
-    assert [g["lr"] for g in adamw(param_groups(_model(0), 0.1), lr=1e-3).param_groups] == [1e-3]
+    assert [g["lr"] for g in adamw(param_groups(_model(0), 1e-3, 0.1), lr=1e-3).param_groups] == [1e-3]
 
 
 def test_recipe_refuses_features_that_do_not_sit_below_the_blocks():

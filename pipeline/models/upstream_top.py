@@ -56,11 +56,10 @@ class UpstreamTop(nn.Module):
 
     def forward(self, x: torch.Tensor, x_lens: torch.Tensor) -> torch.Tensor:
         t = x.shape[1]
-        windows = max(1, math.ceil(t / WINDOW_FRAMES))
-        if windows == 1:
-            return self._run(x, lengths_mask(x_lens, t))
-        step = math.ceil(t / windows)
         valid = lengths_mask(x_lens, t)
+        if t <= WINDOW_FRAMES:
+            return self._run(x, valid)
+        step = math.ceil(t / math.ceil(t / WINDOW_FRAMES))
         parts = [self._run(x[:, s : s + step], valid[:, s : s + step]) for s in range(0, t, step)]
         return torch.cat(parts, dim=1)
 

@@ -8,18 +8,17 @@ from collections.abc import Iterable
 import torch
 
 
-def param_groups(model: torch.nn.Module, pretrained_lr_scale: float) -> list[dict]:
+def param_groups(model: torch.nn.Module, lr: float, pretrained_lr_scale: float) -> list[dict]:
     """Optimizer groups: the model's ``pretrained_parameters()`` (if it has any) at
-    ``pretrained_lr_scale`` times the base learning rate, everything else at the base rate.
+    ``lr * pretrained_lr_scale``, everything else at ``lr``.
 
-    The scale is applied through each group's ``lr`` when the optimizer is built, so a
-    LambdaLR schedule multiplies both groups by the same factor.
+    A LambdaLR schedule then multiplies both groups' rates by the same factor.
     """
     pretrained = list(getattr(model, "pretrained_parameters", list)())
     ids = {id(p) for p in pretrained}
     rest = [p for p in model.parameters() if id(p) not in ids]
-    return [{"params": rest}] + (
-        [{"params": pretrained, "lr_scale": pretrained_lr_scale}] if pretrained else []
+    return [{"params": rest, "lr": lr}] + (
+        [{"params": pretrained, "lr": lr * pretrained_lr_scale}] if pretrained else []
     )
 
 
@@ -30,14 +29,11 @@ def adamw(params: Iterable, **kwargs) -> torch.optim.AdamW:
     11.6 -> 1.85 ms a step), on CUDA it saves kernel launches. It takes the same arguments
     (``lr``, ``betas``, ``weight_decay``) and works with ``GradScaler``; parameters on a device
     without a fused kernel (e.g. MPS on old torch) fall back to the default implementation.
+    ``params`` may be parameters or optimizer groups (see :func:`param_groups`).
     """
     groups = list(params)
     if groups and not isinstance(groups[0], dict):
         groups = [{"params": groups}]
-    for group in groups:  # a group's lr_scale (see param_groups) becomes its own lr
-        scale = group.pop("lr_scale", None)
-        if scale is not None:
-            group["lr"] = kwargs.get("lr", 1e-3) * scale
     flat = [p for g in groups for p in g["params"]]
     devices = {p.device.type for p in flat}
     fused = devices <= {"cpu", "cuda"} and all(p.is_floating_point() for p in flat)

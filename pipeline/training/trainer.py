@@ -219,7 +219,7 @@ class Trainer:
         self.dev_loader = dev_loader
         self.total_steps = max(cfg.max_epochs * len(self.sampler), 1)
         self.optimizer = adamw(
-            param_groups(self.model, cfg.pretrained_lr_scale),
+            param_groups(self.model, cfg.lr, cfg.pretrained_lr_scale),
             lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay,
         )  # fmt: skip
         self.scheduler = warmup_cosine(

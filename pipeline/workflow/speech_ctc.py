@@ -93,15 +93,14 @@ class SpeechRecipe(Recipe):
             )
 
         blocks = cfg.model.upstream_blocks
-        if blocks:
-            top = cfg.features._upstream_spec().num_layers if cfg.features.is_upstream else None
-            if top is None or cfg.features.upstream_layers != top - blocks:
-                want = f"features.upstream_layers={top - blocks}" if top and top > blocks else (
-                    f"an upstream of more than {blocks} blocks")
-                raise ValueError(
-                    f"model.upstream_blocks={blocks} trains the top {blocks} upstream blocks, so "
-                    f"the features must be the hidden state below them: set {want}"
-                )
+        top = cfg.features._upstream_spec().num_layers if cfg.features.is_upstream else 0
+        if blocks and (top <= blocks or cfg.features.upstream_layers != top - blocks):
+            want = f"features.upstream_layers={top - blocks}" if top > blocks else (
+                f"an upstream features.kind of more than {blocks} blocks")  # fmt: skip
+            raise ValueError(
+                f"model.upstream_blocks={blocks} trains the top {blocks} upstream blocks, so "
+                f"the features must be the hidden state below them: set {want}"
+            )
 
     # ------------------------------------------------------------------ paths
     def store_dir(self, split: str, speed: float = 1.0, copy: int = 0) -> Path:
@@ -247,9 +246,10 @@ class SpeechRecipe(Recipe):
         dev = self.dataset("dev")
         torch.manual_seed(self.cfg.train.seed)  # the initial weights, whatever ran before in this process
         model = self.build_model()
-        mean, std = compute_cmvn(FeatureStore(self.store_dir("train")))
-        model.cmvn.set_stats(torch.from_numpy(mean), torch.from_numpy(std))
-        if model.upstream_top is not None:  # start from the upstream's own top blocks
+        if model.upstream_top is None:
+            mean, std = compute_cmvn(FeatureStore(self.store_dir("train")))
+            model.cmvn.set_stats(torch.from_numpy(mean), torch.from_numpy(std))
+        else:  # no CMVN (the blocks end in their own LayerNorm); start from the upstream's blocks
             from data_prep.whisper_upstream import WhisperUpstream
 
             model.upstream_top.load_pretrained(WhisperUpstream.from_name(self.cfg.features.kind).encoder)
