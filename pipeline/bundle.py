@@ -11,10 +11,10 @@ only :meth:`Bundle.load_weights` and :func:`save_bundle` need it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -171,7 +171,13 @@ def save_bundle(
     from safetensors import SafetensorError
     from safetensors.torch import save_file
 
-    from pipeline.io_utils import current_umask, fsync_dir, remove_stale_temps, temp_prefix
+    from pipeline.io_utils import (
+        current_umask,
+        fsync_dir,
+        make_temp_dir,
+        remove_stale_temps,
+        seal_temp_dir,
+    )
 
     out_dir = Path(out_dir)
     files = dict(files or {})
@@ -185,8 +191,10 @@ def save_bundle(
     old = out_dir.with_name(f".{out_dir.name}.old")
     if not out_dir.exists() and (old / CONFIG_NAME).is_file():
         os.replace(old, out_dir)  # a kill between the two renames below stranded it there
+    for existing in (out_dir, old):
+        _check_replaceable(existing)
     remove_stale_temps(out_dir)
-    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(out_dir), dir=out_dir.parent))
+    tmp = make_temp_dir(out_dir)
     try:
         for name, state in weights.items():
             tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
@@ -203,9 +211,10 @@ def save_bundle(
         os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; give the usual permissions
         for name in [*weights, *files]:  # safetensors writes 0600
             os.chmod(tmp / name, 0o666 & ~current_umask())
+        seal_temp_dir(tmp)
         fsync_dir(tmp)
         if out_dir.exists():
-            shutil.rmtree(old, ignore_errors=True)
+            _remove_bundle_dir(old)
             os.replace(out_dir, old)
         os.replace(tmp, out_dir)
         fsync_dir(out_dir.parent)
@@ -216,8 +225,48 @@ def save_bundle(
             kept = "the previous bundle is unchanged" if out_dir.exists() else "nothing was written"
             raise BundleError(f"{out_dir}: cannot write bundle: {reason} ({kept})") from exc
         raise
-    shutil.rmtree(old, ignore_errors=True)
+    _remove_bundle_dir(old)
     return out_dir
+
+
+def _bundle_entries(path: Path) -> list[Path] | None:
+    """The entries of a directory that is a seqrec bundle (flat, regular files, a config.yaml),
+    or None when ``path`` is anything else."""
+    try:
+        if not stat.S_ISDIR(path.lstat().st_mode):
+            return None
+        entries = list(path.iterdir())
+        if any(not stat.S_ISREG(e.lstat().st_mode) for e in entries):
+            return None
+    except OSError:
+        return None
+    return entries if any(e.name == CONFIG_NAME for e in entries) else None
+
+
+def _check_replaceable(path: Path) -> None:
+    """Refuses to save over ``path`` unless it is absent, empty or a bundle: a directory of the
+    user's own (or a file) is never replaced or deleted."""
+    if not path.exists() and not path.is_symlink():
+        return
+    if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+        return
+    if _bundle_entries(path) is None:
+        raise BundleError(
+            f"{path}: exists and is not a seqrec bundle (a flat folder with {CONFIG_NAME}); "
+            "refusing to replace it: move it away or choose another output"
+        )
+
+
+def _remove_bundle_dir(path: Path) -> None:
+    """Deletes a previous bundle (its files, then the folder); anything else is left alone."""
+    entries = _bundle_entries(path)
+    if entries is None:
+        with contextlib.suppress(OSError):
+            path.rmdir()  # an empty folder
+        return
+    for entry in entries:
+        entry.unlink(missing_ok=True)
+    path.rmdir()
 
 
 def _fsync_file(path: Path) -> None:

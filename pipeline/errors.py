@@ -9,9 +9,21 @@ command line and the recipes show it.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class SeqrecError(Exception):
     """Base of the errors written for users; the first line of the message says it all."""
+
+
+class InputError(SeqrecError, ValueError):
+    """An input path cannot be used (missing, not a regular file, a directory with no media);
+    the message is ``<path>: <reason>``."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = " ".join(str(reason).split())
+        super().__init__(f"{self.path}: {self.reason}")
 
 
 def one_line(exc: BaseException) -> str:

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import socket
 import tempfile
 from collections.abc import Callable, Iterator
@@ -32,7 +31,7 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=TEMP_FILE_SUFFIX, dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, mode) as fh:
@@ -50,13 +49,40 @@ def _host_tag() -> str:
     return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:32] or "host"
 
 
-def temp_prefix(path: str | Path) -> str:
-    """The name prefix of temporary siblings of ``path``: ``.<name>.<pid>@<host>.``.
+#: The token in every temporary name seqrec makes; a name without it is never cleaned up.
+TEMP_TOKEN = "seqrec-tmp"
+#: The suffixes of seqrec's temporary files and directories (:func:`temp_prefix`).
+TEMP_FILE_SUFFIX, TEMP_DIR_SUFFIX = ".tmp", ".tmpdir"
+#: The file every temporary directory holds from its creation until it is renamed into place.
+TEMP_DIR_MARKER = ".seqrec-partial"
 
-    The owner's pid and host let :func:`remove_stale_temps` tell an abandoned temporary
-    (its process is gone) from one another process is writing right now.
+
+def temp_prefix(path: str | Path) -> str:
+    """The name prefix of temporary siblings of ``path``: ``.<name>.seqrec-tmp-<pid>@<host>.``.
+
+    ``tempfile.mkstemp``/``mkdtemp`` add 8 random characters and the suffix
+    (:data:`TEMP_FILE_SUFFIX` or :data:`TEMP_DIR_SUFFIX`). The owner's pid and host let
+    :func:`remove_stale_temps` tell an abandoned temporary (its process is gone) from one
+    another process is writing right now.
     """
-    return f".{Path(path).name}.{os.getpid()}@{_host_tag()}."
+    return f".{Path(path).name}.{TEMP_TOKEN}-{os.getpid()}@{_host_tag()}."
+
+
+def make_temp_dir(path: str | Path) -> Path:
+    """A new temporary sibling directory of ``path`` (to be renamed over it when complete).
+
+    It holds :data:`TEMP_DIR_MARKER` from the start, which :func:`remove_stale_temps` requires
+    before it removes an abandoned one; call :func:`seal_temp_dir` before the rename.
+    """
+    path = Path(path)
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(path), suffix=TEMP_DIR_SUFFIX, dir=path.parent))
+    (tmp / TEMP_DIR_MARKER).touch()
+    return tmp
+
+
+def seal_temp_dir(tmp: str | Path) -> None:
+    """Removes the marker of a temporary directory from :func:`make_temp_dir` before its rename."""
+    Path(tmp, TEMP_DIR_MARKER).unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -107,19 +133,32 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _stale_pattern(name: str) -> re.Pattern[str]:
+    suffixes = "|".join(re.escape(x) for x in (TEMP_FILE_SUFFIX, TEMP_DIR_SUFFIX))
+    return re.compile(
+        rf"^\.(?:{name})\.{TEMP_TOKEN}-(\d+)@([A-Za-z0-9-]+)\.[a-z0-9_]{{8}}({suffixes})$"
+    )
+
+
 def remove_stale_temps(path: str | Path, *, whole_dir: bool = False) -> list[Path]:
-    """Removes temporaries (files or directories) whose writer on this host is dead.
+    """Removes temporaries that this program made and whose writer on this host is dead.
+
+    Only what seqrec itself created is ever removed: an entry must carry the whole name
+    :func:`temp_prefix` gives (with :data:`TEMP_TOKEN`, 8 random characters and seqrec's
+    suffix), belong to this user, name a dead process on this host, and be either a regular
+    file ending in :data:`TEMP_FILE_SUFFIX` or a directory ending in :data:`TEMP_DIR_SUFFIX`
+    that still holds :data:`TEMP_DIR_MARKER` and nothing but regular files. Anything else that
+    looks alike (a user's ``.notes.999@host.bak``, a folder with sub-folders, a symlink) stays.
 
     Args:
-        path: The target whose temporaries (named by :func:`temp_prefix`) are cleared.
+        path: The target whose temporaries are cleared.
         whole_dir: Clear abandoned temporaries of every target in ``path``'s directory.
 
     Returns:
         The paths removed.
     """
     path = Path(path)
-    name = r".+" if whole_dir else re.escape(path.name)
-    pattern = re.compile(rf"^\.{name}\.(\d+)@([A-Za-z0-9-]+)\.")
+    pattern = _stale_pattern(r".+" if whole_dir else re.escape(path.name))
     host = _host_tag()
     removed: list[Path] = []
     try:
@@ -134,14 +173,35 @@ def remove_stale_temps(path: str | Path, *, whole_dir: bool = False) -> list[Pat
         if pid == os.getpid() or _pid_alive(pid):
             continue
         with contextlib.suppress(OSError):
-            if sib.is_dir() and not sib.is_symlink():
-                shutil.rmtree(sib)
-            else:
-                sib.unlink()
-            removed.append(sib)
+            if _remove_own_temp(sib, is_dir=m.group(3) == TEMP_DIR_SUFFIX):
+                removed.append(sib)
     if removed:
         log.info("removed %d temporary file(s) left by killed writers in %s", len(removed), path.parent)
     return removed
+
+
+def _remove_own_temp(entry: Path, *, is_dir: bool) -> bool:
+    """Removes one abandoned temporary if it has the shape seqrec gives it; True if removed."""
+    import stat
+
+    st = entry.lstat()
+    if st.st_uid != os.getuid():
+        return False
+    if not is_dir:
+        if not stat.S_ISREG(st.st_mode):
+            return False
+        entry.unlink()
+        return True
+    if not stat.S_ISDIR(st.st_mode):
+        return False
+    children = list(entry.iterdir())
+    names = {c.name for c in children}
+    if TEMP_DIR_MARKER not in names or not all(stat.S_ISREG(c.lstat().st_mode) for c in children):
+        return False
+    for child in children:
+        child.unlink()
+    entry.rmdir()
+    return True
 
 
 def fsync_dir(path: str | Path) -> None:

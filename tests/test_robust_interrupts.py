@@ -375,7 +375,7 @@ def test_disk_full_during_save_bundle_keeps_the_previous_bundle(tmp_path: Path, 
 
 def test_bundle_temporaries_of_a_killed_save_are_cleared(tmp_path: Path) -> None:
     from pipeline.bundle import load_bundle, save_bundle
-    from pipeline.io_utils import temp_prefix
+    from pipeline.io_utils import make_temp_dir
 
     out = tmp_path / "bundle"
     cfg, weights = {"kind": "speech_ctc", "weights": "model.safetensors"}, {"model.safetensors": {"w": torch.zeros(2)}}
@@ -383,9 +383,9 @@ def test_bundle_temporaries_of_a_killed_save_are_cleared(tmp_path: Path) -> None
     # A save killed between its two renames: the old bundle is parked, the new one not yet in place.
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(dead.stdout)
-    stale = tmp_path / temp_prefix(out).replace(str(os.getpid()), str(dead_pid), 1)
-    (stale.parent / (stale.name + "abc")).mkdir()
-    (stale.parent / (stale.name + "abc") / "model.safetensors").write_bytes(b"partial")
+    partial = make_temp_dir(out)
+    (partial / "model.safetensors").write_bytes(b"partial")
+    os.replace(partial, partial.with_name(partial.name.replace(str(os.getpid()), str(dead_pid), 1)))
     os.replace(out, tmp_path / ".bundle.old")
     from pipeline.bundle import BundleError
 

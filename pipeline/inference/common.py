@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.errors import SeqrecError
+from pipeline.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -20,15 +20,6 @@ SPEECH_THRESHOLD = 0.5
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".wma", ".aiff", ".aif", ".webm"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
-
-
-class InputError(SeqrecError, ValueError):
-    """A command-line input cannot be used as a whole (e.g. a directory with no media files)."""
-
-    def __init__(self, path: str | Path, reason: str) -> None:
-        self.path = str(path)
-        self.reason = " ".join(str(reason).split())
-        super().__init__(f"{self.path}: {self.reason}")
 
 
 def expand_paths(paths: Iterable[str | Path], extensions: frozenset[str]) -> list[Path]:
