@@ -40,15 +40,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from data_prep.whisper_frontend import (  # noqa: F401  (re-exported: the upstream's geometry)
+    CHUNK_SAMPLES,
+    HOP,
+    N_FFT,
+    N_MELS,
+    SAMPLE_RATE,
+    SAMPLES_PER_FRAME,
+    chunk_bounds,
+    mel_filters,
+    num_frames,
+)
 from pipeline.errors import SeqrecError, one_line
 from pipeline.io_utils import file_sha256
-
-SAMPLE_RATE = 16000
-N_FFT = 400
-HOP = 160
-N_MELS = 80
-CHUNK_SAMPLES = 30 * SAMPLE_RATE  # 480000 samples -> 3000 mel frames -> 1500 encoder frames
-SAMPLES_PER_FRAME = 2 * HOP  # one encoder frame per 20 ms (50 Hz)
 
 
 @dataclass(frozen=True)
@@ -85,11 +89,6 @@ UPSTREAMS: dict[str, UpstreamSpec] = {
 
 class UpstreamError(SeqrecError, RuntimeError):
     """An upstream's weights cannot be found or trusted; the one-line message says why."""
-
-
-def num_frames(num_samples: int) -> int:
-    """Encoder frames for ``num_samples`` of 16 kHz audio: ceil((N // 160) / 2)."""
-    return (num_samples // HOP + 1) // 2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,32 +215,6 @@ def verify(path: str | Path, sha256: str | None, size_bytes: int | None = None) 
 # ---------------------------------------------------------------------------------------------
 
 
-def _hz_to_mel(f: np.ndarray) -> np.ndarray:
-    """Slaney's mel scale: linear (200/3 Hz per mel) below 1 kHz, logarithmic above."""
-    f = np.asarray(f, dtype=np.float64)
-    log_part = 15.0 + np.log(np.maximum(f, 1e-10) / 1000.0) / (np.log(6.4) / 27.0)
-    return np.where(f < 1000.0, f * 3.0 / 200.0, log_part)
-
-
-def _mel_to_hz(m: np.ndarray) -> np.ndarray:
-    m = np.asarray(m, dtype=np.float64)
-    return np.where(m < 15.0, m * 200.0 / 3.0, 1000.0 * np.exp((m - 15.0) * np.log(6.4) / 27.0))
-
-
-def slaney_mel_filters(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
-    """(n_mels, n_fft // 2 + 1) triangular filters on Slaney's scale, area-normalised.
-
-    The same filters as ``librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)`` (checked in
-    the tests), computed here so that librosa is not imported at run time.
-    """
-    bins = np.linspace(0.0, sr / 2, n_fft // 2 + 1)
-    edges = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sr / 2), n_mels + 2))
-    rising = (bins[None, :] - edges[:-2, None]) / np.diff(edges)[:-1, None]
-    falling = (edges[2:, None] - bins[None, :]) / np.diff(edges)[1:, None]
-    tri = np.maximum(0.0, np.minimum(rising, falling))
-    return (tri * (2.0 / (edges[2:] - edges[:-2]))[:, None]).astype(np.float32)
-
-
 class WhisperFrontEnd(nn.Module):
     """Whisper's log-mel: (N,) or (B, N) float32 16 kHz -> (80, N // 160) or (B, 80, N // 160).
 
@@ -253,7 +226,7 @@ class WhisperFrontEnd(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        mel = torch.from_numpy(slaney_mel_filters(SAMPLE_RATE, N_FFT, N_MELS)).float()
+        mel = torch.from_numpy(mel_filters()).float()
         self.register_buffer("mel_filters", mel, persistent=False)
         self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
 
@@ -345,14 +318,26 @@ class WhisperEncoder(nn.Module):
     def train(self, mode: bool = True) -> WhisperEncoder:  # always frozen, always eval
         return super().train(False)
 
-    def forward(self, mel: torch.Tensor) -> list[torch.Tensor]:
-        x = F.gelu(self.conv2(F.gelu(self.conv1(mel)))).transpose(1, 2)  # (B, T, D)
+    def forward(self, mel: torch.Tensor, mel_lengths: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """mel (B, 80, T_mel) -> hidden states (see the class docstring).
+
+        ``mel_lengths`` (B,): the valid mel frames of each zero-padded window. Each window then
+        gives, on its first ceil(length / 2) frames, what it gives alone: the stem sees zeros
+        past its end (as its own padding) and attention hides the padded frames.
+        """
+        h = F.gelu(self.conv1(mel))
+        valid = None
+        if mel_lengths is not None:
+            h = h * (torch.arange(mel.shape[-1], device=mel.device)[None, :] < mel_lengths[:, None])[:, None, :]
+        x = F.gelu(self.conv2(h)).transpose(1, 2)  # (B, T, D)
         if x.shape[1] > self.positions.shape[0]:
             raise ValueError(f"{mel.shape[-1]} mel frames exceed the 30 s encoder window")
+        if mel_lengths is not None:
+            valid = torch.arange(x.shape[1], device=mel.device)[None, :] < ((mel_lengths + 1) // 2)[:, None]
         x = x + self.positions[: x.shape[1]]
         hidden = [x]
         for i, block in enumerate(self.blocks):
-            x = block(x)
+            x = block(x, valid)
             hidden.append(self.norm(x) if i == len(self.blocks) - 1 else x)
         return hidden
 
@@ -414,21 +399,8 @@ class WhisperUpstream:
         """(path, sha256) of the weights file, for stage hashes and bundles."""
         return str(self.path), self.sha256
 
-    @staticmethod
-    def chunk_bounds(num_samples: int) -> list[tuple[int, int]]:
-        """Near-equal chunks of <= 30 s, all but the last a multiple of 320 samples.
-
-        (start, stop) sample pairs covering [0, num_samples) with no gap or overlap; the last
-        chunk is never shorter than 1 s unless it is the only one.
-        """
-        n = max(1, math.ceil(num_samples / CHUNK_SAMPLES))
-        step = math.ceil(num_samples / n / SAMPLES_PER_FRAME) * SAMPLES_PER_FRAME
-        bounds = [(s, min(s + step, num_samples)) for s in range(0, num_samples, step)]
-        if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < SAMPLE_RATE:  # only for hours
-            start = bounds[-2][0]
-            mid = start + (num_samples - start) // (2 * SAMPLES_PER_FRAME) * SAMPLES_PER_FRAME
-            bounds[-2:] = [(start, mid), (mid, num_samples)]
-        return bounds
+    #: Near-equal windows of at most 30 s (:func:`data_prep.whisper_frontend.chunk_bounds`).
+    chunk_bounds = staticmethod(chunk_bounds)
 
     def __call__(self, wave, layers: tuple[int, ...] | None = None) -> np.ndarray:
         """wave (N,) float at 16 kHz, N > 200 -> float32 (num_frames(N), len(layers), dim)."""

@@ -15,8 +15,8 @@ from data_prep.whisper_upstream import (
     WhisperFrontEnd,
     WhisperUpstream,
     locate,
+    mel_filters,
     num_frames,
-    slaney_mel_filters,
 )
 
 SR = 16000
@@ -45,7 +45,7 @@ def test_registry_and_file_info(upstream):
 def test_mel_filters_match_librosa():
     librosa = pytest.importorskip("librosa")
     ref = librosa.filters.mel(sr=SR, n_fft=400, n_mels=80)
-    np.testing.assert_allclose(slaney_mel_filters(SR, 400, 80), ref, atol=1e-7)
+    np.testing.assert_allclose(mel_filters(), ref, atol=1e-7)
 
 
 def test_front_end_matches_librosa_formula():
@@ -145,7 +145,8 @@ def test_parity_with_ctranslate2(upstream):
     with torch.inference_mode():
         ours = upstream.encoder(mel)[-1].numpy()
     assert ref.shape == ours.shape == (1, 150, 384)
-    assert np.abs(ref - ours).max() < 2e-4
+    # float32 GEMM kernels differ by CPU (2e-4 on an Intel Xeon, 2.9e-4 on an AMD EPYC).
+    assert np.abs(ref - ours).max() < 1e-3
 
 
 # --- file errors: always on a copy in tmp_path -------------------------------------------------
@@ -214,3 +215,26 @@ def test_package_not_installed():
 def test_unknown_upstream_name():
     with pytest.raises(UpstreamError, match="unknown upstream"):
         WhisperUpstream.from_name("whisper_huge")
+
+
+def test_numpy_front_end_matches_torch():
+    """The torch-free log-mel (lite engine) gives the torch front end's numbers."""
+    from data_prep.whisper_frontend import log_mel
+
+    for n in (201, 3 * SR + 77, 30 * SR):
+        wave = _tone(n, seed=n)
+        ref = WhisperFrontEnd()(torch.from_numpy(wave)).numpy()
+        np.testing.assert_allclose(log_mel(wave), ref, atol=2e-5)
+
+
+def test_padded_windows_give_each_windows_own_frames(upstream):
+    """Windows zero-padded into one batch, with their lengths, give what each gives alone."""
+    from data_prep.whisper_frontend import window_batch
+
+    wave = _tone(47 * SR + 123, seed=3)  # two windows of unequal length
+    mel, lengths, index = window_batch(wave)
+    assert mel.shape[0] == 2 and lengths[0] != lengths[1] and len(index) == num_frames(len(wave))
+    with torch.inference_mode():
+        hidden = upstream.encoder(torch.from_numpy(mel), torch.from_numpy(lengths))
+    flat = hidden[-1].reshape(-1, SPEC.dim)[torch.from_numpy(index)].numpy()
+    np.testing.assert_allclose(flat, upstream(wave)[:, -1], atol=1e-3)

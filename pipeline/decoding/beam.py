@@ -1,49 +1,23 @@
-"""CTC beam search through torchaudio's flashlight-text decoder: lexicon-free, or with a
-lexicon and a word n-gram LM (KenLM, loaded from ARPA or KenLM binary).
+"""CTC beam search for torch tensors: lexicon-free, or with a lexicon and a word n-gram LM.
 
-Flashlight wants a blank token and a silence (word-boundary) token. Our blank keeps its name;
-our space is renamed to the silence token (``"|"``) in the list handed to flashlight, so the
-decoder's ids are our ids and a token-level KenLM sees the usual ``|`` word boundary.
-
-Flashlight pads every path with a silence at virtual frames -1 and T; those sentinels are
-dropped, so a leading or trailing space never appears in the result.
+A thin adapter over :class:`pipeline.decoding.flashlight.FlashlightSearch` (flashlight-text
+directly, in numpy), which the torch-free engine uses too: the same search, the same results.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import Tensor
 
+from pipeline.decoding.flashlight import FlashlightSearch, SearchResult, quiet_stderr  # noqa: F401
 from pipeline.decoding.greedy import check_batch
 from pipeline.decoding.types import CTCHypothesis
 
 logger = logging.getLogger(__name__)
-
-
-@contextlib.contextmanager
-def quiet_stderr() -> Iterator[None]:
-    """Silences native code writing to file descriptor 2 (KenLM's progress bars)."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no real stderr (embedded interpreter): nothing to silence
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 class BeamSearchDecoder:
@@ -55,7 +29,7 @@ class BeamSearchDecoder:
     ``acoustic + lm_weight * lm + word_score * words``); its spelling units let unlisted words
     through at their own LM cost.
 
-    The flashlight decoder is built once here (it holds native state) and reused by every call.
+    The flashlight search is built once here (it holds native state) and reused by every call.
     One instance must not be used from several threads at once.
 
     Args:
@@ -72,7 +46,9 @@ class BeamSearchDecoder:
         log_add: Merge paths that reach the same prefix by log-sum-exp (true CTC prefix
             probabilities) instead of keeping only the best one (Viterbi).
         nbest: Hypotheses returned per sequence by ``decode_nbest``.
-        lexicon: Optional path to a lexicon file (word-level decoding); needs ``lm``.
+        lexicon: Optional lexicon (word-level decoding; needs ``lm``): a file of
+            :mod:`pipeline.decoding.lexicon`, or what :func:`~pipeline.decoding.lexicon.read_lexicon`
+            returns (word -> spelling).
         beam_size_token: Tokens tried per frame, the likeliest first (None: all of them).
         unk_score: Score of flashlight's own unknown-word path (a prefix of a listed word
             ending a word); -inf (default) turns it off.
@@ -96,68 +72,30 @@ class BeamSearchDecoder:
         sil_score: float = 0.0,
         log_add: bool = True,
         nbest: int = 1,
-        lexicon: str | Path | None = None,
+        lexicon: str | Path | dict[str, list[str]] | None = None,
         unk_score: float = float("-inf"),
         beam_size_token: int | None = None,
     ) -> None:
-        from torchaudio.models.decoder import ctc_decoder
-
-        tokens = list(tokens)
-        if blank not in tokens:
-            raise ValueError(f"blank token {blank!r} is not in the token list")
-        if space not in tokens:
-            raise ValueError(f"space token {space!r} is not in the token list")
-        if len(set(tokens)) != len(tokens):
-            raise ValueError("token list has duplicates")
-        if beam_size < 1 or nbest < 1:
-            raise ValueError(f"beam_size ({beam_size}) and nbest ({nbest}) must be >= 1")
         if lm is not None and not Path(lm).is_file():
             raise FileNotFoundError(f"{lm}: KenLM model file not found")
-        if lexicon is not None and not Path(lexicon).is_file():
-            raise FileNotFoundError(f"{lexicon}: lexicon file not found")
-        if lexicon is not None and lm is None:
-            raise ValueError("a lexicon needs a word-level lm")
+        if isinstance(lexicon, (str, Path)):
+            from pipeline.decoding.lexicon import read_lexicon
+            from pipeline.tokenizer import CharTokenizer
 
-        self.tokens = tokens
-        self.blank_id = tokens.index(blank)
-        self.space_id = tokens.index(space)
+            if not Path(lexicon).is_file():
+                raise FileNotFoundError(f"{lexicon}: lexicon file not found")
+            lexicon = read_lexicon(lexicon, CharTokenizer.from_list(list(tokens)))
+        self.tokens = list(tokens)
         self.beam_size = beam_size
-        self.nbest = nbest
-        self.word_level = lexicon is not None
-
-        sil = "|"
-        while sil in tokens:
-            sil += "|"
-        if lexicon is not None and sil != "|":
-            raise ValueError(
-                "word-level decoding needs a token list without '|' (the lexicon's word boundary)"
-            )
-        fl_tokens = [sil if i == self.space_id else tok for i, tok in enumerate(tokens)]
-        with quiet_stderr():  # KenLM prints loading progress bars on stderr
-            self._decoder: Any = ctc_decoder(
-                lexicon=None if lexicon is None else str(lexicon),
-                tokens=fl_tokens,
-                lm=None if lm is None else str(lm),
-                nbest=nbest,
-                beam_size=beam_size,
-                beam_size_token=beam_size_token,
-                beam_threshold=beam_threshold,
-                lm_weight=lm_weight,
-                word_score=word_score,
-                sil_score=sil_score,
-                log_add=log_add,
-                blank_token=blank,
-                sil_token=sil,
-                unk_score=unk_score,
-            )
-        logger.debug(
-            "built CTC beam decoder: V=%d beam=%d threshold=%.1f lm=%s lexicon=%s",
-            len(tokens),
-            beam_size,
-            beam_threshold,
-            lm,
-            lexicon,
-        )
+        self._search = FlashlightSearch(
+            self.tokens, blank=blank, space=space, beam_size=beam_size, beam_size_token=beam_size_token,
+            beam_threshold=beam_threshold, lm=lm, lexicon=lexicon, lm_weight=lm_weight, word_score=word_score,
+            sil_score=sil_score, unk_score=unk_score, log_add=log_add, nbest=nbest,
+        )  # fmt: skip
+        self.blank_id, self.space_id = self._search.blank_id, self._search.space_id
+        self.nbest, self.word_level = nbest, self._search.word_level
+        logger.debug("built CTC beam decoder: V=%d beam=%d threshold=%.1f lm=%s lexicon=%s",
+                     len(self.tokens), beam_size, beam_threshold, lm, lexicon is not None)  # fmt: skip
 
     def decode(self, log_probs: Tensor, lengths: Tensor | None = None) -> list[CTCHypothesis]:
         """Best hypothesis per sequence.
@@ -180,46 +118,12 @@ class BeamSearchDecoder:
             raise ValueError(
                 f"log_probs has V={log_probs.shape[-1]}, decoder has {len(self.tokens)} tokens"
             )
-        batch, num_frames, _ = log_probs.shape
-        if num_frames == 0:
-            return [[CTCHypothesis()] for _ in range(batch)]
-        emissions = log_probs.detach().to("cpu", torch.float32).contiguous()
-        if self.word_level:
-            emissions, dec_lengths = self._close_last_word(emissions, lengths)
-        else:
-            dec_lengths = lengths
-        results = self._decoder(emissions, dec_lengths.to(torch.int32))
-        out = []
-        for b, nbest in enumerate(results):
-            length = int(lengths[b])
-            hyps = [self._convert(h, length) for h in nbest]
-            out.append(hyps or [CTCHypothesis()])
-        return out
+        emissions = log_probs.detach().to("cpu", torch.float32).numpy()
+        return [
+            [_hypothesis(r) for r in self._search.search(emissions[b, : int(lengths[b])])]
+            for b in range(emissions.shape[0])
+        ]
 
-    def _close_last_word(self, emissions: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        """Appends one frame that is certainly a space after each sequence's last frame.
 
-        Lexicon spellings end with the word boundary, and a word counts only once it is
-        complete; CTC models emit no space after the last word, so without this frame the
-        decoder would drop it. The frame lies past ``length`` and is dropped from the result.
-        """
-        batch, num_frames, vocab = emissions.shape
-        out = torch.full((batch, num_frames + 1, vocab), -1e4)
-        out[:, :num_frames] = emissions
-        rows = torch.arange(batch)
-        out[rows, lengths.long()] = -1e4
-        out[rows, lengths.long(), self.space_id] = 0.0
-        return out, lengths + 1
-
-    def _convert(self, hyp: Any, length: int) -> CTCHypothesis:
-        """Drops flashlight's sentinel silences and shifts its timesteps to our frames."""
-        token_ids: list[int] = []
-        frames: list[int] = []
-        for tok, step in zip(hyp.tokens.tolist(), hyp.timesteps.tolist(), strict=True):
-            # Timestep 0 is the start sentinel and length + 1 the end sentinel; a real
-            # space on the first or last frame merges into them, which loses nothing.
-            if step <= 0 or step > length:
-                continue
-            token_ids.append(int(tok))
-            frames.append(int(step) - 1)
-        return CTCHypothesis(token_ids=token_ids, frames=frames, score=float(hyp.score))
+def _hypothesis(result: SearchResult) -> CTCHypothesis:
+    return CTCHypothesis(token_ids=result.token_ids, frames=result.frames, score=result.score)
