@@ -29,6 +29,7 @@ import numpy as np
 import soundfile as sf
 
 from pipeline.errors import SeqrecError
+from pipeline.limits import LimitError, current_limits
 
 if TYPE_CHECKING:
     import torch
@@ -68,6 +69,18 @@ class AudioError(SeqrecError):
         super().__init__(f"{self.path}: {self.reason}")
 
 
+class AudioTooLong(AudioError):
+    """The audio runs past ``limit`` seconds, counted while decoding (whatever its header says).
+
+    Raised by :func:`load_waveform` with ``max_seconds``: a whole-file reader that will not
+    hold more; the caller can read the file block-wise instead (a long recording).
+    """
+
+    def __init__(self, path: str | Path, limit: float, note: str = "") -> None:
+        self.limit = limit
+        super().__init__(path, f"the audio runs past {limit:g} s{note}")
+
+
 @dataclass(frozen=True)
 class AudioInfo:
     """What a file holds, read from its header (or from ffprobe).
@@ -85,44 +98,55 @@ class AudioInfo:
     frames: int
 
 
-def load_audio(path: str | Path, target_sr: int = 16000) -> torch.Tensor:
+def load_audio(path: str | Path, target_sr: int = 16000, *, max_seconds: float | None = None) -> torch.Tensor:
     """Reads an audio (or video) file as a mono waveform tensor (see :func:`load_waveform`).
 
     Args:
         path: Any file soundfile or ffmpeg can decode.
         target_sr: Output sample rate in Hz.
+        max_seconds: See :func:`load_waveform`.
 
     Returns:
         (N,) float32 tensor with values in [-1, 1], sampled at ``target_sr``.
 
     Raises:
         AudioError: missing/unreadable/empty file, no audio stream, undecodable data.
+        AudioTooLong: more than ``max_seconds`` of audio.
+        LimitError: more than the run's ``max_audio_s`` of audio.
         ValueError: ``target_sr`` is not a positive integer.
     """
     import torch
 
-    return torch.from_numpy(load_waveform(path, target_sr))
+    return torch.from_numpy(load_waveform(path, target_sr, max_seconds=max_seconds))
 
 
 def load_waveform(
-    path: str | Path, target_sr: int = 16000, *, backend: Literal["torch", "numpy"] = "torch"
-) -> np.ndarray:
+    path: str | Path, target_sr: int = 16000, *, backend: Literal["torch", "numpy"] = "torch",
+    max_seconds: float | None = None,
+) -> np.ndarray:  # fmt: skip
     """Reads an audio (or video) file as a mono numpy waveform.
 
     Multi-channel audio is averaged to mono, then resampled to ``target_sr``. NaN/inf samples
     become 0 and float samples outside [-1, 1] are clipped, each with a warning naming the file.
+
+    The length is counted while decoding, never taken from the header (a header may claim 10 s
+    for three hours): the reading stops as soon as the audio runs past ``max_seconds`` or the
+    run's ``max_audio_s`` (:mod:`pipeline.limits`), so memory is bounded by the smaller.
 
     Args:
         path: Any file soundfile or ffmpeg can decode.
         target_sr: Output sample rate in Hz.
         backend: The resampler: ``"torch"`` (torchaudio) or ``"numpy"`` (:func:`resample_sinc`,
             the same kernel, without importing torch).
+        max_seconds: The most audio to read whole (None: up to ``max_audio_s``).
 
     Returns:
         (N,) float32 array with values in [-1, 1], sampled at ``target_sr``.
 
     Raises:
         AudioError: missing/unreadable/empty file, no audio stream, undecodable data.
+        AudioTooLong: more than ``max_seconds`` of audio (when that is below ``max_audio_s``).
+        LimitError: more than ``max_audio_s`` of audio.
         ValueError: ``target_sr`` is not a positive integer, or an unknown ``backend``.
     """
     if int(target_sr) != target_sr or target_sr <= 0:
@@ -132,6 +156,15 @@ def load_waveform(
     target_sr = int(target_sr)
     path = Path(path)
     _check_file(path)
+    limit_s = current_limits().max_audio_s
+    cap_s = limit_s if max_seconds is None else min(float(max_seconds), limit_s)
+
+    def too_long() -> AudioError | LimitError:
+        if cap_s < limit_s:
+            return AudioTooLong(path, cap_s)
+        return LimitError(path, f"the audio runs past {limit_s:g} s", "max_audio_s", limit_s)
+
+    bound = _Bound(cap_s, too_long)
     try:
         with sf.SoundFile(str(path)) as fh:
             sr = fh.samplerate
@@ -142,16 +175,16 @@ def load_waveform(
                     path, f"implausible sample rate {sr} Hz in the header (expected "
                     f"{MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz; is the file corrupt?)"
                 )
-            mono = _read_mono(fh)
+            mono = _read_mono(fh, bound.frames(sr), bound.error)
     except sf.LibsndfileError as exc:
         sf_reason = _sf_reason(exc)
         log.debug("%s: soundfile cannot read it (%s); trying ffmpeg", path, sf_reason)
-        wave = _ffmpeg_decode(path, target_sr, sf_reason)
+        wave = _ffmpeg_decode(path, target_sr, sf_reason, bound=bound)
         return _sanitize(wave, path, is_float=True)
     if mono.size == 0:
         # A header may claim 0 samples while data follows (some streaming writers do this);
         # ffmpeg reads such a file to its end, and finds nothing in a header-only file.
-        wave = _ffmpeg_decode(path, target_sr, "header declares no samples", required=False)
+        wave = _ffmpeg_decode(path, target_sr, "header declares no samples", required=False, bound=bound)
         if wave is None or wave.size == 0:
             raise AudioError(path, "zero-length audio (the file holds no samples)")
         log.warning("%s: header declares no samples; decoded %d with ffmpeg", path, wave.size)
@@ -288,18 +321,34 @@ def resample_sinc(
     return out[: math.ceil(new * length / orig)]
 
 
-def _read_mono(fh: sf.SoundFile) -> np.ndarray:
+class _Bound:
+    """The most audio :func:`load_waveform` reads (seconds), and the error for going past it."""
+
+    def __init__(self, seconds: float, error) -> None:
+        self.seconds, self.error = seconds, error
+
+    def frames(self, rate: int) -> int | None:
+        """The most frames at ``rate`` (None: no finite bound)."""
+        return math.floor(self.seconds * rate) if math.isfinite(self.seconds) else None
+
+
+def _read_mono(fh: sf.SoundFile, max_frames: int | None = None, too_long=None) -> np.ndarray:
     """Reads an open file to its end in blocks, averaging channels: (N,) float32.
 
     Reading in blocks bounds memory by what really decodes: a corrupt header may claim
-    trillions of frames, and one ``read()`` would try to allocate them all at once.
+    trillions of frames, and one ``read()`` would try to allocate them all at once. Past
+    ``max_frames`` frames, raises ``too_long()`` (after one block more, at most).
     """
     block = max(1024, _READ_BLOCK_VALUES // max(1, fh.channels))
     parts = []
+    total = 0
     while True:
         data = fh.read(block, dtype="float32", always_2d=True)  # (n, channels), n <= block
         if data.shape[0] == 0:
             break
+        total += data.shape[0]
+        if max_frames is not None and total > max_frames:
+            raise too_long()
         parts.append(data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0].copy())
         if data.shape[0] < block:
             break
@@ -404,12 +453,16 @@ def _tail(stderr: bytes, path: Path) -> str:
 
 
 def _ffmpeg_decode(
-    path: Path, target_sr: int, sf_reason: str, *, required: bool = True
+    path: Path, target_sr: int, sf_reason: str, *, required: bool = True, bound: _Bound | None = None
 ) -> np.ndarray | None:
     """Decodes the first audio stream to (N,) float32 mono at ``target_sr`` with ffmpeg.
 
     With ``required=False`` a missing ffmpeg or a failed decode returns None instead of raising.
+    With ``bound``, ffmpeg stops one second past it (``-t``), and more audio than the bound
+    raises ``bound.error()``: the output never holds more than the bound and a second.
     """
+    most = bound.frames(target_sr) if bound is not None else None
+    stop = ["-t", f"{bound.seconds + 1.0:.6f}"] if most is not None else []
     if not required and shutil.which("ffmpeg") is None:
         return None
     exe = _require("ffmpeg", path, sf_reason)
@@ -430,6 +483,7 @@ def _ffmpeg_decode(
         "1",
         "-ar",
         str(target_sr),
+        *stop,
         "-f",
         "f32le",
         "pipe:1",
@@ -444,6 +498,8 @@ def _ffmpeg_decode(
             path,
             f"cannot decode audio (soundfile: {sf_reason}; ffmpeg: {_tail(proc.stderr, path)})",
         )
+    if most is not None and len(proc.stdout) // 4 > most:
+        raise bound.error()
     wave = np.frombuffer(proc.stdout, dtype="<f4").astype(np.float32)
     if wave.size == 0 and required:
         raise AudioError(path, "zero-length audio (nothing decoded)")

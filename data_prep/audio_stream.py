@@ -39,6 +39,7 @@ from data_prep.audio import (
     reduced_ratio,
     sinc_kernel,
 )
+from pipeline.limits import LimitError, current_limits
 
 log = logging.getLogger(__name__)
 
@@ -156,18 +157,23 @@ class AudioBlockReader:
         path: Any file libsndfile or ffmpeg decodes.
         target_sr: Output sample rate in Hz.
         block_s: Seconds of audio per block.
+        max_seconds: The most audio to read, counted as it decodes (None: the run's
+            ``max_audio_s``, see :mod:`pipeline.limits`).
 
     Raises (while iterating):
         AudioError: the file is missing, unreadable or holds no audio (before any block).
         AudioTruncated: the audio breaks off; raised after the last block that decoded.
+        LimitError: the audio runs past ``max_seconds``; raised before the block that does.
     """
 
-    def __init__(self, path: str | Path, target_sr: int = 16000, block_s: float = BLOCK_S) -> None:
+    def __init__(self, path: str | Path, target_sr: int = 16000, block_s: float = BLOCK_S,
+                 max_seconds: float | None = None) -> None:  # fmt: skip
         if int(target_sr) != target_sr or target_sr <= 0:
             raise ValueError(f"target_sr must be a positive integer, got {target_sr!r}")
         self.path = Path(path)
         self.target_sr = int(target_sr)
         self.block_samples = max(1024, int(round(block_s * self.target_sr)))
+        self.max_seconds = current_limits().max_audio_s if max_seconds is None else float(max_seconds)
         self.samples = 0  # samples yielded so far (at target_sr)
         self.max_block = 0  # the largest block yielded
         self._bad = self._clipped = 0
@@ -191,14 +197,20 @@ class AudioBlockReader:
         self._warn_sanitized()
 
     def _emit(self, blocks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
-        """Sanitises and counts each non-empty block."""
-        for block in blocks:
-            if block.size == 0:
-                continue
-            block = self._sanitize(block)
-            self.samples += block.size
-            self.max_block = max(self.max_block, block.size)
-            yield block
+        """Sanitises and counts each non-empty block; refuses the audio past ``max_seconds``."""
+        most = self.max_seconds * self.target_sr
+        try:
+            for block in blocks:
+                if block.size == 0:
+                    continue
+                if self.samples + block.size > most:
+                    raise LimitError(self.path, f"the audio runs past {self.max_seconds:g} s", "max_audio_s", self.max_seconds)
+                block = self._sanitize(block)
+                self.samples += block.size
+                self.max_block = max(self.max_block, block.size)
+                yield block
+        finally:
+            blocks.close()  # now, not when the error's traceback is freed: ends an ffmpeg child
 
     def _soundfile_blocks(self, fh: sf.SoundFile) -> Iterator[np.ndarray]:
         """Blocks through libsndfile (then ffmpeg, for a header that declares no samples)."""

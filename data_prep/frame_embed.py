@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from pipeline.amp import autocast, resolve_precision
-from pipeline.errors import SeqrecError, one_line
+from pipeline.errors import SeqrecError, one_line, shown
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +55,11 @@ class BackboneConfig:
 
     def __post_init__(self) -> None:
         if self.name not in BACKBONES:
-            raise ValueError(f"backbone.name {self.name!r} is not one of {', '.join(BACKBONES)}")
+            raise ValueError(f"backbone.name {shown(self.name)} is not one of {', '.join(BACKBONES)}")
         for key, low, high in (("frame_size", 16, 512), ("short_side", 16, 1024), ("num_segments", 1, 256)):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ValueError(f"backbone.{key} must be an integer in [{low}, {high}], got {value!r}")
+                raise ValueError(f"backbone.{key} must be an integer in [{low}, {high}], got {shown(value)}")
         if self.short_side < self.frame_size:
             raise ValueError(f"backbone.short_side {self.short_side} must be at least frame_size {self.frame_size}")
 
@@ -168,11 +168,11 @@ def build_backbone(name: str = "resnet18", weights: str = "none") -> tuple[nn.Mo
     import torchvision
 
     if name not in BACKBONES:
-        raise BackboneError(f"unknown backbone {name!r}: use one of {', '.join(BACKBONES)}")
+        raise BackboneError(f"unknown backbone {shown(name)}: use one of {', '.join(BACKBONES)}")
     try:
         model = torchvision.models.get_model(name, weights=None)
     except ValueError as exc:
-        raise BackboneError(f"unknown backbone {name!r}: {exc}") from None
+        raise BackboneError(f"unknown backbone {shown(name)}: {exc}") from None
     model, dim = _strip_classifier(model)
     if weights == "none":
         pass

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,9 @@ def silero_path() -> Path:
 @functools.lru_cache(maxsize=1)
 def _session(path: str):
     """One onnxruntime session per process (the streaming state lives in each detector)."""
+    # Before the import: onnxruntime 1.29+ otherwise writes a telemetry database and a device
+    # id under ~/.cache/Microsoft/DeveloperTools/.onnxruntime on every start.
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     import onnxruntime as ort
 
     actual = file_sha256(path)

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from pipeline.errors import SeqrecError
+from pipeline.limits import LimitError, current_limits
 
 log = logging.getLogger(__name__)
 
@@ -556,6 +557,7 @@ def iter_windows(
     num_segments: int = 8,
     size: int = 112,
     short_side: int | None = None,
+    max_windows: int | None = None,
 ) -> Iterator[Window]:
     """Slides a window over a (long) video and samples each window's frames.
 
@@ -573,12 +575,18 @@ def iter_windows(
         num_segments: T, frames sampled per window (segment centres).
         size: Side of the square output crop.
         short_side: Short side after scaling, before cropping (default ``size``).
+        max_windows: The most windows to make (None: the run's ``max_windows``, see
+            :mod:`pipeline.limits`).
 
     Yields:
         Window(start_s, end_s, frames) with frames (T, size, size, 3) uint8 RGB.
 
     Raises:
-        VideoError: missing/unreadable/corrupt file, or no decodable frame.
+        VideoError: missing/unreadable/corrupt file, no decodable frame, or a stride shorter
+            than one frame interval (by the header's frame rate): such windows would repeat the
+            same frames, thousands of times for a tiny stride. Checked on opening the file.
+        LimitError: more than ``max_windows`` windows: refused on opening the file when the
+            header's frame count implies it, else when the window past the limit comes.
     """
     if window_s <= 0 or stride_s <= 0:
         raise ValueError(f"window_s and stride_s must be > 0, got {window_s}, {stride_s}")
@@ -591,9 +599,20 @@ def iter_windows(
         idx = sample_indices(len(frames), num_segments, train=False)
         return Window(k * stride_s, end, np.stack([frames[i] for i in idx]))
 
+    most = current_limits().max_windows if max_windows is None else max_windows
+    made = 0
+
+    def count() -> None:
+        nonlocal made
+        made += 1
+        if made > most:
+            raise LimitError(path, f"more windows of {window_s:g} s every {stride_s:g} s than allowed", "max_windows", most)
+
     cap = _open_capture(path)
     try:
-        clock = _Clock(_header_fps(cap))
+        header_fps = _header_fps(cap)
+        _check_windows(path, cap, header_fps, window_s, stride_s, most)  # before any frame decodes
+        clock = _Clock(header_fps)
         buf: deque[tuple[float, np.ndarray]] = deque()
         k = 0
         emitted_end: float | None = None
@@ -607,6 +626,7 @@ def iter_windows(
                     k = max(k + 1, math.floor((t - window_s) / stride_s) + 1)
                     continue
                 emitted_end = k * stride_s + window_s
+                count()
                 yield window(k, buf, emitted_end)
                 k += 1
                 while buf and buf[0][0] < k * stride_s:
@@ -622,9 +642,30 @@ def iter_windows(
         # The pending window holds the tail; emit it when it covers frames no window had.
         if buf and (emitted_end is None or buf[-1][0] >= emitted_end):
             end = min(k * stride_s + window_s, clock.duration)
+            count()
             yield window(k, buf, end)
     finally:
         cap.release()
+
+
+def _check_windows(path: str | Path, cap, header_fps: float | None, window_s: float, stride_s: float, most: int) -> None:
+    """Refuses windowing that cannot be meant, from the header alone: a stride shorter than one
+    frame interval, or more windows than ``most`` by the header's frame count (counted low,
+    so that a file at the limit passes; ``iter_windows`` counts the windows it makes too)."""
+    fps = header_fps or DEFAULT_FPS
+    frame_s = 1.0 / fps
+    if stride_s < frame_s * (1 - 1e-6):
+        raise VideoError(
+            path, f"a stride of {stride_s:g} s is shorter than one frame interval ({frame_s:.4g} s at {fps:g} fps): "
+            f"its windows would repeat the same frames; use a stride of at least {frame_s:.4g} s",
+        )  # fmt: skip
+    frames = cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0
+    if not (math.isfinite(frames) and 0 < frames < _MAX_HINT_FRAMES):
+        return  # no usable count: the windows are counted as they come
+    last_frame_s = (frames - 1) * frame_s
+    expected = 1 + max(0, math.floor((last_frame_s - window_s) / stride_s + 1e-9))
+    if expected > most:
+        raise LimitError(path, f"{expected:,} windows of {window_s:g} s every {stride_s:g} s", "max_windows", most)
 
 
 # --------------------------------------------------------------------------- writing

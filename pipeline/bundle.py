@@ -1,8 +1,10 @@
 """Model bundles: a self-contained directory of ``config.yaml`` plus safetensors weights.
 
-A bundle is data, never code: the config is read with ``yaml.safe_load`` (object-constructing
-tags are refused), weights are safetensors files (no pickle), and every file name the config
-mentions must stay inside the bundle directory (no ``..``, no absolute paths, no symlinks out).
+A bundle is data, never code: the config is read with a ``yaml.SafeLoader`` (object-constructing
+tags are refused) that also refuses anchors and aliases, deep nesting and giant integers (a
+small file cannot expand into a huge value), weights are safetensors files (no pickle), and
+every file name the config mentions must stay inside the bundle directory (no ``..``, no
+absolute paths, no symlinks out) and be a regular file (a FIFO or device is never opened).
 
 Reading and checking a bundle (:func:`load_bundle`, :func:`safe_member`,
 :meth:`Bundle.weights_file`) does not import torch, so the torch-free lite engine uses them too;
@@ -21,7 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from pipeline.errors import SeqrecError, one_line
+from pipeline.config import yaml_error_line
+from pipeline.errors import InputError, SeqrecError, one_line, shown
+from pipeline.limits import check_regular_file
 
 if TYPE_CHECKING:  # torch is imported only where weights are read or written
     import torch
@@ -30,6 +34,10 @@ FORMAT_VERSION = 1
 CONFIG_NAME = "config.yaml"
 #: Largest ``config.yaml`` a bundle may have (seqrec's are about 2 kB).
 MAX_CONFIG_BYTES = 1_000_000
+#: Deepest nesting of mappings and lists in ``config.yaml`` (seqrec's is 4).
+MAX_CONFIG_DEPTH = 32
+#: Longest integer in ``config.yaml``, in characters (Python refuses to parse 4300 digits).
+MAX_INT_CHARS = 64
 
 
 class BundleError(SeqrecError, ValueError):
@@ -87,18 +95,73 @@ class Bundle:
 def safe_member(root: Path, name: str) -> Path:
     """Returns ``root/name`` if it is a plain relative path that stays inside ``root``."""
     if not isinstance(name, str) or not name or "\x00" in name:
-        raise BundleError(f"{root}: invalid file name {name!r} in bundle")
+        raise BundleError(f"{root}: invalid file name {shown(name)} in bundle")
     candidate = Path(name)
     if candidate.is_absolute() or ".." in candidate.parts:
-        raise BundleError(f"{root}: file name {name!r} escapes the bundle directory")
-    resolved = (root / candidate).resolve()
+        raise BundleError(f"{root}: file name {shown(name)} escapes the bundle directory")
+    try:
+        resolved = (root / candidate).resolve()
+    except (OSError, RuntimeError) as exc:  # a name too long for the system, a symlink loop
+        raise BundleError(f"{root}: file name {shown(name)} cannot be resolved ({exc})") from None
     if not resolved.is_relative_to(root.resolve()):
-        raise BundleError(f"{root}: file name {name!r} resolves outside the bundle ({resolved})")
+        raise BundleError(f"{root}: file name {shown(name)} resolves outside the bundle ({resolved})")
     if not resolved.exists():
-        raise BundleError(f"{root}: bundle file {name!r} is missing")
-    if not resolved.is_file():
-        raise BundleError(f"{root}: bundle file {name!r} is not a regular file")
+        raise BundleError(f"{root}: bundle file {shown(name)} is missing")
+    try:  # from its stat alone: a FIFO or device is never opened
+        check_regular_file(resolved, "bundle file")
+    except InputError as exc:
+        raise BundleError(f"{root}: bundle file {shown(name)}: {exc.reason}") from None
     return resolved
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` for bundle configs: plain data of bounded size, nothing else.
+
+    On top of safe_load's refusal of object tags, it refuses what makes a small file expand
+    into a huge value or crash the parser, while composing (before anything is constructed):
+    anchors and aliases (``&a``, ``*a``, ``<<: *a``; "billion laughs" expands ten aliases per
+    level), nesting deeper than :data:`MAX_CONFIG_DEPTH` (the composer recurses), and integers
+    longer than :data:`MAX_INT_CHARS` characters.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or event.anchor is not None:
+            raise yaml.composer.ComposerError(
+                None, None, "YAML anchors and aliases (&name, *name) are refused in a bundle config",
+                event.start_mark,
+            )  # fmt: skip
+        self._depth += 1
+        try:
+            if self._depth > MAX_CONFIG_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested more than {MAX_CONFIG_DEPTH} levels deep", event.start_mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_yaml_int(self, node):
+        if len(node.value) > MAX_INT_CHARS:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"an integer of {len(node.value):,} characters", node.start_mark
+            )
+        return super().construct_yaml_int(node)
+
+
+_ConfigLoader.add_constructor("tag:yaml.org,2002:int", _ConfigLoader.construct_yaml_int)
+
+
+class _NoAliasDumper(yaml.SafeDumper):
+    """``yaml.SafeDumper`` that writes a value used twice twice, never as ``&id001``/``*id001``
+    (which :class:`_ConfigLoader` refuses)."""
+
+    def ignore_aliases(self, data) -> bool:
+        return True
 
 
 def load_bundle(path: str | Path, *, kind: str | None = None) -> Bundle:
@@ -109,7 +172,8 @@ def load_bundle(path: str | Path, *, kind: str | None = None) -> Bundle:
         kind: If given, the bundle must be of this kind (``speech_ctc`` or ``video_classifier``).
 
     Raises:
-        BundleError: missing directory or config, unsafe YAML, wrong kind or version.
+        BundleError: missing directory or config, unsafe YAML (object tags, anchors or aliases,
+            nesting deeper than :data:`MAX_CONFIG_DEPTH`, giant integers), wrong kind or version.
     """
     root = Path(path)
     if not root.is_dir():
@@ -130,19 +194,22 @@ def load_bundle(path: str | Path, *, kind: str | None = None) -> Bundle:
         raise BundleError(f"{cfg_path}: must be a regular file of at most {MAX_CONFIG_BYTES} bytes")
     try:
         with open(cfg_path, "rb") as fh:
-            config = yaml.safe_load(fh.read(MAX_CONFIG_BYTES + 1).decode("utf-8", "replace"))
+            text = fh.read(MAX_CONFIG_BYTES + 1).decode("utf-8", "replace")
+        config = yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 (a SafeLoader, bounded further)
     except FileNotFoundError:
         raise BundleError(f"{cfg_path}: missing (is {root} a seqrec bundle?)") from None
     except yaml.YAMLError as exc:
-        first = one_line(exc)
-        raise BundleError(f"{cfg_path}: refused: not plain YAML data ({first})") from None
+        raise BundleError(f"{cfg_path}: refused: not plain YAML data ({yaml_error_line(exc)})") from None
+    except (RecursionError, MemoryError, ValueError) as exc:  # backstops of the loader's bounds
+        reason = {RecursionError: "nested too deeply", MemoryError: "out of memory"}.get(type(exc))
+        raise BundleError(f"{cfg_path}: refused: not plain YAML data ({reason or one_line(exc)})") from None
     if not isinstance(config, dict):
         raise BundleError(f"{cfg_path}: expected a mapping at the top level")
     version = config.get("format_version")
     if version != FORMAT_VERSION:
-        raise BundleError(f"{cfg_path}: unsupported bundle format_version {version!r}")
+        raise BundleError(f"{cfg_path}: unsupported bundle format_version {shown(version)}")
     if kind is not None and config.get("kind") != kind:
-        raise BundleError(f"{root}: is a {config.get('kind')!r} bundle, expected {kind!r}")
+        raise BundleError(f"{root}: is a {shown(config.get('kind'))} bundle, expected {kind!r}")
     return Bundle(path=root, config=config)
 
 
@@ -205,7 +272,7 @@ def save_bundle(
             _fsync_file(tmp / name)
         full = {"format_version": FORMAT_VERSION, **config}
         with open(tmp / CONFIG_NAME, "w", encoding="utf-8") as fh:
-            fh.write(yaml.safe_dump(full, sort_keys=False))
+            fh.write(yaml.dump(full, Dumper=_NoAliasDumper, sort_keys=False))
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; give the usual permissions

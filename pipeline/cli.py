@@ -9,19 +9,37 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import os
+import signal
 import sys
 import tempfile
+import threading
 import traceback
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from pipeline.limits import FLAGS, LimitError, Limits, use_limits
+
+# onnxruntime (1.29 and later) writes a telemetry database and a device id under
+# ~/.cache/Microsoft/DeveloperTools/.onnxruntime when it is imported, unless this is set first.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
 log = logging.getLogger("seqrec")
 
 EXIT_OK, EXIT_FILE_ERRORS, EXIT_USAGE = 0, 1, 2
+
+#: The limits (``pipeline.limits.Limits`` fields) each subcommand has a flag for: those its
+#: inputs can run into.
+COMMAND_LIMITS = {
+    "transcribe": ("max_audio_s", "max_stdin_bytes", "max_beam", "max_lm_bytes", "max_line_bytes",
+                   "max_lexicon_words", "max_params"),
+    "label": ("max_windows", "max_params"),
+    "export": ("max_params",),
+}  # fmt: skip
 
 
 def _positive_int(text: str) -> int:
@@ -36,6 +54,25 @@ def _positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
     return value
+
+
+def _add_limit_flags(parser: argparse.ArgumentParser, command: str) -> None:
+    """One flag per limit of ``command`` (:data:`COMMAND_LIMITS`), named and described by
+    ``pipeline.limits.FLAGS``; a flag left out keeps the limit's default (``dest`` is the field)."""
+    group = parser.add_argument_group("limits", "what one run may read (raise a limit for a larger input)")
+    defaults = Limits()
+    for field in COMMAND_LIMITS[command]:
+        flag, what = FLAGS[field]
+        default = getattr(defaults, field)
+        kind, metavar = (_positive_float, "SEC") if isinstance(default, float) else (_positive_int, "N")
+        shown = f"{default:g}" if isinstance(default, float) else f"{default:,}"
+        group.add_argument(flag, dest=field, type=kind, metavar=metavar, default=None,
+                           help=f"limit on the {what} (default: {shown})".replace("%", "%%"))  # fmt: skip
+
+
+def _limits_of(args: argparse.Namespace) -> Limits:
+    """The run's limits: the defaults, raised (or lowered) by the limit flags given."""
+    return Limits().raised(**{f.name: getattr(args, f.name, None) for f in dataclasses.fields(Limits)})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,10 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--engine", choices=("auto", "torch", "lite"), default="auto",
-        help="lite: numpy and onnxruntime, no torch start-up cost (CPU, greedy, no LM; needs the "
-        "bundle's model.onnx); auto (default): lite "
-        "for up to 60 s of audio on CPU with greedy decoding and no --threads, else torch",
+        help="lite: numpy and onnxruntime, no torch start-up cost (CPU, files up to 60 s; needs the "
+        "bundle's model.onnx); auto (default): lite for up to 60 s of audio on CPU, else torch",
     )
+    _add_limit_flags(t, "transcribe")
 
     lab = sub.add_parser(
         "label",
@@ -120,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="refuse a video with more frames (default: 2,000,000)")
     lab.add_argument("--max-pixels", type=_positive_int, metavar="N",
                      help="refuse frames larger than this, width x height (default: 8192 x 8192)")
+    _add_limit_flags(lab, "label")
 
     exp = sub.add_parser(
         "export",
@@ -130,8 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     exp.add_argument("--model", required=True, type=Path, metavar="DIR", help="speech or video bundle directory")
     exp.add_argument("--format", choices=("onnx",), default="onnx", help="export format (default: onnx)")
+    exp.add_argument("--quantize", choices=("none", "int8"), default="none",
+                     help="int8: onnxruntime's dynamic quantisation (weights in int8, about 3.5x smaller)")
     exp.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     exp.add_argument("out", type=Path, metavar="OUT", help="the file to write, e.g. model.onnx")
+    _add_limit_flags(exp, "export")
     return parser
 
 
@@ -151,8 +192,10 @@ def _emit(
     """Prints each result (or its error line) and writes per-file outputs; returns the exit code.
 
     Good results go to stdout (and ``output_dir``); each failed file gets one line
-    ``seqrec: error: <path>: <reason>`` on stderr, with its traceback under ``--debug``.
-    ``render(row, fmt)`` gives a result's text in a format other than json; ``fmt == "all"``
+    ``seqrec: error: <path>: <reason>`` on stderr, with its traceback under ``--debug``, the
+    path and reason escaped by :func:`pipeline.escaping.escape` (a file name cannot forge a
+    line). ``render(row, fmt)`` gives a result's text in a format other than json, escaping
+    every path and text field the same way; ``fmt == "all"``
     writes every format of :data:`TRANSCRIBE_FORMATS` and prints txt. A partial result (a long
     recording that breaks off: text and ``error``) is printed and written, then its error line
     follows and it counts as failed. ``results`` may be a
@@ -160,6 +203,7 @@ def _emit(
     finished files' outputs. ``stems``: the output name of each result, in order (default:
     from the results' paths).
     """
+    from pipeline.escaping import escape, json_safe
     from pipeline.io_utils import atomic_write_text, remove_stale_temps
 
     if output_dir is not None and output_dir.is_dir():
@@ -169,7 +213,9 @@ def _emit(
     formats = TRANSCRIBE_FORMATS if fmt == "all" else (fmt,)
 
     def text_of(row: dict[str, Any], f: str) -> str:
-        return json.dumps(row, ensure_ascii=False) if f == "json" else render(row, f).rstrip("\n")
+        if f == "json":  # JSON escapes control characters itself; a lone surrogate is all it keeps
+            return json_safe(json.dumps(row, ensure_ascii=False))
+        return render(row, f).rstrip("\n")
 
     for k, res in enumerate(results):
         total += 1
@@ -195,7 +241,7 @@ def _emit(
         message = row["error"]
         if not message.startswith(row["path"]):
             message = f"{row['path']}: {message}"
-        print(f"seqrec: error: {message}", file=sys.stderr, flush=True)
+        print(f"seqrec: error: {escape(message)}", file=sys.stderr, flush=True)
         exc = getattr(res, "exception", None)
         if debug and exc is not None:
             traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
@@ -209,8 +255,12 @@ TRANSCRIBE_FORMATS = ("txt", "json", "srt", "vtt", "tsv")
 
 
 def _render_transcription(row: dict[str, Any], fmt: str) -> str:
+    """A transcription row as txt (``<path><TAB><text>``), srt, vtt or tsv, every path and text
+    escaped (:mod:`pipeline.escaping`), so each file's txt row is one line of two columns."""
     if fmt == "txt":
-        return f"{row['path']}\t{row['text']}"
+        from pipeline.escaping import escape
+
+        return f"{escape(row['path'])}\t{escape(row['text'])}"
     from pipeline.inference.subtitles import render
 
     return render(row, fmt)
@@ -232,14 +282,15 @@ def _quiet_native_logs(debug: bool) -> None:
 def _pick_engine(args: argparse.Namespace) -> str:
     """``lite`` or ``torch`` for a transcribe run (``--engine auto`` decides from the job).
 
-    auto takes the torch-free engine for a short CPU greedy job: ``--device cpu``, no
-    ``--beam-size`` above 1, no ``--threads``, and at most ``LITE_MAX_AUDIO_S`` seconds of audio
-    in total by the files' headers (any unreadable header means torch, which then reports it).
-    A bundle with a word LM (unless ``--lm none``) is the lite engine's to refuse.
+    auto takes the torch-free engine for a short CPU job: ``--device cpu`` and at most
+    ``LITE_MAX_AUDIO_S`` seconds of audio in total by the files' headers (any unreadable header
+    means torch, which then reports it). Greedy, beam and word-LM decoding run on either; a
+    bundle without a graph is the lite engine's to refuse (then torch runs it, with the same
+    result).
     """
     if args.engine != "auto":
         return args.engine
-    if args.device.lower() != "cpu" or args.beam_size not in (None, 1) or args.threads is not None:
+    if args.device.lower() != "cpu":
         return "torch"
     from pipeline.inference.lite import LITE_MAX_AUDIO_S, total_audio_seconds
 
@@ -262,58 +313,78 @@ def _transcribe(args: argparse.Namespace) -> int:
         raise ValueError("--format all writes files: it needs --output-dir")
     if args.skip_existing and args.output_dir is None:
         raise ValueError("--skip-existing needs --output-dir")
+    if args.beam_size is not None:  # before any bundle or file is read
+        from pipeline.limits import check_beam
+
+        check_beam(args.beam_size, "--beam-size", "beam width")
     if "-" not in args.paths:
         return _transcribe_files(args, None)
     with tempfile.TemporaryDirectory(prefix="seqrec-stdin-") as tmp:
-        stdin_file = str(_read_stdin(Path(tmp), raw=args.raw))
+        try:
+            stdin_file = str(_read_stdin(Path(tmp), raw=args.raw))
+        except LimitError as exc:  # '-' fails alone: the other inputs go on
+            for partial in Path(tmp).iterdir():
+                partial.unlink()  # the disk space goes back now, not at the end of the run
+            return _transcribe_files(args, None, stdin_error=exc)
         args.paths = [stdin_file if p == "-" else p for p in args.paths]
         return _transcribe_files(args, stdin_file)
 
 
-def _transcribe_files(args: argparse.Namespace, stdin_file: str | None) -> int:
-    """``seqrec transcribe`` once standard input (if any) sits in ``stdin_file``."""
-    from pipeline.inference.common import AUDIO_EXTENSIONS, expand_paths
+def _transcribe_files(args: argparse.Namespace, stdin_file: str | None, stdin_error: Exception | None = None) -> int:
+    """``seqrec transcribe`` once standard input (if any) sits in ``stdin_file``; or, with
+    ``stdin_error``, once it has failed (the path ``-`` then gets that error as its result)."""
+    from pipeline.inference.common import TRANSCRIBE_EXTENSIONS, expand_paths
     from pipeline.pretrained import speech_model_dir
 
-    files = [str(p) for p in expand_paths(args.paths, AUDIO_EXTENSIONS)]
+    files = [str(p) for p in expand_paths(args.paths, TRANSCRIBE_EXTENSIONS)]
+    failed_stdin = "-" if stdin_error is not None else None
     used: set[str] = set()
-    stems = [_output_stem("stdin" if f == stdin_file else f, used) for f in files]  # a rerun names alike
+    stems = [_output_stem("stdin" if f in (stdin_file, failed_stdin) else f, used) for f in files]  # a rerun names alike
     if args.skip_existing:
         formats = TRANSCRIBE_FORMATS if args.format == "all" else (args.format,)
         done = [all((args.output_dir / f"{st}.{f}").is_file() for f in formats) for st in stems]
         files = [f for f, d in zip(files, done, strict=True) if not d]
         stems = [st for st, d in zip(stems, done, strict=True) if not d]
         if sum(done):
-            print(f"seqrec: skipped {sum(done)} file(s) with outputs in {args.output_dir}", file=sys.stderr)
+            from pipeline.escaping import escape
+
+            print(f"seqrec: skipped {sum(done)} file(s) with outputs in {escape(str(args.output_dir))}", file=sys.stderr)
         if not files:
             return EXIT_OK
-    args.paths = files
+    todo = [f for f in files if f != failed_stdin]
+    args.paths = todo
     args.model = speech_model_dir(args.model)
-    engine = _pick_engine(args)
-    transcriber: Any = None
-    if engine == "lite":
-        from pipeline.inference.lite import LiteBundleError, LiteTranscriber
-
-        if args.device.lower() != "cpu" or args.beam_size not in (None, 1):
-            raise ValueError("--engine lite runs on --device cpu with --beam-size 1 only")
-        try:
-            transcriber = LiteTranscriber.from_pretrained(args.model, lm=args.lm)
-        except LiteBundleError as exc:
-            if args.engine == "lite":
-                raise
-            log.debug("engine auto: lite cannot use the bundle (%s); using torch", exc)
-    if transcriber is None:
-        from pipeline.inference.transcriber import Transcriber
-
-        engine = "torch"
-        transcriber = Transcriber.from_pretrained(
-            args.model, device=args.device, beam_size=args.beam_size, lm=args.lm
-        )
+    engine, transcriber = _load_transcriber(args) if todo else ("none", None)
     log.debug("engine: %s", engine)
-    transcribe = getattr(transcriber, "transcribe_iter", transcriber.transcribe)  # lite: short jobs, a list
+    torch_engine: list[Any] = []  # the torch engine, loaded if the lite one meets a long file
+
+    def long_file(path: str) -> Any:
+        """A file the lite engine found longer than its header said: torch reads it block-wise."""
+        if not torch_engine:
+            from pipeline.inference.transcriber import Transcriber
+
+            torch_engine.append(
+                Transcriber.from_pretrained(args.model, device=args.device, beam_size=args.beam_size, lm=args.lm)
+            )
+        log.debug("%s: longer than its header says; the torch engine reads it as a long file", path)
+        return next(torch_engine[0].transcribe_iter([path], skip_silence=not args.decode_silence))
 
     def results() -> Iterator[Any]:
-        for res in transcribe(files, skip_silence=not args.decode_silence):
+        from data_prep.audio import AudioTooLong
+        from pipeline.errors import one_line
+        from pipeline.inference.transcription import Transcription
+
+        done: Iterator[Any] = iter(())
+        if todo:
+            transcribe = getattr(transcriber, "transcribe_iter", transcriber.transcribe)  # lite: short jobs, a list
+            done = iter(transcribe(todo, skip_silence=not args.decode_silence))
+        for path in files:
+            if path == failed_stdin:
+                yield Transcription(path="-", error=one_line(stdin_error), exception=stdin_error)
+                continue
+            res = next(done)
+            if engine == "lite" and args.engine == "auto" and isinstance(res.exception, AudioTooLong):
+                res = long_file(path)
             if res.path == stdin_file:
                 res.path = "-"
                 if res.error:
@@ -323,23 +394,64 @@ def _transcribe_files(args: argparse.Namespace, stdin_file: str | None) -> int:
     return _emit(results(), args.format, args.output_dir, _render_transcription, args.debug, stems=stems)
 
 
+def _load_transcriber(args: argparse.Namespace) -> tuple[str, Any]:
+    """(engine name, transcriber) for ``args.paths`` (see :func:`_pick_engine`)."""
+    engine = _pick_engine(args)
+    if engine == "lite":
+        from pipeline.inference.lite import LiteTranscriber, UnsupportedBundleError
+
+        if args.device.lower() != "cpu":
+            raise ValueError("--engine lite runs on --device cpu only")
+        try:
+            return engine, LiteTranscriber.from_pretrained(
+                args.model, lm=args.lm, beam_size=args.beam_size, threads=args.threads or 1
+            )
+        except UnsupportedBundleError as exc:  # e.g. no graph: torch runs it, with the same result
+            if args.engine == "lite":
+                raise
+            log.debug("engine auto: lite cannot use the bundle (%s); using torch", exc)
+    from pipeline.inference.transcriber import Transcriber
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    return "torch", Transcriber.from_pretrained(args.model, device=args.device, beam_size=args.beam_size, lm=args.lm)
+
+
 def _read_stdin(tmp: Path, *, raw: bool) -> Path:
     """Standard input into a file: as it is (any format soundfile or ffmpeg reads), or with
-    ``raw`` as 16 kHz mono s16le PCM wrapped in a WAV header."""
-    import shutil
+    ``raw`` as 16 kHz mono s16le PCM wrapped in a WAV header.
 
+    Raises:
+        LimitError: standard input holds more than ``max_stdin_bytes`` (found as soon as one
+            byte more arrives; the copy so far stays in ``tmp``).
+    """
+    from pipeline.limits import current_limits
+
+    limit = current_limits().max_stdin_bytes
     source = sys.stdin.buffer
+
+    def blocks() -> Iterator[bytes]:
+        total = 0
+        while data := source.read(min(STDIN_BLOCK_BYTES, limit - total + 1)):
+            total += len(data)
+            if total > limit:
+                raise LimitError("-", "standard input holds more bytes than allowed", "max_stdin_bytes", limit)
+            yield data
+
     if not raw:
         path = tmp / "stdin"
         with open(path, "wb") as fh:
-            shutil.copyfileobj(source, fh, STDIN_BLOCK_BYTES)  # a block at a time: any length
+            for data in blocks():  # a block at a time: any length up to the limit
+                fh.write(data)
         return path
     import numpy as np
     import soundfile as sf
 
     path, total, odd = tmp / "stdin.wav", 0, b""
     with sf.SoundFile(path, "w", RAW_SAMPLE_RATE, 1, "PCM_16", format="WAV") as out:
-        while data := source.read(STDIN_BLOCK_BYTES):
+        for data in blocks():
             total += len(data)
             data, odd = odd + data, b""
             if len(data) % 2:
@@ -355,7 +467,6 @@ RAW_SAMPLE_RATE = 16000
 #: Bytes of standard input copied per read (its copy on disk is then read like any file).
 STDIN_BLOCK_BYTES = 1 << 20
 
-
 def _label(args: argparse.Namespace) -> int:
     from pipeline.inference.labeler import ClipLabeler
 
@@ -369,43 +480,122 @@ def _label(args: argparse.Namespace) -> int:
     labeler = ClipLabeler.from_pretrained(args.model, device=args.device)
     results = labeler.label_iter(args.paths, top_k=args.top_k, window=args.window, stride=args.stride, limits=limits)
 
+    from pipeline.escaping import escape
+
     def render(r: dict[str, Any], fmt: str) -> str:
-        best = " ".join(f"{x['label']}:{x['score']:.3f}" for x in r["labels"])
-        lines = [f"{r['path']}\t{best}"]
+        # Paths and the bundle's class names escaped: one row per file, one line per segment.
+        best = " ".join(f"{escape(x['label'])}:{x['score']:.3f}" for x in r["labels"])
+        lines = [f"{escape(r['path'])}\t{best}"]
         for seg in r.get("segments", []):
             top = seg["labels"][0]
-            lines.append(f"  {seg['start']:.2f}-{seg['end']:.2f}s\t{top['label']}:{top['score']:.3f}")
+            lines.append(f"  {seg['start']:.2f}-{seg['end']:.2f}s\t{escape(top['label'])}:{top['score']:.3f}")
         return "\n".join(lines)
 
     return _emit(results, args.format, args.output_dir, render, args.debug)
 
 
 def _export(args: argparse.Namespace) -> int:
-    from pipeline.inference.onnx_export import export_bundle
+    """``seqrec export``: a bundle error exits 2 (through :func:`main`); OUT that cannot be
+    written is one line ``seqrec: error: <OUT>: cannot write: <reason>`` and exit 1."""
+    from pipeline.escaping import escape
+    from pipeline.inference.onnx_export import ExportWriteError, export_bundle
 
-    out, kind = export_bundle(args.model, args.out)
-    print(f"{out}\t{kind}\t{out.stat().st_size} bytes")
+    try:
+        out, kind = export_bundle(args.model, args.out, quantize=args.quantize)
+    except ExportWriteError as exc:
+        print(f"seqrec: error: {escape(str(exc))}", file=sys.stderr)
+        return EXIT_FILE_ERRORS
+    print(f"{escape(str(out))}\t{kind}\t{out.stat().st_size} bytes")
     return EXIT_OK
 
 
+class _Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived: raised in the main thread, as SIGINT raises KeyboardInterrupt,
+    so that every ``with`` and ``finally`` on the way out removes its temporaries (the copy of
+    standard input, the lexicon the word-LM loader writes, an output being written). A
+    ``BaseException``: the per-file ``except Exception`` handlers let it through."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)
+
+
+#: Signals that end a run the way Ctrl-C does (SIGINT is Python's KeyboardInterrupt already).
+END_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+@contextlib.contextmanager
+def _signals_end_the_run() -> Iterator[None]:
+    """Inside the block, :data:`END_SIGNALS` raise :class:`_Terminated` (main thread only; a
+    signal handler can be set nowhere else). The first one only: a second one during the
+    cleanup it starts is ignored, so the cleanup finishes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        for s in END_SIGNALS:
+            signal.signal(s, signal.SIG_IGN)
+        raise _Terminated(signum)
+
+    previous = {s: signal.signal(s, handler) for s in END_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old if old is not None else signal.SIG_DFL)
+
+
+def _check_output_dir(path: Path) -> None:
+    """``--output-dir`` before any work: a directory that can be written, or a path to one that
+    does not exist yet whose nearest existing parent is such a directory (the first output makes
+    it).
+
+    Raises:
+        InputError: a file (or a path below one) or a directory that cannot be written.
+    """
+    from pipeline.errors import InputError
+
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "" if existing == path else f" ({existing} is a file)"
+        raise InputError(path, f"--output-dir is not a directory{where}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = "" if existing == path else f" ({existing} cannot be written)"
+        raise InputError(path, f"--output-dir is not writable{where}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the CLI; returns the exit code (0 ok, 1 some files failed, 2 usage/model error)."""
+    """Runs the CLI; returns the exit code (0 ok, 1 some files failed, 2 usage/model error;
+    130, 143, 129 after SIGINT, SIGTERM, SIGHUP, temporaries removed)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.WARNING,
-        format="seqrec: %(levelname)s: %(message)s",
-    )
-    if getattr(args, "threads", None) and getattr(args, "engine", None) != "lite":  # lite: see _transcribe
+    from pipeline.escaping import EscapingFormatter, escape
+
+    root = logging.getLogger()
+    if not root.handlers:  # (a host program, or pytest, may have set up logging already)
+        handler = logging.StreamHandler()
+        handler.setFormatter(EscapingFormatter("seqrec: %(levelname)s: %(message)s"))  # no forged lines
+        root.addHandler(handler)
+        root.setLevel(logging.DEBUG if args.debug else logging.WARNING)
+    if getattr(args, "threads", None) and args.command != "transcribe":  # transcribe: per engine
         import torch
 
         torch.set_num_threads(args.threads)
     handlers = {"transcribe": _transcribe, "label": _label, "export": _export}
     try:
-        return handlers[args.command](args)
+        with _signals_end_the_run(), use_limits(_limits_of(args)):
+            if getattr(args, "output_dir", None) is not None:
+                _check_output_dir(args.output_dir)
+            return handlers[args.command](args)
     except KeyboardInterrupt:
         print("seqrec: interrupted", file=sys.stderr)
         return 130
+    except _Terminated as exc:
+        print(f"seqrec: terminated ({exc})", file=sys.stderr)
+        return 128 + exc.signum
     except BrokenPipeError:  # the reader went away (`seqrec ... | head`): stop quietly, as cat does
         with contextlib.suppress(OSError):
             devnull = os.open(os.devnull, os.O_WRONLY)
@@ -416,7 +606,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         from pipeline.errors import one_line
 
-        print(f"seqrec: error: {one_line(exc)}", file=sys.stderr)
+        print(f"seqrec: error: {escape(one_line(exc))}", file=sys.stderr)
         return EXIT_USAGE
 
 

@@ -36,3 +36,24 @@ def one_line(exc: BaseException) -> str:
         if line.strip():
             return line.strip()
     return type(exc).__name__
+
+
+def shown(value: object, width: int = 80) -> str:
+    """``repr(value)`` cut to at most ``width`` characters, for echoing untrusted values.
+
+    A config value quoted in an error message may be a megabyte string or a huge nested list;
+    this shows its beginning only, and never builds the whole ``repr`` first.
+
+    >>> shown("x" * 1000, 12)
+    "'xxx...xxxx'"
+    """
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxstring = r.maxother = r.maxlong = width
+    r.maxlevel, r.maxlist, r.maxtuple, r.maxdict, r.maxset = 3, 4, 4, 4, 4
+    try:
+        text = r.repr(value)
+    except ValueError:  # an int past Python's digit limit for str()
+        text = f"<an integer of about {int(value.bit_length() * 0.30103):,} digits>"  # type: ignore[attr-defined]
+    return text if len(text) <= width else text[: width - 3] + "..."

@@ -15,11 +15,13 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import itertools
 import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from pipeline.errors import InputError, SeqrecError
 
@@ -31,7 +33,7 @@ class Limits:
     """What one run may read, allocate and write (see the module docstring).
 
     Attributes:
-        max_lm_bytes: Bytes read from a word-LM file (after gzip decompression).
+        max_lm_bytes: Bytes read from a word-LM file (after gzip decompression) or its lexicon.
         max_line_bytes: Bytes in one line of an LM or lexicon file.
         max_lexicon_words: Entries in a lexicon (a bundle's, plus hotwords).
         max_params: Parameters a model config implies, counted before anything is allocated.
@@ -47,7 +49,7 @@ class Limits:
     max_params: int = 200_000_000
     max_beam: int = 1024
     max_windows: int = 100_000
-    max_stdin_bytes: int = 4 * GiB
+    max_stdin_bytes: int = 512 * MiB
     max_audio_s: float = 24 * 3600.0
 
     def raised(self, **changes: float | None) -> Limits:
@@ -119,3 +121,81 @@ def check_regular_file(path: str | Path, what: str = "file") -> os.stat_result:
         raise InputError(path, f"not a regular file (a pipe, socket or device); a {what} must be one")
     return st
 
+
+def bounded_lines(
+    fh: BinaryIO, path: str | Path, what: str, *, total: str | None = "max_lm_bytes", count: str | None = None
+) -> Iterator[str]:
+    """The lines of a binary file as UTF-8 text (without their ``\\n``), read within the limits.
+
+    The file is read in blocks of at most ``max_line_bytes`` (and 256 kB), and a line still open
+    at the end of a block is kept only up to ``max_line_bytes``: a file with no newline (a gzip
+    bomb of zeros, a sparse file) costs one line limit of memory, not its size.
+
+    Args:
+        fh: A binary file object (a plain file, or a ``gzip.GzipFile`` reading through the gzip).
+        path: Named in the errors.
+        what: What the file is, for the errors (``"language model"``, ``"lexicon"``).
+        total: The :class:`Limits` field that bounds the bytes read in all (None: unbounded).
+        count: The :class:`Limits` field that bounds the number of lines (None: unbounded).
+
+    Raises:
+        LimitError: a line is longer than ``max_line_bytes`` (its newline not counted), or the
+            file is past ``total`` bytes or ``count`` lines; raised as soon as that is known.
+        UnicodeDecodeError: the text is not UTF-8.
+    """
+    return itertools.chain.from_iterable(_line_blocks(fh, path, what, total, count))
+
+
+def _line_blocks(fh: BinaryIO, path: str | Path, what: str, total: str | None, count: str | None) -> Iterator[list[str]]:
+    limits = current_limits()
+    max_line = limits.max_line_bytes
+    max_total = getattr(limits, total) if total else None
+    max_count = getattr(limits, count) if count else None
+    block = max(1, min(max_line + 1, 256 << 10))
+    carry: list[bytes] = []  # the open line, in pieces
+    carried = read = lines = 0
+
+    def too_long() -> LimitError:
+        return LimitError(path, f"line {lines + 1:,} of the {what} is too long", "max_line_bytes", max_line)
+
+    while True:
+        chunk = fh.read(block)
+        if not chunk:
+            break
+        read += len(chunk)
+        if max_total is not None and read > max_total:
+            raise LimitError(path, f"the {what} holds more bytes than allowed", total, max_total)
+        cut = chunk.rfind(b"\n")
+        if cut < 0:
+            carried += len(chunk)
+            if carried > max_line:
+                raise too_long()
+            carry.append(chunk)
+            continue
+        if carried + chunk.find(b"\n") > max_line:  # lines inside one block are shorter than it
+            raise too_long()
+        text = b"".join([*carry, chunk[: cut + 1]]).decode("utf-8")
+        carry, carried = [chunk[cut + 1 :]], len(chunk) - cut - 1
+        done = text.split("\n")
+        done.pop()  # the empty string after the block's last newline
+        lines += len(done)
+        if max_count is not None and lines > max_count:
+            raise LimitError(path, f"the {what} has more lines than allowed", count, max_count)
+        yield done
+    if carried:
+        lines += 1
+        if max_count is not None and lines > max_count:
+            raise LimitError(path, f"the {what} has more lines than allowed", count, max_count)
+        yield [b"".join(carry).decode("utf-8")]
+
+
+def check_beam(beam: int, where: str | Path, what: str = "beam_size") -> int:
+    """``beam``, checked against ``max_beam`` (a flashlight beam allocates per hypothesis up front).
+
+    Raises:
+        LimitError: the beam is wider than the limit; the message names ``where`` and ``what``.
+    """
+    limit = current_limits().max_beam
+    if beam > limit:
+        raise LimitError(where, f"{what} {beam} is a wider beam than allowed", "max_beam", limit)
+    return beam

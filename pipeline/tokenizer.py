@@ -13,7 +13,7 @@ import re
 import string
 from collections.abc import Sequence
 
-from pipeline.errors import SeqrecError
+from pipeline.errors import SeqrecError, shown
 
 BLANK = "<blank>"
 SPACE = " "
@@ -112,15 +112,15 @@ class CharTokenizer:
 def _validate(tokens: list[str]) -> None:
     if not tokens or tokens[0] != BLANK:
         first = tokens[0] if tokens else None
-        raise TokenizerError(f"token list must start with the blank {BLANK!r}, got {first!r}")
+        raise TokenizerError(f"token list must start with the blank {BLANK!r}, got {shown(first)}")
     seen: set[str] = set()
     for i, tok in enumerate(tokens):
         if not isinstance(tok, str):
             raise TokenizerError(f"token {i} is {type(tok).__name__}, expected str")
         if tok in seen:
-            raise TokenizerError(f"token {tok!r} appears more than once")
+            raise TokenizerError(f"token {shown(tok)} appears more than once")
         seen.add(tok)
         if i > 0 and len(tok) != 1:
-            raise TokenizerError(f"token {i} ({tok!r}) is not a single character")
+            raise TokenizerError(f"token {i} ({shown(tok)}) is not a single character")
     if SPACE not in seen:
         raise TokenizerError("token list has no space token ' '")

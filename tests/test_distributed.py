@@ -33,7 +33,10 @@ SCRIPT = textwrap.dedent(
     trainer = Trainer(model, ClassificationTask(), train, train.lengths, collate_labels, loader, cfg, Path(sys.argv[1]))
     result = trainer.fit()
     rank = trainer.dist.rank
-    Path(sys.argv[1], f"rank{{rank}}.txt").write_text(f"{{trainer.dist.world_size}} {{result.steps}} {{len(trainer.sampler)}}")
+    left = not torch.distributed.is_initialized()  # fit() left the group: nothing to abort at exit
+    Path(sys.argv[1], f"rank{{rank}}.txt").write_text(
+        f"{{trainer.dist.world_size}} {{result.steps}} {{len(trainer.sampler)}} {{left}}"
+    )
     """
 )
 
@@ -48,11 +51,13 @@ def test_torchrun_ddp_two_processes(tmp_path: Path):
         capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "terminate called" not in proc.stderr, proc.stderr[-3000:]  # no rank aborted at exit
     r0 = (exp / "rank0.txt").read_text().split()
     r1 = (exp / "rank1.txt").read_text().split()
     assert r0[0] == r1[0] == "2"
     # each rank takes half of the batches, and both take the same number of steps
     assert r0[1] == r1[1] and int(r0[1]) == 2 * int(r0[2])
+    assert r0[3] == r1[3] == "True"  # each rank left the process group when training ended
     assert (exp / "checkpoints" / "best.pt").exists() and (exp / "checkpoints" / "averaged.pt").exists()
 
 

@@ -938,8 +938,8 @@ def test_a_row_is_printed_only_after_its_output_file_is_written(tmp_path: Path, 
     """stdout is the record of what is done: when --output-dir cannot take a file, that file's
     row is an error line, never a printed success."""
     wav = _wav(tmp_path / "a.wav", seconds=0.6)
-    blocked = tmp_path / "not_a_dir"
-    blocked.write_text("a file where the output folder should be")
+    blocked = tmp_path / "blocked"
+    (blocked / "a.json").mkdir(parents=True)  # a folder where the output file should go
     code, rows, errors, _ = _run(capsys, "transcribe", "--model", str(speech_bundle), "--lm", "none",
                                  "--format", "json", "--output-dir", str(blocked), str(wav))  # fmt: skip
     assert code == 1 and rows == []

@@ -225,7 +225,7 @@ def test_sigkill_mid_extraction_then_rerun_is_byte_identical(tmp_path: Path) -> 
     extract_features(manifest, clean, FeatureConfig(), num_workers=1, chunk_size=2)
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
-    victim = _spawn(EXTRACT_SCRIPT, str(manifest), str(store), "0.03")
+    victim = _spawn(EXTRACT_SCRIPT, str(manifest), str(store), "0.1")  # slow enough to be caught mid-way under load
     kill_at = rng.randrange(1, 6)  # of 8 chunks
 
     def ready() -> bool:

@@ -48,7 +48,7 @@ def flaky_feats(payload: tuple[int, int, int]) -> np.ndarray:
 
 
 def slow_feats(payload: tuple[int, int, int]) -> np.ndarray:
-    time.sleep(0.05)
+    time.sleep(0.15)  # the build must still be running when the test kills it, even on a loaded machine
     return rand_feats(payload)
 
 

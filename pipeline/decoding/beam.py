@@ -97,6 +97,16 @@ class BeamSearchDecoder:
         logger.debug("built CTC beam decoder: V=%d beam=%d threshold=%.1f lm=%s lexicon=%s",
                      len(self.tokens), beam_size, beam_threshold, lm, lexicon is not None)  # fmt: skip
 
+    @classmethod
+    def from_search(cls, search: FlashlightSearch) -> BeamSearchDecoder:
+        """Wraps a search built elsewhere (e.g. :meth:`pipeline.decoding.word_lm.WordLM.search`)."""
+        self = cls.__new__(cls)
+        self._search, self.tokens = search, search.tokens
+        self.blank_id, self.space_id = search.blank_id, search.space_id
+        self.nbest, self.word_level = search.nbest, search.word_level
+        self.beam_size = search.beam_size
+        return self
+
     def decode(self, log_probs: Tensor, lengths: Tensor | None = None) -> list[CTCHypothesis]:
         """Best hypothesis per sequence.
 

@@ -122,7 +122,7 @@ class FlashlightSearch:
             raise ValueError("a lexicon needs a word-level lm")
         self.tokens = tokens
         self.blank_id, self.space_id = tokens.index(blank), tokens.index(space)
-        self.nbest = nbest
+        self.nbest, self.beam_size = nbest, beam_size
         self.word_level = lexicon is not None
         sil = "|"
         while sil in tokens:

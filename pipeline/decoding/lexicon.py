@@ -18,7 +18,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from pipeline.decoding.ngram import NgramModel
-from pipeline.errors import SeqrecError
+from pipeline.errors import InputError, SeqrecError
+from pipeline.limits import bounded_lines, check_regular_file
 from pipeline.tokenizer import CharTokenizer
 
 log = logging.getLogger(__name__)
@@ -101,30 +102,43 @@ def read_lexicon(path: str | Path, tokenizer: CharTokenizer) -> dict[str, list[s
     Entries whose spelling uses a token the model does not have are dropped and counted in
     the log (another model's lexicon may hold characters this one lacks).
 
+    The file is read within the run's limits (:mod:`pipeline.limits`): it must be a regular
+    file; a first pass, which keeps nothing, refuses a file of more than ``max_lexicon_words``
+    lines, a line longer than ``max_line_bytes`` or more than ``max_lm_bytes`` in all, so a
+    giant lexicon costs no memory before it is refused.
+
     Raises:
         LexiconError: the file cannot be read, is not UTF-8, has a malformed line or no entry.
+        LimitError: the file is past one of the limits (names the file and the limit's flag).
     """
     path = Path(path)
     allowed = _characters(tokenizer) | {BOUNDARY}
     try:
-        text = path.read_text(encoding="utf-8")
+        check_regular_file(path, "lexicon file")
+    except InputError as exc:
+        raise LexiconError(str(exc)) from None
+    out: dict[str, list[str]] = {}
+    dropped = 0
+    try:
+        with open(path, "rb") as fh:  # the first pass: limits only
+            for _ in bounded_lines(fh, path, "lexicon", total="max_lm_bytes", count="max_lexicon_words"):
+                pass
+            fh.seek(0)
+            for lineno, line in enumerate(bounded_lines(fh, path, "lexicon", total="max_lm_bytes"), 1):
+                if not line.strip():
+                    continue
+                word, sep, spelling = line.partition("\t")
+                tokens = spelling.split()
+                if not sep or not word.strip() or not tokens:
+                    raise LexiconError(f"{path}: line {lineno}: expected 'word<TAB>t o k e n s |'")
+                if any(t not in allowed for t in tokens):
+                    dropped += 1
+                    continue
+                out[word.strip()] = tokens
     except UnicodeDecodeError as exc:
         raise LexiconError(f"{path}: lexicon is not UTF-8 text") from exc
     except OSError as exc:
         raise LexiconError(f"{path}: cannot read lexicon: {exc.strerror or exc}") from exc
-    out: dict[str, list[str]] = {}
-    dropped = 0
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        word, sep, spelling = line.partition("\t")
-        tokens = spelling.split()
-        if not sep or not word.strip() or not tokens:
-            raise LexiconError(f"{path}: line {lineno}: expected 'word<TAB>t o k e n s |'")
-        if any(t not in allowed for t in tokens):
-            dropped += 1
-            continue
-        out[word.strip()] = tokens
     if dropped:
         log.info("%s: dropped %d entries with tokens the model does not have", path, dropped)
     if not out:

@@ -24,16 +24,19 @@ renormalises). Probabilities and backoff weights are written in log10, as ARPA w
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import math
 import re
+import zlib
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.errors import SeqrecError
+from pipeline.errors import InputError, SeqrecError
+from pipeline.limits import LimitError, bounded_lines, check_regular_file, current_limits
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 #: What ARPA files write for log10(0) (the probability of ``<s>``).
@@ -313,13 +316,27 @@ _SECTION_RE = re.compile(r"^\\(\d+)-grams:$")
 #: The first bytes of a KenLM binary model.
 KENLM_BINARY_MAGIC = b"mmap lm http://kheafield.com/code"
 GZIP_MAGIC = b"\x1f\x8b"
+#: A header number with more digits than this stands for "too many" (no int() of 5000 digits).
+_MAX_DIGITS = 18
 
 
-def _open_text(path: Path):
-    """Opens an ARPA file as UTF-8 text, through gzip when it is compressed."""
-    with open(path, "rb") as fb:
-        gz = fb.read(2) == GZIP_MAGIC
-    return gzip.open(path, "rt", encoding="utf-8") if gz else open(path, encoding="utf-8")
+def _header_int(digits: str) -> int:
+    return int(digits) if len(digits) <= _MAX_DIGITS else 10**_MAX_DIGITS
+
+
+@contextlib.contextmanager
+def _arpa_lines(path: Path) -> Iterator[Iterator[str]]:
+    """The lines of an ARPA file (through gzip when compressed), read within the run's limits.
+
+    Bytes after decompression are bounded by ``max_lm_bytes`` and each line by
+    ``max_line_bytes`` (:func:`pipeline.limits.bounded_lines`), so a gzip bomb, a sparse file or
+    a file without newlines stops at the first limit it reaches, having held one line at most.
+    """
+    with open(path, "rb") as raw:
+        gz = raw.read(2) == GZIP_MAGIC
+        raw.seek(0)
+        with gzip.GzipFile(fileobj=raw, mode="rb") if gz else contextlib.nullcontext(raw) as fb:
+            yield bounded_lines(fb, path, "language model", total="max_lm_bytes")
 
 
 @dataclass(frozen=True)
@@ -347,21 +364,40 @@ def check_arpa(path: str | Path) -> ArpaInfo:
     ``\\end\\``, so a truncated or foreign file fails here with one line rather than inside the
     decoder.
 
+    Everything is bounded by the run's limits (:func:`pipeline.limits.current_limits`) before
+    KenLM, which allocates from the header's counts, ever sees the file: the path must be a
+    regular file (a FIFO or device is refused from its ``stat``), the bytes after decompression
+    and each line are bounded while reading, and the header's counts are refused at once when
+    they would need more than ``max_lm_bytes`` of lines or more 1-grams (words) than
+    ``max_lexicon_words``. A KenLM binary may not be larger than ``max_lm_bytes``.
+
     Raises:
-        ArpaError: the file is missing, empty, truncated or not an ARPA model (names the file).
+        ArpaError: the file is missing, not a regular file, empty, truncated or not an ARPA
+            model (names the file).
+        LimitError: the file is past one of the limits (names the file and the limit's flag).
     """
     path = Path(path)
+    limits = current_limits()
+    try:
+        st = check_regular_file(path, "language model file")
+    except InputError as exc:
+        raise ArpaError(str(exc)) from None
     try:
         with open(path, "rb") as fb:
             head = fb.read(len(KENLM_BINARY_MAGIC))
-        if head[:2] == GZIP_MAGIC:
+        gz = head[:2] == GZIP_MAGIC
+        if gz:
             with gzip.open(path, "rb") as fb:
                 head = fb.read(len(KENLM_BINARY_MAGIC))
     except (OSError, EOFError) as exc:
         raise ArpaError(
             f"{path}: cannot read language model: {getattr(exc, 'strerror', None) or exc}"
         ) from exc
-    if head == KENLM_BINARY_MAGIC:
+    binary = head == KENLM_BINARY_MAGIC
+    if (binary or not gz) and st.st_size > limits.max_lm_bytes:  # a gzip is bounded as it is read
+        what = "KenLM binary" if binary else "language model"
+        raise LimitError(path, f"the {what} is larger than allowed", "max_lm_bytes", limits.max_lm_bytes)
+    if binary:
         return ArpaInfo(order=0, counts=(), words=(), binary=True)
     if not head:
         raise ArpaError(f"{path}: language model file is empty")
@@ -372,7 +408,7 @@ def check_arpa(path: str | Path) -> ArpaInfo:
     declared: list[int] = []
     words: list[str] = []
     try:
-        with _open_text(path) as f:
+        with _arpa_lines(path) as f:
             lineno = 0
             line = ""
             for line in f:  # header: blank lines, then \data\
@@ -386,11 +422,12 @@ def check_arpa(path: str | Path) -> ArpaInfo:
                 m = _HEADER_RE.match(line.strip())
                 if m is None:
                     break
-                if int(m.group(1)) != len(declared) + 1:
-                    raise fail(lineno, f"n-gram orders out of order ({line.strip()!r})")
-                declared.append(int(m.group(2)))
+                if _header_int(m.group(1)) != len(declared) + 1:
+                    raise fail(lineno, f"n-gram orders out of order ({line.strip()[:40]!r})")
+                declared.append(_header_int(m.group(2)))
             if not declared:
                 raise fail(lineno, "no 'ngram N=count' lines")
+            _check_declared(path, declared)
             for n, expected in enumerate(declared, 1):
                 while not line.strip():
                     line = next(f, None)
@@ -398,7 +435,7 @@ def check_arpa(path: str | Path) -> ArpaInfo:
                     if line is None:
                         raise fail(lineno, f"ends before the {n}-grams section")
                 m = _SECTION_RE.match(line.strip())
-                if m is None or int(m.group(1)) != n:
+                if m is None or _header_int(m.group(1)) != n:
                     raise fail(lineno, f"expected '\\{n}-grams:', got {line.strip()[:40]!r}")
                 seen = 0
                 for line in f:
@@ -414,9 +451,11 @@ def check_arpa(path: str | Path) -> ArpaInfo:
                             float(parts[-1])
                     except ValueError:
                         raise fail(lineno, f"not a number in {line.strip()[:60]!r}") from None
+                    seen += 1
+                    if seen > expected:
+                        raise fail(lineno, f"more {n}-grams than the header's {expected}")
                     if n == 1:
                         words.append(parts[1])
-                    seen += 1
                 else:
                     line = ""
                 if seen != expected:
@@ -424,16 +463,38 @@ def check_arpa(path: str | Path) -> ArpaInfo:
                         lineno,
                         f"{seen} {n}-grams where the header declares {expected} (truncated?)",
                     )
-            rest = [line, *f]
-            if not any(r.strip() == "\\end\\" for r in rest):
+            ended = line.strip() == "\\end\\" or any(r.strip() == "\\end\\" for r in f)
+            if not ended:
                 raise fail(lineno, "no '\\end\\' (truncated?)")
+            for _ in f:  # KenLM reads what follows too: it must be within the limits as well
+                pass
     except UnicodeDecodeError as exc:
         raise ArpaError(f"{path}: not a valid ARPA language model (not UTF-8 text)") from exc
-    except (OSError, EOFError) as exc:  # EOFError: a cut gzip stream
+    except (OSError, EOFError, zlib.error) as exc:  # EOFError: a cut gzip stream
         raise ArpaError(
             f"{path}: cannot read language model: {getattr(exc, 'strerror', None) or exc}"
         ) from exc
     return ArpaInfo(order=len(declared), counts=tuple(declared), words=tuple(words))
+
+
+def _check_declared(path: Path, declared: list[int]) -> None:
+    """Refuses header counts that imply more than the limits allow, before any section is read.
+
+    KenLM sizes its tables from these counts; each n-gram needs a line of at least ``2n + 2``
+    bytes (``p w1 .. wn``), and the 1-grams are the words that become a lexicon.
+    """
+    limits = current_limits()
+    if declared[0] > limits.max_lexicon_words:
+        raise LimitError(
+            path, f"the header declares {declared[0]:,} words (1-grams)", "max_lexicon_words",
+            limits.max_lexicon_words,
+        )  # fmt: skip
+    need = sum(count * (2 * n + 2) for n, count in enumerate(declared, 1))
+    if need > limits.max_lm_bytes:
+        raise LimitError(
+            path, f"the header declares {sum(declared):,} n-grams, at least {need:,} bytes of lines",
+            "max_lm_bytes", limits.max_lm_bytes,
+        )  # fmt: skip
 
 
 def read_arpa(path: str | Path) -> NgramModel:
@@ -443,7 +504,7 @@ def read_arpa(path: str | Path) -> NgramModel:
         raise ArpaError(f"{path}: a KenLM binary cannot be read back as ARPA")
     grams: list[dict[Ngram, tuple[float, float]]] = [{} for _ in range(info.order)]
     n = 0
-    with _open_text(path) as f:
+    with _arpa_lines(Path(path)) as f:
         for line in f:
             m = _SECTION_RE.match(line.strip())
             if m:

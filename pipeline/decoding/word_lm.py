@@ -22,18 +22,19 @@ from __future__ import annotations
 
 import logging
 import math
-import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.decoding.lexicon import LexiconError, read_lexicon, spell_words, write_lexicon
+from pipeline.decoding.lexicon import LexiconError, read_lexicon, spell_words
 from pipeline.decoding.ngram import ArpaError, check_arpa
-from pipeline.errors import SeqrecError, one_line
+from pipeline.errors import SeqrecError, one_line, shown
+from pipeline.limits import LimitError, check_beam, current_limits
 
 if TYPE_CHECKING:
     from pipeline.bundle import Bundle
     from pipeline.decoding.beam import BeamSearchDecoder
+    from pipeline.decoding.flashlight import FlashlightSearch
     from pipeline.tokenizer import CharTokenizer
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class WordLM:
         beam_size: Beam width.
         beam_size_token: Tokens tried per frame, the likeliest first (None: all).
         words: The ARPA's unigrams when ``lexicon`` is None.
+        spellings: ``lexicon`` already parsed (word -> spelling), so it is read once.
     """
 
     arpa: Path
@@ -67,51 +69,78 @@ class WordLM:
     beam_size: int = 32
     beam_size_token: int | None = 8
     words: tuple[str, ...] = ()
+    spellings: dict[str, list[str]] | None = field(default=None, compare=False, repr=False)
 
-    def decoder(self, tokenizer: CharTokenizer, beam_size: int | None = None) -> BeamSearchDecoder:
-        """Builds the flashlight decoder (loads the LM: about a second for the shipped one).
+    def lexicon_entries(self, tokenizer: CharTokenizer) -> dict[str, list[str]]:
+        """Word -> spelling in our tokens: the lexicon file's (parsed once and kept), or the
+        ARPA's own words spelt letter by letter.
 
         Raises:
-            LMError: the lexicon has no usable word, or KenLM refuses the model file.
+            LMError: no word can be spelt with the model's tokens.
         """
+        if self.spellings is not None:
+            return self.spellings
+        if self.lexicon is not None:
+            try:
+                return read_lexicon(self.lexicon, tokenizer)
+            except LexiconError as exc:
+                raise LMError(str(exc)) from None
+        spelt, _ = spell_words(self.words, tokenizer)
+        if not spelt:
+            raise LMError(f"{self.arpa}: no word of the LM can be spelt with the model's tokens")
+        return spelt
+
+    def search(self, tokenizer: CharTokenizer, beam_size: int | None = None) -> FlashlightSearch:
+        """Builds the flashlight search (loads the LM and its lexicon trie); torch-free.
+
+        Raises:
+            LMError: the lexicon has no usable word, or KenLM refuses the model file or runs
+                out of memory loading it.
+            LimitError: the beam is wider than ``max_beam``.
+        """
+        from pipeline.decoding.flashlight import FlashlightSearch
+
+        beam = check_beam(beam_size or self.beam_size, self.arpa)
+        try:
+            return FlashlightSearch(
+                tokenizer.tokens, beam_size=beam, lm=self.arpa, lexicon=self.lexicon_entries(tokenizer),
+                lm_weight=self.lm_weight, word_score=self.word_score, beam_size_token=self.beam_size_token,
+            )  # fmt: skip
+        except RuntimeError as exc:  # KenLM's own parse errors
+            raise LMError(f"{self.arpa}: KenLM cannot load it: {one_line(exc)}") from exc
+        except MemoryError as exc:  # std::bad_alloc in KenLM or flashlight
+            raise LMError(f"{self.arpa}: out of memory loading the language model with a beam of {beam}") from exc
+
+    def decoder(self, tokenizer: CharTokenizer, beam_size: int | None = None) -> BeamSearchDecoder:
+        """:meth:`search` for torch tensors (a :class:`~pipeline.decoding.beam.BeamSearchDecoder`)."""
         from pipeline.decoding.beam import BeamSearchDecoder
 
-        beam = beam_size or self.beam_size
-        with tempfile.TemporaryDirectory(prefix="seqrec-lexicon-") as tmp:
-            lexicon = self.lexicon
-            if lexicon is None:
-                spelt, _ = spell_words(self.words, tokenizer)
-                if not spelt:
-                    raise LMError(f"{self.arpa}: no word of the LM can be spelt with the model's tokens")
-                lexicon = Path(tmp) / "lexicon.txt"
-                write_lexicon(lexicon, spelt)
-            try:
-                return BeamSearchDecoder(
-                    tokenizer.tokens, beam_size=beam, lm=self.arpa, lexicon=lexicon,
-                    lm_weight=self.lm_weight, word_score=self.word_score, beam_size_token=self.beam_size_token,
-                )  # fmt: skip
-            except RuntimeError as exc:  # KenLM's own parse errors
-                first = one_line(exc)
-                raise LMError(f"{self.arpa}: KenLM cannot load it: {first}") from exc
+        return BeamSearchDecoder.from_search(self.search(tokenizer, beam_size))
 
 
 def _number(section: dict[str, Any], key: str, where: str, *, positive_int: bool = False) -> Any:
     value = section.get(key)
     if positive_int:
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise LMError(f"{where}: lm.{key} must be a positive integer, got {value!r}")
+            raise LMError(f"{where}: lm.{key} must be a positive integer, got {shown(value)}")
         return value
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-        raise LMError(f"{where}: lm.{key} must be a finite number, got {value!r}")
+        raise LMError(f"{where}: lm.{key} must be a finite number, got {shown(value)}")
     return float(value)
 
 
 def bundle_lm(bundle: Bundle, tokenizer: CharTokenizer) -> WordLM | None:
     """The bundle's own word LM (None if it has none), its files checked against their hashes.
 
+    Both files are checked before anything reads them whole (regular files inside the bundle,
+    at most ``max_lm_bytes`` on disk), then hashed, then read through within the run's limits
+    (:func:`pipeline.decoding.ngram.check_arpa`, :func:`pipeline.decoding.lexicon.read_lexicon`),
+    so KenLM and flashlight only ever load files that passed them.
+
     Raises:
         LMError: the section is malformed, or a file is missing, escapes the bundle, or does
             not have its recorded sha256 (truncated or altered).
+        LimitError: a file, or ``lm.beam_size``, is past one of the limits.
     """
     from pipeline.bundle import BundleError
     from pipeline.io_utils import file_sha256
@@ -125,26 +154,32 @@ def bundle_lm(bundle: Bundle, tokenizer: CharTokenizer) -> WordLM | None:
     hashes = section.get("sha256")
     if not isinstance(hashes, dict):
         raise LMError(f"{where}: lm.sha256 must map each LM file to its hash")
+    beam_size = check_beam(_number(section, "beam_size", where, positive_int=True), where, "lm.beam_size")
+    limit = current_limits().max_lm_bytes
     paths = {}
     for key in ("arpa", "lexicon"):
         name = section.get(key)
         try:
-            path = bundle.file(name)
+            path = bundle.file(name)  # a regular file inside the bundle (stat only)
         except BundleError as exc:
             raise LMError(str(exc)) from None
+        if path.stat().st_size > limit:
+            raise LimitError(path, "the file is larger than allowed", "max_lm_bytes", limit)
         if file_sha256(path) != hashes.get(name):
             raise LMError(f"{path}: does not match the sha256 recorded in the bundle (truncated or altered)")
         paths[key] = path
     try:
-        read_lexicon(paths["lexicon"], tokenizer)  # parses, so a bad entry fails here, not in flashlight
-    except LexiconError as exc:
+        check_arpa(paths["arpa"])  # bounded: a bomb or a lying header stops here, not in KenLM
+        spellings = read_lexicon(paths["lexicon"], tokenizer)  # parsed once: a bad entry fails here
+    except (ArpaError, LexiconError) as exc:
         raise LMError(str(exc)) from None
     return WordLM(
         arpa=paths["arpa"],
         lexicon=paths["lexicon"],
+        spellings=spellings,
         lm_weight=_number(section, "lm_weight", where),
         word_score=_number(section, "word_score", where),
-        beam_size=_number(section, "beam_size", where, positive_int=True),
+        beam_size=beam_size,
         beam_size_token=_number(section, "beam_size_token", where, positive_int=True)
         if "beam_size_token" in section else None,
     )
@@ -156,7 +191,9 @@ def file_lm(path: str | Path, tokenizer: CharTokenizer, defaults: WordLM | None 
     An ARPA file's own words make the lexicon; a KenLM binary needs the bundle's lexicon.
 
     Raises:
-        LMError: the file is missing, empty, truncated or not an LM, or a binary without lexicon.
+        LMError: the file is missing, not a regular file (a FIFO or device is refused before it
+            is opened), empty, truncated or not an LM, or a binary without lexicon.
+        LimitError: the file is past one of the run's limits (see :func:`check_arpa`).
     """
     path = Path(path)
     try:

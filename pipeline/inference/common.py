@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import InputError
+from pipeline.limits import check_regular_file
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +22,9 @@ SPEECH_THRESHOLD = 0.5
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".wma", ".aiff", ".aif", ".webm"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"})
+#: What ``transcribe`` finds in a directory: audio files, and video containers for their audio
+#: track (a file named on the command line is read whatever its extension).
+TRANSCRIBE_EXTENSIONS = AUDIO_EXTENSIONS | VIDEO_EXTENSIONS
 
 
 def expand_paths(paths: Iterable[str | Path], extensions: frozenset[str]) -> list[Path]:
@@ -47,6 +52,22 @@ def check_input(path: Path, extensions: frozenset[str], what: str) -> None:
         raise InputError(
             path, f"directory holds no {what} files (extensions {', '.join(sorted(extensions))})"
         )
+
+
+def check_media_path(path: Path, extensions: frozenset[str], what: str) -> None:
+    """Checks an input from its ``stat`` alone, before anything opens it.
+
+    A FIFO, socket or device (``/dev/zero``, a named pipe) would block or never end when read;
+    a missing path or a directory without ``what`` files cannot be read either.
+
+    Raises:
+        InputError: a directory with no ``what`` files, a missing path ("file not found", as
+            the readers say), or anything but a regular file.
+    """
+    check_input(path, extensions, what)
+    if not os.path.lexists(path):
+        raise InputError(path, "file not found")
+    check_regular_file(path, "media file")
 
 
 def bundle_section(config: dict[str, Any], key: str, kind: type = dict) -> Any:

@@ -17,9 +17,10 @@ from pipeline.errors import one_line
 from pipeline.inference.common import (
     VIDEO_EXTENSIONS,
     bundle_section,
-    check_input,
+    check_media_path,
     expand_paths,
 )
+from pipeline.limits import LimitError
 
 log = logging.getLogger(__name__)
 
@@ -67,20 +68,26 @@ class ClipLabeler:
         from data_prep.frame_embed import BackboneConfig, embedder_from_state
         from pipeline.config import from_dict
         from pipeline.models.classifier import ClassifierConfig, SequenceClassifier
+        from pipeline.models.params import check_params, classifier_params
 
         bundle = load_bundle(model_dir, kind="video_classifier")
         cfg = bundle.config
+        cfg_path = bundle.path / "config.yaml"
         try:
             bb_cfg = from_dict(BackboneConfig, {**bundle_section(cfg, "backbone"), "weights": "none"}, "backbone")
+            model_cfg = from_dict(ClassifierConfig, bundle_section(cfg, "model"), "model")
+            check_params(cfg_path, classifier_params(model_cfg))  # before anything is built
             state = bundle.load_weights("backbone_weights")
             embedder = embedder_from_state(bb_cfg.name, state, str(bundle.path)).for_inference()
-            classifier = SequenceClassifier(from_dict(ClassifierConfig, bundle_section(cfg, "model"), "model"))
+            classifier = SequenceClassifier(model_cfg)
             classifier.load_state_dict(bundle.load_weights())
             labels = bundle_section(cfg, "labels", list)
-        except BundleError:
+        except (BundleError, LimitError):
             raise
         except (ValueError, TypeError, RuntimeError) as exc:  # config values or weights that do not fit
             raise BundleError(f"{bundle.path}: invalid video bundle: {one_line(exc)}") from exc
+        except MemoryError as exc:
+            raise BundleError(f"{cfg_path}: out of memory building the model it describes") from exc
         if len(labels) != classifier.cfg.num_classes or not all(isinstance(x, str) for x in labels):
             raise BundleError(
                 f"{bundle.path}: 'labels' must be {classifier.cfg.num_classes} class names, got {len(labels)} items"
@@ -131,7 +138,9 @@ class ClipLabeler:
         windows of that length every ``stride`` seconds (default ``window / 2``); the windows
         are decoded and scored ``batch_size`` at a time, never all held at once.
         ``limits`` (a :class:`data_prep.video_io.VideoLimits`; default its defaults) stops
-        absurd or hostile videos (too long, too many frames, too large) with one error line.
+        absurd or hostile videos (too long, too many frames, too large) with one error line;
+        so do a ``stride`` shorter than one frame interval and more windows than the run's
+        ``max_windows`` (:mod:`pipeline.limits`), before any frame is decoded.
         A file that cannot be decoded gets a result with ``error`` set; the others go on.
         """
         from data_prep.video_io import VideoLimits, iter_windows, load_clip, video_limits
@@ -176,10 +185,11 @@ class ClipLabeler:
         for i, path in enumerate(files):
             results[i] = ClipLabels(path=str(path))
             try:
-                check_input(path, VIDEO_EXTENSIONS, "video")
+                check_media_path(path, VIDEO_EXTENSIONS, "video")  # before anything opens it
                 with video_limits(limits or VideoLimits()):  # only around decoding: no yield inside
-                    clip = load_clip(path, b.num_segments, size=b.frame_size, short_side=b.short_side)
+                    # The windows first: a stride or window count they refuse is found before any decoding.
                     results[i].segments = windows(path) if window is not None else None
+                    clip = load_clip(path, b.num_segments, size=b.frame_size, short_side=b.short_side)
                 pending.append((i, clip))
             except Exception as exc:  # one bad file must not stop the others
                 fail(i, exc)

@@ -9,32 +9,39 @@ shares every step it can with the torch path, through modules that do not import
   paths); the model and feature sections are parsed by :mod:`pipeline.inference.lite_config`;
 * audio: :func:`data_prep.audio.load_waveform` with ``backend="numpy"`` (its numpy port of
   torchaudio's sinc resampler), raising the same :class:`~data_prep.audio.AudioError`;
-* features: :class:`data_prep.features_numpy.LogMel`, the numbers of ``LogMelExtractor``;
+* front end: :class:`data_prep.features_numpy.LogMel` (the numbers of ``LogMelExtractor``) for
+  a log-mel model; for a model on the Whisper upstream, Whisper's log-mel windows
+  (:func:`data_prep.whisper_frontend.window_batch`), the encoder being part of the graph;
 * model: the bundle's exported ONNX graph (``model.onnx``, see
-  :mod:`pipeline.inference.onnx_export`) run by onnxruntime, :class:`OnnxCTCModel`;
-* decoding: :func:`pipeline.decoding.greedy.greedy_path` and
-  :func:`pipeline.decoding.timestamps.word_timestamps`, the torch path's own functions.
+  :mod:`pipeline.inference.onnx_export`, float32 or int8) run by onnxruntime,
+  :class:`OnnxCTCModel`;
+* decoding: greedy (:func:`pipeline.decoding.greedy.greedy_path`), or flashlight-text's beam
+  search with the bundle's word LM (:class:`pipeline.decoding.flashlight.FlashlightSearch`, the
+  torch engine's own search), then :func:`pipeline.decoding.timestamps.word_timestamps`.
 
-Greedy decoding on CPU only; ``tests/test_lite_engine.py`` holds every part against the torch
+CPU only, files of up to 60 s; ``tests/test_lite_engine.py`` holds every part against the torch
 path it mirrors, and ``tests/test_onnx_export.py`` the graph against ``CTCModel``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from data_prep.audio import AudioError, load_waveform
+from data_prep.audio import AudioError, AudioTooLong, load_waveform
 from data_prep.features_numpy import LogMel
 from pipeline.bundle import Bundle, BundleError, UnsupportedBundleError, load_bundle
 from pipeline.decoding.greedy import greedy_path
 from pipeline.decoding.timestamps import word_timestamps
-from pipeline.errors import one_line
-from pipeline.inference import common
+from pipeline.decoding.types import CTCHypothesis
+from pipeline.errors import one_line, shown
+from pipeline.inference import common, long_audio
 from pipeline.inference.lite_config import LiteFeatureConfig
 from pipeline.inference.transcription import Transcription
 from pipeline.tokenizer import CharTokenizer
@@ -52,25 +59,34 @@ LiteTranscription = Transcription
 
 
 class OnnxCTCModel:
-    """A speech bundle's ONNX graph on onnxruntime's CPU provider: (T, D) features -> (T'', V) log-probs.
+    """A speech bundle's ONNX graph on onnxruntime's CPU provider -> (T'', V) log-probs.
+
+    The graph reads either log-mel ``features`` (1, T, D) and ``lengths``, or Whisper log-mel
+    windows (``mel``, ``mel_lengths``, ``frame_index``, see
+    :class:`pipeline.inference.onnx_export.UpstreamChain`); :attr:`reads` says which.
 
     Args:
         graph: The serialised ONNX model (see :func:`pipeline.inference.onnx_export.speech_onnx`).
-        frame_ratio: Feature frames per output frame (the bundle's ``onnx.frame_ratio``).
+        frame_ratio: Input frames per output frame (the bundle's ``onnx.frame_ratio``).
         where: Names the file in error messages.
+        threads: onnxruntime's intra-op threads.
 
     Raises:
         BundleError: onnxruntime cannot load the graph, or it lacks the expected inputs.
     """
 
-    def __init__(self, graph: bytes, frame_ratio: float, where: str) -> None:
+    def __init__(self, graph: bytes, frame_ratio: float, where: str, threads: int = 1) -> None:
+        # Before the import: onnxruntime 1.29+ otherwise writes a telemetry database and a
+        # device id under ~/.cache/Microsoft/DeveloperTools/.onnxruntime on every start.
+        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
         opts.log_severity_level = 3  # errors only; they become BundleError below
-        # One thread: the graph is a chain of small matrix products, for which a second thread
-        # costs more than it saves (and far more when another process keeps a core busy).
-        opts.intra_op_num_threads = 1
+        # One thread by default: the graph is a chain of small matrix products, for which a
+        # second thread costs more than it saves (and far more when another process keeps a
+        # core busy).
+        opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         try:
             self.session = ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
@@ -78,21 +94,64 @@ class OnnxCTCModel:
             raise BundleError(f"{where}: onnxruntime cannot load the graph: {one_line(exc)}") from None
         inputs = {i.name: i.shape for i in self.session.get_inputs()}
         outputs = [o.shape for o in self.session.get_outputs()]
-        if set(inputs) != {"features", "lengths"} or len(outputs) != 2 or len(inputs["features"]) != 3:
+        if set(inputs) == {"features", "lengths"} and len(inputs["features"]) == 3:
+            self.reads, self.input_dim = "features", inputs["features"][-1]
+        elif set(inputs) == {"mel", "mel_lengths", "frame_index"} and len(inputs["mel"]) == 3:
+            self.reads, self.input_dim = WHISPER_WINDOWS, inputs["mel"][1]
+        else:
             raise BundleError(f"{where}: not a seqrec speech graph (inputs {sorted(inputs)})")
-        self.input_dim = inputs["features"][-1]
+        if len(outputs) != 2:
+            raise BundleError(f"{where}: not a seqrec speech graph ({len(outputs)} outputs)")
         self.vocab_size = outputs[0][-1]
         self.frame_ratio = frame_ratio
 
-    def __call__(self, feats: np.ndarray) -> np.ndarray:
-        """(T, D) float32 features -> (T'', V) float32 log-probabilities."""
-        log_probs, lengths = self.session.run(
-            None, {"features": np.ascontiguousarray(feats[None], dtype=np.float32), "lengths": np.array([len(feats)])}
-        )
+    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """The graph's inputs for one utterance -> (T'', V) float32 log-probabilities."""
+        log_probs, lengths = self.session.run(None, inputs)
         return log_probs[0, : int(lengths[0])]
 
 
-def load_graph(bundle: Bundle) -> OnnxCTCModel:
+#: ``onnx.input`` of a graph from Whisper log-mel windows (as ``onnx_export.WHISPER_WINDOWS``,
+#: which imports torch).
+WHISPER_WINDOWS = "whisper_windows"
+
+
+class LogMelFrontEnd:
+    """(N,) waveform -> the inputs of a log-mel graph; ``frame_s``: seconds per feature frame."""
+
+    def __init__(self, cfg: LiteFeatureConfig) -> None:
+        self.cfg, self.extractor = cfg, LogMel(cfg)
+        self.sample_rate, self.dim = cfg.sample_rate, cfg.n_mels
+        self.frame_s = cfg.hop_length / cfg.sample_rate
+
+    def __call__(self, wave: np.ndarray) -> dict[str, np.ndarray]:
+        min_len = self.cfg.n_fft // 2 + 1  # short audio is zero-padded to one window
+        if wave.size < min_len:
+            wave = np.concatenate([wave, np.zeros(min_len - wave.size, np.float32)])
+        feats = self.extractor(wave)
+        return {"features": np.ascontiguousarray(feats[None], dtype=np.float32), "lengths": np.array([len(feats)])}
+
+
+class WhisperWindowsFrontEnd:
+    """(N,) 16 kHz waveform -> the inputs of a whole-chain graph (Whisper log-mel windows);
+    ``frame_s``: seconds per upstream frame (20 ms)."""
+
+    def __init__(self) -> None:
+        from data_prep import whisper_frontend as wf
+
+        self._wf = wf
+        self.sample_rate, self.dim = wf.SAMPLE_RATE, wf.N_MELS
+        self.frame_s = wf.SAMPLES_PER_FRAME / wf.SAMPLE_RATE
+
+    def __call__(self, wave: np.ndarray) -> dict[str, np.ndarray]:
+        min_len = self._wf.N_FFT // 2 + 1
+        if wave.size < min_len:
+            wave = np.concatenate([wave, np.zeros(min_len - wave.size, np.float32)])
+        mel, lengths, index = self._wf.window_batch(wave)
+        return {"mel": mel, "mel_lengths": lengths, "frame_index": index}
+
+
+def load_graph(bundle: Bundle, threads: int = 1) -> OnnxCTCModel:
     """Loads and checks the bundle's ONNX graph (its ``onnx`` config section).
 
     Raises:
@@ -117,21 +176,26 @@ def load_graph(bundle: Bundle) -> OnnxCTCModel:
         raise BundleError(f"{path}: sha256 does not match config.yaml (altered or truncated file)")
     ratio = section.get("frame_ratio")
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= 64:
-        raise BundleError(f"{bundle.path}: config.yaml: onnx.frame_ratio must be a positive number, got {ratio!r}")
-    return OnnxCTCModel(graph, float(ratio), str(path))
+        raise BundleError(f"{bundle.path}: config.yaml: onnx.frame_ratio must be a positive number, got {shown(ratio)}")
+    model = OnnxCTCModel(graph, float(ratio), str(path), threads)
+    if section.get("input", "features") != model.reads:
+        raise BundleError(f"{path}: the graph reads {model.reads}, config.yaml says onnx.input {shown(section.get('input'))}")
+    return model
 
 
 def total_audio_seconds(paths: Iterable[str | Path]) -> float | None:
     """Sum of the input files' durations from their headers (``soundfile.info``), or None.
 
     Directories are expanded as :class:`LiteTranscriber` expands them. None when any header
-    cannot be read or declares no samples (the caller then cannot tell how long the job is).
+    cannot be read or declares no samples (the caller then cannot tell how long the job is),
+    or when an input is not a regular file: a FIFO or device is never opened here.
     """
     import soundfile as sf
 
     total = 0.0
-    for path in common.expand_paths(paths, common.AUDIO_EXTENSIONS):
+    for path in common.expand_paths(paths, common.TRANSCRIBE_EXTENSIONS):
         try:
+            common.check_media_path(path, common.TRANSCRIBE_EXTENSIONS, "audio")
             info = sf.info(str(path))
             frames, rate = int(info.frames), int(info.samplerate)
         except Exception as exc:  # anything unreadable means "don't know"
@@ -144,47 +208,74 @@ def total_audio_seconds(paths: Iterable[str | Path]) -> float | None:
 
 
 class LiteTranscriber:
-    """Greedy CTC transcription on CPU with numpy and onnxruntime (no torch import).
+    """CTC transcription on CPU with numpy and onnxruntime (no torch import): greedy, character
+    beam search, or word-level beam search with the bundle's LM.
 
-    Gives the same results and per-file errors as :class:`pipeline.Transcriber` with
-    ``beam_size=1``, up to float32 rounding.
+    Gives the same results and per-file errors as :class:`pipeline.Transcriber`, up to float32
+    rounding (int8 graphs: up to their quantisation).
 
     Args:
         model: The bundle's graph.
         tokenizer: The bundle's :class:`pipeline.tokenizer.CharTokenizer`.
-        feature_cfg: The bundle's log-mel parameters.
+        front_end: :class:`LogMelFrontEnd` or :class:`WhisperWindowsFrontEnd`, as the graph reads.
+        lm: The word LM (a :class:`pipeline.decoding.word_lm.WordLM`), or None.
+        beam_size: Beam width (None: the LM's, or greedy without one).
     """
 
-    def __init__(self, model: OnnxCTCModel, tokenizer: CharTokenizer, feature_cfg: LiteFeatureConfig) -> None:
-        self.model = model
-        self.tokenizer = tokenizer
-        self.feature_cfg = feature_cfg
-        self.extractor = LogMel(feature_cfg)
-        self.frame_shift = feature_cfg.hop_length / feature_cfg.sample_rate * model.frame_ratio
+    def __init__(self, model: OnnxCTCModel, tokenizer: CharTokenizer, front_end: Any, lm: Any = None,
+                 beam_size: int | None = None) -> None:  # fmt: skip
+        self.model, self.tokenizer, self.front_end, self.lm = model, tokenizer, front_end, lm
+        self.beam_size = beam_size or (lm.beam_size if lm is not None else 1)
+        self.frame_shift = front_end.frame_s * model.frame_ratio
+        self._search = None
+        if lm is not None:
+            self._search = lm.search(tokenizer, self.beam_size)  # loads the LM: its errors belong to loading
+        elif self.beam_size > 1:
+            from pipeline.decoding.flashlight import FlashlightSearch
+
+            self._search = FlashlightSearch(tokenizer.tokens, beam_size=self.beam_size)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.front_end.sample_rate
 
     @classmethod
-    def from_pretrained(cls, model_dir: str | Path, *, lm: str | Path | None = "none") -> LiteTranscriber:
-        """Loads a ``speech_ctc`` bundle directory.
+    def from_pretrained(
+        cls, model_dir: str | Path | None = None, *, lm: str | Path | None = "auto", beam_size: int | None = None,
+        threads: int = 1,
+    ) -> LiteTranscriber:  # fmt: skip
+        """Loads a ``speech_ctc`` bundle directory (None: the model shipped with seqrec).
 
         Args:
             model_dir: The bundle directory.
-            lm: As for :meth:`pipeline.Transcriber.from_pretrained`; this engine decodes
-                greedily, so a word LM (the bundle's with ``"auto"``, or a path) is refused.
+            lm: ``"auto"`` (the bundle's word LM, if any), ``"none"``, or an ARPA/KenLM file,
+                as for :meth:`pipeline.Transcriber.from_pretrained`.
+            beam_size: Beam width (default: the LM's tuned width, or greedy without an LM).
+            threads: onnxruntime's threads.
 
         Raises:
             BundleError: the bundle is missing or invalid, or not a speech CTC bundle (the
-                same messages as :meth:`pipeline.Transcriber.from_pretrained`).
-            UnsupportedBundleError: it uses something the lite engine does not implement.
+                same messages as :meth:`pipeline.Transcriber.from_pretrained`), or its LM
+                cannot be used.
+            UnsupportedBundleError: it has no graph, or uses something this engine does not
+                implement.
+            LimitError: ``beam_size`` is past the run's limit.
         """
-        bundle = load_bundle(model_dir, kind="speech_ctc")
+        from pipeline.decoding.word_lm import LMError, resolve_lm
+        from pipeline.limits import check_beam
+        from pipeline.pretrained import speech_model_dir
+
+        bundle = load_bundle(speech_model_dir(model_dir), kind="speech_ctc")
         root, cfg = bundle.path, bundle.config
-        lm_off = lm is None or (isinstance(lm, str) and lm.lower() in ("none", "off"))
-        if not lm_off and (lm != "auto" or "lm" in cfg):
-            raise UnsupportedBundleError(f"{root}: word-level LM decoding needs the torch engine (or --lm none)")
+        if beam_size is not None:
+            check_beam(beam_size, root)
         try:
-            feature_cfg = LiteFeatureConfig.from_config(common.bundle_section(cfg, "features"))
             tokenizer = CharTokenizer.from_list(common.bundle_section(cfg, "tokens", list))
-            model = load_graph(bundle)  # its errors name the graph file
+            model = load_graph(bundle, threads)  # its errors name the graph file
+            if model.reads == WHISPER_WINDOWS:
+                front_end: Any = WhisperWindowsFrontEnd()
+            else:
+                front_end = LogMelFrontEnd(LiteFeatureConfig.from_config(common.bundle_section(cfg, "features")))
         except UnsupportedBundleError as exc:
             raise UnsupportedBundleError(f"{root}: {exc}") from None
         except BundleError:
@@ -193,21 +284,21 @@ class LiteTranscriber:
             raise BundleError(f"{root}: invalid speech bundle: {one_line(exc)}") from None
         if model.vocab_size != tokenizer.vocab_size:
             raise BundleError(f"{root}: {tokenizer.vocab_size} tokens for a model with {model.vocab_size} outputs")
-        if model.input_dim != feature_cfg.n_mels:
-            raise BundleError(f"{root}: invalid speech bundle: {feature_cfg.n_mels} mels for a model of input_dim {model.input_dim}")
-        return cls(model, tokenizer, feature_cfg)
+        if model.input_dim != front_end.dim:
+            raise BundleError(f"{root}: invalid speech bundle: {front_end.dim} mels for a graph of input_dim {model.input_dim}")
+        try:
+            return cls(model, tokenizer, front_end, resolve_lm(lm, bundle, tokenizer), beam_size)
+        except LMError as exc:
+            raise BundleError(str(exc)) from exc
 
-    def features(self, wave: np.ndarray) -> np.ndarray:
-        """(N,) waveform at the model's rate -> (T, n_mels) log-mel (short audio zero-padded)."""
-        min_len = self.feature_cfg.n_fft // 2 + 1
-        if wave.size < min_len:
-            wave = np.concatenate([wave, np.zeros(min_len - wave.size, np.float32)])
-        return self.extractor(wave)
-
-    def decode_features(self, feats: np.ndarray) -> tuple[str, list[dict]]:
-        """(T, n_mels) features of one utterance -> (text, words)."""
-        log_probs = self.model(feats)  # (T'', V)
-        hyp = greedy_path(log_probs, blank=self.tokenizer.blank_id)
+    def decode(self, inputs: dict[str, np.ndarray]) -> tuple[str, list[dict]]:
+        """The graph's inputs for one utterance (from :attr:`front_end`) -> (text, words)."""
+        log_probs = self.model(inputs)  # (T'', V)
+        if self._search is None:
+            hyp = greedy_path(log_probs, blank=self.tokenizer.blank_id)
+        else:
+            best = self._search.search(log_probs)[0]
+            hyp = CTCHypothesis(token_ids=best.token_ids, frames=best.frames, score=best.score)
         text = self.tokenizer.decode(hyp.token_ids)
         return text, word_timestamps(hyp, self.tokenizer, self.frame_shift, num_frames=log_probs.shape[0])
 
@@ -220,25 +311,33 @@ class LiteTranscriber:
         speech gets an empty transcript (as with the torch engine). A file that cannot be read
         or decoded gets a result with ``error`` set; the others go on. With
         ``raise_errors=True`` the first error raises.
+
+        This engine reads each file whole, up to ``LONG_AUDIO_S`` (60 s) counted while it
+        decodes: a longer file (whatever its header says) gets an
+        :class:`~data_prep.audio.AudioTooLong` error, for the torch engine's block-wise reading
+        (``seqrec transcribe --engine auto`` hands it over by itself).
         """
         if isinstance(paths, (str, Path)):
             paths = [paths]
-        files = common.expand_paths(paths, common.AUDIO_EXTENSIONS)
+        files = common.expand_paths(paths, common.TRANSCRIBE_EXTENSIONS)
         results = [Transcription(path=str(p)) for p in files]
         t0 = time.perf_counter()
-        sr = self.feature_cfg.sample_rate
+        sr = self.sample_rate
         for i, path in enumerate(files):
             try:
-                common.check_input(path, common.AUDIO_EXTENSIONS, "audio")
-                wave = load_waveform(path, target_sr=sr, backend="numpy")
+                common.check_media_path(path, common.TRANSCRIBE_EXTENSIONS, "audio")  # before anything opens it
+                try:
+                    wave = load_waveform(path, target_sr=sr, backend="numpy", max_seconds=long_audio.LONG_AUDIO_S)
+                except AudioTooLong as exc:
+                    raise AudioTooLong(path, exc.limit, "; the lite engine reads files up to that length "
+                                       "(--engine torch reads longer ones)") from None  # fmt: skip
                 if wave.size == 0:
                     raise ValueError(f"{path}: no audio samples")
                 results[i].duration = wave.size / sr
                 if skip_silence and not common.has_speech(wave, sr):
                     log.debug("no speech in %s: empty transcript", path)
                     continue
-                feats = self.features(wave)
-                results[i].text, results[i].words = self.decode_features(feats)
+                results[i].text, results[i].words = self.decode(self.front_end(wave))
             except Exception as exc:  # one bad file must not stop the others
                 if raise_errors:
                     raise

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.bundle import UnsupportedBundleError
+from pipeline.errors import shown
 
 # Feature keys the lite engine understands; any other key means a feature it does not compute.
 _FEATURE_KEYS = {
@@ -25,22 +26,22 @@ _FEATURE_KEYS = {
 def _int(section: Mapping[str, Any], key: str, where: str, minimum: int = 1) -> int:
     value = section.get(key)
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{where}.{key} must be an integer >= {minimum}, got {value!r}")
+        raise ValueError(f"{where}.{key} must be an integer >= {minimum}, got {shown(value)}")
     return value
 
 
 def _number(section: Mapping[str, Any], key: str, where: str) -> float:
     value = section.get(key)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{where}.{key} must be a number, got {value!r}")
+        raise ValueError(f"{where}.{key} must be a number, got {shown(value)}")
     return float(value)
 
 
 def _check_keys(section: Mapping[str, Any], known: set[str], required: set[str], where: str) -> None:
-    unknown = sorted(set(section) - known)
+    unknown = sorted(set(section) - known, key=str)
     if unknown:
         raise UnsupportedBundleError(
-            f"config.yaml: {where}.{unknown[0]} is not supported by the lite engine (use --engine torch)"
+            f"config.yaml: {where}.{str(unknown[0])[:80]} is not supported by the lite engine (use --engine torch)"
         )
     missing = sorted(required - set(section))
     if missing:
@@ -69,7 +70,7 @@ class LiteFeatureConfig:
         _check_keys(feats, _FEATURE_KEYS | {"speed", "upstream_layers", "kind"}, _FEATURE_KEYS, "features")
         if feats.get("kind", "logmel") != "logmel":
             raise UnsupportedBundleError(
-                f"config.yaml: features.kind is {feats['kind']!r}; the lite engine computes "
+                f"config.yaml: features.kind is {shown(feats['kind'])}; the lite engine computes "
                 "logmel features only (use --engine torch)"
             )
         cfg = cls(

@@ -26,7 +26,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from pipeline.io_utils import atomic_write_bytes
+from pipeline.errors import SeqrecError
+from pipeline.io_utils import TEMP_TOKEN, atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,62 @@ def _export(module: nn.Module, args: tuple[torch.Tensor, ...], inputs: list[str]
     return buf.getvalue()
 
 
-def speech_onnx(model: nn.Module) -> bytes:
-    """The speech graph of a :class:`~pipeline.models.CTCModel` (see the module docstring)."""
+class ExportWriteError(SeqrecError, OSError):
+    """The exported graph could not be written to its file; the message is
+    ``<out>: cannot write: <reason>``, never the name of the temporary file."""
+
+
+def _write_error(out: Path, exc: OSError) -> ExportWriteError:
+    reason = exc.strerror or type(exc).__name__
+    # What failed, when that is neither OUT nor the temporary it is written through (e.g. a
+    # file where OUT's directory should be).
+    other = exc.filename
+    if other is not None and Path(other) != out and TEMP_TOKEN not in Path(other).name:
+        reason = f"{reason}: {other}"
+    return ExportWriteError(f"{out}: cannot write: {reason}")
+
+
+class UpstreamChain(nn.Module):
+    """The frozen upstream encoder and a CTC model in one module, from Whisper log-mel windows.
+
+    ``forward(mel (C, 80, T_mel), mel_lengths (C,), frame_index (T,))`` -> log-probs
+    (1, T'', V) and output lengths (1,): the C zero-padded windows of one recording
+    (:func:`data_prep.whisper_frontend.window_batch`) go through the encoder together, the
+    chosen hidden states of the T valid frames are gathered in time order, and the CTC model
+    reads them as one utterance. The same numbers as the upstream followed by the model.
+    """
+
+    def __init__(self, encoder: nn.Module, layers: tuple[int, ...], model: nn.Module) -> None:
+        super().__init__()
+        self.encoder, self.layers, self.model = encoder, tuple(layers), model
+
+    def forward(
+        self, mel: torch.Tensor, mel_lengths: torch.Tensor, frame_index: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.encoder(mel, mel_lengths)
+        feats = torch.cat([hidden[i] for i in self.layers], dim=-1)  # (C, T_win, L * D)
+        frames = feats.reshape(-1, feats.shape[-1])[frame_index][None]  # (1, T, L * D)
+        return self.model(frames, torch.ones(1, dtype=torch.long) * frame_index.shape[0])
+
+
+def speech_onnx(model: nn.Module, upstream: Any = None) -> bytes:
+    """The speech graph of a :class:`~pipeline.models.CTCModel` (see the module docstring).
+
+    With ``upstream`` (a :class:`data_prep.whisper_upstream.WhisperUpstream`), the graph is
+    the whole chain from Whisper log-mel windows (:class:`UpstreamChain`), so a runtime needs
+    neither torch nor the upstream's package.
+    """
+    if upstream is not None:
+        from data_prep.whisper_frontend import window_batch
+
+        chain = UpstreamChain(upstream.encoder, upstream.layers, model)
+        wave = torch.randn(47 * 16000 + 1234, generator=torch.Generator().manual_seed(0)).numpy()
+        mel, lengths, index = (torch.from_numpy(a) for a in window_batch(0.1 * wave))  # 2 windows
+        return _export(
+            chain, (mel, lengths, index), ["mel", "mel_lengths", "frame_index"], ["log_probs", "out_lengths"],
+            {"mel": {0: "windows", 2: "mel_time"}, "mel_lengths": {0: "windows"}, "frame_index": {0: "time"},
+             "log_probs": {1: "out_time"}},
+        )  # fmt: skip
     dim = model.cfg.input_dim
     # Two utterances of different lengths, so the traced graph keeps the per-length masking.
     x = torch.randn(2, 48, dim)
@@ -88,34 +143,72 @@ def video_onnx(embedder: nn.Module, classifier: nn.Module, frame_size: int) -> b
     )
 
 
-def speech_record(model: nn.Module, graph: bytes) -> dict[str, Any]:
+#: ``onnx.input`` of a bundle whose graph starts at Whisper log-mel windows (:class:`UpstreamChain`).
+WHISPER_WINDOWS = "whisper_windows"
+
+
+def speech_record(model: nn.Module, graph: bytes, upstream: Any = None) -> dict[str, Any]:
     """The ``onnx`` section of a speech bundle's config for ``graph`` saved as :data:`BUNDLE_FILE`.
 
     ``frame_ratio`` (feature frames per output frame) lets a runtime place word timestamps
-    without reading the model section.
+    without reading the model section; ``input`` says what the graph reads: ``features`` (the
+    bundle's log-mel) or :data:`WHISPER_WINDOWS` (a graph made with ``upstream``).
     """
     return {
         "file": BUNDLE_FILE, "sha256": hashlib.sha256(graph).hexdigest(), "opset": OPSET,
-        "frame_ratio": float(model.frame_ratio),
+        "frame_ratio": float(model.frame_ratio), "input": WHISPER_WINDOWS if upstream is not None else "features",
     }  # fmt: skip
 
 
-def export_bundle(model_dir: str | Path, out: str | Path) -> tuple[Path, str]:
-    """Exports a bundle's model to ``out`` (an ``.onnx`` file, written atomically).
+#: Precisions ``seqrec export --quantize`` writes; "int8" is onnxruntime's dynamic quantisation.
+QUANTIZATIONS = ("none", "int8")
+
+
+def quantize_int8(graph: bytes) -> bytes:
+    """``graph`` with int8 weights: onnxruntime's dynamic quantisation of its MatMul, Gemm and
+    LSTM/GRU weights (activations are quantised per call, from their own range), so the graph
+    is about 3.5 times smaller and its matrix products run in int8."""
+    import tempfile
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory(prefix="seqrec-quantize-") as tmp:
+        src, dst = Path(tmp, "fp32.onnx"), Path(tmp, "int8.onnx")
+        src.write_bytes(graph)
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # the quantiser logs its advice to pre-process on the root logger
+        try:
+            quantize_dynamic(src, dst, weight_type=QuantType.QInt8)
+        finally:
+            root.setLevel(level)
+        return dst.read_bytes()
+
+
+def export_bundle(model_dir: str | Path, out: str | Path, quantize: str = "none") -> tuple[Path, str]:
+    """Exports a bundle's model to ``out`` (an ``.onnx`` file, written atomically), in float32 or,
+    with ``quantize="int8"``, through :func:`quantize_int8`. A speech bundle on an upstream
+    gives the whole chain from Whisper log-mel windows (:class:`UpstreamChain`).
 
     Returns:
         ``(out, kind)`` with kind ``"speech_ctc"`` or ``"video_classifier"``.
 
     Raises:
         BundleError: the bundle is missing or invalid (as when loading it for inference).
+        ExportWriteError: ``out`` cannot be written (it is a directory, a file stands where
+            its directory should be, the disk is full, ...); nothing is left behind.
     """
     from pipeline.bundle import BundleError, load_bundle
 
+    out = Path(out)
+    if out.is_dir():  # found before the export, not by the rename at its end
+        raise ExportWriteError(f"{out}: cannot write: Is a directory")
     kind = load_bundle(model_dir).kind
     if kind == "speech_ctc":
         from pipeline.inference.transcriber import Transcriber
 
-        graph = speech_onnx(Transcriber.from_pretrained(model_dir, lm="none").model)
+        transcriber = Transcriber.from_pretrained(model_dir, lm="none")
+        graph = speech_onnx(transcriber.model, getattr(transcriber.extractor, "upstream", None))
     elif kind == "video_classifier":
         from pipeline.inference.labeler import ClipLabeler
 
@@ -123,7 +216,13 @@ def export_bundle(model_dir: str | Path, out: str | Path) -> tuple[Path, str]:
         graph = video_onnx(labeler.embedder, labeler.classifier, labeler.backbone_cfg.frame_size)
     else:
         raise BundleError(f"{model_dir}: cannot export a bundle of kind {kind!r}")
-    out = Path(out)
-    atomic_write_bytes(out, graph)
+    if quantize == "int8":
+        graph = quantize_int8(graph)
+    elif quantize != "none":
+        raise ValueError(f"unknown quantization {quantize!r} (known: {', '.join(QUANTIZATIONS)})")
+    try:
+        atomic_write_bytes(out, graph)
+    except OSError as exc:
+        raise _write_error(out, exc) from exc
     log.info("%s: %s model exported to %s (%.1f MB)", model_dir, kind, out, len(graph) / 1e6)
     return out, kind

@@ -5,12 +5,19 @@ line would grow past ``max_chars`` characters or ``max_duration_s`` seconds (the
 limits of subtitle guidelines: about 42 characters a line, a few seconds on screen). The file
 shapes follow Whisper's writers: SRT and WebVTT cues with ``HH:MM:SS,mmm`` / ``HH:MM:SS.mmm``
 times, and TSV with a ``start end text`` header and integer milliseconds.
+
+Cue and row texts are escaped by :func:`pipeline.escaping.escape`, so a word holding a
+control character (a bundle's tokens and an LM's words are data) cannot split a cue or a row;
+WebVTT texts also get ``&amp;``, ``&lt;`` and ``&gt;`` for ``&``, ``<`` and ``>``, which that
+format reads as markup.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+from pipeline.escaping import escape
 
 #: Output formats of ``seqrec transcribe`` besides txt and json.
 SUBTITLE_FORMATS = ("srt", "vtt", "tsv")
@@ -63,9 +70,15 @@ def to_srt(segs: Sequence[dict[str, Any]]) -> str:
     )
 
 
+def _vtt_text(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def to_vtt(segs: Sequence[dict[str, Any]]) -> str:
     """WebVTT: the ``WEBVTT`` header, then cues ``HH:MM:SS.mmm --> HH:MM:SS.mmm``."""
-    return "WEBVTT\n\n" + "".join(f"{_clock(s['start'], '.')} --> {_clock(s['end'], '.')}\n{s['text']}\n\n" for s in segs)
+    return "WEBVTT\n\n" + "".join(
+        f"{_clock(s['start'], '.')} --> {_clock(s['end'], '.')}\n{_vtt_text(s['text'])}\n\n" for s in segs
+    )
 
 
 def to_tsv(segs: Sequence[dict[str, Any]]) -> str:
@@ -75,6 +88,6 @@ def to_tsv(segs: Sequence[dict[str, Any]]) -> str:
 
 
 def render(row: dict[str, Any], fmt: str) -> str:
-    """A transcription's ``to_dict()`` row as one of :data:`SUBTITLE_FORMATS`."""
-    segs = segments(row.get("words", []))
+    """A transcription's ``to_dict()`` row as one of :data:`SUBTITLE_FORMATS`, texts escaped."""
+    segs = [{**s, "text": escape(s["text"])} for s in segments(row.get("words", []))]
     return {"srt": to_srt, "vtt": to_vtt, "tsv": to_tsv}[fmt](segs)

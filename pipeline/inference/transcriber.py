@@ -14,13 +14,14 @@ import torch
 from pipeline.bundle import BundleError, load_bundle
 from pipeline.errors import one_line
 from pipeline.inference.common import (
-    AUDIO_EXTENSIONS,
+    TRANSCRIBE_EXTENSIONS,
     bundle_section,
-    check_input,
+    check_media_path,
     expand_paths,
     has_speech,
 )
 from pipeline.inference.transcription import Transcription
+from pipeline.limits import LimitError, check_beam
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,9 @@ class Transcriber:
         self.frame_shift = model.frame_ratio / feature_cfg.frame_rate
         self._beams: dict[int, Any] = {}
         self.lm = lm
-        self.beam_size = beam_size
+        #: What beam-width errors name: the bundle directory once loaded from one.
+        self.source = "beam_size"
+        self.beam_size = None if beam_size is None else check_beam(beam_size, self.source)
 
     @classmethod
     def from_pretrained(
@@ -106,28 +109,41 @@ class Transcriber:
             lm: ``"auto"``: the bundle's word LM if it has one; ``"none"`` (or None): no LM;
                 a path: that ARPA/KenLM file (with the bundle's tuned weights, if any).
 
+        Everything is bounded by the run's limits (:mod:`pipeline.limits`) before it is
+        allocated: the beam width (``max_beam``), the parameters the model config implies
+        (``max_params``, counted before the model is built) and the LM files.
+
         Raises:
             BundleError: the bundle is missing, malformed, or its upstream is not installed
                 (the message names the package) or is another version; or the LM is unusable.
+            LimitError: past one of the limits (the message names the file and the flag).
         """
         from data_prep.features import FeatureConfig
         from pipeline.config import from_dict
         from pipeline.decoding.word_lm import LMError, resolve_lm
         from pipeline.models.ctc_model import CTCModel, CTCModelConfig
+        from pipeline.models.params import check_params, ctc_model_params
         from pipeline.pretrained import speech_model_dir
         from pipeline.tokenizer import CharTokenizer
 
         bundle = load_bundle(speech_model_dir(model_dir), kind="speech_ctc")
+        if beam_size is not None:
+            check_beam(beam_size, bundle.path)
         cfg = bundle.config
+        cfg_path = bundle.path / "config.yaml"
         try:
-            model = CTCModel(from_dict(CTCModelConfig, bundle_section(cfg, "model"), "model"))
+            model_cfg = from_dict(CTCModelConfig, bundle_section(cfg, "model"), "model")
+            check_params(cfg_path, ctc_model_params(model_cfg))
+            model = CTCModel(model_cfg)
             model.load_state_dict(bundle.load_weights())
             tokenizer = CharTokenizer.from_list(bundle_section(cfg, "tokens", list))
             feature_cfg = from_dict(FeatureConfig, bundle_section(cfg, "features"), "features")
-        except BundleError:
+        except (BundleError, LimitError):
             raise
         except (ValueError, TypeError, RuntimeError) as exc:  # config values or weights that do not fit
             raise BundleError(f"{bundle.path}: invalid speech bundle: {one_line(exc)}") from exc
+        except MemoryError as exc:
+            raise BundleError(f"{cfg_path}: out of memory building the model it describes") from exc
         if model.cfg.vocab_size != tokenizer.vocab_size:
             raise BundleError(
                 f"{bundle.path}: {tokenizer.vocab_size} tokens for a model with {model.cfg.vocab_size} outputs"
@@ -142,6 +158,7 @@ class Transcriber:
         except LMError as exc:
             raise BundleError(str(exc)) from exc
         out = cls(model, tokenizer, feature_cfg, device=device, beam_size=beam_size, lm=word_lm)
+        out.source = str(bundle.path)
         if word_lm is not None:
             try:
                 out._decoder(out._beam(None))  # load the LM now: its errors belong to loading
@@ -154,7 +171,7 @@ class Transcriber:
         beam = beam_size or self.beam_size
         if beam is None:
             beam = self.lm.beam_size if self.lm is not None else 1
-        return beam
+        return check_beam(beam, self.source)
 
     def _decoder(self, beam_size: int):
         if beam_size not in self._beams:
@@ -250,8 +267,9 @@ class Transcriber:
         is loaded. Memory is bounded by the group, not by the number of files, and a caller that
         writes each result as it comes keeps them all if the run is killed later.
 
-        A file longer than ``long_audio_s`` seconds by its header (default
-        :data:`pipeline.inference.long_audio.LONG_AUDIO_S`, 60 s) is read a block at a time and
+        A file longer than ``long_audio_s`` seconds (default
+        :data:`pipeline.inference.long_audio.LONG_AUDIO_S`, 60 s) by its header, or found longer
+        while it is read whole (a header that understates), is read a block at a time and
         transcribed in chunks cut at pauses (:func:`pipeline.inference.long_audio.transcribe_long`,
         rules in ``chunking``, a ``ChunkConfig``), so its memory does not grow with its length;
         if it breaks off, its result holds the text before the damage and an ``error``
@@ -265,13 +283,13 @@ class Transcriber:
         A file that cannot be read gets a result with ``error`` set; the others go on. With
         ``raise_errors=True`` the first error raises.
         """
-        from data_prep.audio import load_audio
+        from data_prep.audio import AudioTooLong, load_audio
         from pipeline.data import length_sorted_batches
         from pipeline.inference.long_audio import LONG_AUDIO_S, ChunkConfig
 
         if isinstance(paths, (str, Path)):
             paths = [paths]
-        files = expand_paths(paths, AUDIO_EXTENSIONS)
+        files = expand_paths(paths, TRANSCRIBE_EXTENSIONS)
         long_s = LONG_AUDIO_S if long_audio_s is None else long_audio_s
         chunking = chunking or ChunkConfig()
         results: dict[int, Transcription] = {}
@@ -292,7 +310,26 @@ class Transcriber:
         start = 0  # first file of the current group
         for i, path in enumerate(files):
             results[i] = Transcription(path=str(path))
-            if _longer_than(path, long_s):
+            long = False
+            try:
+                check_media_path(path, TRANSCRIBE_EXTENSIONS, "audio")  # before anything opens it
+                long = _longer_than(path, long_s)
+                if not long:
+                    wave = load_audio(path, target_sr=self.feature_cfg.sample_rate, max_seconds=long_s)
+                    if wave.numel() == 0:
+                        raise ValueError(f"{path}: no audio samples")
+                    results[i].duration = wave.numel() / self.feature_cfg.sample_rate
+                    if skip_silence and not has_speech(wave.numpy(), self.feature_cfg.sample_rate):
+                        log.debug("no speech in %s: empty transcript", path)
+                    else:
+                        feats[i] = self.features(wave)
+                        frames += feats[i].size(0)
+            except AudioTooLong:  # its header said less: read block-wise, memory stays flat
+                log.debug("%s: longer than its header says; reading it as a long file", path)
+                long = True
+            except Exception as exc:  # one bad file must not stop the others
+                fail(i, exc)
+            if long:
                 decode_group(feats)  # the group before it, so that results stay in order
                 for j in range(start, i):
                     yield results.pop(j)
@@ -300,19 +337,6 @@ class Transcriber:
                 yield self._transcribe_long(path, chunking, beam_size, raise_errors)
                 feats, frames, start = {}, 0, i + 1
                 continue
-            try:
-                check_input(path, AUDIO_EXTENSIONS, "audio")
-                wave = load_audio(path, target_sr=self.feature_cfg.sample_rate)
-                if wave.numel() == 0:
-                    raise ValueError(f"{path}: no audio samples")
-                results[i].duration = wave.numel() / self.feature_cfg.sample_rate
-                if skip_silence and not has_speech(wave.numpy(), self.feature_cfg.sample_rate):
-                    log.debug("no speech in %s: empty transcript", path)
-                else:
-                    feats[i] = self.features(wave)
-                    frames += feats[i].size(0)
-            except Exception as exc:  # one bad file must not stop the others
-                fail(i, exc)
             if frames >= max_batch_frames or i == len(files) - 1:
                 t0 = time.perf_counter()
                 decode_group(feats)

@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from pipeline.errors import shown
+
 Cell = Literal["rnn", "lstm", "gru"]
 _CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 _STAGES = {1: 0, 2: 1, 4: 2, 8: 3}  # subsampling factor -> stride-2 conv stages
@@ -55,7 +57,7 @@ MAX_DIM = 16384
 def check_range(name: str, value: int, low: int, high: int) -> None:
     """Raises ValueError unless ``value`` is an int in [low, high]."""
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {shown(value)}")
 
 
 def lengths_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:

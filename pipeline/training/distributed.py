@@ -31,6 +31,25 @@ def init_distributed(device_type: str) -> DistInfo:
     return DistInfo(rank=dist.get_rank(), local_rank=int(os.environ.get("LOCAL_RANK", "0")), world_size=world)
 
 
+def shutdown_distributed() -> None:
+    """Leaves the process group at the end of a run: every rank first meets the others at a
+    barrier (none tears down its connections while another still talks to it), then the
+    group is destroyed. A no-op without a group, so it is safe to call twice.
+
+    A rank that exits with its group still up may abort at exit ("terminate called without
+    an active exception", SIGABRT): the communication threads can still hold the last
+    collective's tensors when the interpreter shuts down. A later :func:`init_distributed`
+    starts a new group. Call it where every rank gets to; a rank that failed should not
+    (see :meth:`~pipeline.training.trainer.Trainer.fit`).
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    try:
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
 def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:
     """Averages a tensor over ranks (identity without DDP)."""
     if dist.is_available() and dist.is_initialized():

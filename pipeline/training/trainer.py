@@ -31,6 +31,7 @@ from pipeline.training.distributed import (
     barrier,
     broadcast_from_main,
     init_distributed,
+    shutdown_distributed,
 )
 from pipeline.training.logger import MetricLogger
 from pipeline.training.sampler import BucketBatchSampler
@@ -405,7 +406,22 @@ class Trainer:
         )
 
     def fit(self, *, resume: bool = True) -> TrainResult:
-        """Trains until ``max_epochs`` (or early stopping), resuming from ``last.pt`` if present."""
+        """Trains until ``max_epochs`` (or early stopping), resuming from ``last.pt`` if present.
+
+        Under ``torchrun``, a run that ends normally leaves the process group (every rank meets
+        the others at a barrier first; see
+        :func:`~pipeline.training.distributed.shutdown_distributed`), so each process exits
+        cleanly; a later collective step (another Trainer, the next collective recipe stage)
+        starts a new group. A rank that fails keeps the group as it is: destroying it while
+        the other ranks are still inside a collective can block this rank until the
+        collective's timeout, where exiting at once lets ``torchrun`` stop the others.
+        """
+        result = self._fit(resume)
+        self.logger.close()
+        shutdown_distributed()
+        return result
+
+    def _fit(self, resume: bool) -> TrainResult:
         if resume:
             self.resume_latest()
         from tqdm.auto import tqdm
@@ -441,9 +457,7 @@ class Trainer:
             if self.cfg.early_stop_epochs and self.epochs_since_best >= self.cfg.early_stop_epochs:
                 log.info("early stop: %d epochs without dev improvement", self.epochs_since_best)
                 break
-        result = self._finish()
-        self.logger.close()
-        return result
+        return self._finish()
 
     def _end_epoch(self, losses: list[float], seconds: float) -> None:
         metrics = self.task.evaluate(self.model, self.dev_loader, self.device)

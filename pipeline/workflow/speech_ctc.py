@@ -381,7 +381,7 @@ class SpeechRecipe(Recipe):
 
         model = self.final_model()
         results = read_results(self.exp)
-        from data_prep.features import upstream_identity
+        from data_prep.features import get_extractor, upstream_identity
 
         features = replace(self.cfg.features, speed=1.0)
         config = {
@@ -402,10 +402,11 @@ class SpeechRecipe(Recipe):
         from pipeline.inference import onnx_export
         from pipeline.io_utils import atomic_write_bytes
 
-        graph = onnx_export.speech_onnx(model)  # what the fast-start engine runs
+        upstream = get_extractor(features).upstream if features.is_upstream else None
+        graph = onnx_export.speech_onnx(model, upstream)  # what the torch-free engine runs
         atomic_write_bytes(self.exp / onnx_export.BUNDLE_FILE, graph)
         files[onnx_export.BUNDLE_FILE] = self.exp / onnx_export.BUNDLE_FILE
-        config["onnx"] = onnx_export.speech_record(model, graph)
+        config["onnx"] = onnx_export.speech_record(model, graph, upstream)
         save_bundle(self.bundle_dir, config, {"model.safetensors": model.state_dict()}, files)
         log.info("bundle written to %s", self.bundle_dir)
         return {"bundle": str(self.bundle_dir)}
