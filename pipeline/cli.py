@@ -279,26 +279,6 @@ def _quiet_native_logs(debug: bool) -> None:
         cv2.utils.logging.setLogLevel(level)
 
 
-def _pick_engine(args: argparse.Namespace) -> str:
-    """``lite`` or ``torch`` for a transcribe run (``--engine auto`` decides from the job).
-
-    auto takes the torch-free engine for a short CPU job: ``--device cpu`` and at most
-    ``LITE_MAX_AUDIO_S`` seconds of audio in total by the files' headers (any unreadable header
-    means torch, which then reports it). Greedy, beam and word-LM decoding run on either; a
-    bundle without a graph is the lite engine's to refuse (then torch runs it, with the same
-    result).
-    """
-    if args.engine != "auto":
-        return args.engine
-    if args.device.lower() != "cpu":
-        return "torch"
-    from pipeline.inference.lite import LITE_MAX_AUDIO_S, total_audio_seconds
-
-    total = total_audio_seconds(args.paths)
-    log.debug("engine auto: %s s of audio by the headers", "unknown" if total is None else f"{total:.1f}")
-    return "lite" if total is not None and total <= LITE_MAX_AUDIO_S else "torch"
-
-
 def _transcribe(args: argparse.Namespace) -> int:
     if args.engine != "torch" and "numpy" not in sys.modules:
         # The lite engine multiplies small matrices, where one BLAS thread is fastest (several
@@ -334,7 +314,6 @@ def _transcribe_files(args: argparse.Namespace, stdin_file: str | None, stdin_er
     """``seqrec transcribe`` once standard input (if any) sits in ``stdin_file``; or, with
     ``stdin_error``, once it has failed (the path ``-`` then gets that error as its result)."""
     from pipeline.inference.common import TRANSCRIBE_EXTENSIONS, expand_paths
-    from pipeline.pretrained import speech_model_dir
 
     files = [str(p) for p in expand_paths(args.paths, TRANSCRIBE_EXTENSIONS)]
     failed_stdin = "-" if stdin_error is not None else None
@@ -352,39 +331,24 @@ def _transcribe_files(args: argparse.Namespace, stdin_file: str | None, stdin_er
         if not files:
             return EXIT_OK
     todo = [f for f in files if f != failed_stdin]
-    args.paths = todo
-    args.model = speech_model_dir(args.model)
-    engine, transcriber = _load_transcriber(args) if todo else ("none", None)
-    log.debug("engine: %s", engine)
-    torch_engine: list[Any] = []  # the torch engine, loaded if the lite one meets a long file
+    transcriber = None
+    if todo:
+        from pipeline.inference.engines import load_transcriber
 
-    def long_file(path: str) -> Any:
-        """A file the lite engine found longer than its header said: torch reads it block-wise."""
-        if not torch_engine:
-            from pipeline.inference.transcriber import Transcriber
-
-            torch_engine.append(
-                Transcriber.from_pretrained(args.model, device=args.device, beam_size=args.beam_size, lm=args.lm)
-            )
-        log.debug("%s: longer than its header says; the torch engine reads it as a long file", path)
-        return next(torch_engine[0].transcribe_iter([path], skip_silence=not args.decode_silence))
+        transcriber = load_transcriber(args.model, engine=args.engine, lm=args.lm, beam_size=args.beam_size,
+                                       device=args.device, threads=args.threads)  # fmt: skip
+        log.debug("engine: %s", transcriber.engine)
 
     def results() -> Iterator[Any]:
-        from data_prep.audio import AudioTooLong
         from pipeline.errors import one_line
         from pipeline.inference.transcription import Transcription
 
-        done: Iterator[Any] = iter(())
-        if todo:
-            transcribe = getattr(transcriber, "transcribe_iter", transcriber.transcribe)  # lite: short jobs, a list
-            done = iter(transcribe(todo, skip_silence=not args.decode_silence))
+        done = iter(transcriber.transcribe_iter(todo, skip_silence=not args.decode_silence)) if todo else iter(())
         for path in files:
             if path == failed_stdin:
                 yield Transcription(path="-", error=one_line(stdin_error), exception=stdin_error)
                 continue
             res = next(done)
-            if engine == "lite" and args.engine == "auto" and isinstance(res.exception, AudioTooLong):
-                res = long_file(path)
             if res.path == stdin_file:
                 res.path = "-"
                 if res.error:
@@ -392,31 +356,6 @@ def _transcribe_files(args: argparse.Namespace, stdin_file: str | None, stdin_er
             yield res
 
     return _emit(results(), args.format, args.output_dir, _render_transcription, args.debug, stems=stems)
-
-
-def _load_transcriber(args: argparse.Namespace) -> tuple[str, Any]:
-    """(engine name, transcriber) for ``args.paths`` (see :func:`_pick_engine`)."""
-    engine = _pick_engine(args)
-    if engine == "lite":
-        from pipeline.inference.lite import LiteTranscriber, UnsupportedBundleError
-
-        if args.device.lower() != "cpu":
-            raise ValueError("--engine lite runs on --device cpu only")
-        try:
-            return engine, LiteTranscriber.from_pretrained(
-                args.model, lm=args.lm, beam_size=args.beam_size, threads=args.threads or 1
-            )
-        except UnsupportedBundleError as exc:  # e.g. no graph: torch runs it, with the same result
-            if args.engine == "lite":
-                raise
-            log.debug("engine auto: lite cannot use the bundle (%s); using torch", exc)
-    from pipeline.inference.transcriber import Transcriber
-
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    return "torch", Transcriber.from_pretrained(args.model, device=args.device, beam_size=args.beam_size, lm=args.lm)
 
 
 def _read_stdin(tmp: Path, *, raw: bool) -> Path:

@@ -4,7 +4,6 @@ torch model in tests/test_onnx_export.py."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -266,10 +265,10 @@ def test_cli_lite_never_imports_torch(speech_bundle, audio_files) -> None:
     assert rows == want
 
 
-def test_cli_auto_picks_lite_for_a_short_file(speech_bundle, audio_files) -> None:
+def test_cli_auto_runs_lite_for_a_short_file(speech_bundle, audio_files) -> None:
     proc = _run_cli(["transcribe", "--debug", "--model", str(speech_bundle), str(audio_files["stereo"])])
     assert proc.returncode == 0, proc.stderr
-    assert "engine: lite" in proc.stderr and "LOADED []" in proc.stderr
+    assert "engine: auto" in proc.stderr and "LOADED []" in proc.stderr  # torch never imported
     assert proc.stdout.startswith(f"{audio_files['stereo']}\t")
 
 
@@ -282,33 +281,29 @@ def test_cli_import_is_light() -> None:
     assert out.stdout.split("\n")[:2] == ["[]", "[]"], out.stderr
 
 
-def _args(paths: list[Path], **kw) -> argparse.Namespace:
-    base = {"engine": "auto", "device": "cpu", "beam_size": 1, "threads": None}
-    return argparse.Namespace(paths=[str(p) for p in paths], **{**base, **kw})
+def test_load_transcriber_picks_the_engine(speech_bundle, audio_files, tmp_path) -> None:
+    """auto: the lite engine on CPU, the torch engine behind it for a file found longer than 60 s
+    (by what is read, not by the header), and for a GPU; both give the same transcripts."""
+    from pipeline.inference.engines import AutoTranscriber, load_transcriber
+    from pipeline.inference.transcriber import Transcriber
 
-
-def test_auto_engine_choice(audio_files, tmp_path) -> None:
-    from pipeline.cli import _pick_engine
-
+    auto = load_transcriber(speech_bundle, lm="none")
+    assert isinstance(auto, AutoTranscriber) and auto._torch is None
+    assert load_transcriber(speech_bundle, engine="lite").engine == "lite"
+    assert load_transcriber(speech_bundle, engine="torch").engine == "torch"
+    with pytest.raises(ValueError, match="unknown engine"):
+        load_transcriber(speech_bundle, engine="fast")
+    with pytest.raises(ValueError, match="cpu only"):
+        load_transcriber(speech_bundle, engine="lite", device="cuda")
     short = [audio_files["mono"], audio_files["stereo"]]
-    assert _pick_engine(_args(short)) == "lite"
-    assert _pick_engine(_args([audio_files["mono"].parent / "sub_missing", *short])) == "torch"  # unreadable
-    assert _pick_engine(_args(short, beam_size=4)) == "torch"
-    assert _pick_engine(_args(short, threads=1)) == "torch"
-    assert _pick_engine(_args(short, device="cuda")) == "torch"
-    assert _pick_engine(_args(short, engine="torch")) == "torch"
-    assert _pick_engine(_args([audio_files["empty"]], engine="lite")) == "lite"
-    assert _pick_engine(_args([audio_files["empty"]])) == "torch"  # no header: torch reports it
+    want = [r.text for r in Transcriber.from_pretrained(speech_bundle, lm="none").transcribe(short, skip_silence=False)]
+    assert [r.text for r in auto.transcribe(short, skip_silence=False)] == want
+    assert auto._torch is None  # short files never load torch
     long = tmp_path / "long.wav"
-    sf.write(long, np.zeros(61 * 1000, np.int16), 1000)  # 61 s by the header
-    assert _pick_engine(_args([long])) == "torch"
-    folder = tmp_path / "dir"
-    folder.mkdir()
-    for i in range(2):
-        sf.write(folder / f"{i}.wav", np.zeros(30 * 1000, np.int16), 1000)  # 2 x 30 s: still lite
-    assert _pick_engine(_args([folder])) == "lite"
-    sf.write(folder / "2.wav", np.zeros(1000, np.int16), 1000)  # 61 s in all once expanded
-    assert _pick_engine(_args([folder])) == "torch"
+    sf.write(long, (0.1 * np.random.default_rng(0).standard_normal(61 * 16000)).astype(np.float32), 16000)
+    res = auto.transcribe([audio_files["mono"], long], skip_silence=False)
+    assert [r.error for r in res] == [None, None] and res[1].duration == pytest.approx(61.0)
+    assert isinstance(auto._torch, Transcriber)  # loaded for the long file only
 
 
 def test_cli_auto_falls_back_to_torch_for_unsupported_bundle(speech_bundle, audio_files, tmp_path, capsys) -> None:
@@ -325,8 +320,8 @@ def test_cli_auto_falls_back_to_torch_for_unsupported_bundle(speech_bundle, audi
     assert json.loads(capsys.readouterr().out)["path"] == str(audio_files["mono"])
     assert main(["transcribe", "--engine", "lite", "--model", str(odd), str(audio_files["mono"])]) == 2
     assert "n_fft is missing" in capsys.readouterr().err
-    assert main(["transcribe", "--engine", "lite", "--beam-size", "2", "--model", str(odd), str(audio_files["mono"])]) == 2
-    assert "--engine lite runs on --device cpu with --beam-size 1 only" in capsys.readouterr().err
+    assert main(["transcribe", "--engine", "lite", "--device", "cuda", "--model", str(odd), str(audio_files["mono"])]) == 2
+    assert "the lite engine runs on --device cpu only" in capsys.readouterr().err
 
 
 def test_lite_knows_every_feature_field() -> None:
@@ -384,10 +379,11 @@ def test_files_without_speech_get_an_empty_transcript(speech_bundle, audio_files
     from pipeline.inference.transcriber import Transcriber
 
     files = [quiet_files["silence"], audio_files["mono"], quiet_files["noise"]]
-    for engine in (Transcriber.from_pretrained(speech_bundle), LiteTranscriber.from_pretrained(speech_bundle)):
+    for engine, stage in ((Transcriber.from_pretrained(speech_bundle), "features"),
+                          (LiteTranscriber.from_pretrained(speech_bundle), "front_end")):  # fmt: skip
         decoded = []
-        features = engine.features
-        engine.features = lambda wave, _f=features, _d=decoded: _d.append(1) or _f(wave)
+        features = getattr(engine, stage)
+        setattr(engine, stage, lambda wave, _f=features, _d=decoded: _d.append(1) or _f(wave))
         skipped = engine.transcribe(files)
         assert len(decoded) == 1  # only the speech file reached the model
         assert [r.text for r in skipped[::2]] == ["", ""] and [r.words for r in skipped[::2]] == [[], []]

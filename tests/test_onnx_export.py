@@ -112,3 +112,26 @@ def test_video_graph_matches_torch() -> None:
     np.testing.assert_allclose(got, want.numpy(), atol=1e-3)
     # The wrapper is the labeller's path (which embeds in batches, so float sums differ slightly).
     np.testing.assert_allclose(got[:1], direct.numpy(), atol=1e-2)
+
+
+def test_half_storage_is_lossless_and_int8_is_close() -> None:
+    """float16-exact weights stored as float16 give the very same outputs from a smaller file;
+    int8 (per channel) is about four times smaller than float32 and close to it."""
+    torch.manual_seed(3)
+    model = CTCModel(CTCModelConfig(input_dim=40, vocab_size=7, encoder=EncoderConfig(
+        cell="lstm", hidden_size=48, num_layers=2, bidirectional=True, subsampling=2))).eval()  # fmt: skip
+    with torch.no_grad():  # float16-exact weights, as a shipped model's
+        for p in model.parameters():
+            p.copy_(p.half().float())
+    x, lens = torch.randn(1, 40, model.cfg.input_dim), np.array([40])
+    plain = onnx_export._export(model, (x, torch.tensor([40])), ["features", "lengths"], ["log_probs", "out_lengths"],
+                                {"features": {1: "time"}, "log_probs": {1: "out_time"}})  # fmt: skip
+    half = onnx_export.speech_onnx(model)
+    assert len(half) < 0.75 * len(plain)
+    feeds = {"features": x.numpy(), "lengths": lens}
+    np.testing.assert_array_equal(_session(half).run(None, feeds)[0], _session(plain).run(None, feeds)[0])
+    int8 = onnx_export.speech_onnx(model, quantize="int8")
+    assert len(int8) < 0.5 * len(plain)
+    np.testing.assert_allclose(_session(int8).run(None, feeds)[0], _session(plain).run(None, feeds)[0], atol=0.5)
+    with pytest.raises(ValueError, match="unknown quantization"):
+        onnx_export.speech_onnx(model, quantize="int4")

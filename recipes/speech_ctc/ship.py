@@ -21,6 +21,8 @@ def main() -> None:
     parser.add_argument("bundle", type=Path, help="the recipe's bundle directory")
     parser.add_argument("--note", default="", help="how the bundle was made (recipe config, command)")
     parser.add_argument("--out", type=Path, default=SPEECH_MODEL, help=f"destination (default: {SPEECH_MODEL})")
+    parser.add_argument("--quantize", choices=("none", "int8"), default="none",
+                        help="the ONNX graph's precision (default: float32 from float16 storage, lossless)")
     args = parser.parse_args()
     exp = args.bundle.parent
     results = json.loads((exp / "results.json").read_text())
@@ -32,7 +34,7 @@ def main() -> None:
         "unseen_engine_wer": {tag: groups.get("unseen-engines", {}).get("wer")
                               for tag, groups in results.get("engine_metrics", {}).items() if tag.startswith("test")},
     }
-    out = ship_speech_bundle(args.bundle, args.out, card=card)
+    out = ship_speech_bundle(args.bundle, args.out, card=card, quantize=args.quantize)
     size = sum(p.stat().st_size for p in out.iterdir())
     print(f"shipped {args.bundle} -> {out} ({size / 1e6:.1f} MB)")
 
