@@ -102,21 +102,9 @@ def test_cleanup_removes_only_its_own_temporaries(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def tiny_speech_bundle(tmp_path_factory) -> Path:
-    from data_prep.features import FeatureConfig
-    from pipeline.bundle import save_bundle
-    from pipeline.config import to_dict
-    from pipeline.models.ctc_model import CTCModel, CTCModelConfig
-    from pipeline.models.encoder import EncoderConfig
-    from pipeline.tokenizer import CharTokenizer
+    from bundles import tiny_speech_bundle
 
-    torch.manual_seed(0)
-    tokenizer = CharTokenizer()
-    cfg = CTCModelConfig(input_dim=80, vocab_size=tokenizer.vocab_size,
-                         encoder=EncoderConfig(cell="gru", hidden_size=8, num_layers=1))  # fmt: skip
-    config = {"kind": "speech_ctc", "model": to_dict(cfg), "features": to_dict(FeatureConfig()),
-              "tokens": tokenizer.to_list(), "weights": "model.safetensors", "metrics": {}}  # fmt: skip
-    out = tmp_path_factory.mktemp("bundle") / "bundle"
-    return save_bundle(out, config, {"model.safetensors": CTCModel(cfg).state_dict()})
+    return tiny_speech_bundle(tmp_path_factory.mktemp("bundle") / "bundle")
 
 
 def test_transcribe_output_dir_keeps_user_files(tmp_path: Path, tiny_speech_bundle: Path) -> None:

@@ -37,30 +37,9 @@ LABELS = ["wave", "walk", "jump"]
 @pytest.fixture(scope="module")
 def speech_bundle(tmp_path_factory) -> Path:
     """A tiny untrained BiGRU-CTC bundle with the layout of speech_ctc.stage_export."""
-    from data_prep.features import FeatureConfig
-    from pipeline.bundle import save_bundle
-    from pipeline.config import to_dict
-    from pipeline.models.ctc_model import CTCModel, CTCModelConfig
-    from pipeline.models.encoder import EncoderConfig
-    from pipeline.tokenizer import CharTokenizer
+    from bundles import tiny_speech_bundle
 
-    torch.manual_seed(0)
-    tokenizer = CharTokenizer()
-    cfg = CTCModelConfig(
-        input_dim=80, vocab_size=tokenizer.vocab_size,
-        encoder=EncoderConfig(cell="gru", hidden_size=16, num_layers=1, subsampling=2),
-    )
-    model = CTCModel(cfg)
-    config = {
-        "kind": "speech_ctc",
-        "model": to_dict(cfg),
-        "features": to_dict(FeatureConfig()),
-        "tokens": tokenizer.to_list(),
-        "weights": "model.safetensors",
-        "metrics": {},
-    }
-    out = tmp_path_factory.mktemp("speech_bundle") / "bundle"
-    return save_bundle(out, config, {"model.safetensors": model.state_dict()})
+    return tiny_speech_bundle(tmp_path_factory.mktemp("speech_bundle") / "bundle")
 
 
 @pytest.fixture(scope="module")

@@ -43,30 +43,9 @@ LABELS = ["wave", "walk", "jump"]
 @pytest.fixture(scope="module")
 def speech_bundle(tmp_path_factory) -> Path:
     """A tiny untrained speech bundle with its ONNX graph: both engines can run it."""
-    from data_prep.features import FeatureConfig
-    from pipeline.bundle import save_bundle
-    from pipeline.config import to_dict
-    from pipeline.inference import onnx_export
-    from pipeline.models.ctc_model import CTCModel, CTCModelConfig
-    from pipeline.models.encoder import EncoderConfig
-    from pipeline.tokenizer import CharTokenizer
+    from bundles import tiny_speech_bundle
 
-    torch.manual_seed(0)
-    tokenizer = CharTokenizer()
-    cfg = CTCModelConfig(
-        input_dim=80, vocab_size=tokenizer.vocab_size,
-        encoder=EncoderConfig(cell="gru", hidden_size=16, num_layers=1, subsampling=2),
-    )  # fmt: skip
-    model = CTCModel(cfg).eval()
-    root = tmp_path_factory.mktemp("speech")
-    graph = onnx_export.speech_onnx(model)
-    (root / "model.onnx").write_bytes(graph)
-    config = {
-        "kind": "speech_ctc", "model": to_dict(cfg), "features": to_dict(FeatureConfig()),
-        "tokens": tokenizer.to_list(), "weights": "model.safetensors", "metrics": {},
-        "onnx": onnx_export.speech_record(model, graph),
-    }  # fmt: skip
-    return save_bundle(root / "bundle", config, {"model.safetensors": model.state_dict()}, {"model.onnx": root / "model.onnx"})
+    return tiny_speech_bundle(tmp_path_factory.mktemp("speech") / "bundle", graph=True)
 
 
 @pytest.fixture(scope="module")

@@ -77,33 +77,18 @@ def _lm_files(out: Path) -> tuple[Path, Path]:
 @pytest.fixture(scope="module")
 def lm_bundle(tmp_path_factory) -> Path:
     """A tiny untrained speech bundle (log-mel, BiGRU of 16) with a word LM and its lexicon."""
-    from data_prep.features import FeatureConfig
-    from pipeline.config import to_dict
-    from pipeline.io_utils import file_sha256
-    from pipeline.models.ctc_model import CTCModel, CTCModelConfig
-    from pipeline.models.encoder import EncoderConfig
-    from pipeline.tokenizer import CharTokenizer
+    from bundles import tiny_speech_bundle
 
-    torch.manual_seed(0)
-    tok = CharTokenizer()
-    cfg = CTCModelConfig(
-        input_dim=80, vocab_size=tok.vocab_size,
-        encoder=EncoderConfig(cell="gru", hidden_size=16, num_layers=1, subsampling=2),
-    )  # fmt: skip
-    src = tmp_path_factory.mktemp("lm_src")
-    arpa, lexicon = _lm_files(src)
-    config = {
-        "kind": "speech_ctc", "model": to_dict(cfg), "features": to_dict(FeatureConfig()),
-        "tokens": tok.to_list(), "weights": "model.safetensors",
-        "lm": {
-            "arpa": "lm.arpa.gz", "lexicon": "lexicon.txt",
-            "sha256": {"lm.arpa.gz": file_sha256(arpa), "lexicon.txt": file_sha256(lexicon)},
-            "order": 3, "lm_weight": 1.0, "word_score": 0.0, "beam_size": 8, "beam_size_token": 8,
-        },
+    from pipeline.io_utils import file_sha256
+
+    arpa, lexicon = _lm_files(tmp_path_factory.mktemp("lm_src"))
+    lm = {
+        "arpa": "lm.arpa.gz", "lexicon": "lexicon.txt",
+        "sha256": {"lm.arpa.gz": file_sha256(arpa), "lexicon.txt": file_sha256(lexicon)},
+        "order": 3, "lm_weight": 1.0, "word_score": 0.0, "beam_size": 8, "beam_size_token": 8,
     }  # fmt: skip
-    out = tmp_path_factory.mktemp("lm_bundle") / "bundle"
-    files = {"lm.arpa.gz": arpa, "lexicon.txt": lexicon}
-    return save_bundle(out, config, {"model.safetensors": CTCModel(cfg).state_dict()}, files)
+    return tiny_speech_bundle(tmp_path_factory.mktemp("lm_bundle") / "bundle", extra={"lm": lm},
+                              files={"lm.arpa.gz": arpa, "lexicon.txt": lexicon})  # fmt: skip
 
 
 def _copy(bundle: Path, dst: Path) -> Path:
