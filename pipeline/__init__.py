@@ -1,14 +1,15 @@
 """seqrec's library: models, training, decoding, inference and the CLI.
 
-``Transcriber``, ``LiteTranscriber`` (torch-free, CPU greedy) and ``ClipLabeler`` are imported
-lazily so that ``import pipeline`` (and ``seqrec --help``) stays fast and has no side effects.
+``load_transcriber`` (the entry point: it picks the engine), ``Transcriber`` (torch),
+``LiteTranscriber`` (torch-free) and ``ClipLabeler`` are imported lazily so that
+``import pipeline`` (and ``seqrec --help``) stays fast and has no side effects.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ClipLabeler", "LiteTranscriber", "Transcriber"]
+__all__ = ["ClipLabeler", "LiteTranscriber", "Transcriber", "load_transcriber"]
 __version__ = "0.1.0"
 
 
@@ -21,6 +22,10 @@ def __getattr__(name: str) -> Any:
         from pipeline.inference.lite import LiteTranscriber
 
         return LiteTranscriber
+    if name == "load_transcriber":
+        from pipeline.inference.engines import load_transcriber
+
+        return load_transcriber
     if name == "ClipLabeler":
         from pipeline.inference.labeler import ClipLabeler
 
