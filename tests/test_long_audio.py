@@ -275,7 +275,7 @@ def test_a_truncated_long_file_gives_its_text_up_to_the_damage_and_an_error(tmp_
     assert res.partial and "breaks off after 20.0 s" in res.error and "declares 32.0 s" in res.error
     _check_words(res.words, [w for w in truth if w["end"] <= 20.0])
     row = res.to_dict()
-    assert set(row) == {"path", "text", "duration", "words", "error"} and row["duration"] == pytest.approx(20.0)
+    assert set(row) == {"path", "text", "duration", "words", "segments", "error"} and row["duration"] == pytest.approx(20.0)
     assert Transcription(path="x", error="broken").to_dict() == {"path": "x", "error": "broken"}
 
 

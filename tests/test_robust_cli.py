@@ -376,7 +376,7 @@ def _run(capsys, *argv: str) -> tuple[int, list[dict], list[str], str]:
 
 
 def _check_transcription(row: dict, duration: float | None, tokens: set[str]) -> None:
-    assert set(row) == {"path", "text", "duration", "words"}
+    assert set(row) == {"path", "text", "duration", "words", "segments"}
     assert isinstance(row["text"], str) and set(row["text"]) <= tokens
     assert row["duration"] >= 0
     if duration is not None:

@@ -88,7 +88,7 @@ def test_transcribe_cli_json_and_bad_files(recipe_run, tmp_path, capsys):
     rows = [json.loads(line) for line in out.splitlines()]
     assert [Path(r["path"]).name for r in rows] == [wav.name, "stereo44k.wav"]
     for r in rows:
-        assert set(r) == {"path", "text", "duration", "words"}
+        assert set(r) == {"path", "text", "duration", "words", "segments"}
         assert r["duration"] == pytest.approx(len(audio) / sr, abs=0.05)
         for w in r["words"]:
             assert 0 <= w["start"] <= w["end"] <= r["duration"] + 0.1 and w["word"]

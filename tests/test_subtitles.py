@@ -12,8 +12,8 @@ WORDS = [w("the", 0.0, 0.2), w("cat", 0.3, 0.6), w("sat", 0.7, 1.0),  # pause of
 
 
 def test_segments_break_at_pauses_length_and_duration():
-    assert segments(WORDS) == [{"start": 0.0, "end": 1.0, "text": "the cat sat"},
-                               {"start": 2.0, "end": 2.8, "text": "on the mat"}]  # fmt: skip
+    assert segments(WORDS) == [{"start": 0.0, "end": 1.0, "text": "the cat sat", "words": WORDS[:3]},
+                               {"start": 2.0, "end": 2.8, "text": "on the mat", "words": WORDS[3:]}]  # fmt: skip
     assert [s["text"] for s in segments(WORDS, max_chars=7)] == ["the cat", "sat", "on the", "mat"]
     assert [s["text"] for s in segments(WORDS, max_gap_s=5, max_duration_s=1.5)] == ["the cat sat", "on the mat"]
     assert segments([]) == []
@@ -31,3 +31,24 @@ def test_srt_vtt_tsv_shapes():
     row = {"path": "a.wav", "text": "the cat sat on the mat", "duration": 3.0, "words": WORDS}
     assert render(row, "srt").count("-->") == 2 and render(row, "tsv").splitlines()[1] == "0\t1000\tthe cat sat"
     assert render({"path": "s.wav", "text": "", "duration": 1.0, "words": []}, "vtt") == "WEBVTT\n\n"
+
+
+def test_words_carry_a_confidence_from_the_ctc_posteriors():
+    """Each word's confidence is the geometric mean of its characters' posteriors at the frames
+    that emit them: sure characters give about 1, a doubtful one pulls its word down."""
+    import numpy as np
+
+    from pipeline.decoding.timestamps import word_timestamps
+    from pipeline.decoding.types import CTCHypothesis
+    from pipeline.tokenizer import CharTokenizer
+
+    tok = CharTokenizer()
+    ids = tok.encode("ab c")
+    hyp = CTCHypothesis(token_ids=ids, frames=[0, 2, 4, 6])
+    probs = np.full((8, tok.vocab_size), 1e-6)
+    for frame, (i, p) in zip(hyp.frames, zip(ids, (0.99, 0.99, 0.9, 0.25), strict=True), strict=True):
+        probs[frame, i] = p
+    words = word_timestamps(hyp, tok, 0.02, num_frames=8, log_probs=np.log(probs))
+    assert [w["word"] for w in words] == ["ab", "c"]
+    assert words[0]["confidence"] == 0.99 and words[1]["confidence"] == 0.25
+    assert "confidence" not in word_timestamps(hyp, tok, 0.02, num_frames=8)[0]

@@ -8,8 +8,9 @@ uses :func:`word_timestamps` too.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipeline.decoding.types import CTCHypothesis
 from pipeline.errors import SeqrecError
@@ -24,29 +25,32 @@ class AlignmentError(SeqrecError, ValueError):
 
 
 def _group_words(
-    spans: Sequence[tuple[int, int, int]], tokenizer: CharTokenizer, frame_shift_s: float
+    spans: Sequence[tuple[int, int, int]], tokenizer: CharTokenizer, frame_shift_s: float,
+    token_logp: Sequence[float] | None = None,
 ) -> list[dict]:
-    """Groups ``(token_id, start_frame, end_frame_exclusive)`` spans into timed words."""
+    """Groups ``(token_id, start_frame, end_frame_exclusive)`` spans into timed words; with
+    ``token_logp`` (the log-posterior of each span's token), each word gets a ``confidence``."""
     words: list[dict] = []
     chars: list[str] = []
+    logps: list[float] = []
     start = end = 0
-    for tok, first, last in [*spans, (tokenizer.space_id, -1, -1)]:
+    marks = list(token_logp) if token_logp is not None else [0.0] * len(spans)
+    for (tok, first, last), logp in zip([*spans, (tokenizer.space_id, -1, -1)], [*marks, 0.0], strict=True):
         if tok == tokenizer.space_id:
             if chars:
-                words.append(
-                    {
-                        "word": "".join(chars),
-                        "start": round(start * frame_shift_s, 6),
-                        "end": round(end * frame_shift_s, 6),
-                    }
-                )
-            chars = []
+                word = {"word": "".join(chars), "start": round(start * frame_shift_s, 6),
+                        "end": round(end * frame_shift_s, 6)}  # fmt: skip
+                if token_logp is not None:
+                    word["confidence"] = round(math.exp(sum(logps) / len(logps)), 3)
+                words.append(word)
+            chars, logps = [], []
             continue
         if tok == tokenizer.blank_id:
             continue
         if not chars:
             start = first
         chars.append(tokenizer.tokens[tok])
+        logps.append(logp)
         end = last
     return words
 
@@ -57,20 +61,27 @@ def word_timestamps(
     frame_shift_s: float,
     *,
     num_frames: int | None = None,
+    log_probs: Any = None,
 ) -> list[dict]:
     """Splits a hypothesis into words at space tokens and times each word.
 
     A word starts at its first character's frame and ends at the frame after its last
-    character (never past the next token's frame, nor past ``num_frames``).
+    character (never past the next token's frame, nor past ``num_frames``). With
+    ``log_probs`` (the (T, V) CTC log-posteriors the hypothesis was decoded from, numpy or
+    torch), each word also gets a ``confidence`` in (0, 1]: the geometric mean of its
+    characters' posteriors at the frames that emit them. A word the LM chose against the
+    acoustics scores low.
 
     Args:
         hyp: A decoded hypothesis (token ids and their start frames).
         tokenizer: The tokenizer that defines the space and the characters.
         frame_shift_s: Seconds per encoder frame.
         num_frames: Valid frames of the utterance, to cap the last word's end.
+        log_probs: Optional (T, V) log-posteriors, for each word's confidence.
 
     Returns:
-        ``[{"word": str, "start": float, "end": float}, ...]`` in seconds.
+        ``[{"word": str, "start": float, "end": float}, ...]`` in seconds, plus
+        ``"confidence"`` with ``log_probs``.
     """
     if frame_shift_s <= 0:
         raise ValueError(f"frame_shift_s must be positive, got {frame_shift_s}")
@@ -83,7 +94,10 @@ def word_timestamps(
         if num_frames is not None:
             end = min(end, num_frames)
         spans.append((int(tok), int(frame), max(end, int(frame))))
-    return _group_words(spans, tokenizer, frame_shift_s)
+    logp = None
+    if log_probs is not None:
+        logp = [float(log_probs[frame][tok]) for tok, frame, _ in spans]
+    return _group_words(spans, tokenizer, frame_shift_s, logp)
 
 
 def forced_align_words(

@@ -301,7 +301,8 @@ class LiteTranscriber:
             best = self._search.search(log_probs)[0]
             hyp = CTCHypothesis(token_ids=best.token_ids, frames=best.frames, score=best.score)
         text = self.tokenizer.decode(hyp.token_ids)
-        return text, word_timestamps(hyp, self.tokenizer, self.frame_shift, num_frames=log_probs.shape[0])
+        words = word_timestamps(hyp, self.tokenizer, self.frame_shift, num_frames=log_probs.shape[0], log_probs=log_probs)
+        return text, words
 
     def transcribe(self, paths: list[str | Path] | str | Path, **options: Any) -> list[Transcription]:
         """The list form of :meth:`transcribe_iter` (same options)."""

@@ -35,7 +35,7 @@ def segments(
         max_duration_s: Longest segment on screen.
 
     Returns:
-        ``[{"start", "end", "text"}, ...]``.
+        ``[{"start", "end", "text", "words"}, ...]``, ``words`` the segment's own.
     """
     out: list[dict[str, Any]] = []
     cur: list[dict[str, Any]] = []
@@ -47,11 +47,12 @@ def segments(
                 or len(text) + 1 + len(w["word"]) > max_chars
                 or w["end"] - cur[0]["start"] > max_duration_s
             ):
-                out.append({"start": cur[0]["start"], "end": cur[-1]["end"], "text": text})
+                out.append({"start": cur[0]["start"], "end": cur[-1]["end"], "text": text, "words": cur})
                 cur = []
         cur.append(w)
     if cur:
-        out.append({"start": cur[0]["start"], "end": cur[-1]["end"], "text": " ".join(x["word"] for x in cur)})
+        out.append({"start": cur[0]["start"], "end": cur[-1]["end"], "text": " ".join(x["word"] for x in cur),
+                    "words": cur})  # fmt: skip
     return out
 
 

@@ -222,9 +222,9 @@ class Transcriber:
             else greedy_decode(log_probs, out_lens, blank=self.tokenizer.blank_id)
         )
         out = []
-        for hyp, n in zip(hyps, out_lens.tolist(), strict=True):
+        for b, (hyp, n) in enumerate(zip(hyps, out_lens.tolist(), strict=True)):
             text = self.tokenizer.decode(hyp.token_ids)
-            words = word_timestamps(hyp, self.tokenizer, self.frame_shift, num_frames=n)
+            words = word_timestamps(hyp, self.tokenizer, self.frame_shift, num_frames=n, log_probs=log_probs[b].numpy())
             out.append((text, words))
         return out
 

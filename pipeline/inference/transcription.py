@@ -24,9 +24,13 @@ class Transcription:
     exception: BaseException | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"path", "text", "duration", "words"}``, or ``{"path", "error"}`` for a failed file;
+        """``{"path", "text", "duration", "words", "segments"}`` (the segments of srt and vtt, each
+        with its words), or ``{"path", "error"}`` for a failed file;
         a partial result has both (``text``... and ``error``)."""
         if self.error is not None and not self.partial:
             return {"path": self.path, "error": self.error}
-        row = {"path": self.path, "text": self.text, "duration": round(self.duration, 3), "words": self.words}
+        from pipeline.inference.subtitles import segments
+
+        row = {"path": self.path, "text": self.text, "duration": round(self.duration, 3), "words": self.words,
+               "segments": segments(self.words)}  # fmt: skip
         return row if self.error is None else {**row, "error": self.error}
