@@ -2,7 +2,7 @@
 
 ``FeatureConfig.kind`` picks what a frame is:
 
-* ``logmel``: 80-dim log-mel (torch FFT, torchaudio's filterbank) at 100 Hz. The filterbank
+* ``logmel``: 80-dim log-mel (torch FFT, :func:`data_prep.features_numpy.mel_filterbank`) at 100 Hz. The filterbank
   matches librosa's defaults (Slaney mel scale, Slaney area normalisation, periodic Hann
   window, power spectrum), so ``librosa.feature.melspectrogram`` with the same parameters and
   ``pad_mode="reflect"`` is a reference for tests.
@@ -153,16 +153,15 @@ class LogMelExtractor(torch.nn.Module):
 
     def __init__(self, cfg: FeatureConfig = FeatureConfig()) -> None:
         super().__init__()
-        import torchaudio
+        from data_prep.features_numpy import mel_filterbank
 
         self.cfg = cfg
         window = torch.zeros(cfg.n_fft)
         left = (cfg.n_fft - cfg.win_length) // 2  # where torch.stft puts a shorter window
         window[left : left + cfg.win_length] = torch.hann_window(cfg.win_length, periodic=True)
-        fbank = torchaudio.functional.melscale_fbanks(
-            cfg.n_fft // 2 + 1, cfg.f_min, cfg.f_max, cfg.n_mels, cfg.sample_rate,
-            norm="slaney", mel_scale="slaney",
-        )  # (n_freqs, n_mels)
+        # The one filterbank of every front end (torchaudio's melscale_fbanks with Slaney scale
+        # and norm gives the same within 1e-7; tests/test_features.py).
+        fbank = torch.from_numpy(mel_filterbank(cfg.n_fft // 2 + 1, cfg.f_min, cfg.f_max, cfg.n_mels, cfg.sample_rate))
         self.register_buffer("window", window, persistent=False)
         self.register_buffer("fbank", fbank, persistent=False)
 

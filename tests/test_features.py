@@ -175,3 +175,15 @@ def test_augmented_copy_store(tmp_path: Path) -> None:
     assert aug.config_hash != clean.config_hash
     with pytest.raises(ValueError, match="copy >= 1"):
         extract_features(manifest, tmp_path / "bad", cfg, num_workers=1, augment=noisy, copy=0)
+
+
+def test_the_one_mel_filterbank_equals_torchaudios() -> None:
+    """Every front end (torch log-mel, numpy log-mel, Whisper's) uses features_numpy.mel_filterbank;
+    it is torchaudio's Slaney filterbank and librosa's."""
+    import torchaudio
+
+    from data_prep.features_numpy import mel_filterbank
+
+    for n_fft, f_min, f_max, n_mels, sr in ((512, 20.0, 7600.0, 80, 16000), (400, 0.0, 8000.0, 80, 16000)):
+        ref = torchaudio.functional.melscale_fbanks(n_fft // 2 + 1, f_min, f_max, n_mels, sr, norm="slaney", mel_scale="slaney")
+        np.testing.assert_allclose(mel_filterbank(n_fft // 2 + 1, f_min, f_max, n_mels, sr), ref.numpy(), atol=1e-6)
