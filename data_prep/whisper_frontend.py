@@ -23,6 +23,8 @@ HOP = 160
 N_MELS = 80
 CHUNK_SAMPLES = 30 * SAMPLE_RATE  # 480000 samples -> 3000 mel frames -> 1500 encoder frames
 SAMPLES_PER_FRAME = 2 * HOP  # one encoder frame per 20 ms (50 Hz)
+#: ``onnx.input`` of a bundle whose graph reads :func:`window_batch`'s arrays.
+GRAPH_INPUT = "whisper_windows"
 
 
 def num_frames(num_samples: int) -> int:

@@ -38,6 +38,7 @@ import numpy as np
 
 from data_prep.audio import AudioError, AudioTooLong, load_waveform
 from data_prep.features_numpy import LogMel
+from data_prep.whisper_frontend import GRAPH_INPUT
 from pipeline.bundle import Bundle, BundleError, UnsupportedBundleError, load_bundle
 from pipeline.decoding.greedy import greedy_path
 from pipeline.decoding.timestamps import word_timestamps
@@ -114,9 +115,8 @@ class OnnxCTCModel:
         return log_probs[0, : int(lengths[0])]
 
 
-#: ``onnx.input`` of a graph from Whisper log-mel windows (as ``onnx_export.WHISPER_WINDOWS``,
-#: which imports torch).
-WHISPER_WINDOWS = "whisper_windows"
+#: ``onnx.input`` of a graph from Whisper log-mel windows.
+WHISPER_WINDOWS = GRAPH_INPUT
 
 
 class LogMelFrontEnd:

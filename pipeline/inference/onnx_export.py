@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from data_prep.whisper_frontend import GRAPH_INPUT
 from pipeline.errors import SeqrecError
 from pipeline.io_utils import TEMP_TOKEN, atomic_write_bytes
 
@@ -154,7 +155,7 @@ def video_onnx(embedder: nn.Module, classifier: nn.Module, frame_size: int) -> b
 
 
 #: ``onnx.input`` of a bundle whose graph starts at Whisper log-mel windows (:class:`UpstreamChain`).
-WHISPER_WINDOWS = "whisper_windows"
+WHISPER_WINDOWS = GRAPH_INPUT
 
 
 def weights_digest(state: dict[str, torch.Tensor]) -> str:
