@@ -344,12 +344,18 @@ def test_a_file_longer_than_its_header_says_goes_the_long_file_way(tmp_path: Pat
     assert all(r.error is None for r in results), [r.error for r in results]
     assert long_calls == [liar]
     assert results[1].duration == pytest.approx(5.0, abs=0.01)
+    from pipeline.inference.lite import LiteTranscriber  # the torch-free engine: the same way
+
+    monkeypatch.setattr(long_audio, "LONG_AUDIO_S", 2.0)
+    lite = list(LiteTranscriber.from_pretrained(speech_bundle, lm="none").transcribe_iter([short, liar, short]))
+    assert [r.error for r in lite] == [None] * 3 and long_calls == [liar, liar]
+    assert [r.text for r in lite] == [r.text for r in results] and lite[1].duration == pytest.approx(5.0, abs=0.01)
 
 
 @needs_ffmpeg
 def test_audio_past_max_audio_duration_is_refused_while_reading(tmp_path: Path, monkeypatch, capsys, speech_bundle) -> None:
-    """Both ways in: an honest long file (the block-wise reader; with --engine auto the lite engine
-    hands it to torch first) and the lying one (the whole-file reader, then the block-wise one).
+    """Both ways in: an honest long file (the block-wise reader of either engine) and the lying
+    one (the whole-file reader, then the block-wise one).
     Each gets one error line naming --max-audio-duration; the short file goes on."""
     import pipeline.inference.long_audio as long_audio
     from pipeline.inference.lite import LiteTranscriber

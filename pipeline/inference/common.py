@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -116,3 +117,16 @@ def warm_vad() -> None:
 @functools.lru_cache(maxsize=1)
 def _warn_no_vad(reason: str) -> None:
     log.warning("no voice activity detector (%s): files without speech are decoded too", reason)
+
+
+def longer_than(path: Path, seconds: float) -> bool:
+    """Whether an audio file lasts more than ``seconds`` by its header (False if unreadable:
+    the whole-file path then reports why; a header that understates is caught while reading)."""
+    if math.isinf(seconds):
+        return False
+    from data_prep.audio import audio_info
+
+    try:
+        return Path(path).is_file() and audio_info(path).duration > seconds
+    except Exception:  # any unreadable header goes the usual way
+        return False

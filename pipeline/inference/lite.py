@@ -292,6 +292,24 @@ class LiteTranscriber:
             raise decoding["error"]
         return cls(model, tokenizer, front_end, decoding["lm"], beam_size, decoding["search"])
 
+    def chunk_decoder(self, beam_size: int | None = None) -> long_audio.OneByOneChunkDecoder:
+        """What :func:`~pipeline.inference.long_audio.transcribe_long` decodes chunks with (the
+        beam is this transcriber's: ``beam_size`` is not used)."""
+        return long_audio.OneByOneChunkDecoder(lambda samples: self.decode(self.front_end(samples))[1], self.sample_rate)
+
+    def _transcribe_long(self, path: Path, raise_errors: bool) -> Transcription:
+        """One long file in chunks; a failure becomes the result's ``error`` (or raises)."""
+        try:
+            result = long_audio.transcribe_long(self, path)
+        except Exception as exc:
+            if raise_errors:
+                raise
+            log.debug("failed %s: %s", path, one_line(exc))
+            return Transcription(path=str(path), error=one_line(exc), exception=exc)
+        if raise_errors and result.exception is not None:  # broke off: the text before the damage
+            raise result.exception
+        return result
+
     def decode(self, inputs: dict[str, np.ndarray]) -> tuple[str, list[dict]]:
         """The graph's inputs for one utterance (from :attr:`front_end`) -> (text, words)."""
         log_probs = self.model(inputs)  # (T'', V)
@@ -319,10 +337,10 @@ class LiteTranscriber:
         or decoded gets a result with ``error`` set; the others go on. With
         ``raise_errors=True`` the first error raises.
 
-        This engine reads each file whole, up to ``LONG_AUDIO_S`` (60 s) counted while it
-        decodes: a longer file (whatever its header says) gets an
-        :class:`~data_prep.audio.AudioTooLong` error, for the torch engine's block-wise reading
-        (:func:`pipeline.inference.engines.load_transcriber` hands it over by itself).
+        A file longer than ``LONG_AUDIO_S`` (60 s) by its header, or found longer while it is
+        read whole, is read a block at a time and decoded in chunks cut at pauses, as the torch
+        engine does (:func:`pipeline.inference.long_audio.transcribe_long`, one chunk per
+        onnxruntime call): memory does not grow with its length.
         """
         if isinstance(paths, (str, Path)):
             paths = [paths]
@@ -333,11 +351,9 @@ class LiteTranscriber:
             result = Transcription(path=str(path))
             try:
                 common.check_media_path(path, common.TRANSCRIBE_EXTENSIONS, "audio")  # before anything opens it
-                try:
-                    wave = load_waveform(path, target_sr=sr, backend="numpy", max_seconds=long_audio.LONG_AUDIO_S)
-                except AudioTooLong as exc:
-                    raise AudioTooLong(path, exc.limit, "; the lite engine reads files up to that length "
-                                       "(--engine torch reads longer ones)") from None  # fmt: skip
+                if common.longer_than(path, long_audio.LONG_AUDIO_S):
+                    raise AudioTooLong(path, long_audio.LONG_AUDIO_S)
+                wave = load_waveform(path, target_sr=sr, backend="numpy", max_seconds=long_audio.LONG_AUDIO_S)
                 if wave.size == 0:
                     raise ValueError(f"{path}: no audio samples")
                 result.duration = wave.size / sr
@@ -345,6 +361,8 @@ class LiteTranscriber:
                     log.debug("no speech in %s: empty transcript", path)
                 else:
                     result.text, result.words = self.decode(self.front_end(wave))
+            except AudioTooLong:  # by its header, or found while reading: block-wise, in chunks
+                result = self._transcribe_long(path, raise_errors)
             except Exception as exc:  # one bad file must not stop the others
                 if raise_errors:
                     raise

@@ -331,6 +331,29 @@ class ChunkDecoder:
         release_free_memory()
 
 
+class OneByOneChunkDecoder:
+    """The torch-free engine's chunk decoder: each chunk decoded as it comes (one onnxruntime
+    call: its graph reads one utterance), its words stitched at once; the interface of
+    :class:`ChunkDecoder` (``add``, ``flush``, ``words``, ``chunks``).
+
+    Args:
+        decode: (N,) samples of one chunk -> its words, timed from the chunk's start.
+        sample_rate: Of the samples.
+    """
+
+    def __init__(self, decode, sample_rate: int) -> None:
+        self.decode, self.sample_rate = decode, sample_rate
+        self.words: list[dict[str, Any]] = []
+        self.chunks = 0
+
+    def add(self, chunk: Chunk, samples: np.ndarray) -> None:
+        append_words(self.words, stitch_words(self.decode(samples), chunk, self.sample_rate))
+        self.chunks += 1
+
+    def flush(self) -> None:
+        release_free_memory()
+
+
 def release_free_memory() -> None:
     """Hands the allocator's free pages back to the system (glibc's ``malloc_trim``; a no-op
     elsewhere).
@@ -379,7 +402,8 @@ def transcribe_long(
     """Transcribes one file of any length in chunks (see the module docstring).
 
     Args:
-        transcriber: A ``Transcriber`` (its model, features and decoder).
+        transcriber: A ``Transcriber`` (its model, features and decoder), or a
+            ``LiteTranscriber`` (its ``chunk_decoder``).
         path: The audio file.
         cfg: The chunking rules.
         beam_size: As in ``Transcriber.decode_features``.
@@ -397,11 +421,16 @@ def transcribe_long(
     """
     from data_prep.audio_stream import AudioBlockReader, AudioTruncated
 
-    sr = transcriber.feature_cfg.sample_rate
+    if hasattr(transcriber, "chunk_decoder"):  # the torch-free engine
+        sr = transcriber.sample_rate
+        decoder: Any = transcriber.chunk_decoder(beam_size)
+    else:
+        sr = transcriber.feature_cfg.sample_rate
+        decoder = ChunkDecoder(transcriber, cfg.batch_s, beam_size)
     reader = AudioBlockReader(path, sr, cfg.block_s)
     detector = detector if detector is not None else make_detector(sr)
     planner = ChunkPlanner(cfg, detector.frame_samples, sr)
-    buffer, decoder = SampleBuffer(), ChunkDecoder(transcriber, cfg.batch_s, beam_size)
+    buffer = SampleBuffer()
     damage: AudioTruncated | None = None
 
     def take(chunks: list[Chunk]) -> None:
@@ -430,6 +459,7 @@ def transcribe_long(
 
 
 __all__ = [
-    "LONG_AUDIO_S", "Chunk", "ChunkConfig", "ChunkDecoder", "ChunkPlanner", "SampleBuffer", "append_words",
+    "LONG_AUDIO_S", "Chunk", "ChunkConfig", "ChunkDecoder", "ChunkPlanner", "OneByOneChunkDecoder", "SampleBuffer",
+    "append_words",
     "make_detector", "quietest", "release_free_memory", "stitch_words", "transcribe_long",
 ]

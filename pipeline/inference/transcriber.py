@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from pipeline.inference.common import (
     check_media_path,
     expand_paths,
     has_speech,
+    longer_than,
 )
 from pipeline.inference.transcription import Transcription
 from pipeline.limits import LimitError, check_beam
@@ -315,7 +315,7 @@ class Transcriber:
             long = False
             try:
                 check_media_path(path, TRANSCRIBE_EXTENSIONS, "audio")  # before anything opens it
-                long = _longer_than(path, long_s)
+                long = longer_than(path, long_s)
                 if not long:
                     wave = load_audio(path, target_sr=self.feature_cfg.sample_rate, max_seconds=long_s)
                     if wave.numel() == 0:
@@ -363,14 +363,3 @@ class Transcriber:
         return result
 
 
-def _longer_than(path: Path, seconds: float) -> bool:
-    """Whether an audio file lasts more than ``seconds`` by its header (False if unreadable:
-    the whole-file path then reports why)."""
-    if math.isinf(seconds):
-        return False
-    from data_prep.audio import audio_info
-
-    try:
-        return Path(path).is_file() and audio_info(path).duration > seconds
-    except Exception:  # any unreadable header goes the usual way
-        return False
