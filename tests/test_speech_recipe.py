@@ -296,3 +296,10 @@ def test_the_bundle_carries_an_onnx_graph_that_lite_runs_and_export_writes(recip
     np.testing.assert_allclose(got[1, : int(ref_lens[1])], ref[1, : int(ref_lens[1])].numpy(), atol=1e-4)
     assert cli_main(["export", "--model", str(tmp_path / "nothing"), str(tmp_path / "x.onnx")]) == 2
     assert "nothing" in capsys.readouterr().err and not (tmp_path / "x.onnx").exists()
+    # int8: a smaller graph that still gives nearly the same posteriors
+    assert cli_main(["export", "--model", str(bundle), "--quantize", "int8", str(tmp_path / "int8.onnx")]) == 0
+    assert (tmp_path / "int8.onnx").stat().st_size < (tmp_path / "speech.onnx").stat().st_size
+    q, q_lens = ort.InferenceSession(str(tmp_path / "int8.onnx")).run(None, {"features": x.numpy(), "lengths": lens.numpy()})
+    assert q_lens.tolist() == ref_lens.tolist()
+    probs, q_probs = np.exp(ref[1, : int(ref_lens[1])].numpy()), np.exp(q[1, : int(ref_lens[1])])
+    assert np.abs(q_probs - probs).max() < 0.2  # posteriors move by quantisation only
