@@ -24,10 +24,6 @@ from typing import Any
 
 from pipeline.limits import FLAGS, LimitError, Limits, use_limits
 
-# onnxruntime (1.29 and later) writes a telemetry database and a device id under
-# ~/.cache/Microsoft/DeveloperTools/.onnxruntime when it is imported, unless this is set first.
-os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-
 log = logging.getLogger("seqrec")
 
 EXIT_OK, EXIT_FILE_ERRORS, EXIT_USAGE = 0, 1, 2
@@ -134,8 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--engine", choices=("auto", "torch", "lite"), default="auto",
-        help="lite: numpy and onnxruntime, no torch start-up cost (CPU, files up to 60 s; needs the "
-        "bundle's model.onnx); auto (default): lite for up to 60 s of audio on CPU, else torch",
+        help="lite: numpy and onnxruntime, no torch start-up cost (CPU; needs the bundle's "
+        "model.onnx); auto (default): lite on CPU when the bundle has a graph, else torch",
     )
     _add_limit_flags(t, "transcribe")
 
@@ -509,6 +505,9 @@ def _check_output_dir(path: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the CLI; returns the exit code (0 ok, 1 some files failed, 2 usage/model error;
     130, 143, 129 after SIGINT, SIGTERM, SIGHUP, temporaries removed)."""
+    # onnxruntime (1.29 and later) writes a telemetry database and a device id under
+    # ~/.cache/Microsoft/DeveloperTools/.onnxruntime when it is imported, unless this is set first.
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
     from pipeline.escaping import EscapingFormatter, escape
