@@ -185,7 +185,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         target = results.get("targets", {}).get(key, {}).get("min")
         lines.append(
             f"| {what} | {fmt(ours)} | {ref_name} {fmt(ref)} | {fmt(r.get(key))} | "
-            f"≥ {fmt(target)} | {_met(results, key)} |"
+            f"{'—' if target is None else f'≥ {fmt(target)}'} | {_met(results, key)} |"
         )
 
     f = b.get("features")
