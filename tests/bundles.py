@@ -1,4 +1,5 @@
-"""Tiny untrained speech bundles for tests (``from bundles import tiny_speech_bundle``).
+"""Shared test helpers: a tiny untrained speech bundle, and the CLI run in-process
+(``from bundles import run_cli, tiny_speech_bundle``).
 
 The layout is the recipe export's (``speech_ctc.stage_export``): a log-mel BiGRU-CTC of 16 units,
 its config and safetensors weights, and on request its ONNX graph (so the torch-free engine runs
@@ -52,3 +53,16 @@ def tiny_speech_bundle(
         files[onnx_export.BUNDLE_FILE].write_bytes(onnx)
         config["onnx"] = onnx_export.speech_record(model, onnx)
     return save_bundle(out, config, {"model.safetensors": model.state_dict()}, files)
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, list[dict], list[str], str]:
+    """Runs the CLI in-process; returns (code, JSON rows, `seqrec: error:` lines, whole stderr)."""
+    import json
+
+    from pipeline.cli import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    rows = [json.loads(line) for line in out.splitlines() if line.strip()]
+    errors = [line for line in err.splitlines() if line.startswith("seqrec: error:")]
+    return code, rows, errors, err

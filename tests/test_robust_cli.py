@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from bundles import run_cli
 
 from pipeline.cli import main as cli_main
 
@@ -366,13 +367,6 @@ def _make(case_id: str, case: Case, tmp_path: Path) -> Path:
 # --------------------------------------------------------------------------- checks
 
 
-def _run(capsys, *argv: str) -> tuple[int, list[dict], list[str], str]:
-    """Runs the CLI; returns (code, JSON rows, `seqrec: error:` lines, whole stderr)."""
-    code = cli_main(list(argv))
-    out, err = capsys.readouterr()
-    rows = [json.loads(line) for line in out.splitlines() if line.strip()]
-    errors = [line for line in err.splitlines() if line.startswith("seqrec: error:")]
-    return code, rows, errors, err
 
 
 def _check_transcription(row: dict, duration: float | None, tokens: set[str]) -> None:
@@ -419,7 +413,7 @@ def test_bad_input_kind(case_id: str, tmp_path: Path, capsys, speech_bundle: Pat
     path = _make(case_id, case, tmp_path)
     bundle = speech_bundle if case.command == "transcribe" else video_bundle
     extra = ["--top-k", "2"] if case.command == "label" else []
-    code, rows, errors, err = _run(capsys, case.command, "--model", str(bundle), "--format", "json", *extra, str(path))
+    code, rows, errors, err = run_cli(capsys, case.command, "--model", str(bundle), "--format", "json", *extra, str(path))
     assert "Traceback" not in err
     if case.expect == "ok":
         assert errors == [], err
@@ -450,7 +444,7 @@ def test_unreadable_permissions(command: str, tmp_path: Path, capsys, monkeypatc
         if os.geteuid() == 0:  # root reads anything: make the check see what a user would
             real_access = os.access
             monkeypatch.setattr(os, "access", lambda p, m, **kw: False if Path(p) == path else real_access(p, m, **kw))
-        code, rows, errors, err = _run(capsys, command, "--model", str(bundle), "--format", "json", str(path))
+        code, rows, errors, err = run_cli(capsys, command, "--model", str(bundle), "--format", "json", str(path))
     finally:
         path.chmod(0o644)
     assert code == 1 and rows == [] and "Traceback" not in err
@@ -489,7 +483,7 @@ def test_directory_with_mixed_good_and_bad_files(command: str, tmp_path: Path, c
     good, bad = (_mixed_audio_dir if command == "transcribe" else _mixed_video_dir)(root)
     bundle = speech_bundle if command == "transcribe" else video_bundle
     out_dir = tmp_path / "out"
-    code, rows, errors, err = _run(
+    code, rows, errors, err = run_cli(
         capsys, command, "--model", str(bundle), "--format", "json", "--output-dir", str(out_dir), str(root)
     )
     assert code == 1 and "Traceback" not in err
@@ -506,14 +500,14 @@ def test_directory_with_mixed_good_and_bad_files(command: str, tmp_path: Path, c
 
 def test_only_good_files_exit_zero(tmp_path: Path, capsys, speech_bundle) -> None:
     files = [_wav(tmp_path / "a.wav", 0.3), _wav(tmp_path / "b.wav", 0.6, 8000)]
-    code, rows, errors, err = _run(capsys, "transcribe", "--model", str(speech_bundle), "--format", "json", *map(str, files))
+    code, rows, errors, err = run_cli(capsys, "transcribe", "--model", str(speech_bundle), "--format", "json", *map(str, files))
     assert code == 0 and errors == [] and "failed" not in err
     assert [r["path"] for r in rows] == [str(f) for f in files]
 
 
 def test_debug_shows_traceback_and_still_processes_the_rest(tmp_path: Path, capsys, speech_bundle) -> None:
     good, bad = _wav(tmp_path / "good.wav", 0.3), _empty(tmp_path / "bad.wav")
-    code, rows, errors, err = _run(
+    code, rows, errors, err = run_cli(
         capsys, "transcribe", "--debug", "--model", str(speech_bundle), "--format", "json", str(bad), str(good)
     )
     assert code == 1
@@ -825,7 +819,7 @@ def test_transcribe_reads_standard_input(tmp_path: Path, speech_bundle: Path, ca
     gives the same result as the file itself; bad standard input is one error line."""
     wav = _wav(tmp_path / "a.wav", seconds=1.5)
     base = ["transcribe", "--model", str(speech_bundle), "--lm", "none", "--format", "json"]
-    code, rows, _, _ = _run(capsys, *base, str(wav))
+    code, rows, _, _ = run_cli(capsys, *base, str(wav))
     assert code == 0
     expected = rows[0]
     sf.write(tmp_path / "a.flac", sf.read(wav)[0], SR, format="FLAC")
@@ -833,19 +827,19 @@ def test_transcribe_reads_standard_input(tmp_path: Path, speech_bundle: Path, ca
     assert sr == 16000
     for data, extra in (((tmp_path / "a.flac").read_bytes(), []), (pcm.tobytes(), ["--raw"])):
         _stdin(monkeypatch, data)
-        code, rows, errors, err = _run(capsys, *base, *extra, "-")
+        code, rows, errors, err = run_cli(capsys, *base, *extra, "-")
         assert code == 0 and errors == [], err
         assert rows[0]["path"] == "-" and rows[0]["text"] == expected["text"]
         assert rows[0]["duration"] == pytest.approx(expected["duration"], abs=0.01)
     _stdin(monkeypatch, b"")
-    code, rows, errors, err = _run(capsys, *base, "-")
+    code, rows, errors, err = run_cli(capsys, *base, "-")
     assert code == 1 and rows == [] and len(errors) == 1 and "standard input" in errors[0] and "Traceback" not in err
     _stdin(monkeypatch, b"\x01\x02\x03")
-    code, _, _, err = _run(capsys, *base, "--raw", "-")
+    code, _, _, err = run_cli(capsys, *base, "--raw", "-")
     assert code == 2 and "even number of bytes" in err
     out = tmp_path / "out"
     _stdin(monkeypatch, wav.read_bytes())
-    assert _run(capsys, *base, "--output-dir", str(out), "-")[0] == 0
+    assert run_cli(capsys, *base, "--output-dir", str(out), "-")[0] == 0
     assert json.loads((out / "stdin.json").read_text())["path"] == "-"
 
 
@@ -858,10 +852,10 @@ def test_video_decode_limits_stop_absurd_videos_with_one_line(tmp_path: Path, vi
     for flag, value, reason in (("--max-frames", "20", "more than 20 frames"),
                                 ("--max-duration", "2", "longer than 2 s"),
                                 ("--max-pixels", "10000", "exceed the limit of 10000 pixels")):  # fmt: skip
-        code, rows, errors, err = _run(capsys, *base, flag, value, str(small), str(big))
+        code, rows, errors, err = run_cli(capsys, *base, flag, value, str(small), str(big))
         assert code == 1 and [r["path"] for r in rows] == [str(small)], err
         assert len(errors) == 1 and str(big) in errors[0] and reason in errors[0] and "Traceback" not in err
-    code, rows, errors, _ = _run(capsys, *base, "--window", "1", str(big))
+    code, rows, errors, _ = run_cli(capsys, *base, "--window", "1", str(big))
     assert code == 0 and errors == [] and len(rows[0]["segments"]) >= 3
     from data_prep.video_io import VideoLimits, probe_video, video_limits
 
@@ -887,7 +881,7 @@ def test_playlists_disguised_as_media_never_read_the_files_they_name(tmp_path: P
              ("label", video_bundle, "hls.mp4", hls.format(secret_video.name))]  # fmt: skip
     for command, bundle, name, text in cases:
         (tmp_path / name).write_text(text)
-        code, rows, errors, err = _run(capsys, command, "--model", str(bundle), "--format", "json", str(tmp_path / name))
+        code, rows, errors, err = run_cli(capsys, command, "--model", str(bundle), "--format", "json", str(tmp_path / name))
         assert code == 1 and rows == [], (name, rows)
         assert len(errors) == 1 and name in errors[0] and "Traceback" not in err
     from data_prep.audio import load_audio
@@ -919,10 +913,10 @@ def test_a_row_is_printed_only_after_its_output_file_is_written(tmp_path: Path, 
     wav = _wav(tmp_path / "a.wav", seconds=0.6)
     blocked = tmp_path / "blocked"
     (blocked / "a.json").mkdir(parents=True)  # a folder where the output file should go
-    code, rows, errors, _ = _run(capsys, "transcribe", "--model", str(speech_bundle), "--lm", "none",
+    code, rows, errors, _ = run_cli(capsys, "transcribe", "--model", str(speech_bundle), "--lm", "none",
                                  "--format", "json", "--output-dir", str(blocked), str(wav))  # fmt: skip
     assert code == 1 and rows == []
     assert len(errors) == 1 and "cannot write" in errors[0] and str(wav) in errors[0]
-    code, rows, errors, _ = _run(capsys, "transcribe", "--model", str(speech_bundle), "--lm", "none",
+    code, rows, errors, _ = run_cli(capsys, "transcribe", "--model", str(speech_bundle), "--lm", "none",
                                  "--format", "json", "--output-dir", str(tmp_path / "out"), str(wav))  # fmt: skip
     assert code == 0 and len(rows) == 1 and (tmp_path / "out" / "a.json").is_file()

@@ -10,7 +10,6 @@ Each case ends quickly with one ``seqrec: error: <path>: <reason>`` line (or a u
 from __future__ import annotations
 
 import io
-import json
 import os
 import shutil
 import signal
@@ -25,6 +24,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from bundles import run_cli
 
 from pipeline.cli import main as cli_main
 from pipeline.limits import FLAGS, Limits, current_limits, use_limits
@@ -105,13 +105,6 @@ def lying_mkv(path: Path, seconds: float, claimed: float) -> Path:
     return path
 
 
-def _run(capsys, *argv: str) -> tuple[int, list[dict], list[str], str]:
-    """Runs the CLI in-process; returns (code, JSON rows, `seqrec: error:` lines, whole stderr)."""
-    code = cli_main(list(argv))
-    out, err = capsys.readouterr()
-    rows = [json.loads(line) for line in out.splitlines() if line.strip()]
-    errors = [line for line in err.splitlines() if line.startswith("seqrec: error:")]
-    return code, rows, errors, err
 
 
 def _stdin(monkeypatch, source) -> None:
@@ -187,10 +180,10 @@ def test_limit_flags_refuse_nonsense(capsys) -> None:
 def test_beam_size_above_max_beam_is_refused_before_anything_loads(capsys, tmp_path: Path) -> None:
     missing_model = str(tmp_path / "no_bundle")  # the beam check comes first: no bundle is read
     wav = str(_wav(tmp_path / "a.wav"))
-    code, rows, errors, err = _run(capsys, "transcribe", "--model", missing_model, "--beam-size", "5000", wav)
+    code, rows, errors, err = run_cli(capsys, "transcribe", "--model", missing_model, "--beam-size", "5000", wav)
     assert code == 2 and rows == [] and len(errors) == 1 and "Traceback" not in err
     assert "--beam-size" in errors[0] and "1,024" in errors[0] and "--max-beam" in errors[0]
-    code, _, errors, _ = _run(capsys, "transcribe", "--model", missing_model, "--beam-size", "5000", "--max-beam", "8192", wav)
+    code, _, errors, _ = run_cli(capsys, "transcribe", "--model", missing_model, "--beam-size", "5000", "--max-beam", "8192", wav)
     assert code == 2 and "--max-beam" not in errors[0]  # past the beam check: the missing bundle
 
 
@@ -237,7 +230,7 @@ def test_a_fifo_input_is_refused_before_anything_opens_it(engine: str, tmp_path:
     good = _wav(tmp_path / "good.wav", 0.6)
     t0 = time.monotonic()
     with FifoWatchdog(fifo) as dog:
-        code, rows, errors, err = _run(capsys, "transcribe", "--engine", engine, "--model", str(speech_bundle),
+        code, rows, errors, err = run_cli(capsys, "transcribe", "--engine", engine, "--model", str(speech_bundle),
                                        "--lm", "none", "--format", "json", str(fifo), str(good))  # fmt: skip
     assert not dog.fired, f"something opened the FIFO ({time.monotonic() - t0:.1f} s)"
     assert code == 1 and [r["path"] for r in rows] == [str(good)] and "Traceback" not in err
@@ -250,7 +243,7 @@ def test_devices_and_fifos_are_refused_by_label_too(tmp_path: Path, capsys, vide
     os.mkfifo(fifo)
     good = _video(tmp_path / "good.mp4", 8)
     with FifoWatchdog(fifo) as dog:
-        code, rows, errors, err = _run(capsys, "label", "--model", str(video_bundle), "--format", "json", "--top-k", "1",
+        code, rows, errors, err = run_cli(capsys, "label", "--model", str(video_bundle), "--format", "json", "--top-k", "1",
                                        str(fifo), "/dev/zero", str(good))  # fmt: skip
     assert not dog.fired
     assert code == 1 and [r["path"] for r in rows] == [str(good)] and "Traceback" not in err
@@ -271,11 +264,11 @@ def test_a_stride_below_one_frame_interval_is_refused_per_file(tmp_path: Path, c
         next(iter_windows(clip, 1.0, 0.0001, num_segments=4, size=32))
     t0 = time.monotonic()
     base = ["label", "--model", str(video_bundle), "--format", "json", "--top-k", "1", "--window", "1"]
-    code, rows, errors, err = _run(capsys, *base, "--stride", "0.0001", str(clip))
+    code, rows, errors, err = run_cli(capsys, *base, "--stride", "0.0001", str(clip))
     assert code == 1 and rows == [] and len(errors) == 1 and "Traceback" not in err
     assert errors[0].startswith(f"seqrec: error: {clip}: ") and "0.1 s" in errors[0]
     assert time.monotonic() - t0 < 10
-    code, rows, errors, _ = _run(capsys, *base, "--stride", "0.1", str(clip))  # one frame interval is fine
+    code, rows, errors, _ = run_cli(capsys, *base, "--stride", "0.1", str(clip))  # one frame interval is fine
     assert code == 0 and errors == [] and len(rows[0]["segments"]) >= 15
 
 
@@ -288,14 +281,14 @@ def test_the_window_count_is_bounded_before_decoding(tmp_path: Path, capsys, vid
     real = video_io._prepare
     monkeypatch.setattr(video_io, "_prepare", lambda *a: prepared.append(1) or real(*a))
     base = ["label", "--model", str(video_bundle), "--format", "json", "--top-k", "1", "--window", "0.2", "--stride", "0.1"]
-    code, rows, errors, err = _run(capsys, *base, "--max-windows", "10", str(clip))
+    code, rows, errors, err = run_cli(capsys, *base, "--max-windows", "10", str(clip))
     assert code == 1 and rows == [] and len(errors) == 1 and "Traceback" not in err
     assert errors[0].startswith(f"seqrec: error: {clip}: ") and "--max-windows" in errors[0] and "10" in errors[0]
     assert prepared == []  # refused from the header, before a frame was decoded
     count = len(list(video_io.iter_windows(clip, 0.2, 0.1, num_segments=4, size=32)))
     assert count >= 35
     prepared.clear()
-    code, rows, errors, _ = _run(capsys, *base, "--max-windows", str(count), str(clip), str(other))
+    code, rows, errors, _ = run_cli(capsys, *base, "--max-windows", str(count), str(clip), str(other))
     assert code == 0 and errors == [] and len(rows[0]["segments"]) == count and len(rows) == 2
     # A header that understates the length: the windows are counted as they come too.
     header_frames = lambda self, prop: 2.0 if prop == video_io.cv2.CAP_PROP_FRAME_COUNT else self._cap.get(prop)  # noqa: E731
@@ -371,15 +364,15 @@ def test_audio_past_max_audio_duration_is_refused_while_reading(tmp_path: Path, 
     limit = ["--max-audio-duration", "3"]
     for engine, files, bad in (("auto", [short, honest], honest), ("torch", [short, honest], honest),
                                ("torch", [liar, short], liar)):  # fmt: skip
-        code, rows, errors, err = _run(capsys, *base, *limit, "--engine", engine, *map(str, files))
+        code, rows, errors, err = run_cli(capsys, *base, *limit, "--engine", engine, *map(str, files))
         assert code == 1 and [r["path"] for r in rows] == [str(short)] and "Traceback" not in err, err
         assert len(errors) == 1 and errors[0].startswith(f"seqrec: error: {bad}: "), errors
         assert "--max-audio-duration" in errors[0] and "past 3 s" in errors[0], errors
     assert len(lite_runs) == 1  # --engine auto ran the lite engine first
-    code, rows, errors, _ = _run(capsys, *base, str(honest), str(short))  # auto: lite, then torch for honest.wav
+    code, rows, errors, _ = run_cli(capsys, *base, str(honest), str(short))  # auto: lite, then torch for honest.wav
     assert code == 0 and errors == [] and [r["duration"] for r in rows] == [pytest.approx(5.0, abs=0.01), pytest.approx(1.0)]
     assert len(lite_runs) == 2
-    code, rows, errors, _ = _run(capsys, *base, str(liar))
+    code, rows, errors, _ = run_cli(capsys, *base, str(liar))
     assert code == 0 and errors == [] and rows[0]["duration"] == pytest.approx(5.0, abs=0.01)
 
 
@@ -399,16 +392,16 @@ def test_standard_input_is_bounded_and_the_other_files_go_on(tmp_path: Path, mon
     for extra in ([], ["--raw"]):
         source = Endless()
         _stdin(monkeypatch, source)
-        code, rows, errors, err = _run(capsys, *base, *extra, "-", str(good))
+        code, rows, errors, err = run_cli(capsys, *base, *extra, "-", str(good))
         assert code == 1 and [r["path"] for r in rows] == [str(good)] and "Traceback" not in err
         assert len(errors) == 1 and errors[0].startswith("seqrec: error: -: ") and "--max-stdin-bytes" in errors[0]
         assert source.given <= 100000 + (2 << 20)  # stopped at the limit (and one block)
         assert list(tmp.iterdir()) == []
     _stdin(monkeypatch, Endless())
-    code, rows, errors, _ = _run(capsys, *base, "-")  # only standard input: still one line, exit 1
+    code, rows, errors, _ = run_cli(capsys, *base, "-")  # only standard input: still one line, exit 1
     assert code == 1 and rows == [] and len(errors) == 1 and list(tmp.iterdir()) == []
     _stdin(monkeypatch, io.BytesIO(_wav(tmp_path / "in.wav", 0.5).read_bytes()))
-    code, rows, errors, _ = _run(capsys, *base, "-")  # under the limit: transcribed
+    code, rows, errors, _ = run_cli(capsys, *base, "-")  # under the limit: transcribed
     assert code == 0 and rows[0]["path"] == "-" and errors == []
 
 
@@ -489,7 +482,7 @@ def test_a_bad_output_dir_is_a_usage_error_before_any_decoding(tmp_path: Path, c
     monkeypatch.setattr(cli, "_transcribe_files", lambda *a: pytest.fail("decoding started"))
     for out, reason in ((a_file, "not a directory"), (a_file / "sub", "not a directory"), (locked, "not writable")):
         for command in (["transcribe"], ["label", "--model", str(video_bundle)]):
-            code, rows, errors, err = _run(capsys, *command, "--output-dir", str(out), str(wav))
+            code, rows, errors, err = run_cli(capsys, *command, "--output-dir", str(out), str(wav))
             assert code == 2 and rows == [] and "Traceback" not in err
             assert len(errors) == 1 and errors[0].startswith(f"seqrec: error: {out}: ") and reason in errors[0], errors
     assert not (tmp_path / "new").exists()
@@ -505,7 +498,7 @@ def test_a_folder_of_video_containers_is_transcribed(tmp_path: Path, capsys, spe
             "-shortest", str(folder / "clip.mp4"))  # fmt: skip
     for name in ("talk.mkv", "memo.mov"):
         _ffmpeg("-f", "lavfi", "-i", "sine=frequency=500:duration=1", str(folder / name))
-    code, rows, errors, err = _run(capsys, "transcribe", "--model", str(speech_bundle), "--lm", "none", "--format", "json", str(folder))
+    code, rows, errors, err = run_cli(capsys, "transcribe", "--model", str(speech_bundle), "--lm", "none", "--format", "json", str(folder))
     assert code == 0 and errors == [], err
     assert sorted(Path(r["path"]).name for r in rows) == ["clip.mp4", "memo.mov", "talk.mkv"]
 

@@ -213,7 +213,7 @@ class LiteTranscriber:
     def __init__(self, model: OnnxCTCModel, tokenizer: CharTokenizer, front_end: Any, lm: Any = None,
                  beam_size: int | None = None, search: Any = None) -> None:  # fmt: skip
         self.model, self.tokenizer, self.front_end, self.lm = model, tokenizer, front_end, lm
-        self.beam_size = beam_size or (lm.beam_size if lm is not None else 1)
+        self.beam_size = _beam(lm, beam_size)
         self.frame_shift = front_end.frame_s * model.frame_ratio
         self.sample_rate = front_end.sample_rate
         self._search = search if search is not None else _build_search(tokenizer, lm, self.beam_size)
@@ -260,8 +260,7 @@ class LiteTranscriber:
         def load_decoding() -> None:
             try:
                 decoding["lm"] = resolve_lm(lm, bundle, tokenizer)
-                decoding["search"] = _build_search(tokenizer, decoding["lm"], beam_size or (
-                    decoding["lm"].beam_size if decoding["lm"] is not None else 1))  # fmt: skip
+                decoding["search"] = _build_search(tokenizer, decoding["lm"], _beam(decoding["lm"], beam_size))
                 common.warm_vad()
             except BaseException as exc:  # re-raised below, in this thread
                 decoding["error"] = exc
@@ -370,6 +369,11 @@ class LiteTranscriber:
                 log.debug("failed %s: %s", path, result.error)
             yield result
         log.debug("lite engine: %d files in %.3f s", len(files), time.perf_counter() - t0)
+
+
+def _beam(lm: Any, beam_size: int | None) -> int:
+    """The beam width: the one asked for, else the word LM's tuned one, else 1 (greedy)."""
+    return beam_size or (lm.beam_size if lm is not None else 1)
 
 
 def _build_search(tokenizer: CharTokenizer, lm: Any, beam_size: int) -> Any:
