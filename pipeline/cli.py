@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     common.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    common.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None,
+        help="a progress bar on stderr in seconds of media (default: only when stderr is a terminal)",
+    )
     common.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
 
     t = sub.add_parser(
@@ -122,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--lm", default="auto", metavar="auto|none|PATH",
         help="word-level LM: auto (default) uses the bundle's if it has one; none decodes "
         "characters only; PATH: another ARPA (optionally gzipped) or KenLM binary file",
+    )
+    t.add_argument(
+        "--hotwords", type=Path, metavar="FILE", default=None,
+        help="words or phrases to favour, one a line with an optional weight ('zarnowski:6'); "
+        "words outside the lexicon are added (needs the word LM)",
     )
     t.add_argument(
         "--decode-silence", action="store_true",
@@ -183,7 +192,8 @@ def _output_stem(path: str, used: set[str]) -> str:
 
 
 def _emit(
-    results: Iterable[Any], fmt: str, output_dir: Path | None, render, debug: bool, stems: list[str] | None = None
+    results: Iterable[Any], fmt: str, output_dir: Path | None, render, debug: bool, stems: list[str] | None = None,
+    bar: Any = None,
 ) -> int:
     """Prints each result (or its error line) and writes per-file outputs; returns the exit code.
 
@@ -197,7 +207,8 @@ def _emit(
     follows and it counts as failed. ``results`` may be a
     generator: each result is printed and written as it comes, so a killed run keeps the
     finished files' outputs. ``stems``: the output name of each result, in order (default:
-    from the results' paths).
+    from the results' paths). ``bar``: the run's :class:`~pipeline.inference.progress.ProgressBar`
+    (or None), cleared while a line is printed and counting the files.
     """
     from pipeline.escaping import escape, json_safe
     from pipeline.io_utils import atomic_write_text, remove_stale_temps
@@ -207,6 +218,9 @@ def _emit(
     used: set[str] = set()
     failed = total = 0
     formats = TRANSCRIBE_FORMATS if fmt == "all" else (fmt,)
+    printing = bar.paused if bar is not None else contextlib.nullcontext
+    if bar is not None:
+        results = bar.count_files(iter(results))
 
     def text_of(row: dict[str, Any], f: str) -> str:
         if f == "json":  # JSON escapes control characters itself; a lone surrogate is all it keeps
@@ -225,7 +239,8 @@ def _emit(
                     for f in formats:
                         out = output_dir / f"{stem}.{f}"
                         atomic_write_text(out, text_of(row, f) + "\n")
-                print(text_of(row, "txt" if fmt == "all" else fmt), flush=True)
+                with printing():
+                    print(text_of(row, "txt" if fmt == "all" else fmt), flush=True)
                 if "error" not in row:
                     continue
             except OSError as exc:
@@ -237,10 +252,13 @@ def _emit(
         message = row["error"]
         if not message.startswith(row["path"]):
             message = f"{row['path']}: {message}"
-        print(f"seqrec: error: {escape(message)}", file=sys.stderr, flush=True)
         exc = getattr(res, "exception", None)
-        if debug and exc is not None:
-            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        with printing():
+            print(f"seqrec: error: {escape(message)}", file=sys.stderr, flush=True)
+            if debug and exc is not None:
+                traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    if bar is not None:
+        bar.close()  # before the summary, which goes under it
     if failed:
         print(f"seqrec: {failed} of {total} file(s) failed", file=sys.stderr)
     return EXIT_FILE_ERRORS if failed else EXIT_OK
@@ -293,6 +311,10 @@ def _transcribe(args: argparse.Namespace) -> int:
         from pipeline.limits import check_beam
 
         check_beam(args.beam_size, "--beam-size", "beam width")
+    if args.hotwords is not None:  # read (and its lines checked) before any bundle or audio
+        from pipeline.decoding.hotwords import read_hotwords
+
+        args.hotwords = read_hotwords(args.hotwords)
     if "-" not in args.paths:
         return _transcribe_files(args, None)
     with tempfile.TemporaryDirectory(prefix="seqrec-stdin-") as tmp:
@@ -332,14 +354,14 @@ def _transcribe_files(args: argparse.Namespace, stdin_file: str | None, stdin_er
         from pipeline.inference.engines import load_transcriber
 
         transcriber = load_transcriber(args.model, engine=args.engine, lm=args.lm, beam_size=args.beam_size,
-                                       device=args.device, threads=args.threads)  # fmt: skip
+                                       device=args.device, threads=args.threads, hotwords=args.hotwords)  # fmt: skip
         log.debug("engine: %s", transcriber.engine)
 
-    def results() -> Iterator[Any]:
+    def results(bar: Any) -> Iterator[Any]:
         from pipeline.errors import one_line
         from pipeline.inference.transcription import Transcription
 
-        done = iter(transcriber.transcribe_iter(todo, skip_silence=not args.decode_silence)) if todo else iter(())
+        done = iter(transcriber.transcribe_iter(todo, skip_silence=not args.decode_silence, progress=bar)) if todo else iter(())
         for path in files:
             if path == failed_stdin:
                 yield Transcription(path="-", error=one_line(stdin_error), exception=stdin_error)
@@ -351,7 +373,8 @@ def _transcribe_files(args: argparse.Namespace, stdin_file: str | None, stdin_er
                     res.error = res.error.replace(stdin_file, "standard input")
             yield res
 
-    return _emit(results(), args.format, args.output_dir, _render_transcription, args.debug, stems=stems)
+    with _progress_bar(args, "transcribe", len(files)) as bar:
+        return _emit(results(bar), args.format, args.output_dir, _render_transcription, args.debug, stems=stems, bar=bar)
 
 
 def _read_stdin(tmp: Path, *, raw: bool) -> Path:
@@ -412,8 +435,10 @@ def _label(args: argparse.Namespace) -> int:
 
     given = {"max_duration_s": args.max_duration, "max_frames": args.max_frames, "max_pixels": args.max_pixels}
     limits = VideoLimits(**{k: v for k, v in given.items() if v is not None})  # the rest: its defaults
+    from pipeline.inference.common import VIDEO_EXTENSIONS, expand_paths
+
     labeler = ClipLabeler.from_pretrained(args.model, device=args.device)
-    results = labeler.label_iter(args.paths, top_k=args.top_k, window=args.window, stride=args.stride, limits=limits)
+    files = expand_paths(args.paths, VIDEO_EXTENSIONS)
 
     from pipeline.escaping import escape
 
@@ -426,7 +451,26 @@ def _label(args: argparse.Namespace) -> int:
             lines.append(f"  {seg['start']:.2f}-{seg['end']:.2f}s\t{escape(top['label'])}:{top['score']:.3f}")
         return "\n".join(lines)
 
-    return _emit(results, args.format, args.output_dir, render, args.debug)
+    with _progress_bar(args, "label", len(files)) as bar:
+        results = labeler.label_iter(files, top_k=args.top_k, window=args.window, stride=args.stride, limits=limits,
+                                     progress=bar)  # fmt: skip
+        return _emit(results, args.format, args.output_dir, render, args.debug, bar=bar)
+
+
+@contextlib.contextmanager
+def _progress_bar(args: argparse.Namespace, desc: str, files: int) -> Iterator[Any]:
+    """The run's progress bar (:class:`pipeline.inference.progress.ProgressBar`) on stderr, or
+    None: with ``--progress``, or by default when stderr is a terminal (never in a pipe, a log
+    file or CI). While it is drawn, log lines are written above it."""
+    from pipeline.inference.progress import ProgressBar, wants_bar
+
+    if not wants_bar(args.progress):
+        yield None
+        return
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    with ProgressBar(desc, files=files) as bar, logging_redirect_tqdm():
+        yield bar
 
 
 def _export(args: argparse.Namespace) -> int:

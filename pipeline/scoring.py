@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +117,49 @@ def error_rates(refs: Sequence[str], hyps: Sequence[str]) -> dict:
         "num_chars": num_chars,
         "word_errors": word_errors,
         "char_errors": char_errors,
+    }
+
+
+def biased_error_rates(refs: Sequence[str], hyps: Sequence[str], biased: Iterable[str]) -> dict:
+    """Error rates split between a list of biased words (hotwords) and all the others.
+
+    The words are aligned as for :func:`error_rates`. A substitution or deletion counts against
+    the reference word's side; an insertion against the biased side if the inserted word is
+    one of ``biased``, else against the others (the B-WER / U-WER split of contextual-biasing
+    papers). ``recall`` is the share of biased reference words aligned to themselves.
+
+    Returns:
+        ``{"recall", "b_wer", "u_wer", "u_sub_del", "num_biased", "num_other", "biased_errors",
+        "other_errors"}``: ``u_sub_del`` is the others' rate without insertions (a split
+        unknown word cannot raise it); the two ``*_errors`` are ``{"sub", "del", "ins"}``.
+
+    Raises:
+        ValueError: the two lists differ in length.
+    """
+    _check(refs, hyps)
+    biased = set(biased)
+    ops = _align([_norm(t) for t in refs], [_norm(t) for t in hyps], "word")
+    errors: dict[bool, Counter] = {True: Counter(), False: Counter()}
+    totals: Counter = Counter()
+    correct = 0
+    for kind, ref, hyp in (op for utt in ops for op in utt):
+        side = (hyp if kind == "ins" else ref) in biased
+        if kind != "ins":
+            totals[side] += 1
+        if kind == "cor":
+            correct += side
+        else:
+            errors[side][kind] += 1
+    b, u = ({k: errors[side][k] for k in ("sub", "del", "ins")} for side in (True, False))
+    return {
+        "recall": correct / max(totals[True], 1),
+        "b_wer": _rate(sum(b.values()), totals[True]),
+        "u_wer": _rate(sum(u.values()), totals[False]),
+        "u_sub_del": _rate(u["sub"] + u["del"], totals[False]),
+        "num_biased": totals[True],
+        "num_other": totals[False],
+        "biased_errors": b,
+        "other_errors": u,
     }
 
 

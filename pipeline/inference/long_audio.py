@@ -19,11 +19,13 @@ decoding batch, whatever the length of the file.
 
 from __future__ import annotations
 
+import collections
+import contextvars
 import dataclasses
 import functools
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -332,26 +334,76 @@ class ChunkDecoder:
 
 
 class OneByOneChunkDecoder:
-    """The torch-free engine's chunk decoder: each chunk decoded as it comes (one onnxruntime
-    call: its graph reads one utterance), its words stitched at once; the interface of
+    """The torch-free engine's chunk decoder: each chunk decoded on its own (one onnxruntime
+    call: its graph reads one utterance), its words stitched in order; the interface of
     :class:`ChunkDecoder` (``add``, ``flush``, ``words``, ``chunks``).
 
+    The acoustic model of a chunk runs in a worker thread while the calling thread searches
+    the chunk before it and reads and cuts the audio after it: onnxruntime and flashlight
+    release the GIL, so on two cores the search, the voice activity detector and the file
+    reading cost almost no wall time. At most ``ahead`` chunks wait for their search, so
+    memory stays bounded by a few chunks.
+
     Args:
-        decode: (N,) samples of one chunk -> its words, timed from the chunk's start.
+        acoustic: (N,) samples of one chunk -> its (T'', V) log-probabilities.
+        search: (T'', V) log-probabilities -> the chunk's words, timed from its start.
         sample_rate: Of the samples.
+        ahead: Chunks whose acoustic model may run before their search (0: no worker thread).
     """
 
-    def __init__(self, decode, sample_rate: int) -> None:
-        self.decode, self.sample_rate = decode, sample_rate
+    def __init__(self, acoustic, search, sample_rate: int, ahead: int = 1) -> None:
+        self.acoustic, self.search, self.sample_rate, self.ahead = acoustic, search, sample_rate, ahead
         self.words: list[dict[str, Any]] = []
         self.chunks = 0
+        self._pending: collections.deque = collections.deque()  # (chunk, future of its log-probs)
+        self._pool: Any = None
 
     def add(self, chunk: Chunk, samples: np.ndarray) -> None:
-        append_words(self.words, stitch_words(self.decode(samples), chunk, self.sample_rate))
         self.chunks += 1
+        if self.ahead <= 0:
+            self._stitch(chunk, self.acoustic(samples))
+            return
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="seqrec-acoustic")
+        self._pending.append((chunk, self._pool.submit(contextvars.copy_context().run, self.acoustic, samples)))
+        while len(self._pending) > self.ahead:
+            self._finish_one()
 
     def flush(self) -> None:
-        release_free_memory()
+        try:
+            while self._pending:
+                self._finish_one()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
+            release_free_memory()
+
+    def close(self) -> None:
+        """Drops what is pending and stops the worker (after an error; :meth:`flush` ends a
+        file that went well)."""
+        for _, future in self._pending:
+            future.cancel()
+        self._pending.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def _finish_one(self) -> None:
+        chunk, future = self._pending.popleft()
+        try:
+            log_probs = future.result()  # re-raises the worker's error here, in order
+        except BaseException:
+            for _, other in self._pending:
+                other.cancel()
+            self._pending.clear()
+            raise
+        self._stitch(chunk, log_probs)
+
+    def _stitch(self, chunk: Chunk, log_probs: np.ndarray) -> None:
+        append_words(self.words, stitch_words(self.search(log_probs), chunk, self.sample_rate))
 
 
 def release_free_memory() -> None:
@@ -395,22 +447,58 @@ def make_detector(sample_rate: int):
         return ConstantDetector(sample_rate=sample_rate)
 
 
+class ArrayBlockReader:
+    """A waveform already in memory, yielded in blocks as :class:`data_prep.audio_stream.AudioBlockReader`
+    yields a file's (``samples``, ``seconds`` and ``max_block`` alike), so that an array goes
+    through :func:`transcribe_long` as a file does.
+
+    Args:
+        samples: (N,) float32 at ``sample_rate`` (checked, as ``common.array_waveform`` gives them).
+        sample_rate: Their rate in Hz.
+        block_s: Seconds per block.
+    """
+
+    def __init__(self, samples: np.ndarray, sample_rate: int, block_s: float) -> None:
+        self.data = np.asarray(samples, np.float32)
+        self.sample_rate = sample_rate
+        self.block_samples = max(1024, int(round(block_s * sample_rate)))
+        self.samples = 0
+        self.max_block = 0
+
+    @property
+    def seconds(self) -> float:
+        return self.samples / self.sample_rate
+
+    def __iter__(self):
+        for start in range(0, self.data.size, self.block_samples):
+            block = self.data[start : start + self.block_samples]
+            self.samples += block.size
+            self.max_block = max(self.max_block, block.size)
+            yield block
+
+
 def transcribe_long(
     transcriber, path: str | Path, *, cfg: ChunkConfig = ChunkConfig(), beam_size: int | None = None,
-    detector=None, stats: dict[str, int] | None = None,
+    detector=None, stats: dict[str, int] | None = None, samples: np.ndarray | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> Transcription:  # fmt: skip
     """Transcribes one file of any length in chunks (see the module docstring).
 
     Args:
         transcriber: A ``Transcriber`` (its model, features and decoder), or a
             ``LiteTranscriber`` (its ``chunk_decoder``).
-        path: The audio file.
+        path: The audio file; with ``samples``, only the name its result carries.
         cfg: The chunking rules.
         beam_size: As in ``Transcriber.decode_features``.
         detector: A voice activity detector (``push``/``finish``, ``frame_samples``); default:
             :func:`make_detector`.
         stats: If given, filled with ``chunks``, ``max_buffer_samples``, ``max_block_samples``
             and ``max_planner_frames`` (what memory was bounded by).
+        samples: A (N,) float32 waveform at the transcriber's rate to transcribe instead of
+            reading ``path`` (an array given to ``transcribe``).
+        progress: Called with the seconds read so far after each block is read and the chunks
+            it completes are decoded (a batch of the torch engine is decoded once it holds
+            ``cfg.batch_s``), and once at the end.
 
     Returns:
         The file's result. Silence gives empty text. A file that breaks off gives the text up
@@ -427,7 +515,7 @@ def transcribe_long(
     else:
         sr = transcriber.feature_cfg.sample_rate
         decoder = ChunkDecoder(transcriber, cfg.batch_s, beam_size)
-    reader = AudioBlockReader(path, sr, cfg.block_s)
+    reader: Any = AudioBlockReader(path, sr, cfg.block_s) if samples is None else ArrayBlockReader(samples, sr, cfg.block_s)
     detector = detector if detector is not None else make_detector(sr)
     planner = ChunkPlanner(cfg, detector.frame_samples, sr)
     buffer = SampleBuffer()
@@ -438,15 +526,23 @@ def transcribe_long(
             decoder.add(chunk, buffer.take(chunk.start, chunk.end))
 
     try:
-        for block in reader:
-            buffer.append(block)
-            take(planner.push(detector.push(block)))
-            buffer.drop_before(planner.hold_from)
-    except AudioTruncated as exc:
-        damage = exc
-    take(planner.push(detector.finish()))
-    take([c for c in [planner.finish(reader.samples)] if c is not None])
-    decoder.flush()
+        try:
+            for block in reader:
+                buffer.append(block)
+                take(planner.push(detector.push(block)))
+                buffer.drop_before(planner.hold_from)
+                if progress is not None:
+                    progress(reader.seconds)
+        except AudioTruncated as exc:
+            damage = exc
+        take(planner.push(detector.finish()))
+        take([c for c in [planner.finish(reader.samples)] if c is not None])
+        decoder.flush()
+    finally:
+        if hasattr(decoder, "close"):
+            decoder.close()  # a worker thread, after an error
+    if progress is not None:
+        progress(reader.seconds)
     result = Transcription(path=str(path), duration=reader.seconds, words=decoder.words)
     result.text = " ".join(w["word"] for w in decoder.words)
     if damage is not None:
@@ -459,7 +555,7 @@ def transcribe_long(
 
 
 __all__ = [
-    "LONG_AUDIO_S", "Chunk", "ChunkConfig", "ChunkDecoder", "ChunkPlanner", "OneByOneChunkDecoder", "SampleBuffer",
+    "LONG_AUDIO_S", "ArrayBlockReader", "Chunk", "ChunkConfig", "ChunkDecoder", "ChunkPlanner", "OneByOneChunkDecoder", "SampleBuffer",
     "append_words",
     "make_detector", "quietest", "release_free_memory", "stitch_words", "transcribe_long",
 ]

@@ -122,6 +122,30 @@ def speech_onnx(model: nn.Module, upstream: Any = None, quantize: str = "none") 
     return _precision(graph, quantize)
 
 
+class _LastHidden(nn.Module):
+    """The upstream encoder's output alone: mel (C, 80, T_mel), mel_lengths (C,) -> (C, T, D)."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, mel: torch.Tensor, mel_lengths: torch.Tensor) -> torch.Tensor:
+        return self.encoder(mel, mel_lengths)[-1]
+
+
+def encoder_onnx(encoder: nn.Module, quantize: str = "none") -> bytes:
+    """The upstream encoder alone as a graph (for comparisons with other runtimes, e.g.
+    CTranslate2's Whisper encoder): ``mel`` (C, 80, T_mel) float32 and ``mel_lengths`` (C,)
+    int64 -> ``hidden`` (C, T_mel / 2, D), the encoder's output (after its final LayerNorm).
+    ``quantize`` as for :func:`speech_onnx`."""
+    mel = torch.randn(2, 80, 600, generator=torch.Generator().manual_seed(0))
+    graph = _export(
+        _LastHidden(encoder), (mel, torch.tensor([600, 410])), ["mel", "mel_lengths"], ["hidden"],
+        {"mel": {0: "windows", 2: "mel_time"}, "mel_lengths": {0: "windows"}, "hidden": {0: "windows", 1: "time"}},
+    )  # fmt: skip
+    return _precision(graph, quantize)
+
+
 def _precision(graph: bytes, quantize: str) -> bytes:
     if quantize == "int8":
         return quantize_int8(graph)  # from float32 initialisers (it cannot see through a Cast)

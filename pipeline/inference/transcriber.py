@@ -14,12 +14,17 @@ from pipeline.bundle import BundleError, load_bundle
 from pipeline.errors import one_line
 from pipeline.inference.common import (
     TRANSCRIBE_EXTENSIONS,
+    ArrayInput,
+    array_seconds,
+    array_waveform,
     bundle_section,
     check_media_path,
-    expand_paths,
+    check_sample_rate,
+    expand_inputs,
     has_speech,
     longer_than,
 )
+from pipeline.inference.progress import ProgressCallback
 from pipeline.inference.transcription import Transcription
 from pipeline.limits import LimitError, check_beam
 
@@ -95,7 +100,7 @@ class Transcriber:
     @classmethod
     def from_pretrained(
         cls, model_dir: str | Path | None = None, *, device: str = "cpu", beam_size: int | None = None,
-        lm: str | Path | None = "auto",
+        lm: str | Path | None = "auto", hotwords: Any = None,
     ) -> Transcriber:  # fmt: skip
         """Loads a ``speech_ctc`` bundle directory (no pickle, no code execution).
 
@@ -110,6 +115,10 @@ class Transcriber:
             beam_size: See the class; None: the LM's tuned beam, or greedy without an LM.
             lm: ``"auto"``: the bundle's word LM if it has one; ``"none"`` (or None): no LM;
                 a path: that ARPA/KenLM file (with the bundle's tuned weights, if any).
+            hotwords: Words or phrases the word-level search favours (it needs a word LM):
+                strings ``"phrase"`` or ``"phrase:weight"``, ``(phrase, weight)`` pairs, or the
+                :class:`~pathlib.Path` of a hotwords file; words outside the lexicon are added
+                (:mod:`pipeline.decoding.hotwords`).
 
         Everything is bounded by the run's limits (:mod:`pipeline.limits`) before it is
         allocated: the beam width (``max_beam``), the parameters the model config implies
@@ -119,15 +128,18 @@ class Transcriber:
             BundleError: the bundle is missing, malformed, or its upstream is not installed
                 (the message names the package) or is another version; or the LM is unusable.
             LimitError: past one of the limits (the message names the file and the flag).
+            HotwordError: a hotword entry is malformed, none can be spelt, or there is no word LM.
         """
         from data_prep.features import FeatureConfig
         from pipeline.config import from_dict
-        from pipeline.decoding.word_lm import LMError, resolve_lm
+        from pipeline.decoding.hotwords import as_hotwords
+        from pipeline.decoding.word_lm import LMError, apply_hotwords, resolve_lm
         from pipeline.models.ctc_model import CTCModel, CTCModelConfig
         from pipeline.models.params import check_params, ctc_model_params
         from pipeline.pretrained import speech_model_dir
         from pipeline.tokenizer import CharTokenizer
 
+        entries = as_hotwords(hotwords)  # a malformed list fails before anything loads
         bundle = load_bundle(speech_model_dir(model_dir), kind="speech_ctc")
         if beam_size is not None:
             check_beam(beam_size, bundle.path)
@@ -156,7 +168,7 @@ class Transcriber:
             )
         check_upstream(bundle.path, cfg, feature_cfg)
         try:
-            word_lm = resolve_lm(lm, bundle, tokenizer)
+            word_lm = apply_hotwords(resolve_lm(lm, bundle, tokenizer), entries, tokenizer)
         except LMError as exc:
             raise BundleError(str(exc)) from exc
         out = cls(model, tokenizer, feature_cfg, device=device, beam_size=beam_size, lm=word_lm)
@@ -244,15 +256,15 @@ class Transcriber:
         for j, (text, words) in zip(batch, decoded, strict=True):
             results[j].text, results[j].words = text, words
 
-    def transcribe(self, paths: list[str | Path] | str | Path, **options: Any) -> list[Transcription]:
-        """Transcribes files (or directories of audio files), in input order: the list form of
-        :meth:`transcribe_iter`, which documents ``options`` (beam_size, max_batch_frames,
-        raise_errors)."""
+    def transcribe(self, paths: Any, **options: Any) -> list[Transcription]:
+        """Transcribes files (or directories of audio files) and waveform arrays, in input
+        order: the list form of :meth:`transcribe_iter`, which documents the inputs and
+        ``options`` (beam_size, max_batch_frames, raise_errors, sample_rate, progress, ...)."""
         return list(self.transcribe_iter(paths, **options))
 
     def transcribe_iter(
         self,
-        paths: list[str | Path] | str | Path,
+        paths: Any,
         *,
         beam_size: int | None = None,
         max_batch_frames: int = 60000,
@@ -260,11 +272,30 @@ class Transcriber:
         long_audio_s: float | None = None,
         chunking=None,
         skip_silence: bool = True,
+        sample_rate: int = 16000,
+        progress: ProgressCallback | None = None,
     ) -> Iterator[Transcription]:
-        """Yields each file's result in input order, as soon as the group holding it is decoded.
+        """Yields each input's result in input order, as soon as the group holding it is decoded.
 
-        Files are loaded in input order into groups of at most ``max_batch_frames`` feature
-        frames (a longer file is a group of its own); each group is sorted by length, decoded
+        Args:
+            paths: A path (str or Path), a numpy array, or a list of them. A directory is
+                searched for audio and video files. An array is one waveform: (N,) or (N, C)
+                floating-point samples in [-1, 1] at ``sample_rate`` (channels are averaged),
+                whose result's ``path`` is ``"<array i>"``, ``i`` its index in the list (rules:
+                :func:`pipeline.inference.common.array_waveform`).
+            beam_size: Beam width for this call (default: the transcriber's).
+            max_batch_frames: Feature frames per group and per decoding batch (below).
+            raise_errors: Raise the first error instead of giving a result with ``error``.
+            long_audio_s: Inputs longer than this go the long path (below).
+            chunking: A :class:`~pipeline.inference.long_audio.ChunkConfig` for the long path.
+            skip_silence: See below.
+            sample_rate: The rate of the arrays, in Hz (files carry their own); resampled to
+                the model's rate when it differs.
+            progress: ``progress(seconds_done, seconds_total)``, called as media is processed
+                (:mod:`pipeline.inference.progress`; the total comes from the files' headers).
+
+        Inputs are loaded in input order into groups of at most ``max_batch_frames`` feature
+        frames (a longer input is a group of its own); each group is sorted by length, decoded
         in padded batches within that budget, and its results are yielded before the next group
         is loaded. Memory is bounded by the group, not by the number of files, and a caller that
         writes each result as it comes keeps them all if the run is killed later.
@@ -273,28 +304,36 @@ class Transcriber:
         :data:`pipeline.inference.long_audio.LONG_AUDIO_S`, 60 s) by its header, or found longer
         while it is read whole (a header that understates), is read a block at a time and
         transcribed in chunks cut at pauses (:func:`pipeline.inference.long_audio.transcribe_long`,
-        rules in ``chunking``, a ``ChunkConfig``), so its memory does not grow with its length;
+        rules in ``chunking``), so its memory does not grow with its length;
         if it breaks off, its result holds the text before the damage and an ``error``
-        (``partial``). ``long_audio_s=math.inf`` loads every file whole, as before.
+        (``partial``). An array that long is cut into chunks the same way.
+        ``long_audio_s=math.inf`` loads every input whole, as before.
 
         With ``skip_silence`` (default), a shorter file in which the voice activity detector
         hears no speech (:func:`~pipeline.inference.common.has_speech`) gets an empty
         transcript instead of the words a model makes of noise; long files only ever decode
         the stretches it hears speech in.
 
-        A file that cannot be read gets a result with ``error`` set; the others go on. With
-        ``raise_errors=True`` the first error raises.
+        A file that cannot be read, or an array that cannot be used (not floating point, not
+        1-D or 2-D, empty, NaN or infinite samples), gets a result with ``error`` set; the
+        others go on. With ``raise_errors=True`` the first error raises.
+
+        Raises:
+            ValueError: ``sample_rate`` is not an integer in 1000-1000000.
         """
         from data_prep.audio import AudioTooLong, load_audio
         from pipeline.data import length_sorted_batches
         from pipeline.inference.long_audio import LONG_AUDIO_S, ChunkConfig
+        from pipeline.inference.progress import MediaProgress, audio_seconds
 
-        if isinstance(paths, (str, Path)):
-            paths = [paths]
-        files = expand_paths(paths, TRANSCRIBE_EXTENSIONS)
+        rate = check_sample_rate(sample_rate)
+        files = expand_inputs(paths, TRANSCRIBE_EXTENSIONS)
         long_s = LONG_AUDIO_S if long_audio_s is None else long_audio_s
         chunking = chunking or ChunkConfig()
+        sr = self.feature_cfg.sample_rate
         results: dict[int, Transcription] = {}
+        tracker = MediaProgress.of(progress, files, lambda x: array_seconds(x, rate)
+                                   if isinstance(x, ArrayInput) else audio_seconds(x))  # fmt: skip
 
         def fail(i: int, exc: Exception) -> None:
             if raise_errors:
@@ -307,21 +346,32 @@ class Transcriber:
             for batch in length_sorted_batches([feats[k].size(0) for k in keys], max_batch_frames):
                 self._decode_batch([keys[b] for b in batch], feats, results, beam_size, fail)
 
+        def done(j: int) -> Transcription:
+            tracker.file_done(j)
+            return results.pop(j)
+
         feats: dict[int, torch.Tensor] = {}
         frames = 0
-        start = 0  # first file of the current group
+        start = 0  # first input of the current group
         for i, path in enumerate(files):
             results[i] = Transcription(path=str(path))
             long = False
+            whole = None  # an array past long_s, for the long path
             try:
-                check_media_path(path, TRANSCRIBE_EXTENSIONS, "audio")  # before anything opens it
-                long = longer_than(path, long_s)
+                if isinstance(path, ArrayInput):
+                    wave = torch.from_numpy(array_waveform(path, rate, sr, backend="torch"))
+                    if wave.numel() > long_s * sr:
+                        long, whole = True, wave.numpy()
+                else:
+                    check_media_path(path, TRANSCRIBE_EXTENSIONS, "audio")  # before anything opens it
+                    long = longer_than(path, long_s)
+                    if not long:
+                        wave = load_audio(path, target_sr=sr, max_seconds=long_s)
                 if not long:
-                    wave = load_audio(path, target_sr=self.feature_cfg.sample_rate, max_seconds=long_s)
                     if wave.numel() == 0:
                         raise ValueError(f"{path}: no audio samples")
-                    results[i].duration = wave.numel() / self.feature_cfg.sample_rate
-                    if skip_silence and not has_speech(wave.numpy(), self.feature_cfg.sample_rate):
+                    results[i].duration = wave.numel() / sr
+                    if skip_silence and not has_speech(wave.numpy(), sr):
                         log.debug("no speech in %s: empty transcript", path)
                     else:
                         feats[i] = self.features(wave)
@@ -334,25 +384,30 @@ class Transcriber:
             if long:
                 decode_group(feats)  # the group before it, so that results stay in order
                 for j in range(start, i):
-                    yield results.pop(j)
+                    yield done(j)
                 del results[i]
-                yield self._transcribe_long(path, chunking, beam_size, raise_errors)
+                result = self._transcribe_long(path, chunking, beam_size, raise_errors, whole, tracker.inside(i))
+                tracker.file_done(i)
+                yield result
                 feats, frames, start = {}, 0, i + 1
                 continue
             if frames >= max_batch_frames or i == len(files) - 1:
                 t0 = time.perf_counter()
                 decode_group(feats)
-                log.debug("decoded files %d-%d in %.3f s", start, i, time.perf_counter() - t0)
+                log.debug("decoded inputs %d-%d in %.3f s", start, i, time.perf_counter() - t0)
                 for j in range(start, i + 1):
-                    yield results.pop(j)
+                    yield done(j)
                 feats, frames, start = {}, 0, i + 1
 
-    def _transcribe_long(self, path: Path, chunking, beam_size: int | None, raise_errors: bool) -> Transcription:
-        """One long file in chunks; any failure becomes the result's ``error`` (or raises)."""
+    def _transcribe_long(self, path: Path | ArrayInput, chunking, beam_size: int | None, raise_errors: bool,
+                         samples: Any = None, progress: Any = None) -> Transcription:  # fmt: skip
+        """One long file (or, with ``samples``, a long array) in chunks; any failure becomes the
+        result's ``error`` (or raises)."""
         from pipeline.inference.long_audio import transcribe_long
 
         try:
-            result = transcribe_long(self, path, cfg=chunking, beam_size=beam_size)
+            result = transcribe_long(self, str(path), cfg=chunking, beam_size=beam_size, samples=samples,
+                                     progress=progress)  # fmt: skip
         except Exception as exc:
             if raise_errors:
                 raise
@@ -361,5 +416,3 @@ class Transcriber:
         if raise_errors and result.exception is not None:
             raise result.exception
         return result
-
-

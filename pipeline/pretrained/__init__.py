@@ -59,6 +59,7 @@ def ship_speech_bundle(
     from pipeline.bundle import load_bundle, save_bundle
     from pipeline.inference import onnx_export
     from pipeline.inference.transcriber import Transcriber
+    from pipeline.io_utils import file_sha256
 
     bundle = load_bundle(src, kind="speech_ctc")
     weights = {k: (v.half() if v.is_floating_point() else v) for k, v in bundle.load_weights().items()}
@@ -66,7 +67,7 @@ def ship_speech_bundle(
     files: dict[str, Path] = {}
     lm = config.get("lm")
     if isinstance(lm, dict):
-        files = {lm["arpa"]: bundle.file(lm["arpa"]), lm["lexicon"]: bundle.file(lm["lexicon"])}
+        files = {lm[k]: bundle.file(lm[k]) for k in ("arpa", "lexicon", "compiled") if k in lm}
     shipped = Transcriber.from_pretrained(src, lm="none")
     shipped.model.load_state_dict({k: v.to(torch.float32) if v.is_floating_point() else v for k, v in weights.items()})
     upstream = getattr(shipped.extractor, "upstream", None)
@@ -74,6 +75,13 @@ def ship_speech_bundle(
     config["onnx"] = onnx_export.speech_record(shipped.model, graph, upstream, quantize, weights)
     config["shipped"] = {"date": datetime.date.today().isoformat(), "weights_dtype": "float16", **(card or {})}
     with tempfile.TemporaryDirectory(prefix="seqrec-ship-") as tmp:
+        if isinstance(lm, dict) and "compiled" not in lm:  # from before compiled lexicons
+            from pipeline.decoding.compiled_lexicon import COMPILED_NAME, compile_lexicon
+
+            files[COMPILED_NAME] = Path(tmp, COMPILED_NAME)
+            compile_lexicon(files[lm["arpa"]], files[lm["lexicon"]], shipped.tokenizer, files[COMPILED_NAME])
+            lm["compiled"] = COMPILED_NAME
+            lm["sha256"] = {**lm["sha256"], COMPILED_NAME: file_sha256(files[COMPILED_NAME])}
         files[onnx_export.BUNDLE_FILE] = Path(tmp, onnx_export.BUNDLE_FILE)
         files[onnx_export.BUNDLE_FILE].write_bytes(graph)
         return save_bundle(dst, config, {config["weights"]: weights}, files)

@@ -398,7 +398,7 @@ class SpeechRecipe(Recipe):
         if self.cfg.lm.enabled:
             from pipeline.workflow.speech_lm import bundle_record
 
-            config["lm"], files = bundle_record(self.lm_dir, self.cfg.lm.order, results["lm_decoding"])
+            config["lm"], files = bundle_record(self.lm_dir, self.cfg.lm.order, results["lm_decoding"], self.tokenizer)
         from pipeline.inference import onnx_export
         from pipeline.io_utils import atomic_write_bytes
 

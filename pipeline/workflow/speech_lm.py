@@ -172,14 +172,20 @@ def tune(
     return record, best[3]
 
 
-def bundle_record(lm_dir: Path, order: int, tuned: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Path]]:
-    """The bundle's ``lm`` config section and the files to copy into the bundle."""
+def bundle_record(
+    lm_dir: Path, order: int, tuned: dict[str, Any], tokenizer: CharTokenizer
+) -> tuple[dict[str, Any], dict[str, Path]]:
+    """The bundle's ``lm`` config section and the files to copy into the bundle (the lexicon
+    also compiled for the decoder, :mod:`pipeline.decoding.compiled_lexicon`)."""
+    from pipeline.decoding.compiled_lexicon import COMPILED_NAME, compile_lexicon
     from pipeline.io_utils import file_sha256
 
-    files = {ARPA_NAME: lm_dir / ARPA_NAME, LEXICON_NAME: lm_dir / LEXICON_NAME}
+    files = {ARPA_NAME: lm_dir / ARPA_NAME, LEXICON_NAME: lm_dir / LEXICON_NAME, COMPILED_NAME: lm_dir / COMPILED_NAME}
+    compile_lexicon(files[ARPA_NAME], files[LEXICON_NAME], tokenizer, files[COMPILED_NAME])
     record = {
         "arpa": ARPA_NAME,
         "lexicon": LEXICON_NAME,
+        "compiled": COMPILED_NAME,
         "sha256": {name: file_sha256(path) for name, path in files.items()},
         "order": order,
         "lm_weight": float(tuned["lm_weight"]),

@@ -19,6 +19,8 @@ SCHEMA_VERSION = 1
 #: ratio key -> (benchmark name, field of that benchmark's dict)
 RATIO_SOURCES: dict[str, tuple[str, str]] = {
     "features_vs_librosa": ("features", "ratio"),
+    "upstream_vs_ct2_float32": ("upstream", "ratio_float32"),
+    "upstream_vs_ct2_int8": ("upstream", "ratio_int8"),
     "train_vs_compute_speech": ("train_speech", "ratio"),
     "train_vs_compute_video": ("train_video", "ratio"),
     "rtf_batched_vs_pocketsphinx": ("transcribe", "ratio_batched"),
@@ -33,6 +35,8 @@ RATIO_KEYS: tuple[str, ...] = tuple(RATIO_SOURCES)
 #: The issue's targets on the 2-core CPU machine, as minimum ratios.
 TARGETS: dict[str, float] = {
     "features_vs_librosa": 2.0,
+    "upstream_vs_ct2_float32": 1.0,
+    "upstream_vs_ct2_int8": 1.0,
     "train_vs_compute_speech": 0.85,
     "train_vs_compute_video": 0.85,
     "rtf_batched_vs_pocketsphinx": 20.0,
@@ -190,7 +194,13 @@ def render_markdown(results: dict[str, Any]) -> str:
 
     f = b.get("features")
     what = "Feature extraction, audio s/s" + (f" ({f['files']} files, {fmt(f['audio_s'])} s)" if f else "")
-    row(what, _med(f, "seqrec"), "librosa loop", _med(f, "librosa"), "features_vs_librosa")
+    row(what.replace("Feature extraction", "Log-mel features"), _med(f, "seqrec"), "librosa loop", _med(f, "librosa"),
+        "features_vs_librosa")
+    up = b.get("upstream")
+    what = "Whisper encoder, audio s/s" + (f" ({up['windows']} windows, {fmt(up['audio_s'])} s, {up['threads']} threads)"
+                                          if up else "")  # fmt: skip
+    row(what + ", float32", _med(up, "onnx_float32"), "CTranslate2", _med(up, "ct2_float32"), "upstream_vs_ct2_float32")
+    row("Whisper encoder, int8", _med(up, "onnx_int8"), "CTranslate2", _med(up, "ct2_int8"), "upstream_vs_ct2_int8")
     for name, key, unit in (("train_speech", "train_vs_compute_speech", "audio s/s"),
                             ("train_video", "train_vs_compute_video", "clips/s")):
         t = b.get(name)
@@ -246,13 +256,19 @@ def render_markdown(results: dict[str, Any]) -> str:
     if rss:
         lines += ["", "| peak memory (RSS), fresh process | peak RSS | wall time |", "|---|---:|---:|", *rss]
 
-    if mt and "curve" in mt:
+    if mt and "curve" in mt and "loaded" in mt["curve"][0]:
+        lines += _transcribe_curve_lines(mt)
+    elif mt and "curve" in mt:  # results of before the default engine's curve: torch alone
         lines += _memory_curve_lines(mt, f"`seqrec transcribe --engine {mt.get('engine', 'torch')}`, one file of",
                                      "audio_s", "file", "(target: at most 1.2x, and under 1 GiB)")
     if ml and "curve" in ml:
         lines += _memory_curve_lines(ml, f"`seqrec label --window {ml['window_s']:g} --stride {ml['stride_s']:g}`, "
                                      "one video of", "video_s", "video")
     lines += _long_wer_lines(b.get("long_wer"))
+    if b.get("hotwords"):
+        from recipes.benchmarks.hotwords import render
+
+        lines += ["", "Hotwords, the shipped model on the lite engine: " + render(b["hotwords"])]
     lines.append("")
     gpu = results.get("gpu")
     if gpu is None:
@@ -312,6 +328,23 @@ def _memory_curve_lines(mem: dict[str, Any], title: str, length: str, noun: str,
     first, last = mem["curve"][0], mem["curve"][-1]
     lines += ["", f"Peak RSS of the {fmt(last[length] / 60, 3)}-minute {noun} over the {fmt(first[length] / 60, 3)}-minute "
               f"one: {mem['rss_ratio']:.2f}x{' ' + target if target else ''}."]  # fmt: skip
+    return lines
+
+
+def _transcribe_curve_lines(mem: dict[str, Any]) -> list[str]:
+    """Peak RSS and RTF of ``seqrec transcribe`` on one file of each length: the default engine
+    alone and beside a competing job, and ``--engine torch``."""
+    lines = ["", "| `seqrec transcribe`, one file of | default engine: peak RSS | RTF | beside a one-thread job: RTF "
+             "| peak RSS | `--engine torch`: peak RSS | RTF |", "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for row in mem["curve"]:
+        loaded, torch = row["loaded"], row["torch"]
+        lines.append(f"| {fmt(row['audio_s'] / 60, 3)} min | {fmt(row['peak_rss_mib'])} MiB | {fmt(row['rtf'])} | "
+                     f"{fmt(loaded['rtf'])} | {fmt(loaded['peak_rss_mib'])} MiB | {fmt(torch['peak_rss_mib'])} MiB | "
+                     f"{fmt(torch['rtf'])} |")  # fmt: skip
+    first, last = mem["curve"][0], mem["curve"][-1]
+    lines += ["", f"Wall times include the start-up. Peak RSS of the {fmt(last['audio_s'] / 60, 3)}-minute file over the "
+              f"{fmt(first['audio_s'] / 60, 3)}-minute one: {mem['rss_ratio']:.2f}x (targets: RTF at most 0.02 and "
+              "under 500 MB for an hour on the default engine)."]  # fmt: skip
     return lines
 
 

@@ -635,28 +635,40 @@ def build_long_wav(records: list[dict[str, Any]], out: Path, seconds: float = 60
 MEMORY_MINUTES = ((1, 10, 60), (1, 10))
 
 
-def bench_memory_transcribe(bundle: Path, wavs: list[Path]) -> dict[str, Any]:
-    """Peak RSS and real-time factor of ``seqrec transcribe --engine torch`` on one file of each
-    length, each in a fresh process (the wall time includes the start: loading torch, the model
-    and its upstream).
+def bench_memory_transcribe(bundle: Path | None, wavs: list[Path]) -> dict[str, Any]:
+    """Peak RSS and real-time factor of ``seqrec transcribe`` on one file of each length, each
+    in a fresh process (the wall time includes the start), three ways: the default engine
+    (torch-free on CPU) alone, the same beside a competing CPU-bound job (one thread of
+    matrix products, :func:`~recipes.benchmarks.timing.competing_job`), and ``--engine torch``
+    alone. ``bundle`` None: the shipped model with its word LM.
 
     Returns:
-        ``{"bundle", "curve": [{"audio_s", "peak_rss_mib", "wall_s", "rtf"}, ...],
-        "rss_ratio"}``: the curve in the order of ``wavs``, and the last file's peak RSS over
-        the first's.
+        ``{"bundle", "engine", "curve": [{"audio_s", "peak_rss_mib", "wall_s", "rtf",
+        "loaded": {...}, "torch": {...}}, ...], "rss_ratio"}``: the curve in the order of
+        ``wavs`` (the default engine's figures at the top of each row), and the last file's
+        peak RSS over the first's.
     """
-    curve = []
-    for wav in wavs:
-        cmd = [*seqrec_command(), "transcribe", "--engine", "torch", "--model", str(bundle), str(wav)]
+    from recipes.benchmarks.timing import competing_job
+
+    model = [] if bundle is None else ["--model", str(bundle)]
+
+    def measure(wav: Path, *engine: str) -> dict[str, Any]:
+        cmd = [*seqrec_command(), "transcribe", *engine, *model, str(wav)]
         res = run_measured(cmd, timeout=3600)
         if res.returncode != 0:
             raise BenchmarkError(f"{' '.join(cmd)} exited with {res.returncode}: {res.stderr.strip()[-500:]}")
         seconds = _wav_seconds(wav)
-        curve.append({
-            "file": str(wav), "audio_s": round(seconds, 1), "peak_rss_mib": round(res.max_rss_bytes / 2**20, 1),
-            "wall_s": round(res.wall_s, 2), "rtf": round(res.wall_s / seconds, 4),
-        })
-    return {"bundle": str(bundle), "engine": "torch", "curve": curve,
+        return {"audio_s": round(seconds, 1), "peak_rss_mib": round(res.max_rss_bytes / 2**20, 1),
+                "wall_s": round(res.wall_s, 2), "rtf": round(res.wall_s / seconds, 4)}  # fmt: skip
+
+    curve = []
+    for wav in wavs:
+        row = {"file": str(wav), **measure(wav)}
+        with competing_job():
+            row["loaded"] = measure(wav)
+        row["torch"] = measure(wav, "--engine", "torch")
+        curve.append(row)
+    return {"bundle": str(bundle) if bundle else "shipped", "engine": "auto", "curve": curve,
             "rss_ratio": round(curve[-1]["peak_rss_mib"] / curve[0]["peak_rss_mib"], 3)}  # fmt: skip
 
 

@@ -23,7 +23,8 @@ from recipes.benchmarks.timing import BenchmarkError
 
 log = logging.getLogger(__name__)
 
-BENCHMARKS = ("features", "train", "step", "transcribe", "engines", "coldstart", "label", "memory", "long_wer")
+BENCHMARKS = ("features", "upstream", "train", "step", "transcribe", "engines", "coldstart", "label", "memory",
+              "long_wer", "hotwords")
 #: Halves of a benchmark that ``--only`` can also name alone: part -> the benchmark it belongs to.
 PARTS = {"memory_transcribe": "memory", "memory_label": "memory"}
 
@@ -93,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile", action="store_true",
                         help="also profile each benchmark (cProfile; top functions to OUT/profiles/NAME.txt)")
     parser.add_argument("--coldstart-bundle", type=Path, default=None, metavar="DIR",
-                        help="the speech bundle of the cold-start benchmark (default: the shipped model)")
+                        help="the speech bundle of the cold-start and long-file benchmarks (default: the shipped model)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
@@ -200,10 +201,21 @@ def run_suite(opts: SuiteOptions) -> dict[str, Any]:
             if not opts.quick:
                 records += speech.read_records(sexp.manifest("dev"))
             records = records[: opts.size(len(records), 100)]
-            feature_cfg, workers = speech.recipe_features(sexp)
-            return speech.bench_features(records, feature_cfg, tmp / "features", r, num_workers=workers)
+            from data_prep.features import FeatureConfig
+
+            _, workers = speech.recipe_features(sexp)
+            # log-mel against librosa's log-mel: like for like, whatever the recipe's front end
+            return speech.bench_features(records, FeatureConfig(), tmp / "features", r, num_workers=workers)
 
         runner("features", features, bench)
+
+    if "upstream" in only:
+        def upstream_stage() -> dict[str, Any]:
+            from recipes.benchmarks.upstream import bench_upstream
+
+            return bench_upstream(speech_records(opts.size(60, 12)), r, threads)
+
+        runner("upstream", upstream_stage, bench)
 
     if "train" in only:
         runner("train_speech", lambda: speech.bench_train_speech(
@@ -259,7 +271,7 @@ def run_suite(opts: SuiteOptions) -> dict[str, Any]:
             sexp.check(manifests=("test",))
             records = speech_records(0)
             wavs = [speech.build_long_wav(records, tmp / f"long_{m:g}min.wav", 60.0 * m) for m in minutes]
-            return speech.bench_memory_transcribe(sexp.bundle, wavs)
+            return speech.bench_memory_transcribe(opts.coldstart_bundle, wavs)  # the default model
 
         runner("memory_transcribe", memory_transcribe, bench)
 
@@ -282,6 +294,17 @@ def run_suite(opts: SuiteOptions) -> dict[str, Any]:
             return speech.bench_long_wer(bundles, records, tmp)
 
         runner("long_wer", long_wer, bench)
+
+    if "hotwords" in only:
+        def hotwords() -> dict[str, Any]:
+            # the shipped model on its own synthesised test set (recipes/benchmarks/hotwords.py),
+            # kept in ~/.cache/seqrec/hotwords between runs; --quick measures the default weight only
+            from pipeline.decoding.hotwords import DEFAULT_WEIGHT
+            from recipes.benchmarks import hotwords as hot
+
+            return hot.run(weights=(DEFAULT_WEIGHT,) if opts.quick else hot.WEIGHTS, threads=1)
+
+        runner("hotwords", hotwords, bench)
 
     gpu = None
     if torch.cuda.is_available() and opts.gpu:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import logging
@@ -12,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -211,6 +212,31 @@ def run_measured(
             stdout=out_path.read_text(errors="replace"),
             stderr=err_path.read_text(errors="replace"),
         )
+
+
+_COMPETITOR = """
+import numpy as np
+a = np.random.default_rng(0).random((384, 384), dtype=np.float32)
+while True:
+    a = (a @ a) / np.float32(384)
+"""
+
+
+@contextlib.contextmanager
+def competing_job() -> Iterator[None]:
+    """Runs a CPU-bound job beside the block: one process, one thread of float32 matrix
+    products (the shape of a second user's numpy or torch job), stopped on the way out."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", _COMPETITOR], env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    try:
+        time.sleep(0.5)  # running, and at full speed, before the measurement starts
+        if proc.poll() is not None:
+            raise BenchmarkError(f"the competing job exited with {proc.returncode}")
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 # --------------------------------------------------------------------------- the machine
