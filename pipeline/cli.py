@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--output-dir", type=Path, metavar="DIR", help="also write one <name>.<format> file per input here"
     )
     common.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    common.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads")
+    common.add_argument("--threads", type=_positive_int, default=None, help="CPU threads (default: 2 on the torch-free engine where two cores are usable; torch: its own)")
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     common.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=None,

@@ -4,9 +4,13 @@ YAML holds plain values only. Loading goes through ``yaml.safe_load``, so tags t
 construct Python objects are refused. Unknown keys and values of the wrong type are errors
 that name the offending key.
 
+A file may start from another one and state only what differs: ``_base_: default.yaml``
+(a path relative to the file) merges the file's values onto its base's, which may have a
+base of its own. Mappings merge key by key; anything else, a list included, replaces.
+
 Example::
 
-    cfg = load_config(SpeechRecipeConfig, "conf/default.yaml", ["train.max_epochs=3"])
+    cfg = load_config(SpeechRecipeConfig, "conf/large.yaml", ["train.max_epochs=3"])
 """
 
 from __future__ import annotations
@@ -199,6 +203,41 @@ def yaml_error_line(exc: yaml.YAMLError) -> str:
     return str(problem)
 
 
+#: The top-level key naming the file a config file starts from.
+BASE_KEY = "_base_"
+
+
+def _resolve_bases(path: Path, seen: list[Path]) -> tuple[dict[str, Any], list[tuple[Path, dict[str, Any]]]]:
+    """Reads a config file with its ``_base_`` chain resolved (see the module docstring).
+
+    Returns:
+        The merged values, and each file of the chain with its own values, the root base first.
+
+    Raises:
+        ConfigError: one line naming the file, for bad YAML, a base that is not a file name,
+            a missing base, or a chain of bases that comes back to a file already in it.
+    """
+    data = read_yaml(path)
+    base = data.pop(BASE_KEY, None)
+    if base is None:
+        return data, [(path, data)]
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"{path}: {BASE_KEY} must name a YAML file, got {shown(base)}")
+    chain = [*seen, path.resolve()]
+    base_path = path.parent / base
+    try:
+        found, key = base_path.is_file(), base_path.resolve()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        found, key = False, base_path
+    if key in chain:
+        loop = " -> ".join(p.name for p in [*chain, key])
+        raise ConfigError(f"{path}: {BASE_KEY} {shown(base)} makes a cycle of bases ({loop})")
+    if not found:
+        raise ConfigError(f"{path}: {BASE_KEY} {shown(base)} not found (no file {shown(str(base_path), 200)})")
+    merged, files = _resolve_bases(base_path, chain)
+    return _deep_merge(merged, data), [*files, (path, data)]
+
+
 def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     """``update`` on top of ``base``; nested mappings merge key by key, so a YAML section that
     names one key of a nested config keeps the recipe's defaults for the others."""
@@ -218,13 +257,15 @@ def load_config(
 
     Args:
         cls: A (frozen) dataclass whose defaults fill what the file leaves out.
-        path: YAML file with values only; ``None`` uses the defaults.
+        path: YAML file with values only, and optionally a ``_base_`` file it starts from;
+            ``None`` uses the defaults.
         overrides: Dotted ``key=value`` strings, e.g. ``train.lr=1e-3``.
 
     Raises:
-        ConfigError: naming the file and key for unknown keys, wrong types or bad YAML.
+        ConfigError: naming the file and key for unknown keys, wrong types or bad YAML; a
+            bad value that comes from a base names the base.
     """
-    from_file = read_yaml(path) if path is not None else {}
+    from_file, files = _resolve_bases(Path(path), []) if path is not None else ({}, [])
     data = apply_overrides(from_file, list(overrides or []))
     try:
         defaults = to_dict(cls())  # type: ignore[call-arg]
@@ -236,15 +277,27 @@ def load_config(
         where = f"{path}: " if path is not None else ""
         if overrides and path is not None and _valid(cls, _deep_merge(defaults, from_file)):
             where = f"{path} with overrides {' '.join(overrides)}: "  # the file alone is fine
+        elif len(files) > 1:  # name the base whose values already fail the same way
+            merged = defaults
+            for file, values in files[:-1]:
+                merged = _deep_merge(merged, values)
+                if _error(cls, merged) == str(exc):
+                    where = f"{path} (from its base {file}): "
+                    break
         raise ConfigError(f"{where}{exc}") from None
 
 
-def _valid(cls: type, data: dict[str, Any]) -> bool:
+def _error(cls: type, data: dict[str, Any]) -> str | None:
+    """The message of the ConfigError that building ``cls`` from ``data`` raises; None if none."""
     try:
         from_dict(cls, data)
-    except ConfigError:
-        return False
-    return True
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
+def _valid(cls: type, data: dict[str, Any]) -> bool:
+    return _error(cls, data) is None
 
 
 def save_config(cfg: Any, path: str | Path) -> None:

@@ -13,8 +13,7 @@ import torch
 import pipeline.training.backbone_fit as backbone_fit
 from data_prep.frame_embed import BackboneConfig, build_backbone
 from data_prep.video_io import write_video
-from pipeline.training.backbone_fit import FitClip, fit_backbone
-from pipeline.workflow.video_activity import BackboneFitConfig
+from pipeline.training.backbone_fit import BackboneFitConfig, FitClip, fit_backbone
 
 BB = BackboneConfig(name="mobilenet_v3_small", frame_size=32, short_side=32, num_segments=4)
 CFG = BackboneFitConfig(epochs=2, batch_size=8, frames_per_clip=2, precision="fp32")

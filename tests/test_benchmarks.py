@@ -504,7 +504,7 @@ def test_step_benchmark_compares_the_recipe_model_with_the_reference(tmp_path: P
     assert out["ratio"] > 0 and (out["batch"], out["frames"], out["steps"]) == (4, 60, 2)
     # Without a config.yaml the recipe side is the model of the recipe's conf/default.yaml.
     from pipeline.config import load_config
-    from pipeline.workflow.speech_ctc import DEFAULT_CONFIG, SpeechRecipeConfig
+    from recipes.speech_ctc.stages import DEFAULT_CONFIG, SpeechRecipeConfig
 
     enc = load_config(SpeechRecipeConfig, DEFAULT_CONFIG).model.encoder
     default = speech.bench_step_speech(speech.SpeechExp(tmp_path / "none"), 1, batch=2, frames=40, steps=1)

@@ -112,7 +112,7 @@ def test_a_bundle_decodes_with_its_compiled_lexicon_and_refuses_a_stale_one(lm_d
 
     from pipeline.bundle import load_bundle
     from pipeline.decoding.word_lm import LMError, bundle_lm
-    from pipeline.workflow.speech_lm import bundle_record
+    from recipes.speech_ctc.lm import bundle_record
 
     record, files = bundle_record(lm_dir, 3, {"lm_weight": 1.0, "word_score": 0.0, "beam_size": 8, "beam_size_token": 8}, TOK)
     assert record["compiled"] == COMPILED_NAME and set(record["sha256"]) == set(files)

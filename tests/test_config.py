@@ -92,3 +92,43 @@ def test_fixed_length_tuples_are_coerced_per_item():
     assert cfg.pair == (1.0, 3) and isinstance(cfg.pair[0], float)
     with pytest.raises(ConfigError, match="pair"):
         load_config(WithPair, None, ["pair=[1, 2, 3]"])
+
+
+def test_a_file_states_only_what_differs_from_its_base(tmp_path):
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "default.yaml").write_text("inner:\n  size: 8\n  name: base\nflags: [1.0, 2.0]\nopt: 1\n")
+    (tmp_path / "conf" / "mid.yaml").write_text("_base_: default.yaml\ninner:\n  rate: 0.25\nflags: [3.0]\n")
+    (tmp_path / "mine.yaml").write_text("_base_: conf/mid.yaml  # relative to this file\ninner:\n  name: mine\n")
+    cfg = load_config(Outer, tmp_path / "mine.yaml", ["on=false"])
+    # Mappings merge key by key through the chain, a list replaces the base's, overrides come last.
+    assert cfg == Outer(inner=Inner(size=8, rate=0.25, name="mine"), flags=(3.0,), on=False, opt=1)
+    assert "_base_" not in to_dict(cfg)
+
+
+@pytest.mark.parametrize("case,base,reason", [
+    ("missing", "_base_: nowhere.yaml\n", r"mine\.yaml: _base_ 'nowhere\.yaml' not found"),
+    ("itself", "_base_: mine.yaml\n", r"mine\.yaml: _base_ 'mine\.yaml' makes a cycle of bases \(mine\.yaml -> mine\.yaml\)"),
+    ("loop", "_base_: other.yaml\n", r"other\.yaml: _base_ 'mine\.yaml' makes a cycle of bases \(mine\.yaml -> other\.yaml -> mine\.yaml\)"),
+    ("not a name", "_base_: [a.yaml]\n", r"mine\.yaml: _base_ must name a YAML file"),
+    ("bad yaml", "_base_: broken.yaml\n", r"broken\.yaml: invalid or unsafe YAML"),
+])  # fmt: skip
+def test_bad_bases_are_one_line_errors_naming_the_file(tmp_path, case, base, reason):
+    (tmp_path / "other.yaml").write_text("_base_: mine.yaml\n")
+    (tmp_path / "broken.yaml").write_text("inner: [\n")
+    (tmp_path / "mine.yaml").write_text(base + "opt: 2\n")
+    with pytest.raises(ConfigError, match=reason) as exc:
+        load_config(Outer, tmp_path / "mine.yaml")
+    assert "\n" not in str(exc.value)
+
+
+def test_a_bad_value_from_a_base_names_the_base(tmp_path):
+    (tmp_path / "base.yaml").write_text("inner:\n  sise: 8\n")
+    (tmp_path / "mine.yaml").write_text("_base_: base.yaml\nopt: 2\n")
+    with pytest.raises(ConfigError, match=r"mine\.yaml \(from its base .*base\.yaml\): unknown config key\(s\) inner\.sise"):
+        load_config(Outer, tmp_path / "mine.yaml")
+    (tmp_path / "base.yaml").write_text("inner:\n  size: 8\n")
+    (tmp_path / "mine.yaml").write_text("_base_: base.yaml\ninner:\n  size: x\n")  # its own mistake
+    with pytest.raises(ConfigError, match=r"^\S*mine\.yaml: inner\.size: expected an integer"):
+        load_config(Outer, tmp_path / "mine.yaml")
+    with pytest.raises(ConfigError, match="_base_"):  # only a file's top level names a base
+        load_config(Outer, None, ["_base_=base.yaml"])

@@ -91,7 +91,8 @@ RECIPE_SCRIPT = textwrap.dedent(
         return result
 
     trainer_module.Trainer.fit = fit_and_dump
-    from pipeline.workflow.speech_ctc import main
+    sys.path.insert(0, {root!r})  # the checkout, where recipes/ is
+    from recipes.speech_ctc.run import main
 
     main(["--config", {tiny!r}, "--exp-dir", sys.argv[1], "--stage", "3", "--stop-stage", "3", "train.max_epochs=2",
           "train.device=cpu"])
@@ -108,14 +109,14 @@ def test_the_speech_recipe_trains_under_torchrun(tmp_path: Path):
 
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng not installed")
-    from pipeline.workflow.speech_ctc import DEFAULT_CONFIG
-    from pipeline.workflow.speech_ctc import main as recipe_main
+    from recipes.speech_ctc.run import main as recipe_main
+    from recipes.speech_ctc.stages import DEFAULT_CONFIG
 
     tiny = str(DEFAULT_CONFIG.parent / "tiny.yaml")
     exp = tmp_path / "exp"
     recipe_main(["--config", tiny, "--exp-dir", str(exp), "--stop-stage", "2"])
     script = tmp_path / "ddp_recipe.py"
-    script.write_text(RECIPE_SCRIPT.format(tiny=tiny))
+    script.write_text(RECIPE_SCRIPT.format(tiny=tiny, root=str(Path(__file__).resolve().parents[1])))
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), str(exp)],
         capture_output=True, text=True, timeout=600, cwd=Path(__file__).resolve().parents[1],

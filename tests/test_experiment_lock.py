@@ -12,8 +12,8 @@ import pytest
 
 from pipeline.io_utils import exclusive_lock
 from pipeline.workflow.runner import ExperimentBusy, experiment_lock
-from pipeline.workflow.video_activity import DEFAULT_CONFIG
-from pipeline.workflow.video_activity import main as recipe_main
+from recipes.video_activity.run import main as recipe_main
+from recipes.video_activity.stages import DEFAULT_CONFIG
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = DEFAULT_CONFIG.parent / "tiny.yaml"

@@ -189,10 +189,10 @@ def test_the_factories_build_what_the_recipes_train():
 
     from pipeline.config import load_config
     from pipeline.models import CTCModel, SequenceClassifier
-    from pipeline.workflow.speech_ctc import DEFAULT_CONFIG as SPEECH_DEFAULT
-    from pipeline.workflow.speech_ctc import SpeechRecipeConfig
-    from pipeline.workflow.video_activity import DEFAULT_CONFIG as VIDEO_DEFAULT
-    from pipeline.workflow.video_activity import VideoRecipeConfig
+    from recipes.speech_ctc.stages import DEFAULT_CONFIG as SPEECH_DEFAULT
+    from recipes.speech_ctc.stages import SpeechRecipeConfig
+    from recipes.video_activity.stages import DEFAULT_CONFIG as VIDEO_DEFAULT
+    from recipes.video_activity.stages import VideoRecipeConfig
 
     speech = load_config(SpeechRecipeConfig, SPEECH_DEFAULT).model
     flat = {**{k: v for k, v in asdict(speech).items() if k != "encoder"}, **asdict(speech.encoder)}

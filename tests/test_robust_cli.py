@@ -707,7 +707,7 @@ CONFIG_CASES = {
 def test_recipe_config_errors_are_one_line_exit_2(recipe: str, kind: str, tmp_path: Path, capsys) -> None:
     import importlib
 
-    main = importlib.import_module(f"pipeline.workflow.{recipe}").main
+    main = importlib.import_module(f"recipes.{recipe}.run").main
     marker = tmp_path / "pwned"
     conf = tmp_path / "bad.yaml"
     if kind == "missing_file":
@@ -727,7 +727,7 @@ def test_recipe_config_errors_are_one_line_exit_2(recipe: str, kind: str, tmp_pa
 
 
 def test_recipe_config_value_rejected_by_its_own_checks(tmp_path: Path, capsys) -> None:
-    from pipeline.workflow.speech_ctc import main
+    from recipes.speech_ctc.run import main
 
     with pytest.raises(SystemExit) as exc:
         main(["--exp-dir", str(tmp_path / "exp"), "features.f_max=9000.0"])
@@ -743,7 +743,7 @@ def test_recipe_run_error_is_one_line_exit_1(recipe: str, tmp_path: Path, capsys
     import importlib
     import logging
 
-    main = importlib.import_module(f"pipeline.workflow.{recipe}").main
+    main = importlib.import_module(f"recipes.{recipe}.run").main
     root = logging.getLogger()
     saved = root.handlers[:], root.level
     try:

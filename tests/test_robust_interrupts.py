@@ -399,7 +399,8 @@ def test_bundle_temporaries_of_a_killed_save_are_cleared(tmp_path: Path) -> None
 # --------------------------------------------------------------------------- a whole recipe
 
 RECIPE_SCRIPT = (
-    "from pipeline.workflow.video_activity import DEFAULT_CONFIG, main\n"
+    f"sys.path.insert(0, {str(TESTS_DIR.parent)!r})\n"  # the checkout, where recipes/ is
+    "from recipes.video_activity.run import DEFAULT_CONFIG, main\n"
     "main(['--config', str(DEFAULT_CONFIG.parent / 'tiny.yaml'), '--exp-dir', sys.argv[1]])\n"
 )
 VIDEO_STAGES = ("corpus", "manifests", "backbone", "embed", "train", "ablation", "evaluate", "export")

@@ -16,8 +16,8 @@ from data_prep.importers.speech import CorpusImportError, import_common_voice, i
 from data_prep.manifest import read_manifest
 from data_prep.validate import DropList, read_dropped_report
 from pipeline.cli import main as cli_main
-from pipeline.workflow.speech_ctc import DEFAULT_CONFIG
-from pipeline.workflow.speech_ctc import main as recipe_main
+from recipes.speech_ctc.run import main as recipe_main
+from recipes.speech_ctc.stages import DEFAULT_CONFIG
 
 TINY = DEFAULT_CONFIG.parent / "tiny.yaml"
 

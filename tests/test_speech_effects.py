@@ -1,4 +1,4 @@
-"""The per-effect study (pipeline/workflow/speech_effects.py): configs, and a run on a tiny recipe."""
+"""The per-effect study (recipes/speech_ctc/effects.py): configs, and a run on a tiny recipe."""
 
 import json
 import shutil
@@ -9,9 +9,7 @@ import pytest
 
 from data_prep.augment_audio import EFFECTS, AugmentConfig
 from data_prep.store import FeatureStore
-from pipeline.workflow.speech_ctc import SpeechRecipeConfig
-from pipeline.workflow.speech_ctc import main as recipe_main
-from pipeline.workflow.speech_effects import (
+from recipes.speech_ctc.effects import (
     condition_config,
     conditions,
     corrupt_test,
@@ -20,6 +18,8 @@ from pipeline.workflow.speech_effects import (
     score_all,
     train_condition,
 )
+from recipes.speech_ctc.run import main as recipe_main
+from recipes.speech_ctc.stages import SpeechRecipeConfig
 from tests.test_speech_recipe import TINY
 
 

@@ -9,8 +9,8 @@ import pytest
 import soundfile as sf
 
 from pipeline.cli import main as cli_main
-from pipeline.workflow.speech_ctc import DEFAULT_CONFIG
-from pipeline.workflow.speech_ctc import main as recipe_main
+from recipes.speech_ctc.run import main as recipe_main
+from recipes.speech_ctc.stages import DEFAULT_CONFIG
 
 TINY = DEFAULT_CONFIG.parent / "tiny.yaml"
 STAGES = ["corpus", "manifests", "features", "train", "lm", "decode", "export"]
@@ -231,7 +231,7 @@ def test_cli_usage_errors(capsys, tmp_path):
 
 
 def test_engine_group_rates_reports_each_engine_and_the_unseen_group():
-    from pipeline.workflow.speech_ctc import UNSEEN, engine_group_rates, format_table
+    from recipes.speech_ctc.stages import UNSEEN, engine_group_rates, format_table
 
     ids = ["a", "b", "c", "d"]
     refs = ["one two", "three four", "five six", "seven"]

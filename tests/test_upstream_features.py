@@ -75,8 +75,8 @@ def upstream_run(tmp_path_factory):
     """The tiny recipe on Whisper frames, with the layer mix (a few seconds of training)."""
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng not installed")
-    from pipeline.workflow.speech_ctc import DEFAULT_CONFIG
-    from pipeline.workflow.speech_ctc import main as recipe_main
+    from recipes.speech_ctc.run import main as recipe_main
+    from recipes.speech_ctc.stages import DEFAULT_CONFIG
 
     exp = tmp_path_factory.mktemp("upstream_exp")
     results = recipe_main([

@@ -110,7 +110,7 @@ def test_pretrained_blocks_learn_at_a_lower_rate():
 
 
 def test_recipe_refuses_features_that_do_not_sit_below_the_blocks():
-    from pipeline.workflow.speech_ctc import SpeechRecipe, SpeechRecipeConfig
+    from recipes.speech_ctc.stages import SpeechRecipe, SpeechRecipeConfig
 
     feats = FeatureConfig(kind="whisper_tiny_en", upstream_layers=3)
     cfg = SpeechRecipeConfig(features=feats, model=CTCModelConfig(input_dim=384, upstream_blocks=2))
@@ -124,8 +124,8 @@ def test_tiny_recipe_fine_tunes_the_top_blocks_and_ships_them(tmp_path):
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng not installed")
     from pipeline.inference.transcriber import Transcriber
-    from pipeline.workflow.speech_ctc import DEFAULT_CONFIG
-    from pipeline.workflow.speech_ctc import main as recipe_main
+    from recipes.speech_ctc.run import main as recipe_main
+    from recipes.speech_ctc.stages import DEFAULT_CONFIG
 
     exp = tmp_path / "exp"
     results = recipe_main([

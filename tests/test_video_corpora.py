@@ -25,8 +25,8 @@ from data_prep.manifest import read_manifest
 from data_prep.validate import DropList, EmptySplitError, read_dropped_report, reason_category
 from data_prep.video_io import write_video
 from pipeline.cli import main as cli_main
-from pipeline.workflow.video_activity import DEFAULT_CONFIG
-from pipeline.workflow.video_activity import main as recipe_main
+from recipes.video_activity.run import main as recipe_main
+from recipes.video_activity.stages import DEFAULT_CONFIG
 
 TINY = DEFAULT_CONFIG.parent / "tiny.yaml"
 # Three actions whose single frames already differ (arms up, body low, one arm moving).

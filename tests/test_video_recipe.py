@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main as cli_main
-from pipeline.workflow.video_activity import DEFAULT_CONFIG
-from pipeline.workflow.video_activity import main as recipe_main
+from recipes.video_activity.run import main as recipe_main
+from recipes.video_activity.stages import DEFAULT_CONFIG
 
 TINY = DEFAULT_CONFIG.parent / "tiny.yaml"
 STAGES = ["corpus", "manifests", "backbone", "embed", "train", "ablation", "evaluate", "export"]
@@ -78,7 +78,7 @@ def test_clip_labeler_api_directory(recipe_run):
 
 def test_corpus_config_takes_the_preset_seed_and_train_size():
     from data_prep.corpora.video_corpus import SIZES
-    from pipeline.workflow.video_activity import VideoDataConfig, VideoRecipe, VideoRecipeConfig
+    from recipes.video_activity.stages import VideoDataConfig, VideoRecipe, VideoRecipeConfig
 
     preset = VideoRecipe(VideoRecipeConfig(data=VideoDataConfig(size="tiny", seed=7))).corpus_config()
     assert preset.seed == 7 and preset.train_per_class == SIZES["tiny"].train_per_class
@@ -91,7 +91,7 @@ def test_corpus_config_takes_the_preset_seed_and_train_size():
 def test_training_lineage_follows_what_is_trained_not_for_how_long():
     from dataclasses import replace
 
-    from pipeline.workflow.video_activity import VideoRecipe, VideoRecipeConfig
+    from recipes.video_activity.stages import VideoRecipe, VideoRecipeConfig
 
     base = VideoRecipeConfig()
     h = VideoRecipe(base).hashes()

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.config import load_config
-from pipeline.workflow import speech_ctc, video_activity
-from pipeline.workflow.runner import Inputs, derive_hashes
+from pipeline.config import config_hash, load_config, to_dict
+from pipeline.workflow.runner import Inputs, StageDef, bind_stages, derive_hashes
+from recipes.speech_ctc import run as speech_run
+from recipes.speech_ctc import stages as speech_ctc
+from recipes.video_activity import run as video_run
+from recipes.video_activity import stages as video_activity
 
 
 def _changed(recipe_cls, cfg_cls, default, override: str) -> set[str]:
@@ -45,12 +48,65 @@ def test_video_change_reaches_its_readers_and_what_follows(override, changed):
 
 
 def test_every_stage_has_a_node():
-    for recipe in (
-        speech_ctc.SpeechRecipe(load_config(speech_ctc.SpeechRecipeConfig, speech_ctc.DEFAULT_CONFIG)),
-        video_activity.VideoRecipe(load_config(video_activity.VideoRecipeConfig, video_activity.DEFAULT_CONFIG)),
+    for run, recipe in (
+        (speech_run, speech_ctc.SpeechRecipe(load_config(speech_ctc.SpeechRecipeConfig, speech_ctc.DEFAULT_CONFIG))),
+        (video_run, video_activity.VideoRecipe(load_config(video_activity.VideoRecipeConfig, video_activity.DEFAULT_CONFIG))),
     ):
-        hashes = set(recipe.hashes().values())
-        assert all(stage.config_hash in hashes for stage in recipe.stages())
+        hashes = recipe.hashes()
+        stages = bind_stages(recipe, run.STAGES)
+        assert [s.config_hash for s in stages] == [hashes[row.node] for row in run.STAGES]
+        assert [s.collective for s in stages] == [s.name in ("train", "ablation") for s in stages]
+
+
+# Resolved configs and stage hashes of every conf file, taken before the recipes left
+# pipeline/workflow and before conf files could name a _base_: today's files must resolve to
+# the same configs, and existing experiment directories must keep their stage markers. A
+# deliberate change of a recipe config changes these; update them in the same change.
+PINNED = {
+    ("speech_ctc", "default"): ("5b9b70ba7b1e224e", ["0ecb5dd9d2e7503a", "0ecb5dd9d2e7503a", "bd8805cb713e0804",
+                                "d485363282d0c495", "d91e3bd32390b158", "232b61228901fd80", "232b61228901fd80"]),
+    ("speech_ctc", "large"): ("a7879e55dcd6264a", ["2f80b540cfd64162", "2f80b540cfd64162", "14225240534600fa",
+                              "abc496c7114c3bc2", "871f217450cc81e1", "4920e53c22481696", "4920e53c22481696"]),
+    ("speech_ctc", "tiny"): ("5a9a205597e5b77c", ["b5a12fdffbf6da28", "b5a12fdffbf6da28", "0ee356820c343205",
+                             "9f041f9563613a2a", "1ec06f81c165d059", "624ba007375bba02", "624ba007375bba02"]),
+    ("video_activity", "default"): ("3727d438ed691eeb", ["df80fb6b32aebb1e", "df80fb6b32aebb1e", "30dbc07de827db6d",
+                                    "a932a4774033d62d", "015b6bd671f5e387", "61b1033a984309ef", "72f6870f5459dd32",
+                                    "72f6870f5459dd32"]),
+    ("video_activity", "large"): ("4a3eeefc9312bf20", ["b10f598680c0cb35", "b10f598680c0cb35", "77413af7c8e32957",
+                                  "38e42c0b54257440", "4662fb07b9d1b7c2", "82a913668d824185", "d1d306963e3b1acd",
+                                  "d1d306963e3b1acd"]),
+    ("video_activity", "tiny"): ("9ca86d8bb905b5ca", ["7d86c4914d09de63", "7d86c4914d09de63", "83155f1eb89002de",
+                                 "d77a6380cad40e79", "956130efa0164a77", "b349fbabc780c1af", "6c37d251cdab3380",
+                                 "6c37d251cdab3380"]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("recipe,conf", sorted(PINNED))
+def test_conf_files_resolve_as_before(recipe, conf):
+    run = {"speech_ctc": speech_run, "video_activity": video_run}[recipe]
+    cfg_cls = {"speech_ctc": speech_ctc.SpeechRecipeConfig, "video_activity": video_activity.VideoRecipeConfig}[recipe]
+    cfg = load_config(cfg_cls, run.DEFAULT_CONFIG.parent / f"{conf}.yaml")
+    want_config, want_stages = PINNED[recipe, conf]
+    assert config_hash(to_dict(cfg)) == want_config, to_dict(cfg)
+    assert [s.config_hash for s in run.build_stages(cfg)] == want_stages
+
+
+def test_bind_stages_refuses_bad_tables():
+    class Recipe:
+        def hashes(self):
+            return {"a": "1", "b": "2"}
+
+        def step(self):
+            return {"ran": True}
+
+    (stage,) = bind_stages(Recipe(), [StageDef(0, "one", Recipe.step, "b")])
+    assert (stage.config_hash, stage.run()) == ("2", {"ran": True})
+    with pytest.raises(ValueError, match="unknown node 'c'"):
+        bind_stages(Recipe(), [StageDef(0, "one", Recipe.step, "c")])
+    with pytest.raises(ValueError, match="must increase"):
+        bind_stages(Recipe(), [StageDef(1, "one", Recipe.step, "a"), StageDef(1, "two", Recipe.step, "a")])
+    with pytest.raises(ValueError, match="names differ"):
+        bind_stages(Recipe(), [StageDef(0, "one", Recipe.step, "a"), StageDef(1, "one", Recipe.step, "a")])
 
 
 def test_derive_hashes_refuses_bad_graphs():

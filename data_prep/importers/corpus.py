@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Literal, get_args
 
 from data_prep.manifest import read_manifest, write_manifest
 from data_prep.validate import DropList, write_dropped_report
@@ -26,7 +27,9 @@ from data_prep.validate import DropList, write_dropped_report
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "dev", "test")
-FORMATS = ("auto", "manifest", "nemo", "librispeech", "kaldi", "folder", "commonvoice")
+#: Layouts :func:`import_speech_corpus` reads; recipe configs type ``data.format`` with it.
+SpeechFormat = Literal["auto", "manifest", "nemo", "librispeech", "kaldi", "folder", "commonvoice"]
+FORMATS: tuple[str, ...] = get_args(SpeechFormat)
 
 
 def _split_entries(root: Path, split: str) -> list[Path]:
@@ -119,7 +122,9 @@ def import_speech_corpus(root: Path, out_dir: Path, *, fmt: str = "auto") -> dic
     return out
 
 
-VIDEO_FORMATS = ("auto", "manifest", "ucf101", "kinetics", "hmdb51", "csv", "mmaction")
+#: Layouts :func:`import_video_corpus` reads; recipe configs type ``data.format`` with it.
+VideoFormat = Literal["auto", "manifest", "ucf101", "kinetics", "hmdb51", "csv", "mmaction"]
+VIDEO_FORMATS: tuple[str, ...] = get_args(VideoFormat)
 
 
 def _video_split_file(root: Path, split: str, exts: tuple[str, ...]) -> Path | None:

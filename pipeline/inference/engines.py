@@ -1,6 +1,6 @@
 """One entry point for transcription: :func:`load_transcriber` picks the engine.
 
-Two engines transcribe a speech bundle with the same results:
+Two engines transcribe a speech bundle:
 
 * ``lite`` (:class:`pipeline.inference.lite.LiteTranscriber`): numpy, onnxruntime and
   flashlight-text, no torch: it starts in a fraction of the time and memory.
@@ -10,7 +10,9 @@ Two engines transcribe a speech bundle with the same results:
 Both read a file longer than 60 s (by its header, or found while reading) a block at a time
 and decode it in chunks cut at pauses. ``engine="auto"`` (the default) runs on the lite engine
 on CPU whenever the bundle has a graph it can run, else on torch (a GPU, or a bundle from
-before ONNX export). Both give the same transcripts, so the choice changes no result.
+before ONNX export). With a float32 graph both give the same transcripts; the shipped
+model's graph is int8, which on its unseen-engine test files is as accurate as torch's
+float32 (23.62 against 23.76 WER) with slightly different words here and there.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ def load_transcriber(
         lm: ``"auto"`` (the bundle's word LM), ``"none"``, or an ARPA/KenLM file.
         beam_size: Beam width (default: the LM's tuned width; greedy without an LM).
         device: ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` (the torch engine's).
-        threads: CPU threads of the engine that runs (default: onnxruntime 1, torch its own).
+        threads: CPU threads of the engine that runs (default: onnxruntime 2 where two cores
+            are usable, torch its own).
         hotwords: Words or phrases the word-level search favours: strings ``"phrase"`` or
             ``"phrase:weight"``, ``(phrase, weight)`` pairs, or the ``Path`` of a hotwords file
             (:mod:`pipeline.decoding.hotwords`); words outside the lexicon are added. Both
@@ -81,7 +84,7 @@ def load_transcriber(
     from pipeline.inference.lite import LiteTranscriber, UnsupportedBundleError
 
     try:
-        return LiteTranscriber.from_pretrained(model, lm=lm, beam_size=beam_size, threads=threads or 1,
+        return LiteTranscriber.from_pretrained(model, lm=lm, beam_size=beam_size, threads=threads,
                                                hotwords=hotwords)  # fmt: skip
     except UnsupportedBundleError as exc:  # e.g. no graph: torch runs it, with the same result
         if engine == "lite":

@@ -70,13 +70,13 @@ class OnnxCTCModel:
         graph: The serialised ONNX model (see :func:`pipeline.inference.onnx_export.speech_onnx`).
         frame_ratio: Input frames per output frame (the bundle's ``onnx.frame_ratio``).
         where: Names the file in error messages.
-        threads: onnxruntime's intra-op threads.
+        threads: onnxruntime's intra-op threads (None: :func:`default_threads`).
 
     Raises:
         BundleError: onnxruntime cannot load the graph, or it lacks the expected inputs.
     """
 
-    def __init__(self, graph: bytes, frame_ratio: float, where: str, threads: int = 1) -> None:
+    def __init__(self, graph: bytes, frame_ratio: float, where: str, threads: int | None = None) -> None:
         # Before the import: onnxruntime 1.29+ otherwise writes a telemetry database and a
         # device id under ~/.cache/Microsoft/DeveloperTools/.onnxruntime on every start.
         os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
@@ -84,11 +84,13 @@ class OnnxCTCModel:
 
         opts = ort.SessionOptions()
         opts.log_severity_level = 3  # errors only; they become BundleError below
-        # One thread by default: the graph is a chain of small matrix products, for which a
-        # second thread costs more than it saves (and far more when another process keeps a
-        # core busy).
-        opts.intra_op_num_threads = threads
+        # Two threads by default (where two cores are usable), which do not spin while they
+        # wait: on two idle cores a 10-minute file took 12.9 s against 16.1 s on one thread;
+        # beside another CPU-bound job 15.4 s against 16.0 s, where spinning threads took
+        # 21.8 s (they hold a core the other job needs; docs/results.md).
+        opts.intra_op_num_threads = threads or default_threads()
         opts.inter_op_num_threads = 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         # Basic rewrites only (constant folding, e.g. the Casts of float16-stored weights): the
         # fuller ones cost more at start-up (0.17 s against 0.12 s for the shipped graph) than
         # they save on a short file, and measured no faster on long ones (docs/results.md).
@@ -155,7 +157,16 @@ class WhisperWindowsFrontEnd:
         return {"mel": mel, "mel_lengths": lengths, "frame_index": index}
 
 
-def load_graph(bundle: Bundle, threads: int = 1) -> OnnxCTCModel:
+def default_threads() -> int:
+    """onnxruntime's threads when none are asked for: two, or one where one core is usable."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        usable = os.cpu_count() or 1
+    return max(1, min(2, usable))
+
+
+def load_graph(bundle: Bundle, threads: int | None = None) -> OnnxCTCModel:
     """Loads and checks the bundle's ONNX graph (its ``onnx`` config section).
 
     Raises:
@@ -222,7 +233,7 @@ class LiteTranscriber:
     @classmethod
     def from_pretrained(
         cls, model_dir: str | Path | None = None, *, lm: str | Path | None = "auto", beam_size: int | None = None,
-        threads: int = 1, hotwords: Any = None,
+        threads: int | None = None, hotwords: Any = None,
     ) -> LiteTranscriber:  # fmt: skip
         """Loads a ``speech_ctc`` bundle directory (None: the model shipped with seqrec).
 
@@ -231,7 +242,7 @@ class LiteTranscriber:
             lm: ``"auto"`` (the bundle's word LM, if any), ``"none"``, or an ARPA/KenLM file,
                 as for :meth:`pipeline.Transcriber.from_pretrained`.
             beam_size: Beam width (default: the LM's tuned width, or greedy without an LM).
-            threads: onnxruntime's threads.
+            threads: onnxruntime's threads (None: two where two cores are usable).
             hotwords: Words or phrases to favour, as for
                 :meth:`pipeline.Transcriber.from_pretrained` (:mod:`pipeline.decoding.hotwords`).
 

@@ -245,7 +245,9 @@ def quantize_int8(graph: bytes) -> bytes:
     """``graph`` with int8 weights: onnxruntime's dynamic quantisation of its MatMul, Gemm and
     LSTM/GRU weights, per output channel (activations are quantised per call, from their own
     range), so the graph is about 3.5 times smaller and its matrix products run in int8.
-    Per-channel scales halve the accuracy cost of one scale per tensor on the shipped model
+    Weights are unsigned: on CPUs without VNNI, onnxruntime's u8 x s8 products can saturate,
+    and signed weights cost the shipped model 0.4 WER points where unsigned ones cost none
+    (and ran faster). Per-channel scales halve the accuracy cost of one scale per tensor
     (docs/results.md)."""
     import tempfile
 
@@ -258,7 +260,7 @@ def quantize_int8(graph: bytes) -> bytes:
         level = root.level
         root.setLevel(logging.ERROR)  # the quantiser logs its advice to pre-process on the root logger
         try:
-            quantize_dynamic(src, dst, weight_type=QuantType.QInt8, per_channel=True)
+            quantize_dynamic(src, dst, weight_type=QuantType.QUInt8, per_channel=True)
         finally:
             root.setLevel(level)
         return dst.read_bytes()

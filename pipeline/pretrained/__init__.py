@@ -3,8 +3,9 @@
 ``seqrec transcribe`` without ``--model`` and ``Transcriber.from_pretrained()`` without a
 directory load :data:`SPEECH_MODEL` (``pipeline/pretrained/speech_en/``). It is an ordinary
 speech bundle whose weights are stored in float16 (half the size; the model still computes in
-float32) with its word LM. ``recipes/speech_ctc/ship.py`` makes it from a recipe's bundle; the
-README's model card says what it was trained on and how well it does.
+float32) with its word LM. :func:`ship_speech_bundle` makes it from a recipe's bundle (the
+speech recipe's ship script calls it); the README's model card says what it was trained on
+and how well it does.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def speech_model_dir(model_dir: str | Path | None) -> Path:
 
 
 def ship_speech_bundle(
-    src: str | Path, dst: str | Path = SPEECH_MODEL, *, card: dict[str, Any] | None = None, quantize: str = "none"
+    src: str | Path, dst: str | Path = SPEECH_MODEL, *, card: dict[str, Any] | None = None, quantize: str = "int8"
 ) -> Path:
     """Copies a speech bundle to ``dst`` with float16 weights, its LM, a ``shipped`` record, and
     an ONNX graph made from those float16 weights (the whole chain for a model on the Whisper
@@ -43,8 +44,9 @@ def ship_speech_bundle(
         src: A recipe's ``bundle/`` (``speech_ctc``).
         dst: Where the shipped copy goes (replaced atomically).
         card: Facts for the ``shipped`` record (training data, hours, recipe command, ...).
-        quantize: The graph's precision: ``"none"`` (float32 computed from float16 storage,
-            lossless) or ``"int8"`` (see :func:`pipeline.inference.onnx_export.quantize_int8`).
+        quantize: The graph's precision: ``"int8"`` (the default, see
+            :func:`pipeline.inference.onnx_export.quantize_int8`) or ``"none"`` (float32
+            computed from float16 storage, lossless).
 
     Returns:
         ``dst``.

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -32,6 +32,23 @@ from pipeline.training.frame_augment import FrameAugment, PoseLayout, augment_fr
 from pipeline.training.schedule import adamw, warmup_cosine
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BackboneFitConfig:
+    """Fitting the CNN to the corpus's frames (:func:`fit_backbone`): pose regression where the
+    corpus has joint positions (the embedded one), else per-frame clip-label classification."""
+
+    epochs: int = 3  # 0 keeps the backbone's initial weights
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 128
+    frames_per_clip: int = 8
+    pose_embeddings: bool = True  # pose objective: embed frames as their predicted joints
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # autocast for fitting; see pipeline.amp
+    augment: bool = True  # random colour-channel order, and mirroring for pose targets
+    photometric: bool = False  # random brightness, contrast, saturation, grey, blur and noise
+    geometric: bool = False  # random zoom and shift; pose targets move with the frame
 
 
 @dataclass(frozen=True)

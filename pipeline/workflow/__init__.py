@@ -1,1 +1,3 @@
-"""Recipe logic: the stages that ``recipes/*/run.py`` call, and the stage runner they share."""
+"""The recipe engine: the stage runner (``runner``) and what every recipe's stages share
+(``common``). The recipes themselves, their stages and configs, live outside the installed
+packages, one folder each beside the benchmark suite."""

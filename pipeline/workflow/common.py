@@ -1,5 +1,5 @@
-"""What the speech and video recipes share: where things live under ``exp_dir``, and the
-corpus and manifest steps that are the same for both (stages 0 and 1)."""
+"""What the recipes share: where things live under ``exp_dir``, and the corpus and manifest
+steps that are the same for speech and video (stages 0 and 1)."""
 
 from __future__ import annotations
 

@@ -1,22 +1,26 @@
 """Stage runner shared by recipes: ``--stage N --stop-stage M``, markers, logs and results.json.
 
-A stage is skipped when its ``.done`` marker records the same config hash; a changed config
-redoes it. The hashes are derived, never chained by hand: a recipe declares for each node
-(a stage, or a checkpoint lineage) the config values it reads and the nodes whose outputs it
-reads (:class:`Inputs`), and :func:`derive_hashes` does the chaining. Wall time per stage and
-each stage's outputs are merged into ``<exp_dir>/results.json`` as they finish.
+A recipe lists its stages in order as a table of :class:`StageDef` rows (number, name, the
+method that runs it, the node whose hash marks it done); :func:`bind_stages` makes them
+runnable for one config. A stage is skipped when its ``.done`` marker records the same config
+hash; a changed config redoes it. The hashes are derived, never chained by hand: a recipe
+declares for each node (a stage, or a checkpoint lineage) the config values it reads and the
+nodes whose outputs it reads (:class:`Inputs`), and :func:`derive_hashes` does the chaining.
+Wall time per stage and each stage's outputs are merged into ``<exp_dir>/results.json`` as
+they finish.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +44,45 @@ class Stage:
     run: Callable[[], dict[str, Any] | None]
     config_hash: str
     collective: bool = False
+
+
+@dataclass(frozen=True)
+class StageDef:
+    """One row of a recipe's stage table.
+
+    Attributes:
+        number: What ``--stage`` and ``--stop-stage`` select it by; the table's order.
+        name: Its name in logs, markers (``.done/stage<number>-<name>``) and results.json.
+        method: The recipe class's method that runs it (called with the recipe object).
+        node: The node of the recipe's ``inputs()`` whose hash marks the stage done.
+        collective: Runs on every rank of a ``torchrun`` job (see :class:`Stage`).
+    """
+
+    number: int
+    name: str
+    method: Callable[[Any], dict[str, Any] | None]
+    node: str
+    collective: bool = False
+
+
+def bind_stages(recipe: Any, table: Sequence[StageDef]) -> list[Stage]:
+    """The stages of ``table`` bound to one ``recipe`` object, which has ``hashes()``.
+
+    Raises:
+        ValueError: the numbers do not increase, a name repeats, or a row names an unknown node.
+    """
+    hashes = recipe.hashes()
+    names: set[str] = set()
+    stages, last = [], -1
+    for row in table:
+        if row.number <= last or row.name in names:
+            raise ValueError(f"stage {row.number} {row.name}: stage numbers must increase and names differ")
+        if row.node not in hashes:
+            raise ValueError(f"stage {row.number} {row.name}: unknown node {row.node!r}; nodes: {sorted(hashes)}")
+        last = row.number
+        names.add(row.name)
+        stages.append(Stage(row.number, row.name, functools.partial(row.method, recipe), hashes[row.node], row.collective))
+    return stages
 
 
 def rank_and_world() -> tuple[int, int]:

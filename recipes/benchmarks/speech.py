@@ -53,7 +53,7 @@ def read_records(manifest: Path, limit: int | None = None) -> list[dict[str, Any
 def recipe_features(exp: SpeechExp):
     """The experiment's feature config and worker count (the recipe defaults without a config)."""
     from pipeline.config import load_config
-    from pipeline.workflow.speech_ctc import SpeechRecipeConfig
+    from recipes.speech_ctc.stages import SpeechRecipeConfig
 
     path = exp.config if exp.config.is_file() else None
     cfg = load_config(SpeechRecipeConfig, path, [f"exp_dir={exp.root}"])
@@ -163,7 +163,7 @@ def bench_train_speech(
     from pipeline.config import load_config
     from pipeline.data import FeatureDataset, collate_ctc
     from pipeline.training.tasks import CTCTask
-    from pipeline.workflow.speech_ctc import SpeechRecipe, SpeechRecipeConfig
+    from recipes.speech_ctc.stages import SpeechRecipe, SpeechRecipeConfig
 
     exp.check(bundle=False, manifests=("train", "dev"), stores=True)
     cfg = load_config(SpeechRecipeConfig, exp.config, [f"exp_dir={exp.root}"])
@@ -279,7 +279,7 @@ def bench_step_speech(
     from pipeline.tokenizer import CharTokenizer
     from pipeline.training.schedule import adamw
     from pipeline.training.tasks import CTCTask
-    from pipeline.workflow.speech_ctc import DEFAULT_CONFIG, SpeechRecipeConfig
+    from recipes.speech_ctc.stages import DEFAULT_CONFIG, SpeechRecipeConfig
 
     if batch < 1 or frames < 40 or steps < 1:
         raise ValueError(f"need batch >= 1, frames >= 40, steps >= 1; got {batch}, {frames}, {steps}")
@@ -397,7 +397,7 @@ def bench_engines(bundle: Path, test: list[dict[str, Any]], train: list[dict[str
         BenchmarkError: the test records name no engine.
     """
     from pipeline.inference.transcriber import Transcriber
-    from pipeline.workflow.speech_ctc import engine_group_rates
+    from recipes.speech_ctc.stages import engine_group_rates
 
     engines = {r["id"]: r["engine"] for r in test if "engine" in r}
     if not engines:

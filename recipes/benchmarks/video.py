@@ -54,7 +54,7 @@ def bench_train_video(
     from pipeline.config import load_config
     from pipeline.data import FeatureDataset, collate_labels, length_sorted_batches
     from pipeline.training.tasks import ClassificationTask
-    from pipeline.workflow.video_activity import VideoRecipe, VideoRecipeConfig
+    from recipes.video_activity.stages import VideoRecipe, VideoRecipeConfig
 
     exp.check(bundle=False, manifests=("train", "dev"), stores=True)
     cfg = load_config(VideoRecipeConfig, exp.config, [f"exp_dir={exp.root}"])

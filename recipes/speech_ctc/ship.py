@@ -21,8 +21,9 @@ def main() -> None:
     parser.add_argument("bundle", type=Path, help="the recipe's bundle directory")
     parser.add_argument("--note", default="", help="how the bundle was made (recipe config, command)")
     parser.add_argument("--out", type=Path, default=SPEECH_MODEL, help=f"destination (default: {SPEECH_MODEL})")
-    parser.add_argument("--quantize", choices=("none", "int8"), default="none",
-                        help="the ONNX graph's precision (default: float32 from float16 storage, lossless)")
+    parser.add_argument("--quantize", choices=("none", "int8"), default="int8",
+                        help="the ONNX graph's precision (default int8: on the unseen-engine test files as "
+                             "accurate as float32 and 1.5x faster, docs/results.md; none: float32, lossless)")
     args = parser.parse_args()
     exp = args.bundle.parent
     results = json.loads((exp / "results.json").read_text())

@@ -1,30 +1,62 @@
-"""The speech CTC recipe: corpus -> manifests -> features -> train -> LM -> decode+score -> export.
+"""The speech CTC recipe's config and stages; ``run.py`` lists the stages in order and runs them.
 
-``recipes/speech_ctc/run.py`` is a thin command line over :func:`main`.
+Everything a stage makes lives under ``exp_dir``; :meth:`SpeechRecipe.inputs` declares what
+each stage reads, from which the markers' config hashes are derived.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
+from torch.utils.data import DataLoader
 
 from data_prep.augment_audio import AugmentConfig
-from data_prep.features import FeatureConfig
+from data_prep.features import (
+    FeatureConfig,
+    compute_cmvn,
+    copy_suffix,
+    extract_features,
+    get_extractor,
+    upstream_identity,
+)
+from data_prep.importers.corpus import SpeechFormat, import_speech_corpus
+from data_prep.manifest import read_manifest
+from data_prep.store import FeatureStore
+from data_prep.validate import validate_speech
+from data_prep.whisper_upstream import WhisperUpstream
+from pipeline.bundle import save_bundle
 from pipeline.config import save_config, to_dict
+from pipeline.data import (
+    FeatureDataset,
+    build_entries,
+    collate_ctc,
+    length_sorted_batches,
+    pad_features,
+)
+from pipeline.decoding.beam import BeamSearchDecoder
+from pipeline.inference import onnx_export
+from pipeline.io_utils import atomic_write_bytes
 from pipeline.models.ctc_model import CTCModel, CTCModelConfig
+from pipeline.scoring import error_rates, write_errs, write_recogs
+from pipeline.tokenizer import CharTokenizer
 from pipeline.training.augment import SpecAugmentConfig
-from pipeline.training.trainer import TrainConfig
+from pipeline.training.checkpoint import load_checkpoint
+from pipeline.training.tasks import CTCTask
+from pipeline.training.trainer import TrainConfig, Trainer
 from pipeline.workflow.common import SPLITS, Recipe
-from pipeline.workflow.runner import Inputs, Stage, derive_hashes, run_recipe, stage_footer
-from pipeline.workflow.speech_lm import LMConfig
+from pipeline.workflow.runner import Inputs, derive_hashes, read_results, stage_footer
+from recipes.speech_ctc.lm import LMConfig, build_lm, bundle_record, decode_all, lm_sentences, tune
 
 log = logging.getLogger(__name__)
 
+#: The configuration ``run.py`` uses without ``--config`` (``make demo``).
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "conf" / "default.yaml"
 
 
 @dataclass(frozen=True)
@@ -32,7 +64,7 @@ class SpeechDataConfig:
     """Where the corpus comes from."""
 
     corpus: str = "embedded"  # "embedded", or a directory holding train/dev/test (see README)
-    format: Literal["auto", "manifest", "nemo", "librispeech", "kaldi", "folder", "commonvoice"] = "auto"
+    format: SpeechFormat = "auto"  # the importers' layouts (data_prep.importers.corpus.FORMATS)
     size: str = "default"  # embedded corpus size preset: tiny, small, default
     seed: int = 0
     min_duration: float = 0.2
@@ -59,7 +91,7 @@ class SpeechRecipeConfig:
     speed_perturb: tuple[float, ...] = ()  # extra training copies, e.g. [0.9, 1.1]
     augment_copies: int = 0  # extra training copies through `augment` (noise, rooms, codecs)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    # Library defaults; the recipe's own values are in recipes/speech_ctc/conf/default.yaml.
+    # Library defaults; the recipe's own values are in conf/default.yaml.
     model: CTCModelConfig = field(default_factory=CTCModelConfig)
     specaugment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -73,8 +105,6 @@ class SpeechRecipe(Recipe):
     kind = "speech"
 
     def __init__(self, cfg: SpeechRecipeConfig) -> None:
-        from pipeline.tokenizer import CharTokenizer
-
         super().__init__(cfg)
         self.tokenizer = CharTokenizer()
         if cfg.model.vocab_size != self.tokenizer.vocab_size:
@@ -102,28 +132,12 @@ class SpeechRecipe(Recipe):
                 f"the features must be the hidden state below them: set {want}"
             )
 
-    # ------------------------------------------------------------------ paths
-    def store_dir(self, split: str, speed: float = 1.0, copy: int = 0) -> Path:
-        from data_prep.features import copy_suffix
-
-        return self.exp / "feats" / (split + copy_suffix(speed, copy))
-
-    def train_views(self) -> list[tuple[float, int]]:
-        """(speed, augmented copy) of every training store: clean, speed-perturbed, augmented."""
-        speeds = [(sp, 0) for sp in self.cfg.speed_perturb if sp != 1.0]
-        return [(1.0, 0), *speeds, *((1.0, k) for k in range(1, self.cfg.augment_copies + 1))]
-
-    @property
-    def lm_dir(self) -> Path:
-        return self.exp / "lm"
-
-    # ------------------------------------------------------------------ stages
+    # ------------------------------------------------------------------ stages, in run order
     def stage_corpus(self) -> dict[str, Any]:
         """Generates the embedded corpus, or imports a real one, into ``exp/data/<split>.jsonl``."""
-        from data_prep.importers.corpus import import_speech_corpus
-
         d = self.cfg.data
         if d.corpus == "embedded":
+            # Only the embedded corpus needs the generators (an imported corpus runs without them).
             from data_prep.corpora.speech_corpus import SIZES, generate_speech_corpus
 
             if d.size not in SIZES:
@@ -139,9 +153,6 @@ class SpeechRecipe(Recipe):
 
     def stage_manifests(self) -> dict[str, Any]:
         """Validates each split; dropped entries and reasons go to ``manifests/<split>.dropped.tsv``."""
-        from data_prep.manifest import read_manifest
-        from data_prep.validate import validate_speech
-
         out = {}
         for split in SPLITS:
             records = read_manifest(self.raw_manifest(split), "speech")
@@ -156,8 +167,6 @@ class SpeechRecipe(Recipe):
 
         ``copies_only``: only the training copies, not the clean stores of any split.
         """
-        from data_prep.features import extract_features
-
         out = {}
         jobs = [(s, 1.0, 0) for s in ("dev", "test")] + [("train", sp, k) for sp, k in self.train_views()]
         if copies_only:
@@ -174,74 +183,8 @@ class SpeechRecipe(Recipe):
             }
         return {"features": out}
 
-    def _babble_pool(self, size: int = 64) -> tuple[str, ...]:
-        """Training utterances whose voices make the babble noise of augmented copies."""
-        import random
-
-        from data_prep.manifest import read_manifest
-
-        paths = sorted(r["audio_filepath"] for r in read_manifest(self.manifest("train"), "speech"))
-        return tuple(sorted(random.Random(self.cfg.train.seed).sample(paths, min(size, len(paths)))))
-
-    def texts(self, split: str) -> dict[str, str]:
-        """Utterance id -> its transcript, from the split's validated manifest."""
-        from data_prep.manifest import read_manifest
-
-        return {r["id"]: r["text"] for r in read_manifest(self.manifest(split), "speech")}
-
-    def engines(self, split: str) -> dict[str, str]:
-        """Utterance id -> its ``engine`` field (the synthesizer family), where records have one."""
-        from data_prep.manifest import read_manifest
-
-        return {r["id"]: r["engine"] for r in read_manifest(self.manifest(split), "speech") if "engine" in r}
-
-    def dataset(self, split: str, views: list[tuple[float, int]] | None = None):
-        """A :class:`pipeline.data.FeatureDataset` over the split's stores with token targets.
-
-        ``views``: (speed, augmented copy) of each store to include; default the clean one.
-        """
-        from data_prep.features import copy_suffix
-        from data_prep.store import FeatureStore
-        from pipeline.data import FeatureDataset, build_entries
-
-        texts = self.texts(split)
-        entries, lengths = [], []
-        for speed, copy in views or [(1.0, 0)]:
-            store = FeatureStore(self.store_dir(split, speed, copy))
-            suffix = copy_suffix(speed, copy)
-
-            def target(item_id: str, suffix: str = suffix) -> list[int] | None:
-                base = item_id[: -len(suffix)] if suffix and item_id.endswith(suffix) else item_id
-                text = texts.get(base)
-                if text is None:
-                    return None
-                ids = self.tokenizer.encode(text)
-                return ids or None
-
-            e, n = build_entries(store, store.lengths, target)
-            entries += e
-            lengths += n
-        return FeatureDataset(entries, lengths)
-
-    def build_model(self) -> CTCModel:
-        return CTCModel(self.cfg.model)
-
-    def eval_loader(self, dataset):
-        from torch.utils.data import DataLoader
-
-        from pipeline.data import collate_ctc, length_sorted_batches
-
-        batches = length_sorted_batches(dataset.lengths, self.cfg.decode.max_batch_frames)
-        return DataLoader(dataset, batch_sampler=batches, collate_fn=collate_ctc)
-
     def stage_train(self) -> dict[str, Any]:
         """Trains the CTC model; resumes from ``checkpoints/last.pt`` if a run was interrupted."""
-        from data_prep.features import compute_cmvn
-        from data_prep.store import FeatureStore
-        from pipeline.data import collate_ctc
-        from pipeline.training.tasks import CTCTask
-        from pipeline.training.trainer import Trainer
-
         train = self.dataset("train", self.train_views())
         dev = self.dataset("dev")
         torch.manual_seed(self.cfg.train.seed)  # the initial weights, whatever ran before in this process
@@ -250,8 +193,6 @@ class SpeechRecipe(Recipe):
             mean, std = compute_cmvn(FeatureStore(self.store_dir("train")))
             model.cmvn.set_stats(torch.from_numpy(mean), torch.from_numpy(std))
         else:  # no CMVN (the blocks end in their own LayerNorm); start from the upstream's blocks
-            from data_prep.whisper_upstream import WhisperUpstream
-
             model.upstream_top.load_pretrained(WhisperUpstream.from_name(self.cfg.features.kind).encoder)
         trainer = Trainer(
             model,
@@ -282,22 +223,8 @@ class SpeechRecipe(Recipe):
             }
         }
 
-    def final_model(self) -> CTCModel:
-        """The model from the checkpoint chosen at the end of training."""
-        from pipeline.training.checkpoint import load_checkpoint
-        from pipeline.workflow.runner import read_results
-
-        ckpt = read_results(self.exp).get("train", {}).get("final_checkpoint")
-        path = Path(ckpt) if ckpt else self.exp / "checkpoints" / "best.pt"
-        model = self.build_model()
-        model.load_state_dict(load_checkpoint(path)["model"])
-        return model.eval()
-
     def stage_lm(self) -> dict[str, Any]:
-        """Builds the word LM and lexicon from training text into ``exp/lm`` (see speech_lm)."""
-        from data_prep.manifest import read_manifest
-        from pipeline.workflow.speech_lm import build_lm, lm_sentences
-
+        """Builds the word LM and lexicon from training text into ``exp/lm`` (see lm.py)."""
         if not self.cfg.lm.enabled:
             return {"lm": {"enabled": False}}
         exclude = {t for split in ("dev", "test") for t in self.texts(split).values()}
@@ -305,41 +232,11 @@ class SpeechRecipe(Recipe):
         sentences = lm_sentences(self.cfg.lm, train, exclude)
         return {"lm": build_lm(self.cfg.lm, sentences, self.tokenizer, self.lm_dir)}
 
-    @torch.inference_mode()
-    def log_probs(
-        self, model: CTCModel, split: str, store_dir: Path | None = None, suffix: str = ""
-    ) -> tuple[list[str], list[torch.Tensor]]:
-        """Utterance ids of a split's store (those with a transcript) and their (T_i, V) log-probs.
-
-        ``store_dir``, ``suffix``: another store of the split's utterances, whose ids are theirs
-        plus ``suffix`` (an augmented copy: ``-aug1``); the returned ids are the utterances' own.
-        """
-        from data_prep.store import FeatureStore
-        from pipeline.data import length_sorted_batches, pad_features
-
-        texts = self.texts(split)
-        store = FeatureStore(store_dir or self.store_dir(split))
-        utt = {i: i[: len(i) - len(suffix)] for i in store.ids if i.endswith(suffix)}
-        keys = [i for i in utt if utt[i] in texts]
-        ids = [utt[i] for i in keys]
-        feats = [torch.from_numpy(store.get(i).astype("float32")) for i in keys]
-        out: list[torch.Tensor] = [torch.empty(0)] * len(ids)
-        for batch in length_sorted_batches([f.size(0) for f in feats], self.cfg.decode.max_batch_frames):
-            x, x_lens = pad_features([feats[b] for b in batch])
-            log_probs, out_lens = model(x, x_lens)
-            for k, b in enumerate(batch):
-                out[b] = log_probs[k, : int(out_lens[k])].float()
-        return ids, out
-
     def stage_decode(self) -> dict[str, Any]:
         """Decodes dev/test: greedy, beam, and with the word LM (its weights tuned on dev).
 
         Writes recogs-/errs- files per split and decoding, WER/CER overall and per engine.
         """
-        from pipeline.decoding.beam import BeamSearchDecoder
-        from pipeline.scoring import error_rates, write_errs, write_recogs
-        from pipeline.workflow.speech_lm import decode_all, tune
-
         model = self.final_model()
         tok = self.tokenizer
         splits = {split: self.log_probs(model, split) for split in self.cfg.decode.splits}
@@ -376,13 +273,8 @@ class SpeechRecipe(Recipe):
 
     def stage_export(self) -> dict[str, Any]:
         """Writes the self-contained bundle to ``exp/<recipe>/bundle``."""
-        from pipeline.bundle import save_bundle
-        from pipeline.workflow.runner import read_results
-
         model = self.final_model()
         results = read_results(self.exp)
-        from data_prep.features import get_extractor, upstream_identity
-
         features = replace(self.cfg.features, speed=1.0)
         config = {
             "kind": "speech_ctc",
@@ -396,12 +288,7 @@ class SpeechRecipe(Recipe):
             config["upstream"] = upstream_identity(features)
         files = {}
         if self.cfg.lm.enabled:
-            from pipeline.workflow.speech_lm import bundle_record
-
             config["lm"], files = bundle_record(self.lm_dir, self.cfg.lm.order, results["lm_decoding"], self.tokenizer)
-        from pipeline.inference import onnx_export
-        from pipeline.io_utils import atomic_write_bytes
-
         upstream = get_extractor(features).upstream if features.is_upstream else None
         graph = onnx_export.speech_onnx(model, upstream)  # what the torch-free engine runs
         atomic_write_bytes(self.exp / onnx_export.BUNDLE_FILE, graph)
@@ -411,11 +298,10 @@ class SpeechRecipe(Recipe):
         log.info("bundle written to %s", self.bundle_dir)
         return {"bundle": str(self.bundle_dir)}
 
+    # ------------------------------------------------------------------ what each stage reads
     def inputs(self) -> dict[str, Inputs]:
         """What each stage reads; ``lineage`` is what the train stage trains on and what it trains
         (its checkpoints' identity). Manifests share the corpus's node, export the decode's."""
-        from data_prep.features import upstream_identity
-
         c = self.cfg
         features = {"features": to_dict(c.features), "sp": list(c.speed_perturb)}
         if c.augment_copies:
@@ -435,29 +321,93 @@ class SpeechRecipe(Recipe):
         """Each node's config hash (see :meth:`inputs` and :func:`derive_hashes`)."""
         return derive_hashes(self.inputs())
 
-    def stages(self) -> list[Stage]:
-        h = self.hashes()
-        data_h, feat_h, train_h, lm_h, dec_h = h["data"], h["features"], h["train"], h["lm"], h["decode"]
-        return [
-            Stage(0, "corpus", self.stage_corpus, data_h),
-            Stage(1, "manifests", self.stage_manifests, data_h),
-            Stage(2, "features", self.stage_features, feat_h),
-            Stage(3, "train", self.stage_train, train_h, collective=True),
-            Stage(4, "lm", self.stage_lm, lm_h),
-            Stage(5, "decode", self.stage_decode, dec_h),
-            Stage(6, "export", self.stage_export, dec_h),
-        ]
+    # ------------------------------------------------------------------ paths and data
+    def store_dir(self, split: str, speed: float = 1.0, copy: int = 0) -> Path:
+        return self.exp / "feats" / (split + copy_suffix(speed, copy))
 
+    def train_views(self) -> list[tuple[float, int]]:
+        """(speed, augmented copy) of every training store: clean, speed-perturbed, augmented."""
+        speeds = [(sp, 0) for sp in self.cfg.speed_perturb if sp != 1.0]
+        return [(1.0, 0), *speeds, *((1.0, k) for k in range(1, self.cfg.augment_copies + 1))]
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "recipes" / "speech_ctc" / "conf" / "default.yaml"
+    @property
+    def lm_dir(self) -> Path:
+        return self.exp / "lm"
 
+    def _babble_pool(self, size: int = 64) -> tuple[str, ...]:
+        """Training utterances whose voices make the babble noise of augmented copies."""
+        paths = sorted(r["audio_filepath"] for r in read_manifest(self.manifest("train"), "speech"))
+        return tuple(sorted(random.Random(self.cfg.train.seed).sample(paths, min(size, len(paths)))))
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Command-line entry of the recipe; returns results.json's content."""
-    return run_recipe(
-        argv, description="seqrec speech CTC recipe", default_config=DEFAULT_CONFIG, config_cls=SpeechRecipeConfig,
-        build_stages=lambda cfg: SpeechRecipe(cfg).stages(), format_table=format_table,
-    )
+    def texts(self, split: str) -> dict[str, str]:
+        """Utterance id -> its transcript, from the split's validated manifest."""
+        return {r["id"]: r["text"] for r in read_manifest(self.manifest(split), "speech")}
+
+    def engines(self, split: str) -> dict[str, str]:
+        """Utterance id -> its ``engine`` field (the synthesizer family), where records have one."""
+        return {r["id"]: r["engine"] for r in read_manifest(self.manifest(split), "speech") if "engine" in r}
+
+    def dataset(self, split: str, views: list[tuple[float, int]] | None = None) -> FeatureDataset:
+        """A :class:`pipeline.data.FeatureDataset` over the split's stores with token targets.
+
+        ``views``: (speed, augmented copy) of each store to include; default the clean one.
+        """
+        texts = self.texts(split)
+        entries, lengths = [], []
+        for speed, copy in views or [(1.0, 0)]:
+            store = FeatureStore(self.store_dir(split, speed, copy))
+            suffix = copy_suffix(speed, copy)
+
+            def target(item_id: str, suffix: str = suffix) -> list[int] | None:
+                base = item_id[: -len(suffix)] if suffix and item_id.endswith(suffix) else item_id
+                text = texts.get(base)
+                if text is None:
+                    return None
+                ids = self.tokenizer.encode(text)
+                return ids or None
+
+            e, n = build_entries(store, store.lengths, target)
+            entries += e
+            lengths += n
+        return FeatureDataset(entries, lengths)
+
+    def build_model(self) -> CTCModel:
+        return CTCModel(self.cfg.model)
+
+    def eval_loader(self, dataset: FeatureDataset) -> DataLoader:
+        batches = length_sorted_batches(dataset.lengths, self.cfg.decode.max_batch_frames)
+        return DataLoader(dataset, batch_sampler=batches, collate_fn=collate_ctc)
+
+    def final_model(self) -> CTCModel:
+        """The model from the checkpoint chosen at the end of training."""
+        ckpt = read_results(self.exp).get("train", {}).get("final_checkpoint")
+        path = Path(ckpt) if ckpt else self.exp / "checkpoints" / "best.pt"
+        model = self.build_model()
+        model.load_state_dict(load_checkpoint(path)["model"])
+        return model.eval()
+
+    @torch.inference_mode()
+    def log_probs(
+        self, model: CTCModel, split: str, store_dir: Path | None = None, suffix: str = ""
+    ) -> tuple[list[str], list[torch.Tensor]]:
+        """Utterance ids of a split's store (those with a transcript) and their (T_i, V) log-probs.
+
+        ``store_dir``, ``suffix``: another store of the split's utterances, whose ids are theirs
+        plus ``suffix`` (an augmented copy: ``-aug1``); the returned ids are the utterances' own.
+        """
+        texts = self.texts(split)
+        store = FeatureStore(store_dir or self.store_dir(split))
+        utt = {i: i[: len(i) - len(suffix)] for i in store.ids if i.endswith(suffix)}
+        keys = [i for i in utt if utt[i] in texts]
+        ids = [utt[i] for i in keys]
+        feats = [torch.from_numpy(store.get(i).astype("float32")) for i in keys]
+        out: list[torch.Tensor] = [torch.empty(0)] * len(ids)
+        for batch in length_sorted_batches([f.size(0) for f in feats], self.cfg.decode.max_batch_frames):
+            x, x_lens = pad_features([feats[b] for b in batch])
+            log_probs, out_lens = model(x, x_lens)
+            for k, b in enumerate(batch):
+                out[b] = log_probs[k, : int(out_lens[k])].float()
+        return ids, out
 
 
 #: Name of the group of utterances whose engine never occurs in training.
@@ -477,8 +427,6 @@ def engine_group_rates(
     Returns:
         Group name -> {"wer", "cer", "utterances", "seen"}, sorted by name, unseen group last.
     """
-    from pipeline.scoring import error_rates
-
     members: dict[str, list[int]] = {}
     for i, utt in enumerate(ids):
         if utt in engines:

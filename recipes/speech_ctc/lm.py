@@ -1,4 +1,4 @@
-"""The speech recipe's word LM: its text, building it, and tuning its weights on dev.
+"""The speech recipe's word LM (stage 4 builds it, stage 5 tunes and decodes with it).
 
 Text (``lm.text``):
 
@@ -27,6 +27,14 @@ from typing import Any
 
 import torch
 
+from data_prep.text_norm import normalize_text
+from pipeline.decoding.compiled_lexicon import COMPILED_NAME, compile_lexicon
+from pipeline.decoding.greedy import greedy_decode
+from pipeline.decoding.lexicon import add_spelling_units, spell_words, write_lexicon
+from pipeline.decoding.ngram import build_kneser_ney
+from pipeline.decoding.word_lm import WordLM
+from pipeline.io_utils import file_sha256
+from pipeline.scoring import error_rates
 from pipeline.tokenizer import CharTokenizer
 
 log = logging.getLogger(__name__)
@@ -70,8 +78,8 @@ def lm_sentences(cfg: LMConfig, train: list[dict], exclude: set[str]) -> list[st
     sentences = [r["text"] for r in train if r["text"] not in exclude]
     sources = sorted({r["text_source"] for r in train if r.get("text_source")})
     if cfg.text == "sources" and sources:
+        # The generated corpora's text sources: only an embedded corpus's records name them.
         from data_prep.corpora.text_sources import load_all_sources
-        from data_prep.text_norm import normalize_text
 
         available = load_all_sources()
         seen = set(sentences)
@@ -95,13 +103,6 @@ def _word_list(path: str) -> list[str]:
 
 def build_lm(cfg: LMConfig, sentences: list[str], tokenizer: CharTokenizer, out_dir: Path) -> dict[str, Any]:
     """Writes ``out_dir/lm.arpa.gz`` and ``out_dir/lexicon.txt``; returns their statistics."""
-    from pipeline.decoding.lexicon import (
-        add_spelling_units,
-        spell_words,
-        write_lexicon,
-    )
-    from pipeline.decoding.ngram import build_kneser_ney
-
     t0 = time.perf_counter()
     model = build_kneser_ney(sentences, cfg.order, prune=cfg.prune)
     words = list(model.vocabulary)
@@ -131,8 +132,6 @@ def build_lm(cfg: LMConfig, sentences: list[str], tokenizer: CharTokenizer, out_
 def decode_all(decoder, log_probs: list[torch.Tensor], tokenizer: CharTokenizer) -> list[str]:
     """Texts of per-utterance (T_i, V) log-probabilities, one decoder call per utterance
     (``decoder`` None: greedy)."""
-    from pipeline.decoding.greedy import greedy_decode
-
     out = []
     for lp in log_probs:
         lengths = torch.tensor([lp.size(0)])
@@ -152,9 +151,6 @@ def tune(
     Returns:
         (the best point and every point's WER, for results.json; the best point's decoder).
     """
-    from pipeline.decoding.word_lm import WordLM
-    from pipeline.scoring import error_rates
-
     grid: dict[str, float] = {}
     best: tuple[float, float, float, Any] | None = None
     for lw, ws in itertools.product(cfg.lm_weights, cfg.word_scores):
@@ -177,9 +173,6 @@ def bundle_record(
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     """The bundle's ``lm`` config section and the files to copy into the bundle (the lexicon
     also compiled for the decoder, :mod:`pipeline.decoding.compiled_lexicon`)."""
-    from pipeline.decoding.compiled_lexicon import COMPILED_NAME, compile_lexicon
-    from pipeline.io_utils import file_sha256
-
     files = {ARPA_NAME: lm_dir / ARPA_NAME, LEXICON_NAME: lm_dir / LEXICON_NAME, COMPILED_NAME: lm_dir / COMPILED_NAME}
     compile_lexicon(files[ARPA_NAME], files[LEXICON_NAME], tokenizer, files[COMPILED_NAME])
     record = {
