@@ -248,3 +248,49 @@ def array_waveform(item: ArrayInput, sample_rate: int, target_sr: int, *, backen
             wave = resample(wave, sample_rate, target_sr)
         wave = np.clip(wave, -1.0, 1.0)
     return np.ascontiguousarray(wave, dtype=np.float32)
+
+
+@dataclasses.dataclass
+class LongInput:
+    """An input past the whole-input limit, for the block-wise path: ``samples`` holds an
+    array's waveform (at the model's rate), None for a file (read again a block at a time)."""
+
+    samples: np.ndarray | None = None
+
+
+def read_input(item: Path | ArrayInput, sample_rate: int, target_sr: int, long_s: float, *,
+               backend: str) -> np.ndarray | LongInput:  # fmt: skip
+    """One transcription input as both engines read it: checked before anything opens it,
+    then its (N,) float32 waveform at ``target_sr``, or :class:`LongInput` when it lasts more
+    than ``long_s`` seconds (an array by its length, a file by its header or, when the header
+    understates, as it is read).
+
+    Args:
+        item: A path (from :func:`expand_inputs`) or an :class:`ArrayInput`.
+        sample_rate: The rate of an array's samples.
+        target_sr: The model's rate.
+        long_s: The longest input read whole.
+        backend: The resampler (see :func:`data_prep.audio.load_waveform`).
+
+    Raises:
+        InputError, AudioError, LimitError, ValueError: the input cannot be used (one line
+            naming it): not a regular media file, unreadable, past a limit, no samples.
+    """
+    from data_prep.audio import AudioTooLong, load_waveform
+
+    if isinstance(item, ArrayInput):
+        wave = array_waveform(item, sample_rate, target_sr, backend=backend)
+        if wave.size > long_s * target_sr:
+            return LongInput(wave)
+    else:
+        check_media_path(item, TRANSCRIBE_EXTENSIONS, "audio")
+        if longer_than(item, long_s):
+            return LongInput()
+        try:
+            wave = load_waveform(item, target_sr=target_sr, backend=backend, max_seconds=long_s)
+        except AudioTooLong:  # its header said less
+            log.debug("%s: longer than its header says; reading it as a long file", item)
+            return LongInput()
+    if wave.size == 0:
+        raise ValueError(f"{item}: no audio samples")
+    return wave

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from data_prep.audio import AudioError, AudioTooLong, load_waveform
+from data_prep.audio import AudioError
 from data_prep.features_numpy import LogMel
 from data_prep.whisper_frontend import GRAPH_INPUT
 from pipeline.bundle import Bundle, BundleError, UnsupportedBundleError, load_bundle
@@ -406,27 +406,16 @@ class LiteTranscriber:
                                    if isinstance(x, common.ArrayInput) else audio_seconds(x))  # fmt: skip
         for i, item in enumerate(items):
             result = Transcription(path=str(item))
-            whole = None  # an array past LONG_AUDIO_S, for the long path
             try:
-                if isinstance(item, common.ArrayInput):
-                    wave = common.array_waveform(item, rate, sr, backend="numpy")
-                    if wave.size > long_audio.LONG_AUDIO_S * sr:
-                        whole = wave
-                        raise AudioTooLong(item.name, long_audio.LONG_AUDIO_S)
+                wave = common.read_input(item, rate, sr, long_audio.LONG_AUDIO_S, backend="numpy")
+                if isinstance(wave, common.LongInput):  # block-wise, in chunks
+                    result = self._transcribe_long(item, raise_errors, wave.samples, tracker.inside(i))
                 else:
-                    common.check_media_path(item, common.TRANSCRIBE_EXTENSIONS, "audio")  # before anything opens it
-                    if common.longer_than(item, long_audio.LONG_AUDIO_S):
-                        raise AudioTooLong(item, long_audio.LONG_AUDIO_S)
-                    wave = load_waveform(item, target_sr=sr, backend="numpy", max_seconds=long_audio.LONG_AUDIO_S)
-                    if wave.size == 0:
-                        raise ValueError(f"{item}: no audio samples")
-                result.duration = wave.size / sr
-                if skip_silence and not common.has_speech(wave, sr):
-                    log.debug("no speech in %s: empty transcript", item)
-                else:
-                    result.text, result.words = self.decode(self.front_end(wave))
-            except AudioTooLong:  # by its header, or found while reading: block-wise, in chunks
-                result = self._transcribe_long(item, raise_errors, whole, tracker.inside(i))
+                    result.duration = wave.size / sr
+                    if skip_silence and not common.has_speech(wave, sr):
+                        log.debug("no speech in %s: empty transcript", item)
+                    else:
+                        result.text, result.words = self.decode(self.front_end(wave))
             except BundleError:  # the model's (its LM's search failed to build), not the file's
                 raise
             except Exception as exc:  # one bad file must not stop the others

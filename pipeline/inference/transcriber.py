@@ -15,14 +15,13 @@ from pipeline.errors import one_line
 from pipeline.inference.common import (
     TRANSCRIBE_EXTENSIONS,
     ArrayInput,
+    LongInput,
     array_seconds,
-    array_waveform,
     bundle_section,
-    check_media_path,
     check_sample_rate,
     expand_inputs,
     has_speech,
-    longer_than,
+    read_input,
 )
 from pipeline.inference.progress import ProgressCallback
 from pipeline.inference.transcription import Transcription
@@ -321,7 +320,6 @@ class Transcriber:
         Raises:
             ValueError: ``sample_rate`` is not an integer in 1000-1000000.
         """
-        from data_prep.audio import AudioTooLong, load_audio
         from pipeline.data import length_sorted_batches
         from pipeline.inference.long_audio import LONG_AUDIO_S, ChunkConfig
         from pipeline.inference.progress import MediaProgress, audio_seconds
@@ -358,27 +356,16 @@ class Transcriber:
             long = False
             whole = None  # an array past long_s, for the long path
             try:
-                if isinstance(path, ArrayInput):
-                    wave = torch.from_numpy(array_waveform(path, rate, sr, backend="torch"))
-                    if wave.numel() > long_s * sr:
-                        long, whole = True, wave.numpy()
+                wave = read_input(path, rate, sr, long_s, backend="torch")
+                if isinstance(wave, LongInput):  # read block-wise, memory stays flat
+                    long, whole = True, wave.samples
                 else:
-                    check_media_path(path, TRANSCRIBE_EXTENSIONS, "audio")  # before anything opens it
-                    long = longer_than(path, long_s)
-                    if not long:
-                        wave = load_audio(path, target_sr=sr, max_seconds=long_s)
-                if not long:
-                    if wave.numel() == 0:
-                        raise ValueError(f"{path}: no audio samples")
-                    results[i].duration = wave.numel() / sr
-                    if skip_silence and not has_speech(wave.numpy(), sr):
+                    results[i].duration = wave.size / sr
+                    if skip_silence and not has_speech(wave, sr):
                         log.debug("no speech in %s: empty transcript", path)
                     else:
-                        feats[i] = self.features(wave)
+                        feats[i] = self.features(torch.from_numpy(wave))
                         frames += feats[i].size(0)
-            except AudioTooLong:  # its header said less: read block-wise, memory stays flat
-                log.debug("%s: longer than its header says; reading it as a long file", path)
-                long = True
             except Exception as exc:  # one bad file must not stop the others
                 fail(i, exc)
             if long:
