@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from bundles import tiny_speech_bundle
+from bundles import synthetic_speech, tiny_speech_bundle
 
 from pipeline.errors import InputError
 from pipeline.inference.common import ArrayInput, array_waveform
@@ -18,13 +18,7 @@ SR = 16000
 
 
 def _speech(seconds: float, sr: int = SR, seed: int = 0) -> np.ndarray:
-    """Gliding harmonics in syllable-like bursts, plus a little noise."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sr)) / sr
-    phase = 2 * np.pi * np.cumsum(120 + 40 * np.sin(2 * np.pi * 0.7 * t)) / sr
-    voiced = sum(np.sin(k * phase) / k for k in range(1, 12))
-    envelope = np.clip(np.sin(2 * np.pi * 3.1 * t), 0, None) ** 0.5
-    return (0.2 * voiced * envelope + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+    return synthetic_speech(seconds, sr, seed)
 
 
 def _same(a, b) -> None:

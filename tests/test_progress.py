@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from bundles import run_cli, tiny_speech_bundle
+from bundles import run_cli, synthetic_speech, tiny_speech_bundle, tiny_video_bundle
 
 from pipeline.inference.progress import (
     MediaProgress,
@@ -24,14 +24,7 @@ SR = 16000
 
 
 def _speech(seconds: float, sr: int = SR, seed: int = 0) -> np.ndarray:
-    """Gliding harmonics in syllable-like bursts, plus a little noise (not silence to the VAD's
-    stand-in, and enough for the tiny model to emit a few characters)."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sr)) / sr
-    phase = 2 * np.pi * np.cumsum(120 + 40 * np.sin(2 * np.pi * 0.7 * t)) / sr
-    voiced = sum(np.sin(k * phase) / k for k in range(1, 12))
-    envelope = np.clip(np.sin(2 * np.pi * 3.1 * t), 0, None) ** 0.5
-    return (0.2 * voiced * envelope + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+    return synthetic_speech(seconds, sr, seed)
 
 
 class Calls(list):
@@ -215,30 +208,7 @@ def test_cli_draws_no_bar_when_stderr_is_not_a_terminal(
 @pytest.fixture(scope="module")
 def video_bundle(tmp_path_factory) -> Path:
     """A tiny untrained video bundle (the layout video_activity.stage_export writes)."""
-    import torch
-
-    from data_prep.frame_embed import BackboneConfig, build_backbone
-    from pipeline.bundle import save_bundle
-    from pipeline.config import to_dict
-    from pipeline.models.classifier import ClassifierConfig, SequenceClassifier
-    from pipeline.models.encoder import EncoderConfig
-
-    torch.manual_seed(0)
-    bb = BackboneConfig(name="mobilenet_v3_small", frame_size=32, short_side=32, num_segments=4)
-    backbone, dim = build_backbone(bb.name, "none")
-    cfg = ClassifierConfig(
-        input_dim=dim, num_classes=2, encoder=EncoderConfig(cell="gru", hidden_size=8, num_layers=1)
-    )
-    config = {
-        "kind": "video_classifier", "model": to_dict(cfg), "labels": ["walk", "jump"],
-        "backbone": {**to_dict(bb), "weights": "backbone.safetensors"},
-        "weights": "model.safetensors", "backbone_weights": "backbone.safetensors", "metrics": {},
-    }  # fmt: skip
-    weights = {
-        "model.safetensors": SequenceClassifier(cfg).state_dict(),
-        "backbone.safetensors": backbone.state_dict(),
-    }
-    return save_bundle(tmp_path_factory.mktemp("progress_video") / "bundle", config, weights)
+    return tiny_video_bundle(tmp_path_factory.mktemp("progress_video") / "bundle", ["walk", "jump"])
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from bundles import run_cli
+from bundles import run_cli, tiny_video_bundle
 
 from pipeline.cli import main as cli_main
 
@@ -46,34 +46,7 @@ def speech_bundle(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def video_bundle(tmp_path_factory) -> Path:
     """A tiny untrained video bundle with the layout of video_activity.stage_export."""
-    from data_prep.frame_embed import BackboneConfig, build_backbone
-    from pipeline.bundle import save_bundle
-    from pipeline.config import to_dict
-    from pipeline.models.classifier import ClassifierConfig, SequenceClassifier
-    from pipeline.models.encoder import EncoderConfig
-
-    torch.manual_seed(0)
-    bb = BackboneConfig(name="mobilenet_v3_small", frame_size=32, short_side=32, num_segments=4)
-    backbone, dim = build_backbone(bb.name, "none")
-    cfg = ClassifierConfig(
-        input_dim=dim, num_classes=len(LABELS),
-        encoder=EncoderConfig(cell="lstm", hidden_size=16, num_layers=1),
-    )
-    model = SequenceClassifier(cfg)
-    config = {
-        "kind": "video_classifier",
-        "model": to_dict(cfg),
-        "backbone": {**to_dict(bb), "weights": "backbone.safetensors"},
-        "labels": LABELS,
-        "weights": "model.safetensors",
-        "backbone_weights": "backbone.safetensors",
-        "metrics": {},
-    }
-    out = tmp_path_factory.mktemp("video_bundle") / "bundle"
-    return save_bundle(out, config, {
-        "model.safetensors": model.state_dict(),
-        "backbone.safetensors": backbone.state_dict(),
-    })
+    return tiny_video_bundle(tmp_path_factory.mktemp("video_bundle") / "bundle", LABELS, cell="lstm", hidden_size=16)
 
 
 # --------------------------------------------------------------------------- file builders
