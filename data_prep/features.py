@@ -29,8 +29,12 @@ from typing import Literal
 import numpy as np
 import torch
 
-from data_prep.augment_audio import AugmentConfig
+from data_prep.audio import load_audio, resample
+from data_prep.augment_audio import AugmentConfig, augment
+from data_prep.features_numpy import mel_filterbank
+from data_prep.manifest import read_manifest
 from data_prep.store import FeatureStore, StoreError, StoreSummary, build_store
+from data_prep.whisper_upstream import UPSTREAMS, WhisperUpstream
 from pipeline.config import config_hash, to_dict
 from pipeline.errors import SeqrecError
 from pipeline.io_utils import file_sha256
@@ -128,8 +132,6 @@ class FeatureConfig:
 
     def _upstream_spec(self):
         """The registry entry (``data_prep.whisper_upstream.UpstreamSpec``) of ``kind``."""
-        from data_prep.whisper_upstream import UPSTREAMS
-
         return UPSTREAMS[self.kind]
 
     @property
@@ -157,7 +159,6 @@ class LogMelExtractor(torch.nn.Module):
 
     def __init__(self, cfg: FeatureConfig = FeatureConfig()) -> None:
         super().__init__()
-        from data_prep.features_numpy import mel_filterbank
 
         self.cfg = cfg
         window = torch.zeros(cfg.n_fft)
@@ -222,7 +223,6 @@ def speed_perturb(waveform: torch.Tensor, sample_rate: int, speed: float) -> tor
     """
     if speed == 1.0:
         return waveform
-    from data_prep.audio import resample
 
     return resample(waveform, round(sample_rate * speed), sample_rate)
 
@@ -260,8 +260,6 @@ class UpstreamFrames:
     """
 
     def __init__(self, cfg: FeatureConfig) -> None:
-        from data_prep.whisper_upstream import UPSTREAMS, WhisperUpstream
-
         last = UPSTREAMS[cfg.kind].num_layers
         chosen = cfg.upstream_layers
         self.layers = (
@@ -299,8 +297,6 @@ class FeatureJob:
 
     def __call__(self, path: str) -> np.ndarray:
         """Loads ``path`` and returns (T, cfg.dim) float32 features."""
-        from data_prep.audio import load_audio
-
         cfg = self.cfg
         wave = load_audio(path, target_sr=cfg.sample_rate)
         wave = speed_perturb(wave, cfg.sample_rate, cfg.speed)
@@ -310,8 +306,6 @@ class FeatureJob:
                 f"{cfg.min_samples})"
             )
         if self.augment is not None:
-            from data_prep.augment_audio import augment
-
             others = [p for p in self.babble if p != path]
             out, _ = augment(wave.numpy(), cfg.sample_rate, seed=f"{Path(path).name}-aug{self.copy}",
                              cfg=self.augment, babble=others)  # fmt: skip
@@ -389,8 +383,6 @@ def extract_features(
     Returns:
         The store summary. Files that cannot be read are listed in ``failed.jsonl``.
     """
-    from data_prep.manifest import read_manifest
-
     manifest = Path(manifest)
     records = read_manifest(manifest, "speech")
     if augment is not None and copy < 1:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
@@ -10,6 +11,9 @@ import pytest
 def pytest_configure(config):
     import torch
 
+    # Recipe tests generate their corpora afresh in their own folders, as before the shared
+    # corpus cache (tests/test_corpus_cache.py turns it on in a temporary root).
+    os.environ["SEQREC_CORPUS_CACHE"] = "0"
     # Two cores: keep torch from oversubscribing them in every test process.
     torch.set_num_threads(2)
 

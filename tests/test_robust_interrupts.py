@@ -191,16 +191,16 @@ def make_speech_manifest(root: Path, n: int = 14) -> Path:
 
 def extract_run(manifest: str, store: str, delay: float) -> None:
     """Entry point of the extraction subprocess: the real stage, each file slowed by ``delay``."""
-    import data_prep.audio as audio
+    import data_prep.features as features
     from data_prep.features import FeatureConfig, extract_features
 
-    real = audio.load_audio
+    real = features.load_audio
 
     def slow_load(*args, **kwargs):
         time.sleep(delay)
         return real(*args, **kwargs)
 
-    audio.load_audio = slow_load  # LogMelJob imports it at call time, in this process
+    features.load_audio = slow_load  # the name LogMelJob calls, in this process (num_workers=1)
     extract_features(Path(manifest), Path(store), FeatureConfig(), num_workers=1, chunk_size=2)
 
 

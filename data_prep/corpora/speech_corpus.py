@@ -38,6 +38,7 @@ import hashlib
 import json
 import logging
 import multiprocessing
+import os
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -369,6 +370,26 @@ def _run_job(job: _Job) -> tuple[str, float | None, str]:
     except Exception as exc:  # noqa: BLE001 - one failed utterance must not stop the rest
         return job.utt_id, None, f"{type(exc).__name__}: {exc}"
     return job.utt_id, wave.size / job.sample_rate, ""
+
+
+def corpus_cache_dir(cfg: SpeechCorpusConfig) -> Path | None:
+    """Where the embedded corpus of ``cfg`` is kept across runs and checkouts (None: off).
+
+    ``$SEQREC_CORPUS_CACHE`` names the root (``""`` or ``"0"`` turns the cache off); the default
+    is ``$XDG_CACHE_HOME/seqrec/corpora`` (``~/.cache/seqrec/corpora``). One entry per config,
+    named by its train size and a hash of every field, so a corpus of another config is never
+    reused; within an entry the generator resumes per utterance and checks its plan (see
+    :func:`generate_speech_corpus`), and its manifests are written last, so an entry cut short
+    is never read as a corpus.
+    """
+    root = os.environ.get("SEQREC_CORPUS_CACHE")
+    if root is None:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        root = os.path.join(base, "seqrec", "corpora")
+    if root in ("", "0"):
+        return None
+    key = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode()).hexdigest()[:16]
+    return Path(root) / f"speech-{cfg.train_utts}utts-{key}"
 
 
 def generate_speech_corpus(

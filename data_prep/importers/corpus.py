@@ -18,9 +18,11 @@ recognised as a whole. Whatever an importer leaves out is written, with its reas
 from __future__ import annotations
 
 import logging
+import random
 from pathlib import Path
 from typing import Literal, get_args
 
+from data_prep.importers import speech, video
 from data_prep.manifest import read_manifest, write_manifest
 from data_prep.validate import DropList, write_dropped_report
 
@@ -63,8 +65,6 @@ def is_common_voice(root: Path) -> bool:
 
 
 def _import_entry(entry: Path, fmt: str, out_manifest: Path, drops: DropList) -> list[dict]:
-    from data_prep.importers import speech
-
     segments = out_manifest.parent / f"{entry.name}-segments"
     if fmt in ("manifest", "nemo"):
         return speech.import_nemo_manifest(entry, out_manifest, segments_dir=segments, drops=drops)
@@ -100,14 +100,12 @@ def import_speech_corpus(root: Path, out_dir: Path, *, fmt: str = "auto") -> dic
         drops = DropList()
         records: list[dict] = []
         if common_voice:
-            from data_prep.importers.speech import import_common_voice
-
             tsv = root / f"{split}.tsv"
             if not tsv.is_file():
                 log.warning("%s: no %s for split %r", root, tsv.name, split)
                 continue
             log.info("importing %s (commonvoice)", tsv)
-            records = import_common_voice(root, tsv, out_dir / f"{split}-commonvoice.jsonl", drops)
+            records = speech.import_common_voice(root, tsv, out_dir / f"{split}-commonvoice.jsonl", drops)
         else:
             entries = _split_entries(root, split)
             if not entries:
@@ -144,15 +142,13 @@ def detect_video_format(root: Path) -> str:
     files in ``root`` or a sub-folder (HMDB51); ``train.csv`` (``path,label``); ``train.txt``
     (MMAction).
     """
-    from data_prep.importers.video import find_hmdb51_split_dir, find_kinetics_csv_dir
-
     if (root / "train.jsonl").is_file():
         return "manifest"
     if (root / "classInd.txt").is_file() or next(root.glob("*/classInd.txt"), None) is not None:
         return "ucf101"
-    if find_kinetics_csv_dir(root) is not None:
+    if video.find_kinetics_csv_dir(root) is not None:
         return "kinetics"
-    if find_hmdb51_split_dir(root) is not None:
+    if video.find_hmdb51_split_dir(root) is not None:
         return "hmdb51"
     if (root / "train.csv").is_file():
         return "csv"
@@ -167,7 +163,6 @@ def detect_video_format(root: Path) -> str:
 
 def _split_dev(records: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
     """Takes a class-stratified dev split from training records (deterministic for ``seed``)."""
-    import random
 
     by_label: dict[str, list[dict]] = {}
     for r in records:
@@ -194,8 +189,6 @@ def _class_folder_root(root: Path, class_names: list[str], named_in: Path) -> Pa
 
 
 def _import_ucf101_layout(root: Path, out_dir: Path, drops: dict, split: int, num_workers: int) -> dict[str, list[dict]]:
-    from data_prep.importers import video
-
     split_dir = root if (root / "classInd.txt").is_file() else next(root.glob("*/classInd.txt")).parent
     class_names = (split_dir / "classInd.txt").read_text().split()[1::2]
     video_root = _class_folder_root(root, class_names, split_dir / "classInd.txt")
@@ -204,8 +197,6 @@ def _import_ucf101_layout(root: Path, out_dir: Path, drops: dict, split: int, nu
 
 
 def _import_hmdb51_layout(root: Path, out_dir: Path, drops: dict, split: int, num_workers: int) -> dict[str, list[dict]]:
-    from data_prep.importers import video
-
     split_dir = video.find_hmdb51_split_dir(root) or root
     class_names = list(video.hmdb51_split_files(split_dir, split))
     video_root = _class_folder_root(root, class_names, split_dir) if class_names else root
@@ -214,8 +205,6 @@ def _import_hmdb51_layout(root: Path, out_dir: Path, drops: dict, split: int, nu
 
 
 def _import_kinetics_layout(root: Path, out_dir: Path, drops: dict, num_workers: int) -> dict[str, list[dict]]:
-    from data_prep.importers import video
-
     clips = video.index_kinetics_clips(root)
     return {
         split: video.import_kinetics(
@@ -227,8 +216,6 @@ def _import_kinetics_layout(root: Path, out_dir: Path, drops: dict, num_workers:
 
 def _import_list_layout(root: Path, out_dir: Path, fmt: str, drops: dict, num_workers: int) -> dict[str, list[dict]]:
     """The layouts with one file per split: manifest (``.jsonl``), csv and mmaction (``.txt``)."""
-    from data_prep.importers import video
-
     ext = {"manifest": (".jsonl",), "csv": (".csv",), "mmaction": (".txt",)}[fmt]
     classes_file = root / "classes.txt"
     class_names = classes_file.read_text().split() if classes_file.is_file() else None

@@ -33,12 +33,13 @@ from pipeline.errors import SeqrecError, one_line, shown
 from pipeline.limits import LimitError, check_beam, current_limits
 
 if TYPE_CHECKING:
-    from pipeline.bundle import Bundle
     from pipeline.decoding.beam import BeamSearchDecoder
     from pipeline.decoding.compiled_lexicon import CompiledLexicon
     from pipeline.decoding.flashlight import FlashlightSearch
     from pipeline.decoding.hotwords import Hotword
     from pipeline.tokenizer import CharTokenizer
+from pipeline.bundle import Bundle, BundleError
+from pipeline.io_utils import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ class WordLM:
                 out of memory loading it.
             LimitError: the beam is wider than ``max_beam``.
         """
+        # lazy: pulls in numpy, which the torch-free engine loads only when a word LM is used
         from pipeline.decoding.flashlight import FlashlightSearch
 
         beam = check_beam(beam_size or self.beam_size, self.arpa)
@@ -129,6 +131,7 @@ class WordLM:
             LimitError: the lexicon plus the words added is past ``max_lexicon_words``.
             LMError: the lexicon file cannot be read.
         """
+        # lazy: pulls in numpy, which the torch-free engine loads only when a word LM is used
         from pipeline.decoding.hotwords import hotword_boosts
 
         boosts = hotword_boosts(entries, tokenizer)
@@ -146,6 +149,7 @@ class WordLM:
 
     def decoder(self, tokenizer: CharTokenizer, beam_size: int | None = None) -> BeamSearchDecoder:
         """:meth:`search` for torch tensors (a :class:`~pipeline.decoding.beam.BeamSearchDecoder`)."""
+        # lazy: beam imports torch; the torch-free engine never calls this
         from pipeline.decoding.beam import BeamSearchDecoder
 
         return BeamSearchDecoder.from_search(self.search(tokenizer, beam_size))
@@ -175,9 +179,6 @@ def bundle_lm(bundle: Bundle, tokenizer: CharTokenizer) -> WordLM | None:
             not have its recorded sha256 (truncated or altered).
         LimitError: a file, or ``lm.beam_size``, is past one of the limits.
     """
-    from pipeline.bundle import BundleError
-    from pipeline.io_utils import file_sha256
-
     section = bundle.config.get("lm")
     if section is None:
         return None
@@ -207,6 +208,7 @@ def bundle_lm(bundle: Bundle, tokenizer: CharTokenizer) -> WordLM | None:
     try:
         check_arpa(paths["arpa"], full=False)  # bounded: a bomb or a lying header stops here, not in KenLM
         if "compiled" in paths:  # ready for the decoder: its own checks replace parsing the lexicon
+            # lazy: pulls in numpy, which the torch-free engine loads only when a word LM is used
             from pipeline.decoding.compiled_lexicon import CompiledLexicon
 
             sources = {section[k]: hashes[section[k]] for k in ("arpa", "lexicon")}
@@ -260,6 +262,7 @@ def apply_hotwords(lm: WordLM | None, hotwords: Any, tokenizer: CharTokenizer) -
             word LM (the bundle has none, or ``lm="none"``).
         LimitError: see :meth:`WordLM.with_hotwords`.
     """
+    # lazy: pulls in numpy, which the torch-free engine loads only when a word LM is used
     from pipeline.decoding.hotwords import HotwordError, as_hotwords
 
     entries = as_hotwords(hotwords)

@@ -10,8 +10,21 @@ from typing import Any
 
 import torch
 
+from data_prep.features import FeatureConfig, get_extractor, upstream_identity
+from data_prep.whisper_upstream import UpstreamError
 from pipeline.bundle import BundleError, load_bundle
+from pipeline.config import from_dict
+from pipeline.data import length_sorted_batches, pad_features
+from pipeline.decoding.beam import BeamSearchDecoder
+from pipeline.decoding.greedy import greedy_decode
+from pipeline.decoding.hotwords import as_hotwords
+from pipeline.decoding.timestamps import word_timestamps
+from pipeline.decoding.word_lm import LMError, apply_hotwords, resolve_lm
 from pipeline.errors import one_line
+from pipeline.inference import (
+    long_audio,  # the module: tests patch its transcribe_long, LONG_AUDIO_S
+)
+from pipeline.inference import progress as media_progress  # the module: tests patch audio_seconds
 from pipeline.inference.common import (
     TRANSCRIBE_EXTENSIONS,
     ArrayInput,
@@ -23,9 +36,14 @@ from pipeline.inference.common import (
     has_speech,
     read_input,
 )
-from pipeline.inference.progress import ProgressCallback
+from pipeline.inference.long_audio import ChunkConfig
+from pipeline.inference.progress import MediaProgress, ProgressCallback
 from pipeline.inference.transcription import Transcription
 from pipeline.limits import LimitError, check_beam
+from pipeline.models.ctc_model import CTCModel, CTCModelConfig
+from pipeline.models.params import check_params, ctc_model_params
+from pipeline.pretrained import speech_model_dir
+from pipeline.tokenizer import CharTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +61,6 @@ def check_upstream(where: Path, config: dict[str, Any], feature_cfg) -> None:
             package is not installed, or its file is truncated or altered (the message names
             the package to install).
     """
-    from data_prep.features import get_extractor, upstream_identity
-
     expected = upstream_identity(feature_cfg)
     if expected is None:
         return
@@ -55,7 +71,6 @@ def check_upstream(where: Path, config: dict[str, Any], feature_cfg) -> None:
             f"{where}: the bundle was trained on upstream {feature_cfg.kind} with file sha256 "
             f"{got}, but this seqrec reads {expected['package']} with sha256 {expected['sha256']}"
         )
-    from data_prep.whisper_upstream import UpstreamError
 
     try:
         get_extractor(feature_cfg)
@@ -82,7 +97,6 @@ class Transcriber:
         self, model, tokenizer, feature_cfg, *, device: str | torch.device = "cpu",
         beam_size: int | None = None, lm=None,
     ) -> None:  # fmt: skip
-        from data_prep.features import get_extractor
 
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
@@ -129,15 +143,6 @@ class Transcriber:
             LimitError: past one of the limits (the message names the file and the flag).
             HotwordError: a hotword entry is malformed, none can be spelt, or there is no word LM.
         """
-        from data_prep.features import FeatureConfig
-        from pipeline.config import from_dict
-        from pipeline.decoding.hotwords import as_hotwords
-        from pipeline.decoding.word_lm import LMError, apply_hotwords, resolve_lm
-        from pipeline.models.ctc_model import CTCModel, CTCModelConfig
-        from pipeline.models.params import check_params, ctc_model_params
-        from pipeline.pretrained import speech_model_dir
-        from pipeline.tokenizer import CharTokenizer
-
         entries = as_hotwords(hotwords)  # a malformed list fails before anything loads
         bundle = load_bundle(speech_model_dir(model_dir), kind="speech_ctc")
         if beam_size is not None:
@@ -191,8 +196,6 @@ class Transcriber:
             if self.lm is not None:
                 self._beams[beam_size] = self.lm.decoder(self.tokenizer, beam_size)
             else:
-                from pipeline.decoding.beam import BeamSearchDecoder
-
                 self._beams[beam_size] = BeamSearchDecoder(self.tokenizer.tokens, beam_size=beam_size)
         return self._beams[beam_size]
 
@@ -217,10 +220,6 @@ class Transcriber:
         results are the same (the model ignores padding); fewer distinct shapes mean fewer
         oneDNN kernels built and cached, which matters over the many batches of a long file.
         """
-        from pipeline.data import pad_features
-        from pipeline.decoding.greedy import greedy_decode
-        from pipeline.decoding.timestamps import word_timestamps
-
         beam = self._beam(beam_size)
         x, x_lens = pad_features(feats)
         if pad_multiple > 1 and x.size(1) % pad_multiple:
@@ -320,18 +319,14 @@ class Transcriber:
         Raises:
             ValueError: ``sample_rate`` is not an integer in 1000-1000000.
         """
-        from pipeline.data import length_sorted_batches
-        from pipeline.inference.long_audio import LONG_AUDIO_S, ChunkConfig
-        from pipeline.inference.progress import MediaProgress, audio_seconds
-
         rate = check_sample_rate(sample_rate)
         files = expand_inputs(paths, TRANSCRIBE_EXTENSIONS)
-        long_s = LONG_AUDIO_S if long_audio_s is None else long_audio_s
+        long_s = long_audio.LONG_AUDIO_S if long_audio_s is None else long_audio_s
         chunking = chunking or ChunkConfig()
         sr = self.feature_cfg.sample_rate
         results: dict[int, Transcription] = {}
         tracker = MediaProgress.of(progress, files, lambda x: array_seconds(x, rate)
-                                   if isinstance(x, ArrayInput) else audio_seconds(x))  # fmt: skip
+                                   if isinstance(x, ArrayInput) else media_progress.audio_seconds(x))  # fmt: skip
 
         def fail(i: int, exc: Exception) -> None:
             if raise_errors:
@@ -390,10 +385,8 @@ class Transcriber:
                          samples: Any = None, progress: Any = None) -> Transcription:  # fmt: skip
         """One long file (or, with ``samples``, a long array) in chunks; any failure becomes the
         result's ``error`` (or raises)."""
-        from pipeline.inference.long_audio import transcribe_long
-
         try:
-            result = transcribe_long(self, str(path), cfg=chunking, beam_size=beam_size, samples=samples,
+            result = long_audio.transcribe_long(self, str(path), cfg=chunking, beam_size=beam_size, samples=samples,
                                      progress=progress)  # fmt: skip
         except Exception as exc:
             if raise_errors:

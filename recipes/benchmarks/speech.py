@@ -18,10 +18,18 @@ from typing import Any
 
 import numpy as np
 
+from data_prep.audio import load_waveform
+from data_prep.manifest import read_manifest, write_manifest
+from pipeline.config import load_config
+from pipeline.inference.long_audio import ChunkConfig
+from pipeline.io_utils import atomic_open, atomic_write_text
+from pipeline.scoring import error_rates
+from pipeline.tokenizer import CharTokenizer
 from recipes.benchmarks.timing import (
     BenchmarkError,
     RecipeExp,
     Stopwatch,
+    competing_job,
     interleave,
     median,
     pairwise_ratios,
@@ -44,15 +52,13 @@ class SpeechExp(RecipeExp):
 
 def read_records(manifest: Path, limit: int | None = None) -> list[dict[str, Any]]:
     """Speech manifest records (absolute audio paths), the first ``limit`` of them."""
-    from data_prep.manifest import read_manifest
-
     records = read_manifest(manifest, "speech")
     return records[:limit] if limit else records
 
 
 def recipe_features(exp: SpeechExp):
     """The experiment's feature config and worker count (the recipe defaults without a config)."""
-    from pipeline.config import load_config
+    # lazy: these pull in torch, which this module loads only inside the benchmarks that need it
     from recipes.speech_ctc.stages import SpeechRecipeConfig
 
     path = exp.config if exp.config.is_file() else None
@@ -77,8 +83,6 @@ def librosa_feature_loop(records: list[dict[str, Any]], out_dir: Path, cfg) -> i
         The number of rows written.
     """
     import librosa
-
-    from pipeline.io_utils import atomic_open, atomic_write_text
 
     out_dir.mkdir(parents=True, exist_ok=True)
     entries, offset = [], 0
@@ -105,8 +109,8 @@ def bench_features(
 
     Figures are audio seconds per wall second; ``ratio`` = seqrec / librosa.
     """
+    # lazy: these pull in torch, which this module loads only inside the benchmarks that need it
     from data_prep.features import extract_features
-    from data_prep.manifest import write_manifest
 
     tmp.mkdir(parents=True, exist_ok=True)
     manifest = tmp / "features.jsonl"
@@ -158,9 +162,9 @@ def bench_train_speech(
     """
     import torch
 
+    # lazy: these pull in torch, which this module loads only inside the benchmarks that need it
     from data_prep.features import compute_cmvn
     from data_prep.store import FeatureStore
-    from pipeline.config import load_config
     from pipeline.data import FeatureDataset, collate_ctc
     from pipeline.training.tasks import CTCTask
     from recipes.speech_ctc.stages import SpeechRecipe, SpeechRecipeConfig
@@ -193,6 +197,7 @@ def _train_comparison(
     """Shared by the speech and video training benchmarks (see :func:`bench_train_speech`)."""
     import torch
 
+    # lazy: these pull in torch, which this module loads only inside the benchmarks that need it
     from pipeline.amp import autocast
     from pipeline.training.sampler import BucketBatchSampler
     from pipeline.training.schedule import adamw
@@ -274,9 +279,8 @@ def bench_step_speech(
     """
     import torch
 
-    from pipeline.config import load_config
+    # lazy: these pull in torch, which this module loads only inside the benchmarks that need it
     from pipeline.models.ctc_model import CTCModel
-    from pipeline.tokenizer import CharTokenizer
     from pipeline.training.schedule import adamw
     from pipeline.training.tasks import CTCTask
     from recipes.speech_ctc.stages import DEFAULT_CONFIG, SpeechRecipeConfig
@@ -396,6 +400,7 @@ def bench_engines(bundle: Path, test: list[dict[str, Any]], train: list[dict[str
     Raises:
         BenchmarkError: the test records name no engine.
     """
+    # lazy: these pull in torch, which this module loads only inside the benchmarks that need it
     from pipeline.inference.transcriber import Transcriber
     from recipes.speech_ctc.stages import engine_group_rates
 
@@ -429,8 +434,8 @@ def bench_transcribe(
     word LM, also batched with it (``batched_lm``). pocketsphinx decodes the same files one by
     one with its default English model. The ratios are pocketsphinx RTF / seqrec RTF.
     """
+    # lazy: these pull in torch, which this module loads only inside the benchmarks that need it
     from pipeline.inference.transcriber import Transcriber
-    from pipeline.scoring import error_rates
 
     transcriber = Transcriber.from_pretrained(bundle, device=device, lm="none")
     with_lm = Transcriber.from_pretrained(bundle, device=device, lm="auto")  # its LM is loaded here
@@ -585,8 +590,6 @@ def _write_wav_stream(out: Path, waves, want: int | None = None, *, sample_rate:
     ``want`` samples (None: all), atomically and without holding the whole file in memory."""
     import soundfile as sf
 
-    from pipeline.io_utils import atomic_open
-
     out.parent.mkdir(parents=True, exist_ok=True)
     written = 0
     with atomic_open(out, "wb") as fh, sf.SoundFile(fh, "w", sample_rate, 1, "PCM_16", format="WAV") as wav:
@@ -602,8 +605,6 @@ def _write_wav_stream(out: Path, waves, want: int | None = None, *, sample_rate:
 
 def _utterances_with_gaps(records: list[dict[str, Any]], sample_rate: int, gap_s: float, *, cycle: bool):
     """Each record's audio then ``gap_s`` of silence; over and over with ``cycle``."""
-    from data_prep.audio import load_waveform
-
     gap = np.zeros(int(round(gap_s * sample_rate)), dtype=np.float32)
     i = 0
     while cycle or i < len(records):
@@ -648,8 +649,6 @@ def bench_memory_transcribe(bundle: Path | None, wavs: list[Path]) -> dict[str, 
         ``wavs`` (the default engine's figures at the top of each row), and the last file's
         peak RSS over the first's.
     """
-    from recipes.benchmarks.timing import competing_job
-
     model = [] if bundle is None else ["--model", str(bundle)]
 
     def measure(wav: Path, *engine: str) -> dict[str, Any]:
@@ -694,8 +693,8 @@ def bench_long_wer(bundles: dict[str, Path | None], records: list[dict[str, Any]
     WERs count all errors over all reference words. ``bundles``: name -> bundle directory
     (None: the shipped model).
     """
+    # lazy: these pull in torch, which this module loads only inside the benchmarks that need it
     from pipeline.inference.transcriber import Transcriber
-    from pipeline.scoring import error_rates
 
     long_wav = build_concatenation(records, tmp / f"long_{len(records)}utts.wav", gap_s=gap_s)
     refs = [r["text"] for r in records]
@@ -720,9 +719,6 @@ def bench_long_wer(bundles: dict[str, Path | None], records: list[dict[str, Any]
 def _padded_texts(transcriber, records: list[dict[str, Any]]) -> list[str]:
     """Each record decoded alone with ``ChunkConfig.pad_s`` of silence before and after it."""
     import torch
-
-    from data_prep.audio import load_waveform
-    from pipeline.inference.long_audio import ChunkConfig
 
     sr = transcriber.feature_cfg.sample_rate
     pad = np.zeros(int(round(ChunkConfig().pad_s * sr)), np.float32)

@@ -9,6 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from data_prep.manifest import read_manifest
+from data_prep.video_io import load_clip, probe_video, read_frames, sample_indices
+from pipeline.config import load_config
 from recipes.benchmarks.speech import _train_comparison, seqrec_command
 from recipes.benchmarks.timing import (
     BenchmarkError,
@@ -32,8 +35,6 @@ class VideoExp(RecipeExp):
 
 def clip_paths(exp: VideoExp, split: str = "test", limit: int | None = None) -> list[str]:
     """Video paths of a split's manifest (absolute), the first ``limit`` of them."""
-    from data_prep.manifest import read_manifest
-
     paths = [r["video_filepath"] for r in read_manifest(exp.manifest(split), "video")]
     return paths[:limit] if limit else paths
 
@@ -50,8 +51,8 @@ def bench_train_video(
     import torch
     from torch.utils.data import DataLoader
 
+    # lazy: these pull in torch, which this module loads only inside the benchmarks that need it
     from data_prep.store import FeatureStore
-    from pipeline.config import load_config
     from pipeline.data import FeatureDataset, collate_labels, length_sorted_batches
     from pipeline.training.tasks import ClassificationTask
     from recipes.video_activity.stages import VideoRecipe, VideoRecipeConfig
@@ -86,8 +87,6 @@ def decode_only(path: str, num_segments: int) -> int:
     """
     import cv2
 
-    from data_prep.video_io import sample_indices
-
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     try:
         hint = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
@@ -118,7 +117,7 @@ def bench_label(
     """
     import torch
 
-    from data_prep.video_io import load_clip
+    # lazy: these pull in torch, which this module loads only inside the benchmarks that need it
     from pipeline.inference.labeler import ClipLabeler
 
     labeler = ClipLabeler.from_pretrained(bundle, device=device)
@@ -173,8 +172,6 @@ def build_long_video(paths: list[str], out: Path, seconds: float = 300.0, *, fps
     """
     import cv2
 
-    from data_prep.video_io import probe_video, read_frames
-
     want = int(round(seconds * fps))
     if out.is_file():
         try:
@@ -221,8 +218,6 @@ def bench_memory_label(
         "peak_rss_mib", "wall_s", "rtf"}, ...], "rss_ratio"}``: the curve in the order of
         ``videos``, and the last video's peak RSS over the first's.
     """
-    from data_prep.video_io import probe_video
-
     if not videos:
         raise BenchmarkError("no video to label")
     curve = []

@@ -7,6 +7,7 @@ each stage reads, from which the markers' config hashes are derived.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 from dataclasses import dataclass, field, replace
@@ -41,7 +42,7 @@ from pipeline.data import (
 )
 from pipeline.decoding.beam import BeamSearchDecoder
 from pipeline.inference import onnx_export
-from pipeline.io_utils import atomic_write_bytes
+from pipeline.io_utils import atomic_write_bytes, exclusive_lock
 from pipeline.models.ctc_model import CTCModel, CTCModelConfig
 from pipeline.scoring import error_rates, write_errs, write_recogs
 from pipeline.tokenizer import CharTokenizer
@@ -138,18 +139,45 @@ class SpeechRecipe(Recipe):
         d = self.cfg.data
         if d.corpus == "embedded":
             # Only the embedded corpus needs the generators (an imported corpus runs without them).
-            from data_prep.corpora.speech_corpus import SIZES, generate_speech_corpus
+            from data_prep.corpora.speech_corpus import (
+                SIZES,
+                corpus_cache_dir,
+                generate_speech_corpus,
+            )
 
             if d.size not in SIZES:
                 raise ValueError(f"data.size must be one of {sorted(SIZES)}, got {d.size!r}")
             corpus_cfg = replace(SIZES[d.size], seed=d.seed)
-            manifests = generate_speech_corpus(self.exp / "corpus", corpus_cfg, num_workers=self.cfg.num_workers)
+            where = self._corpus_dir(corpus_cache_dir(corpus_cfg))
+            with exclusive_lock(where / ".lock", lambda holder: RuntimeError(
+                    f"{where}: another run is generating this corpus ({holder}); wait for it")):  # fmt: skip
+                manifests = generate_speech_corpus(where, corpus_cfg, num_workers=self.cfg.num_workers)
         else:
             manifests = import_speech_corpus(Path(d.corpus), self.exp / "corpus", fmt=d.format)
         return {"corpus": {
             split: {"utterances": len(recs), "hours": round(sum(r["duration"] for r in recs) / 3600, 3)}
             for split, recs in self.adopt_corpus(manifests).items()
         }}  # fmt: skip
+
+    def _corpus_dir(self, cache: Path | None) -> Path:
+        """Where the embedded corpus is generated: ``exp/corpus`` made a link to its cache entry
+        (shared by every run of the same corpus config, kept across runs), or ``exp/corpus``
+        itself when the cache is off or the experiment already holds a corpus of its own."""
+        link = self.exp / "corpus"
+        if cache is None or (link.exists() and not link.is_symlink()):
+            return link
+        cache.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink():
+            target = Path(os.readlink(link))
+            if target.resolve() == cache.resolve():
+                return link
+            if target.parent.resolve() != cache.parent.resolve():  # not a link this recipe made
+                raise RuntimeError(f"{link}: a link to {target}, not to a corpus cache entry; move it away")
+            link.unlink()  # the entry of another config: point at this one
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(cache, target_is_directory=True)
+        log.info("corpus cache: %s", cache)
+        return link
 
     def stage_manifests(self) -> dict[str, Any]:
         """Validates each split; dropped entries and reasons go to ``manifests/<split>.dropped.tsv``."""
