@@ -272,3 +272,13 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def user_cache_dir(env: str, *parts: str) -> Path | None:
+    """A cache folder kept across runs: ``$<env>`` when set (``""`` or ``"0"``: caching off,
+    None), else ``$XDG_CACHE_HOME/seqrec/<parts...>`` (``~/.cache`` without XDG)."""
+    root = os.environ.get(env)
+    if root is None:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        root = os.path.join(base, "seqrec", *parts)
+    return None if root in ("", "0") else Path(root)

@@ -38,7 +38,6 @@ import hashlib
 import json
 import logging
 import multiprocessing
-import os
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -55,7 +54,7 @@ from data_prep.corpora.tts_engines import ENGINES, SpeakerSpec, available_engine
 from data_prep.manifest import write_manifest
 from data_prep.text_norm import normalize_text
 from pipeline.errors import SeqrecError
-from pipeline.io_utils import atomic_open, atomic_write_json
+from pipeline.io_utils import atomic_open, atomic_write_json, user_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -382,14 +381,11 @@ def corpus_cache_dir(cfg: SpeechCorpusConfig) -> Path | None:
     :func:`generate_speech_corpus`), and its manifests are written last, so an entry cut short
     is never read as a corpus.
     """
-    root = os.environ.get("SEQREC_CORPUS_CACHE")
+    root = user_cache_dir("SEQREC_CORPUS_CACHE", "corpora")
     if root is None:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        root = os.path.join(base, "seqrec", "corpora")
-    if root in ("", "0"):
         return None
     key = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode()).hexdigest()[:16]
-    return Path(root) / f"speech-{cfg.train_utts}utts-{key}"
+    return root / f"speech-{cfg.train_utts}utts-{key}"
 
 
 def generate_speech_corpus(

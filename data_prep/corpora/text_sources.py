@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from data_prep.corpora.text_gen import generate_sentences
 from data_prep.text_norm import normalize_text
 from pipeline.errors import SeqrecError
+from pipeline.io_utils import user_cache_dir
 
 MIN_WORDS = 4
 """Fewest words of a sentence (about 1.5 s of synthetic speech)."""
@@ -408,11 +409,8 @@ def _disk_cache_path(spec: TextSource, files: Sequence[str]) -> str | None:
     ``$XDG_CACHE_HOME/seqrec/text_sources``. The key hashes this module's code and the files'
     paths, sizes and modification times, so a changed filter or package reparses.
     """
-    root = os.environ.get("SEQREC_TEXT_CACHE")
+    root = user_cache_dir("SEQREC_TEXT_CACHE", "text_sources")
     if root is None:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        root = os.path.join(base, "seqrec", "text_sources")
-    if root in ("", "0"):
         return None
     h = hashlib.sha256()
     with open(__file__, "rb") as fh:
