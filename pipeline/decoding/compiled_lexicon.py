@@ -121,6 +121,8 @@ class CompiledLexicon:
             raise
         except (OSError, ValueError, EOFError) as exc:  # not a zip, a damaged member, a pickle
             raise bad(f"cannot read the compiled lexicon: {exc}") from None
+        if any(arrays[k].dtype != np.uint8 or arrays[k].ndim != 1 for k in ("words", "tokens", "sources")):
+            raise bad("the compiled lexicon's arrays have the wrong types")
         try:
             words, file_tokens, file_sources = (_unblob(arrays[k]) for k in ("words", "tokens", "sources"))
         except UnicodeDecodeError:
@@ -158,8 +160,6 @@ def _blob(strings: list[str]) -> np.ndarray:
 
 def _unblob(blob: np.ndarray) -> list[str]:
     """The inverse of :func:`_blob`."""
-    if blob.dtype != np.uint8 or blob.ndim != 1:
-        raise UnicodeDecodeError("utf-8", b"", 0, 1, "not a byte array")
     text = blob.tobytes().decode("utf-8")
     return text.split("\n")[:-1] if text else []
 

@@ -57,6 +57,14 @@ def check_input(path: Path, extensions: frozenset[str], what: str) -> None:
         )
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity on Linux, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
 def check_media_path(path: Path, extensions: frozenset[str], what: str) -> None:
     """Checks an input from its ``stat`` alone, before anything opens it.
 

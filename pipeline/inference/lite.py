@@ -159,11 +159,7 @@ class WhisperWindowsFrontEnd:
 
 def default_threads() -> int:
     """onnxruntime's threads when none are asked for: two, or one where one core is usable."""
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not Linux
-        usable = os.cpu_count() or 1
-    return max(1, min(2, usable))
+    return max(1, min(2, common.usable_cores()))
 
 
 def load_graph(bundle: Bundle, threads: int | None = None) -> OnnxCTCModel:

@@ -376,14 +376,12 @@ class OneByOneChunkDecoder:
             while self._pending:
                 self._finish_one()
         finally:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True, cancel_futures=True)
-                self._pool = None
+            self.close()
             release_free_memory()
 
     def close(self) -> None:
-        """Drops what is pending and stops the worker (after an error; :meth:`flush` ends a
-        file that went well)."""
+        """Drops what is pending and stops the worker (after an error, and at the end of
+        :meth:`flush`)."""
         for _, future in self._pending:
             future.cancel()
         self._pending.clear()
@@ -396,9 +394,7 @@ class OneByOneChunkDecoder:
         try:
             log_probs = future.result()  # re-raises the worker's error here, in order
         except BaseException:
-            for _, other in self._pending:
-                other.cancel()
-            self._pending.clear()
+            self.close()
             raise
         self._stitch(chunk, log_probs)
 

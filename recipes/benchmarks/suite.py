@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import shutil
 import time
 import traceback
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import one_line
+from pipeline.inference.common import usable_cores
 from recipes.benchmarks.timing import BenchmarkError
 
 log = logging.getLogger(__name__)
@@ -114,13 +114,6 @@ def options_from_args(args: argparse.Namespace) -> SuiteOptions:
     )
 
 
-def _usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 class Runner:
     """Runs named steps; a step that fails is recorded in ``skipped`` and the rest go on."""
 
@@ -175,7 +168,7 @@ def run_suite(opts: SuiteOptions) -> dict[str, Any]:
     from recipes.benchmarks.report import build_results
     from recipes.benchmarks.timing import machine_info, today
 
-    threads = opts.threads or _usable_cores()
+    threads = opts.threads or usable_cores()
     torch.set_num_threads(threads)
     date = today()
     machine = machine_info()

@@ -255,10 +255,9 @@ def machine_info() -> dict[str, Any]:
     """CPU model, cores, memory, Python/torch versions and the GPU (None without CUDA)."""
     import torch
 
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        usable = os.cpu_count() or 1
+    from pipeline.inference.common import usable_cores
+
+    usable = usable_cores()
     mem_gib = None
     try:
         pages, page = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
