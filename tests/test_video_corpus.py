@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 from dataclasses import replace
@@ -18,10 +19,11 @@ from data_prep.corpora.video_corpus import (
     clip_keypoints,
     clip_length,
     clip_seeds,
+    clip_specs,
     generate_video_corpus,
     render_clip,
 )
-from data_prep.corpora.video_figure import JOINTS, Body, Pose, forward_kinematics
+from data_prep.corpora.video_figure import JOINTS, LABEL_MOTION, VARIANTS, Body, Pose, forward_kinematics
 from data_prep.manifest import read_manifest
 from data_prep.video_io import probe_video, read_frames
 
@@ -74,39 +76,47 @@ def test_all_classes_render():
         assert np.abs(frames[0].astype(int) - frames[len(frames) // 2]).mean() > 0.5, label
 
 
-def _kp(label: str, seed: int) -> np.ndarray:
-    return clip_keypoints(label, seed, VideoCorpusConfig(), camera=False)
+def _kp(label: str, seed: int, variant: str = "") -> np.ndarray:
+    return clip_keypoints(label, seed, VideoCorpusConfig(), variant=variant, camera=False)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_motions_do_what_their_labels_say(seed: int):
+@pytest.mark.parametrize("way", range(4))
+def test_motions_do_what_their_labels_say(seed: int, way: int):
+    """Every way of performing each action does what its label says."""
     size = VideoCorpusConfig().frame_size
-    pelvis_x = _kp("walk_left", seed)[:, J["pelvis"], 0]
+
+    def kp(label):
+        return _kp(label, seed, VARIANTS[LABEL_MOTION[label][0]][way])
+
+    pelvis_x = kp("walk_left")[:, J["pelvis"], 0]
     assert pelvis_x[-1] < pelvis_x[0] - 0.2 * size
-    pelvis_x = _kp("walk_right", seed)[:, J["pelvis"], 0]
+    pelvis_x = kp("walk_right")[:, J["pelvis"], 0]
     assert pelvis_x[-1] > pelvis_x[0] + 0.2 * size
 
-    sit = _kp("sit_down", seed)
+    sit = kp("sit_down")
     assert sit[-1, J["pelvis"], 1] > sit[0, J["pelvis"], 1] + 0.08 * size  # ends lower
-    stand = _kp("stand_up", seed)
+    stand = kp("stand_up")
     assert stand[-1, J["pelvis"], 1] < stand[0, J["pelvis"], 1] - 0.08 * size
 
-    up = _kp("raise_arms", seed)
+    up = kp("raise_arms")
     assert (up[0, [J["wrist_l"], J["wrist_r"]], 1] > up[0, J["neck"], 1]).all()  # start low
     assert (up[-1, [J["wrist_l"], J["wrist_r"]], 1] < up[-1, J["head"], 1]).all()  # end overhead
 
-    jump = _kp("jump", seed)
+    jump = kp("jump")
     feet = jump[:, [J["ankle_l"], J["ankle_r"], J["toe_l"], J["toe_r"]], 1].max(axis=1)
     assert feet.min() < feet[0] - 0.03 * size  # both feet leave the ground
 
-    wave = _kp("wave", seed)
+    squat = kp("squat")
+    assert squat[:, J["pelvis"], 1].max() > squat[0, J["pelvis"], 1] + 0.08 * size  # goes down
+
+    wave = kp("wave")
     wrists = wave[:, [J["wrist_l"], J["wrist_r"]], :]
-    high = wrists[:, :, 1].min(axis=1)
-    assert (high < wave[:, J["head"], 1]).all()  # one hand stays overhead
     arm = np.argmin(wrists[0, :, 1])
+    assert (wrists[:, arm, 1] < wave[:, J["neck"], 1]).all()  # one hand stays up
     assert np.ptp(wrists[:, arm, 0]) > 0.05 * size  # and swings sideways
 
-    clap = _kp("clap", seed)
+    clap = kp("clap")
     gap = np.abs(clap[:, J["wrist_l"], 0] - clap[:, J["wrist_r"], 0])
     together = gap < 0.15 * gap.max()
     assert together.any() and not together.all()
@@ -130,13 +140,65 @@ def test_seed_ranges_are_disjoint_and_classes_balanced():
     assert max(sets["train"] | sets["dev"]) < min(sets["test"])  # test seeds never used before
     for split, pairs in seeds.items():
         assert len(sets[split]) == len(pairs)
-        extra = cfg.heldout_per_class * len(cfg.heldout_styles) if split == "test" else 0
+        extra = cfg.heldout_per_class * len(cfg.heldout_styles) + cfg.heldout_motion_per_class if split == "test" else 0
         assert set(Counter(label for label, _ in pairs).values()) == {cfg.per_class(split) + extra}
     other = VideoCorpusConfig(seed=1)
     assert not {s for _, s in clip_seeds(other, "train")} & sets["train"]
 
 
+def test_heldout_motions_appear_only_in_their_own_test_clips():
+    """Train and dev perform each action in its seen ways only, and every seen way occurs;
+    the held-out ways are drawn in the seen styles, so only the motion is new."""
+    from data_prep.corpora.video_corpus import HELDOUT_MOTIONS, LABEL_MOTION, motion_variant
+
+    cfg = SIZES["default"]
+    for split in ("train", "dev"):
+        ways = {f"{LABEL_MOTION[s.label][0]}.{motion_variant(s.label, s.seed, cfg, s.variant)}"
+                for s in clip_specs(cfg, split)}
+        assert not ways & set(HELDOUT_MOTIONS)
+        if split == "train":
+            assert len(ways) == sum(len(v) for v in VARIANTS.values()) - len(HELDOUT_MOTIONS)
+    held = [s for s in clip_specs(cfg, "test") if s.variant]
+    assert len(held) == len(CLASSES) * cfg.heldout_motion_per_class
+    assert {f"{LABEL_MOTION[s.label][0]}.{s.variant}" for s in held} == set(HELDOUT_MOTIONS)
+    assert {s.style for s in held} == set(cfg.styles)
+
+
+def test_each_variant_moves_the_body_its_own_way():
+    """The same seed performed in each variant gives clearly different joint paths, and a
+    reversed pair stays the exact reverse of its twin in every variant."""
+    cfg = VideoCorpusConfig()
+    for label in ("jump", "wave", "clap", "raise_arms", "sit_down", "squat", "walk_left"):
+        kind = LABEL_MOTION[label][0]
+        paths = {v: clip_keypoints(label, 5, cfg, variant=v, camera=False) for v in VARIANTS[kind]}
+        size = paths[VARIANTS[kind][0]].shape
+        for a, b in itertools.combinations(VARIANTS[kind], 2):
+            assert paths[a].shape == size == paths[b].shape
+            gap = np.abs(paths[a] - paths[b]).max(axis=(0, 2)).max()  # the joint that differs most, px
+            assert gap > 0.06 * cfg.frame_size, (label, a, b, gap)
+    for v in VARIANTS["raise"]:
+        up = clip_keypoints("raise_arms", 9, cfg, variant=v, camera=False)
+        down = clip_keypoints("lower_arms", 9, cfg, variant=v, camera=False)
+        np.testing.assert_allclose(up, down[::-1])
+
+
+def test_a_pause_holds_the_motion_and_it_still_ends_in_time():
+    """During a pause the pose stands still; the motion then catches up and ends where it
+    would have ended without one."""
+    from data_prep.corpora.video_figure import Motion
+
+    still = Motion("wave", cycles=3.0, sway_amp=0.0, hold=0.2, hold_at=0.3)
+    plain = Motion("wave", cycles=3.0, sway_amp=0.0)
+    assert still.pose(0.35).segments == still.pose(0.48).segments
+    assert still.pose(0.35).segments != still.pose(0.6).segments
+    assert still.pose(1.0).segments == plain.pose(1.0).segments
+
+
 def test_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="unknown motion"):
+        VideoCorpusConfig(heldout_motions=("jump.backflip",))
+    with pytest.raises(ValueError, match="every walk variant"):
+        VideoCorpusConfig(heldout_motions=tuple(f"walk.{v}" for v in VARIANTS["walk"]))
     with pytest.raises(ValueError):
         VideoCorpusConfig(min_frames=30, max_frames=20)
     with pytest.raises(ValueError):
@@ -149,11 +211,15 @@ def test_tiny_corpus_writes_readable_videos_and_manifests(tmp_path: Path):
     assert set(out) == set(SPLITS)
     for split, manifest in out.items():
         recs = read_manifest(manifest, "video")
-        per_class = cfg.per_class(split) + (cfg.heldout_per_class if split == "test" else 0)
+        extra = cfg.heldout_per_class + cfg.heldout_motion_per_class if split == "test" else 0
+        per_class = cfg.per_class(split) + extra
         assert len(recs) == len(CLASSES) * per_class
         assert set(Counter(r["label"] for r in recs).values()) == {per_class}
         held = {r["id"] for r in recs if r["style"] in cfg.heldout_styles}
         assert len(held) == (len(CLASSES) * cfg.heldout_per_class if split == "test" else 0)
+        moved = {r["id"] for r in recs if r["motion"] in cfg.heldout_motions}
+        assert len(moved) == (len(CLASSES) * cfg.heldout_motion_per_class if split == "test" else 0)
+        assert not held & moved  # each held-out clip changes one thing
         raw = [json.loads(line) for line in manifest.read_text().splitlines()]
         assert not Path(raw[0]["video_filepath"]).is_absolute()  # stored relative
         for rec in recs[:: max(1, len(recs) // 6)]:
@@ -177,6 +243,7 @@ def test_corpus_is_resumable_and_parallel_matches_serial(tmp_path: Path):
         dev_per_class=0,
         test_per_class=1,
         heldout_per_class=0,
+        heldout_motion_per_class=0,
         frame_size=32,
         min_frames=6,
         max_frames=8,
@@ -228,7 +295,7 @@ def test_pose_targets_split_position_from_configuration():
     from data_prep.corpora.video_corpus import VideoCorpusConfig, clip_keypoints, pose_targets
 
     n_j = len(JOINTS)
-    xy = clip_keypoints("wave", 123, VideoCorpusConfig())
+    xy = clip_keypoints("wave", 123, VideoCorpusConfig(), variant="overhead")
     t = pose_targets(xy, 112)
     assert t.shape == (len(xy), 4 * n_j - 1) and t.dtype == np.float32
     np.testing.assert_allclose(t[:, : 2 * n_j], (xy / 112 * 2 - 1).reshape(len(xy), -1), rtol=1e-5)
@@ -239,7 +306,7 @@ def test_pose_targets_split_position_from_configuration():
     np.testing.assert_allclose(moved[:, -1], t[:, -1] * 1.5, rtol=1e-5)
     # waving moves a wrist relative to the body
     wrists = t[:, rel].reshape(len(xy), n_j - 1, 2)[:, [JOINTS.index("wrist_l") - 1, JOINTS.index("wrist_r") - 1]]
-    assert wrists.std(axis=0).max() > 0.2
+    assert wrists.std(axis=0).max() > 0.1  # an idle wrist sways less than half of that
 
 
 def test_pose_flip_map_matches_mirrored_keypoints():

@@ -17,7 +17,7 @@ from pipeline.models import MeanPoolClassifier, MeanPoolConfig, bilstm_classifie
 from pipeline.training import TrainConfig, Trainer
 from pipeline.training.tasks import ClassificationTask
 
-CFG = SIZES["tiny"].__class__(train_per_class=16, dev_per_class=0, test_per_class=6, heldout_per_class=0, frame_size=64, min_frames=16, max_frames=24)
+CFG = SIZES["tiny"].__class__(train_per_class=16, dev_per_class=0, test_per_class=6, heldout_per_class=0, heldout_motion_per_class=0, frame_size=64, min_frames=16, max_frames=24)
 
 
 def keypoint_set(split):

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from data_prep.corpora.video_corpus import HELDOUT_MOTIONS
 from pipeline.cli import main as cli_main
 from recipes.video_activity.run import main as recipe_main
 from recipes.video_activity.stages import DEFAULT_CONFIG
@@ -23,7 +24,8 @@ def recipe_run(tmp_path_factory):
 def test_recipe_writes_metrics_confusion_and_bundle(recipe_run):
     exp, results = recipe_run
     assert set(results["stage_seconds"]) == set(STAGES)
-    for tag in ("dev", "test", "heldout", "dev-ablation", "test-ablation", "heldout-ablation"):
+    sets = ("dev", "test", "heldout", "heldout_motion")
+    for tag in (*sets, *(f"{s}-ablation" for s in sets)):
         m = results["metrics"][tag]
         for key in ("top1", "top5", "mean_class_accuracy"):
             assert 0.0 <= m[key] <= 1.0
@@ -40,6 +42,8 @@ def test_recipe_writes_metrics_confusion_and_bundle(recipe_run):
     manifests = {split: [json.loads(x) for x in (exp / "manifests" / f"{split}.jsonl").read_text().splitlines()]
                  for split in ("train", "dev", "test")}
     assert all(r["style"] != "filled" for split in ("train", "dev") for r in manifests[split])
+    held = {r["motion"] for r in manifests["test"]} - {r["motion"] for split in ("train", "dev") for r in manifests[split]}
+    assert len(held) == 7 and held <= set(HELDOUT_MOTIONS)  # one held-out way per base motion, test only
     bundle = exp / "bundle"
     for name in ("config.yaml", "model.safetensors", "backbone.safetensors"):
         assert (bundle / name).is_file()
@@ -72,7 +76,8 @@ def test_clip_labeler_api_directory(recipe_run):
     exp, _ = recipe_run
     labeler = ClipLabeler.from_pretrained(exp / "bundle")
     results = labeler.label(exp / "corpus", top_k=1)
-    assert len(results) == 100 and all(r.error is None and len(r.labels) == 1 for r in results)
+    # tiny: 4 train, 2 dev, 2 test, 2 held-out style and 2 held-out motion clips per class
+    assert len(results) == 120 and all(r.error is None and len(r.labels) == 1 for r in results)
     assert all(r.labels[0]["label"] in labeler.labels_ for r in results)
 
 

@@ -7,7 +7,10 @@ outdoor background with furniture, an occluder in front, lighting), the camera (
 pan, zoom, roll, resolution), blur, noise, clip length and frame rate. Train, dev and test draw
 seeds from disjoint ranges, so no test clip shares a seed with a training clip; classes are
 balanced. The test split also holds clips in styles that train and dev never show
-(``heldout_styles``), to measure what a change of look costs.
+(``heldout_styles``), to measure what a change of look costs, and clips of each action
+performed in a way that train and dev never show (``heldout_motions``, for example a tuck
+jump where training only has jumps with swinging, still or spreading arms), to measure
+whether a model has learned the action or only the generator's way of performing it.
 
 ``sit_down``/``stand_up`` and ``raise_arms``/``lower_arms`` are time-reversed pairs: for the
 same seed the frames of one are exactly the frames of the other in reverse order, so only
@@ -38,6 +41,7 @@ import numpy as np
 from data_prep.corpora.video_figure import (
     JOINTS,
     LABEL_MOTION,
+    VARIANTS,
     Body,
     J,
     Motion,
@@ -62,7 +66,11 @@ CLASSES = (
 )  # fmt: skip
 SPLITS = ("train", "dev", "test")
 #: Bump when the renderer changes, so old clips are not reused.
-RENDER_VERSION = 3  # 2: skin-coloured forearms; 3: styles, scenes, occluders, lighting, camera pan
+RENDER_VERSION = 4  # 2: skin-coloured forearms; 3: styles, scenes, occluders, lighting, camera pan; 4: motion variants, pauses
+#: One way of performing each base motion that train and dev never show (``kind.variant``).
+HELDOUT_MOTIONS = (
+    "walk.march", "sit.crossed", "raise.one_by_one", "jump.tuck", "squat.hips", "wave.shoulder", "clap.low",
+)  # fmt: skip
 #: Seed layout: cfg.seed * _SEED_BLOCK + split offset + class index * _CLASS_BLOCK + k.
 _SEED_BLOCK = 10_000_000
 _SPLIT_OFFSET = {"train": 0, "dev": 3_000_000, "test": 6_000_000}
@@ -82,9 +90,14 @@ class VideoCorpusConfig:
             seen ``styles`` (spread evenly over them).
         heldout_per_class: Test clips per class in each of ``heldout_styles``; train and dev
             never contain those styles.
+        heldout_motion_per_class: Test clips per class performed in a held-out way
+            (``heldout_motions``), drawn in the seen styles.
         styles: Rendering styles of train, dev and the seen part of test
             (see :data:`video_styles.STYLES`).
         heldout_styles: Styles that only the test split contains.
+        heldout_motions: Ways of performing an action (``kind.variant``, see
+            :data:`video_figure.VARIANTS`) that only the test split contains; every other
+            clip is performed in one of its kind's remaining variants, drawn by its seed.
         seed: Corpus seed; selects a disjoint block of clip seeds.
         frame_size: Side of the square frames in pixels.
         min_frames / max_frames: Clip length range (inclusive), frames.
@@ -99,6 +112,8 @@ class VideoCorpusConfig:
     heldout_per_class: int = 20
     styles: tuple[str, ...] = ("stick", "outline", "silhouette", "blocky")
     heldout_styles: tuple[str, ...] = ("filled",)
+    heldout_motion_per_class: int = 20
+    heldout_motions: tuple[str, ...] = HELDOUT_MOTIONS
     seed: int = 0
     frame_size: int = 112
     min_frames: int = 24
@@ -109,20 +124,31 @@ class VideoCorpusConfig:
     container: str = "mp4"
 
     def __post_init__(self) -> None:
-        for name in ("train_per_class", "dev_per_class", "test_per_class", "heldout_per_class"):
+        for name in ("train_per_class", "dev_per_class", "test_per_class", "heldout_per_class",
+                     "heldout_motion_per_class"):
             n = getattr(self, name)
             if not 0 <= n < _CLASS_BLOCK // 2:
                 raise ValueError(f"{name} must be in [0, {_CLASS_BLOCK // 2}), got {n}")
         if not self.styles:
             raise ValueError("styles must name at least one style")
-        if len(self.heldout_styles) * self.heldout_per_class >= _CLASS_BLOCK // 2:
-            raise ValueError(f"heldout_per_class x len(heldout_styles) must be < {_CLASS_BLOCK // 2}")
+        if len(self.heldout_styles) * self.heldout_per_class >= _CLASS_BLOCK // 4:
+            raise ValueError(f"heldout_per_class x len(heldout_styles) must be < {_CLASS_BLOCK // 4}")
         for s in (*self.styles, *self.heldout_styles):
             if s not in STYLES:
                 raise ValueError(f"unknown style {s!r}; expected some of {STYLES}")
         both = set(self.styles) & set(self.heldout_styles)
         if both or len(set(self.styles)) < len(self.styles) or len(set(self.heldout_styles)) < len(self.heldout_styles):
             raise ValueError(f"styles and heldout_styles must be distinct names, got {self.styles} and {self.heldout_styles}")
+        for name in self.heldout_motions:
+            kind, _, way = name.partition(".")
+            if way not in VARIANTS.get(kind, ()):
+                known = [f"{k}.{v}" for k, vs in VARIANTS.items() for v in vs]
+                raise ValueError(f"unknown motion {name!r} in heldout_motions; expected some of {known}")
+        for kind in VARIANTS:
+            if not self.seen_variants(kind):
+                raise ValueError(f"heldout_motions holds out every {kind} variant; train needs one")
+        if self.heldout_motion_per_class >= _CLASS_BLOCK // 4:
+            raise ValueError(f"heldout_motion_per_class must be < {_CLASS_BLOCK // 4}")
         if not 0 <= self.seed < 200:
             raise ValueError(f"seed must be in [0, 200), got {self.seed}")
         if self.frame_size < 32:
@@ -142,6 +168,14 @@ class VideoCorpusConfig:
         """Seen-style clips per class in ``split``."""
         return getattr(self, f"{split}_per_class")
 
+    def seen_variants(self, kind: str) -> tuple[str, ...]:
+        """The variants of a base motion that train, dev and the seen part of test use."""
+        return tuple(v for v in VARIANTS[kind] if f"{kind}.{v}" not in self.heldout_motions)
+
+    def heldout_variants(self, kind: str) -> tuple[str, ...]:
+        """The variants of a base motion that only the test split's held-out motion clips use."""
+        return tuple(v for v in VARIANTS[kind] if f"{kind}.{v}" in self.heldout_motions)
+
 
 SIZES: dict[str, VideoCorpusConfig] = {
     "tiny": VideoCorpusConfig(
@@ -149,28 +183,34 @@ SIZES: dict[str, VideoCorpusConfig] = {
         dev_per_class=2,
         test_per_class=2,
         heldout_per_class=2,
+        heldout_motion_per_class=2,
         frame_size=64,
         min_frames=16,
         max_frames=24,
     ),
     "default": VideoCorpusConfig(),
-    "large": VideoCorpusConfig(train_per_class=200, dev_per_class=30, test_per_class=50, heldout_per_class=50),
+    "large": VideoCorpusConfig(
+        train_per_class=200, dev_per_class=30, test_per_class=50, heldout_per_class=50, heldout_motion_per_class=50
+    ),
 }
 
 
 @dataclass(frozen=True)
 class ClipSpec:
-    """What to render: the label, the seed that fixes everything else, and the style."""
+    """What to render: the label, the seed that fixes everything else, the style, and the way
+    the action is performed ("" = one of the config's seen variants, chosen by the seed)."""
 
     label: str
     seed: int
     style: str = "stick"
+    variant: str = ""
 
 
 def clip_specs(cfg: VideoCorpusConfig, split: str) -> list[ClipSpec]:
     """Every clip of a split. Seed ranges of splits never overlap; the k-th clip of a class is
     in the k-th seen style (cycling), and test adds ``heldout_per_class`` clips per class in
-    each held-out style, from a seed range of their own."""
+    each held-out style, and ``heldout_motion_per_class`` clips per class performed in its
+    held-out variants (in the seen styles), each from a seed range of their own."""
     base = cfg.seed * _SEED_BLOCK + _SPLIT_OFFSET[split]
     specs = [
         ClipSpec(label, base + c * _CLASS_BLOCK + k, cfg.styles[k % len(cfg.styles)])
@@ -185,6 +225,13 @@ def clip_specs(cfg: VideoCorpusConfig, split: str) -> list[ClipSpec]:
                 for c, label in enumerate(CLASSES)
                 for k in range(cfg.heldout_per_class)
             ]
+        start = _CLASS_BLOCK // 2 + _CLASS_BLOCK // 4
+        for c, label in enumerate(CLASSES):
+            ways = cfg.heldout_variants(LABEL_MOTION[label][0])
+            specs += [
+                ClipSpec(label, base + c * _CLASS_BLOCK + start + k, cfg.styles[k % len(cfg.styles)], ways[k % len(ways)])
+                for k in range(cfg.heldout_motion_per_class if ways else 0)
+            ]
     return specs
 
 
@@ -196,8 +243,9 @@ def clip_seeds(cfg: VideoCorpusConfig, split: str) -> list[tuple[str, int]]:
 # --------------------------------------------------------------------------- clip plan
 
 
-def _rngs(label: str, seed: int) -> tuple[np.random.Generator, np.random.Generator]:
-    """Generators for a clip: (length/fps, everything else). Reversed pairs share them."""
+def _rng(label: str, seed: int, stream: int) -> np.random.Generator:
+    """A clip's generators: 0 length/fps, 1 everything else, 2 its variant. Reversed pairs
+    share them."""
     if label not in LABEL_MOTION:
         raise ValueError(f"unknown label {label!r}; expected one of {CLASSES}")
     kind, _ = LABEL_MOTION[label]
@@ -205,12 +253,22 @@ def _rngs(label: str, seed: int) -> tuple[np.random.Generator, np.random.Generat
     key = ["walk", "sit", "raise", "jump", "squat", "wave", "clap"].index(kind)
     if kind == "walk":
         key += 10 * CLASSES.index(label)
-    return np.random.default_rng([seed, key, 0]), np.random.default_rng([seed, key, 1])
+    return np.random.default_rng([seed, key, stream])
+
+
+def motion_variant(label: str, seed: int, cfg: VideoCorpusConfig, variant: str = "") -> str:
+    """The way a clip performs its action: ``variant`` if given, else one of the config's seen
+    variants of the label's base motion, chosen by the seed (the same for a reversed pair)."""
+    rng = _rng(label, seed, 2)  # checks the label
+    if variant:
+        return variant
+    seen = cfg.seen_variants(LABEL_MOTION[label][0])
+    return seen[int(rng.integers(len(seen)))]
 
 
 def clip_length(label: str, seed: int, cfg: VideoCorpusConfig) -> tuple[int, float]:
     """``(num_frames, fps)`` of a clip, without rendering it."""
-    rng, _ = _rngs(label, seed)
+    rng = _rng(label, seed, 0)
     n = int(rng.integers(cfg.min_frames, cfg.max_frames + 1))
     fps = float(rng.integers(cfg.min_fps, cfg.max_fps + 1))
     return n, fps
@@ -267,9 +325,9 @@ def _camera(rng: np.random.Generator, n: int, size: int, k: float) -> np.ndarray
 def _plan(spec: ClipSpec, cfg: VideoCorpusConfig) -> _Plan:
     label, style = spec.label, spec.style
     n, fps = clip_length(label, spec.seed, cfg)
-    _, rng = _rngs(label, spec.seed)
+    rng = _rng(label, spec.seed, 1)
     size = cfg.frame_size
-    motion, yaw = sample_motion(label, rng)
+    motion, yaw = sample_motion(label, rng, motion_variant(label, spec.seed, cfg, spec.variant))
     body = style_body(Body.sample(rng), style)
     kind = motion.kind
     elevation = rng.uniform(0.0, 20.0)
@@ -336,7 +394,7 @@ def _keypoints(plan: _Plan) -> tuple[np.ndarray, np.ndarray]:
 
 
 def clip_keypoints(
-    label: str, seed: int, cfg: VideoCorpusConfig, style: str = "stick", *, camera: bool = True
+    label: str, seed: int, cfg: VideoCorpusConfig, style: str = "stick", variant: str = "", *, camera: bool = True
 ) -> np.ndarray:
     """2-D joints of a clip where they appear in its frames (with ``camera``, the default: the
     camera's shake, pan, zoom and roll included; without, as drawn in the scene), in the clip's
@@ -345,7 +403,7 @@ def clip_keypoints(
     Returns:
         (T, J, 2) float pixel coordinates; joint order is ``video_figure.JOINTS``.
     """
-    plan = _plan(ClipSpec(label, seed, style), cfg)
+    plan = _plan(ClipSpec(label, seed, style, variant), cfg)
     xy, _ = _keypoints(plan)
     if camera:
         xy = np.einsum("tij,tkj->tki", plan.camera[:, :, :2], xy) + plan.camera[:, None, :, 2]
@@ -448,9 +506,10 @@ def _render(plan: _Plan) -> list[np.ndarray]:
 
 
 def render_clip(
-    label: str, seed: int, cfg: VideoCorpusConfig, style: str = "stick"
+    label: str, seed: int, cfg: VideoCorpusConfig, style: str = "stick", variant: str = ""
 ) -> tuple[list[np.ndarray], float]:
-    """Renders one clip; the same ``(label, seed, cfg, style)`` always gives identical frames.
+    """Renders one clip; the same ``(label, seed, cfg, style, variant)`` always gives identical
+    frames (``variant`` "" = the seen variant that the seed chooses).
 
     ``stand_up``/``lower_arms`` are ``sit_down``/``raise_arms`` of the same seed reversed.
 
@@ -458,7 +517,7 @@ def render_clip(
         frames: T arrays (frame_size, frame_size, 3) uint8 BGR.
         fps: Frame rate of the clip.
     """
-    plan = _plan(ClipSpec(label, seed, style), cfg)
+    plan = _plan(ClipSpec(label, seed, style, variant), cfg)
     frames = _render(plan)
     if plan.reverse:
         frames.reverse()
@@ -502,7 +561,7 @@ def _make_clip(job: _Job) -> dict[str, Any]:
     path = _clip_path(out_dir, split, label, seed, cfg)
     found = _existing_valid(path, label, seed, cfg) if reuse else None
     if found is None:
-        frames, fps = render_clip(label, seed, cfg, spec.style)
+        frames, fps = render_clip(label, seed, cfg, spec.style, spec.variant)
         fourcc = "mp4v" if cfg.container == "mp4" else "MJPG"
         found = write_video_checked(path, frames, fps, fourcc=fourcc)
     written, info = found
@@ -514,6 +573,7 @@ def _make_clip(job: _Job) -> dict[str, Any]:
         "fps": float(info.fps),
         "seed": int(seed),
         "style": spec.style,
+        "motion": f"{LABEL_MOTION[label][0]}.{motion_variant(label, seed, cfg, spec.variant)}",
     }
 
 

@@ -165,26 +165,63 @@ def _mix(a: tuple[float, float], b: tuple[float, float], u: float) -> tuple[floa
     return (a[0] + (b[0] - a[0]) * u, a[1] + (b[1] - a[1]) * u)
 
 
+#: Each base motion's ways of being performed (the first is the original one). They differ
+#: in which limbs move and how: one or both arms, an arm swing or none, height, rhythm.
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "walk": ("stride", "march", "shuffle", "hands_behind"),
+    "sit": ("reach", "crossed", "arms_out", "armrest"),
+    "raise": ("sides", "forward", "bent", "one_by_one"),
+    "jump": ("swing", "still", "jack", "tuck"),
+    "squat": ("arms_forward", "hips", "behind_head", "crossed"),
+    "wave": ("overhead", "shoulder", "both", "big"),
+    "clap": ("chest", "overhead", "low", "bursts"),
+}
+
+#: Arms folded across the chest: (upper arm, forearm) as (pitch, roll).
+_CROSSED = ((30.0, 15.0), (95.0, -62.0))
+
+
+def _arms(seg: dict, upper: tuple[float, float], fore: tuple[float, float], u: float = 1.0, sides: str = "lr") -> None:
+    """Moves the arms of ``sides`` a fraction ``u`` of the way from their pose to the given one."""
+    for s in sides:
+        seg[f"upper_arm_{s}"] = _mix(seg[f"upper_arm_{s}"], upper, u)
+        seg[f"forearm_{s}"] = _mix(seg[f"forearm_{s}"], fore, u)
+
+
 @dataclass(frozen=True)
 class Motion:
     """Per-clip parameters of one base motion; :meth:`pose` evaluates it at time t."""
 
     kind: str  # walk | sit | raise | squat | jump | wave | clap
+    variant: str = ""  # one of VARIANTS[kind]; "" = the first
     t0: float = 0.0  # one-shot motions happen within [t0, t1] of the clip
     t1: float = 1.0
     cycles: float = 2.0  # walk/wave/clap/jump/squat repetitions
     phase: float = 0.0  # radians, cyclic motions
     amp: float = 1.0  # amplitude scale
-    side: str = "r"  # waving arm
-    style: int = 0  # raise: 0 = sideways, 1 = forwards
+    side: str = "r"  # the waving arm; the arm that rises first (one_by_one)
     travel: float = 0.0  # walk: distance in body units over the clip
     height: float = 0.2  # jump height, body units
     sway_phase: float = 0.0  # idle sway (integer cycles, so t=0 and t=1 agree)
     sway_amp: float = 3.0
+    hold: float = 0.0  # a pause: the motion stands still for this fraction of the clip ...
+    hold_at: float = 0.5  # ... starting at this clip time
+
+    @property
+    def way(self) -> str:
+        """The variant's name (the first of the kind's when unset)."""
+        return self.variant or VARIANTS[self.kind][0]
 
     def progress(self, t: float) -> float:
         """Eased progress in [0, 1] of a one-shot motion at clip time t."""
         return _smoothstep((t - self.t0) / max(1e-6, self.t1 - self.t0))
+
+    def _motion_time(self, t: float) -> float:
+        """Clip time -> motion time: the motion stands still during the pause and runs a little
+        faster around it, so it still ends where it would have without the pause."""
+        if self.hold <= 0.0:
+            return t
+        return (t - min(max(t - self.hold_at, 0.0), self.hold)) / (1.0 - self.hold)
 
     def pose(self, t: float) -> Pose:
         """The pose at normalised clip time ``t`` in [0, 1]."""
@@ -196,45 +233,79 @@ class Motion:
             p, r = seg[f"forearm_{s}"]
             seg[f"forearm_{s}"] = (p + 1.5 * sway, r)
         pose = Pose(segments=seg, lean=0.5 * sway)
-        return getattr(self, f"_{self.kind}")(t, pose)
+        return getattr(self, f"_{self.kind}")(self._motion_time(t), pose)
 
     def _walk(self, t: float, pose: Pose) -> Pose:
         seg = dict(pose.segments)
+        way = self.way
         th = 2.0 * math.pi * self.cycles * t + self.phase
-        a_leg, a_arm = 26.0 * self.amp, 22.0 * self.amp
+        leg = 0.45 if way == "shuffle" else 1.0
+        a_leg, a_arm = 26.0 * self.amp * leg, 22.0 * self.amp
         for s, sign in (("l", 1.0), ("r", -1.0)):
-            hip = a_leg * sign * math.sin(th)
-            knee = 45.0 * self.amp * max(0.0, sign * math.cos(th))  # flexed while swinging
-            seg[f"thigh_{s}"] = (hip, 2.0)
-            seg[f"shin_{s}"] = (hip - knee, 2.0)
-            arm = -a_arm * sign * math.sin(th)
-            seg[f"upper_arm_{s}"] = (arm, 6.0)
-            seg[f"forearm_{s}"] = (arm + 18.0, 5.0)
-        return replace(pose, segments=seg, lean=5.0, advance=self.travel * t)
+            swing = sign * math.sin(th)
+            if way == "march":  # knees lifted high in turn, bent arms pumping
+                lift = 62.0 * self.amp * max(0.0, swing)
+                seg[f"thigh_{s}"] = (lift - 8.0 * max(0.0, -swing), 2.0)
+                seg[f"shin_{s}"] = (lift * 0.25 - 10.0 * max(0.0, -swing), 2.0)
+            else:
+                hip = a_leg * swing
+                knee = 45.0 * self.amp * leg * max(0.0, sign * math.cos(th))  # flexed while swinging
+                seg[f"thigh_{s}"] = (hip, 2.0)
+                seg[f"shin_{s}"] = (hip - knee, 2.0)
+            arm = -a_arm * swing
+            if way == "stride":
+                seg[f"upper_arm_{s}"], seg[f"forearm_{s}"] = (arm, 6.0), (arm + 18.0, 5.0)
+            elif way == "march":
+                seg[f"upper_arm_{s}"], seg[f"forearm_{s}"] = (1.4 * arm, 8.0), (1.4 * arm + 85.0, 4.0)
+            elif way == "shuffle":  # arms hang
+                seg[f"upper_arm_{s}"], seg[f"forearm_{s}"] = (0.15 * arm + 2.0, 7.0), (0.15 * arm + 8.0, 6.0)
+            else:  # hands_behind: hands clasped behind the back
+                seg[f"upper_arm_{s}"], seg[f"forearm_{s}"] = (-28.0, 4.0), (-70.0, -38.0)
+        lean = 2.0 if way == "march" else (9.0 if way == "shuffle" else 5.0)
+        return replace(pose, segments=seg, lean=lean, advance=self.travel * t)
 
     def _sit(self, t: float, pose: Pose) -> Pose:
         u = self.progress(t)
         bump = math.sin(math.pi * u)
         seg = dict(pose.segments)
+        way = self.way
         for s in "lr":
             seg[f"thigh_{s}"] = (88.0 * u, 6.0 * u + 3.0)
             seg[f"shin_{s}"] = (-12.0 * bump, 3.0)
-            arm = _mix(seg[f"upper_arm_{s}"], (25.0, 12.0), u)
-            seg[f"upper_arm_{s}"] = (arm[0] + 35.0 * bump, arm[1])
-            seg[f"forearm_{s}"] = _mix(seg[f"forearm_{s}"], (75.0, 8.0), u)
-        return replace(pose, segments=seg, lean=38.0 * bump + 8.0 * u)
+        lean = 38.0 * bump + 8.0 * u
+        if way == "reach":  # hands to the knees, arms swinging forwards on the way
+            for s in "lr":
+                arm = _mix(seg[f"upper_arm_{s}"], (25.0, 12.0), u)
+                seg[f"upper_arm_{s}"] = (arm[0] + 35.0 * bump, arm[1])
+                seg[f"forearm_{s}"] = _mix(seg[f"forearm_{s}"], (75.0, 8.0), u)
+        elif way == "crossed":  # arms folded the whole time: the legs alone do it
+            _arms(seg, *_CROSSED)
+            lean = 24.0 * bump + 6.0 * u
+        elif way == "arms_out":  # arms held out in front for balance, deeper lean
+            _arms(seg, (80.0, 8.0), (86.0, 6.0), bump)
+            lean = 46.0 * bump + 6.0 * u
+        else:  # armrest: hands reach down and back for the seat
+            _arms(seg, (-24.0, 20.0), (6.0, 16.0), min(1.0, 1.6 * u))
+            lean = 30.0 * bump + 5.0 * u
+        return replace(pose, segments=seg, lean=lean)
 
     def _raise(self, t: float, pose: Pose) -> Pose:
-        u = self.progress(t)
         seg = dict(pose.segments)
         top = 150.0 + 18.0 * self.amp
-        for s in "lr":
-            if self.style == 0:  # out to the sides and up
-                seg[f"upper_arm_{s}"] = _mix(seg[f"upper_arm_{s}"], (0.0, top), u)
-                seg[f"forearm_{s}"] = _mix(seg[f"forearm_{s}"], (0.0, top + 5.0), u)
-            else:  # forwards and up
-                seg[f"upper_arm_{s}"] = _mix(seg[f"upper_arm_{s}"], (top, 10.0), u)
-                seg[f"forearm_{s}"] = _mix(seg[f"forearm_{s}"], (top + 5.0, 8.0), u)
+        way = self.way
+        if way == "one_by_one":  # one arm, then the other
+            raw = (t - self.t0) / max(1e-6, self.t1 - self.t0)
+            first, second = (self.side, "l" if self.side == "r" else "r")
+            _arms(seg, (0.0, top), (0.0, top + 5.0), _smoothstep(raw / 0.55), first)
+            _arms(seg, (0.0, top), (0.0, top + 5.0), _smoothstep((raw - 0.45) / 0.55), second)
+            return replace(pose, segments=seg)
+        u = self.progress(t)
+        if way == "sides":  # out to the sides and up
+            _arms(seg, (0.0, top), (0.0, top + 5.0), u)
+        elif way == "forward":  # forwards and up
+            _arms(seg, (top, 10.0), (top + 5.0, 8.0), u)
+        else:  # bent: elbows at shoulder height, forearms up
+            _arms(seg, (0.0, 96.0 + 8.0 * self.amp), (4.0, 174.0), u)
         return replace(pose, segments=seg)
 
     def _squat(self, t: float, pose: Pose) -> Pose:
@@ -245,8 +316,15 @@ class Motion:
         for s in "lr":
             seg[f"thigh_{s}"] = (105.0 * depth, 3.0 + 8.0 * depth)
             seg[f"shin_{s}"] = (-38.0 * depth, 3.0)
-            seg[f"upper_arm_{s}"] = _mix(seg[f"upper_arm_{s}"], (85.0, 10.0), depth)
-            seg[f"forearm_{s}"] = _mix(seg[f"forearm_{s}"], (90.0, 6.0), depth)
+        way = self.way
+        if way == "arms_forward":
+            _arms(seg, (85.0, 10.0), (90.0, 6.0), depth)
+        elif way == "hips":  # hands on the hips, elbows out
+            _arms(seg, (-12.0, 48.0), (8.0, -58.0))
+        elif way == "behind_head":  # hands behind the head, elbows out
+            _arms(seg, (6.0, 150.0), (-20.0, -112.0))
+        else:  # crossed
+            _arms(seg, *_CROSSED)
         return replace(pose, segments=seg, lean=pose.lean + 35.0 * depth)
 
     def _jump(self, t: float, pose: Pose) -> Pose:
@@ -260,20 +338,39 @@ class Motion:
             crouch = math.sin(math.pi * (v - 0.7) / 0.3) ** 2
         flight = max(0.0, 1.0 - ((v - 0.525) / 0.175) ** 2) if 0.35 <= v < 0.7 else 0.0
         seg = dict(pose.segments)
+        way = self.way
+        tuck = 80.0 * flight if way == "tuck" else 0.0
+        spread = 22.0 * flight if way == "jack" else 0.0
         for s in "lr":
-            seg[f"thigh_{s}"] = (65.0 * crouch + 18.0 * flight, 4.0)
-            seg[f"shin_{s}"] = (-40.0 * crouch - 12.0 * flight, 3.0)
-            arm = -45.0 * crouch + 150.0 * flight
-            seg[f"upper_arm_{s}"] = (arm + seg[f"upper_arm_{s}"][0], 12.0)
-            seg[f"forearm_{s}"] = (arm + 15.0, 10.0)
-        return replace(pose, segments=seg, lean=28.0 * crouch, lift=self.height * flight)
+            seg[f"thigh_{s}"] = (65.0 * crouch + 18.0 * flight + tuck, 4.0 + spread)
+            seg[f"shin_{s}"] = (-40.0 * crouch - 12.0 * flight - 0.9 * tuck, 3.0 + spread)
+            if way == "swing":  # arms swing back in the crouch and up in flight
+                arm = -45.0 * crouch + 150.0 * flight
+                seg[f"upper_arm_{s}"] = (arm + seg[f"upper_arm_{s}"][0], 12.0)
+                seg[f"forearm_{s}"] = (arm + 15.0, 10.0)
+            elif way == "still":  # arms stay bent at the sides
+                seg[f"upper_arm_{s}"] = (8.0 + 10.0 * crouch, 10.0)
+                seg[f"forearm_{s}"] = (45.0 + 15.0 * crouch, 8.0)
+            elif way == "jack":  # arms out to the sides and up in flight, legs apart
+                seg[f"upper_arm_{s}"] = (4.0, 10.0 + 140.0 * flight)
+                seg[f"forearm_{s}"] = (6.0, 8.0 + 150.0 * flight)
+            else:  # tuck: knees pulled up, arms reaching forwards
+                seg[f"upper_arm_{s}"] = (20.0 + 55.0 * flight - 25.0 * crouch, 10.0)
+                seg[f"forearm_{s}"] = (30.0 + 60.0 * flight - 20.0 * crouch, 8.0)
+        return replace(pose, segments=seg, lean=28.0 * crouch + 0.15 * tuck, lift=self.height * flight)
 
     def _wave(self, t: float, pose: Pose) -> Pose:
         seg = dict(pose.segments)
-        s = self.side
+        way = self.way
         swing = 32.0 * self.amp * math.sin(2.0 * math.pi * self.cycles * t + self.phase)
-        seg[f"upper_arm_{s}"] = (10.0, 145.0)
-        seg[f"forearm_{s}"] = (5.0, 180.0 + swing)
+        sides = "lr" if way == "both" else self.side
+        for s in sides:
+            if way in ("overhead", "both"):  # hand above the head, the forearm swings
+                seg[f"upper_arm_{s}"], seg[f"forearm_{s}"] = (10.0, 145.0), (5.0, 180.0 + swing)
+            elif way == "shoulder":  # elbow at shoulder height, hand beside the head
+                seg[f"upper_arm_{s}"], seg[f"forearm_{s}"] = (12.0, 88.0), (8.0, 178.0 + swing)
+            else:  # big: the straight arm sweeps from the shoulder
+                seg[f"upper_arm_{s}"], seg[f"forearm_{s}"] = (12.0, 150.0 + 1.2 * swing), (12.0, 154.0 + 1.3 * swing)
         return replace(pose, segments=seg)
 
     def _clap(self, t: float, pose: Pose) -> Pose:
@@ -281,11 +378,17 @@ class Motion:
         body = Body()
         closed = -math.degrees(math.asin(body.shoulder_w / (body.upper_arm + body.forearm))) - 4.0
         opened = 35.0 + 15.0 * self.amp
-        gap = 0.5 + 0.5 * math.cos(2.0 * math.pi * self.cycles * t + self.phase)
+        way = self.way
+        beats = self.cycles * t
+        if way == "bursts":  # two quick claps, then a rest
+            beats = 1.5 * beats
+            beats = 2.0 * math.floor(beats / 3.0) + min(beats % 3.0, 2.0)
+        gap = 0.5 + 0.5 * math.cos(2.0 * math.pi * beats + self.phase)
         roll = closed + (opened - closed) * gap
+        pitch = {"overhead": (168.0, 176.0), "low": (22.0, 58.0)}.get(way, (70.0, 85.0))
         for s in "lr":
-            seg[f"upper_arm_{s}"] = (70.0, roll)
-            seg[f"forearm_{s}"] = (85.0, roll)
+            seg[f"upper_arm_{s}"] = (pitch[0], roll)
+            seg[f"forearm_{s}"] = (pitch[1], roll)
         return replace(pose, segments=seg)
 
 
@@ -304,42 +407,48 @@ LABEL_MOTION: dict[str, tuple[str, bool]] = {
 }
 
 
-def sample_motion(label: str, rng: np.random.Generator) -> tuple[Motion, float]:
+def sample_motion(label: str, rng: np.random.Generator, variant: str = "") -> tuple[Motion, float]:
     """Draws the motion parameters and the body yaw (degrees) for a clip of ``label``.
 
-    The base motion of a reversed label is drawn exactly as for its forward twin, so the
-    same generator state gives the same motion for ``sit_down`` and ``stand_up``.
+    ``variant`` (one of ``VARIANTS[kind]``, "" for the first) is how the action is performed;
+    tempo, amplitude, timing and an occasional pause are drawn here for every variant. The
+    base motion of a reversed label is drawn exactly as for its forward twin, so the same
+    generator state gives the same motion for ``sit_down`` and ``stand_up``.
     """
     kind, _ = LABEL_MOTION[label]
-    dur = rng.uniform(0.55, 0.95)
+    if variant and variant not in VARIANTS[kind]:
+        raise ValueError(f"unknown {kind} variant {variant!r}; expected one of {VARIANTS[kind]}")
+    dur = rng.uniform(0.5, 0.95)
     t0 = rng.uniform(0.0, 1.0 - dur)
+    paused = rng.random() < 0.3
     common = dict(
+        variant=variant,
         t0=t0,
         t1=t0 + dur,
         phase=rng.uniform(0.0, 2.0 * math.pi),
         amp=rng.uniform(0.8, 1.15),
         sway_phase=rng.uniform(0.0, 2.0 * math.pi),
         sway_amp=rng.uniform(0.0, 4.0),
+        side=str(rng.choice(["l", "r"])),
+        hold=rng.uniform(0.08, 0.22) if paused else 0.0,
+        hold_at=rng.uniform(0.2, 0.6),
     )
     yaw = rng.uniform(-55.0, 55.0)
     if kind == "walk":
         direction = -1.0 if label == "walk_left" else 1.0
         yaw = direction * rng.uniform(60.0, 90.0)
-        m = Motion("walk", cycles=rng.uniform(1.2, 2.8), **common)
-    elif kind == "sit":
-        m = Motion("sit", **common)
-    elif kind == "raise":
-        m = Motion("raise", style=int(rng.integers(0, 2)), **common)
+        steps = (2.0, 4.0) if variant == "shuffle" else (1.0, 3.0)
+        m = Motion("walk", cycles=rng.uniform(*steps), **common)
+    elif kind in ("sit", "raise"):
+        m = Motion(kind, **common)
     elif kind == "squat":
-        m = Motion("squat", cycles=float(rng.integers(1, 3)), **common)
+        m = Motion("squat", cycles=float(rng.integers(1, 4)), **common)
     elif kind == "jump":
         m = Motion(
             "jump", cycles=float(rng.integers(1, 3)), height=rng.uniform(0.12, 0.25), **common
         )
-    elif kind == "wave":
-        m = Motion("wave", cycles=rng.uniform(2.0, 4.5), side=str(rng.choice(["l", "r"])), **common)
-    elif kind == "clap":
-        m = Motion("clap", cycles=rng.uniform(2.0, 4.5), **common)
+    elif kind in ("wave", "clap"):
+        m = Motion(kind, cycles=rng.uniform(1.5, 5.0), **common)
     else:  # pragma: no cover - LABEL_MOTION and this switch are kept in step
         raise ValueError(f"unknown motion {kind!r}")
     return m, float(yaw)

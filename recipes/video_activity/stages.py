@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as save_safetensors
 from torch.utils.data import DataLoader
 
+from data_prep.corpora.video_corpus import HELDOUT_MOTIONS
 from data_prep.frame_embed import BackboneConfig, EmbedJob, FrameEmbedder, build_backbone
 from data_prep.importers.corpus import VideoFormat, import_video_corpus
 from data_prep.importers.video import validate_video
@@ -53,7 +54,8 @@ class VideoDataConfig:
     size: str = "default"  # embedded corpus size preset: tiny, default, large
     train_per_class: int = 0  # embedded corpus: train clips per class; 0 = the preset's
     styles: tuple[str, ...] = ("stick", "outline", "silhouette", "blocky")  # embedded: train/dev/test looks
-    heldout_styles: tuple[str, ...] = ("filled",)  # embedded: looks only the test split has (the headline)
+    heldout_styles: tuple[str, ...] = ("filled",)  # embedded: looks only the test split has
+    heldout_motions: tuple[str, ...] = HELDOUT_MOTIONS  # embedded: ways of acting only the test split has (the headline)
     seed: int = 0
     ucf101_split: int = 1  # official split (1-3) of UCF101 and of HMDB51
     dev_fraction: float = 0.1  # taken from train when a corpus has no dev split
@@ -276,7 +278,7 @@ class VideoRecipe(Recipe):
         preset = SIZES[d.size]
         return replace(
             preset, seed=d.seed, train_per_class=d.train_per_class or preset.train_per_class,
-            styles=tuple(d.styles), heldout_styles=tuple(d.heldout_styles),
+            styles=tuple(d.styles), heldout_styles=tuple(d.heldout_styles), heldout_motions=tuple(d.heldout_motions),
         )
 
     def _pose_flip_map(self):
@@ -307,7 +309,8 @@ class VideoRecipe(Recipe):
             if corpus_cfg is not None and "seed" in r:  # the embedded corpus: its own module
                 from data_prep.corpora.video_corpus import clip_keypoints, pose_targets
 
-                xy = clip_keypoints(r["label"], int(r["seed"]), corpus_cfg, r.get("style", "stick"))  # (T, J, 2)
+                way = str(r.get("motion", "")).partition(".")[2]
+                xy = clip_keypoints(r["label"], int(r["seed"]), corpus_cfg, r.get("style", "stick"), way)  # (T, J, 2)
                 targets = pose_targets(xy, corpus_cfg.frame_size)  # (T, 2J + 1)
             clips.append(FitClip(r["video_filepath"], labels.index(r["label"]), targets))
         return clips
@@ -328,21 +331,28 @@ class VideoRecipe(Recipe):
     def eval_sets(self) -> dict[str, tuple[str, set[str] | None]]:
         """What evaluation scores: ``name -> (split, clip ids or None for all)``.
 
-        ``dev``, and ``test``. When the test split holds clips in a held-out style (the embedded
-        corpus), ``test`` is the seen styles and ``heldout`` the held-out ones.
+        ``dev``, and ``test``. When the test split holds held-out clips (the embedded corpus),
+        ``test`` is the clips in seen styles and seen ways of acting, ``heldout`` those in a
+        held-out style and ``heldout_motion`` those performed in a held-out way.
         """
         test = self.records("test")
-        held = set(self.cfg.data.heldout_styles) if self.cfg.data.corpus == "embedded" else set()
-        heldout = {r["id"] for r in test if r.get("style") in held}
-        if not heldout:
-            return {"dev": ("dev", None), "test": ("test", None)}
-        return {"dev": ("dev", None), "test": ("test", {r["id"] for r in test} - heldout), "heldout": ("test", heldout)}
+        embedded = self.cfg.data.corpus == "embedded"
+        styles = set(self.cfg.data.heldout_styles) if embedded else set()
+        motions = set(self.cfg.data.heldout_motions) if embedded else set()
+        held = {"heldout": {r["id"] for r in test if r.get("style") in styles},
+                "heldout_motion": {r["id"] for r in test if r.get("motion") in motions}}
+        sets: dict[str, tuple[str, set[str] | None]] = {"dev": ("dev", None)}
+        if not any(held.values()):
+            return {**sets, "test": ("test", None)}
+        sets["test"] = ("test", {r["id"] for r in test} - held["heldout"] - held["heldout_motion"])
+        return {**sets, **{name: ("test", ids) for name, ids in held.items() if ids}}
 
     def style_sets(self) -> dict[str, set[str]]:
-        """Test clip ids by rendering style (empty for corpora without styles)."""
+        """Test clip ids by rendering style, of the clips performed in a seen way (empty for
+        corpora without styles)."""
         out: dict[str, set[str]] = {}
         for r in self.records("test"):
-            if "style" in r:
+            if "style" in r and r.get("motion") not in self.cfg.data.heldout_motions:
                 out.setdefault(str(r["style"]), set()).add(r["id"])
         return out
 
@@ -400,7 +410,7 @@ def format_table(results: dict[str, Any]) -> str:
     for tag, m in results.get("metrics", {}).items():
         split, _, abl = tag.partition("-")
         name = "mean-pool ablation" if abl else "BiLSTM"
-        split = "test, held-out style" if split == "heldout" else split
+        split = {"heldout": "test, held-out style", "heldout_motion": "test, held-out motion"}.get(split, split)
         lines.append(
             f"| {split} | {name} | {m['num_clips']} | {100 * m['top1']:.2f} | {100 * m['top5']:.2f} | "
             f"{100 * m['mean_class_accuracy']:.2f} |"
