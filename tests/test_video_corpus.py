@@ -23,7 +23,14 @@ from data_prep.corpora.video_corpus import (
     generate_video_corpus,
     render_clip,
 )
-from data_prep.corpora.video_figure import JOINTS, LABEL_MOTION, VARIANTS, Body, Pose, forward_kinematics
+from data_prep.corpora.video_figure import (
+    JOINTS,
+    LABEL_MOTION,
+    VARIANTS,
+    Body,
+    Pose,
+    forward_kinematics,
+)
 from data_prep.manifest import read_manifest
 from data_prep.video_io import probe_video, read_frames
 
