@@ -69,3 +69,27 @@ def test_a_killed_fit_resumes_to_the_same_weights(tmp_path: Path, monkeypatch, c
     caplog.clear()
     _fit(clips, ckpt, identity="b")  # a checkpoint of another fit is not taken
     assert "belongs to another fit; starting over" in caplog.text
+
+
+@pytest.mark.slow
+def test_a_partial_fit_keeps_the_bottom_layers_and_their_statistics(tmp_path: Path):
+    """tune_fraction < 1 trains only the top layers; the frozen ones, BatchNorm running
+    statistics included, come out exactly as they went in."""
+    from dataclasses import replace
+
+    clips = _clips(tmp_path / "clips")
+    torch.manual_seed(0)
+    model, dim = build_backbone(BB.name, "none")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    names = [n for n, _ in model.named_parameters()]
+    out = fit_backbone(model, dim, clips[:4], clips[4:], num_classes=2, backbone=BB,
+                       cfg=replace(CFG, tune_fraction=0.3), num_workers=1)  # fmt: skip
+    after = out["embedder"].backbone.state_dict()
+    keep = int(np.ceil(0.3 * len(names)))
+    frozen, tuned = names[: len(names) - keep], names[len(names) - keep :]
+    assert all(torch.equal(after[n], before[n]) for n in frozen)
+    assert sum(not torch.equal(after[n], before[n]) for n in tuned) > 0.8 * len(tuned)
+    first_bn = next(n for n in before if n.endswith("running_mean"))
+    assert torch.equal(after[first_bn], before[first_bn])  # a frozen BatchNorm kept its statistics
+    with pytest.raises(ValueError, match="tune_fraction"):
+        backbone_fit.freeze_bottom(model, 0.0)

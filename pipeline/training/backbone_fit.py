@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +50,30 @@ class BackboneFitConfig:
     augment: bool = True  # random colour-channel order, and mirroring for pose targets
     photometric: bool = False  # random brightness, contrast, saturation, grey, blur and noise
     geometric: bool = False  # random zoom and shift; pose targets move with the frame
+    tune_fraction: float = 1.0  # share of the backbone's layers, from the top, that the fit trains
+
+
+def freeze_bottom(backbone: nn.Module, tune_fraction: float) -> list[nn.Module]:
+    """Freezes all but the top ``tune_fraction`` of a backbone's parameter tensors.
+
+    Tensors count in registration order, which runs from input to output in every backbone
+    seqrec builds, so a fraction below 1 keeps the low, generic layers of pretrained weights
+    and tunes the high ones.
+
+    Returns:
+        The modules whose parameters are all frozen: training keeps them in eval mode, so
+        their BatchNorm statistics stay the pretrained ones.
+    """
+    if not 0.0 < tune_fraction <= 1.0:
+        raise ValueError(f"backbone_fit.tune_fraction must be in (0, 1], got {tune_fraction}")
+    params = list(backbone.parameters())
+    keep = math.ceil(tune_fraction * len(params))
+    for p in params[: len(params) - keep]:
+        p.requires_grad_(False)
+    return [
+        m for m in backbone.modules()
+        if list(m.parameters(recurse=False)) and not any(p.requires_grad for p in m.parameters(recurse=False))
+    ]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -172,7 +197,8 @@ def fit_backbone(
     device = next(embedder.parameters()).device
     head = head.to(device)
     amp = resolve_precision(getattr(cfg, "precision", "auto"), device)  # bf16 where it is fast
-    params = list(embedder.parameters()) + list(head.parameters())
+    frozen = freeze_bottom(embedder.backbone, getattr(cfg, "tune_fraction", 1.0))
+    params = [p for p in (*embedder.parameters(), *head.parameters()) if p.requires_grad]
     opt = adamw(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = -(-len(x_train) // cfg.batch_size)
     sched = warmup_cosine(opt, warmup_steps=min(50, steps_per_epoch), total_steps=cfg.epochs * steps_per_epoch)
@@ -218,6 +244,8 @@ def fit_backbone(
     for epoch in range(first, cfg.epochs):
         embedder.train()
         head.train()
+        for m in frozen:
+            m.eval()
         order = torch.from_numpy(rng.permutation(len(x_train)))
         total = 0.0
         batches = range(0, len(order), cfg.batch_size)
