@@ -115,6 +115,7 @@ def load_audio(path: str | Path, target_sr: int = 16000, *, max_seconds: float |
         LimitError: more than the run's ``max_audio_s`` of audio.
         ValueError: ``target_sr`` is not a positive integer.
     """
+    # lazy: torch only for tensor input; the torch-free engine reads files through this module
     import torch
 
     return torch.from_numpy(load_waveform(path, target_sr, max_seconds=max_seconds))
@@ -202,6 +203,7 @@ def load_waveform(
             if backend == "numpy":
                 mono = resample(mono, sr, target_sr)
             else:
+                # lazy: torch only for tensor input; the torch-free engine reads files through this module
                 import torch
 
                 mono = resample(torch.from_numpy(mono), sr, target_sr).numpy()
@@ -251,6 +253,7 @@ def _resampler(orig_freq: int, new_freq: int, dtype: torch.dtype, device: torch.
     """torchaudio's ``Resample`` for one ratio, dtype and device: its sinc kernel is built
     once, not per call (``torchaudio.functional.resample`` rebuilds it every time; same kernel,
     same output). torch is imported here, not at the top: the lite engine reads audio without it."""
+    # lazy: torchaudio only when a rate differs; the torch-free engine reads files through this module
     import torchaudio.transforms as T
 
     return T.Resample(orig_freq, new_freq, dtype=dtype).to(device)

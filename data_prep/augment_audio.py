@@ -241,6 +241,7 @@ def _rir_cfg_key(cfg: AugmentConfig) -> tuple:
 @functools.lru_cache(maxsize=16)
 def _room_specs(key: tuple) -> tuple[dict, ...]:
     """The bank's rooms: size, RT60, source and microphone positions (no simulation yet)."""
+    # lazy: pyroomacoustics (about a second to import) only when reverberation is on
     import pyroomacoustics as pra
 
     rt60_s, size_m, height_m, bank_size, bank_seed = key
@@ -271,6 +272,7 @@ def _room_specs(key: tuple) -> tuple[dict, ...]:
 @functools.lru_cache(maxsize=256)
 def _rir(key: tuple, index: int, sample_rate: int) -> np.ndarray:
     """RIR ``index`` of the bank, simulated on first use, from its direct path on."""
+    # lazy: pyroomacoustics (about a second to import) only when reverberation is on
     import pyroomacoustics as pra
     from pyroomacoustics.random import generator as pra_generator
 
@@ -296,6 +298,7 @@ def _rir(key: tuple, index: int, sample_rate: int) -> np.ndarray:
 
 
 def _reverb(wave: np.ndarray, sr: int, rng: np.random.Generator, cfg: AugmentConfig) -> tuple[np.ndarray, str]:
+    # lazy: scipy only when reverberation is on
     from scipy.signal import oaconvolve
 
     key = _rir_cfg_key(cfg)
@@ -319,6 +322,7 @@ def _as_wave(item: np.ndarray | str | Path, sr: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=512)
 def _load_cached(path: str, sr: int) -> np.ndarray:
+    # lazy: data_prep.audio pulls in soundfile; noise files are read only when babble is on
     from data_prep.audio import load_waveform
 
     return load_waveform(path, sr, backend="numpy")
@@ -326,6 +330,7 @@ def _load_cached(path: str, sr: int) -> np.ndarray:
 
 def _babble(wave: np.ndarray, sr: int, rng: np.random.Generator, cfg: AugmentConfig,
             pool: Sequence[np.ndarray | str | Path]) -> tuple[np.ndarray, str]:
+    # lazy: audiomentations pulls in scipy; loaded only for the effects a config turns on
     from audiomentations.core.utils import calculate_desired_noise_rms
 
     n = wave.shape[0]
@@ -350,6 +355,7 @@ def _babble(wave: np.ndarray, sr: int, rng: np.random.Generator, cfg: AugmentCon
 
 
 def _noise(wave: np.ndarray, sr: int, rng: np.random.Generator, cfg: AugmentConfig) -> tuple[np.ndarray, str]:
+    # lazy: audiomentations pulls in scipy; loaded only for the effects a config turns on
     from audiomentations import AddColorNoise
 
     color = cfg.noise_colors[int(rng.integers(len(cfg.noise_colors)))]
@@ -363,6 +369,7 @@ def _noise(wave: np.ndarray, sr: int, rng: np.random.Generator, cfg: AugmentConf
 
 
 def _gain(wave: np.ndarray, sr: int, rng: np.random.Generator, cfg: AugmentConfig) -> tuple[np.ndarray, str]:
+    # lazy: audiomentations pulls in scipy; loaded only for the effects a config turns on
     from audiomentations import Gain
 
     db = _uniform(rng, cfg.gain_db)
@@ -377,6 +384,7 @@ TELEPHONE_SR = 8000
 
 
 def _telephone(wave: np.ndarray, sr: int, rng: np.random.Generator, cfg: AugmentConfig) -> tuple[np.ndarray, str]:
+    # lazy: soxr and audiomentations load only when the telephone effect is on
     import soxr
     from audiomentations import HighPassFilter, LowPassFilter
 
@@ -444,6 +452,7 @@ def codec_round_trip(wave: np.ndarray, sample_rate: int, codec: str, bitrate: st
     The result has the input's length, with the codec's delay removed (cross-correlation
     within 0.25 s). Raises :class:`AugmentError` when ffmpeg is missing or fails.
     """
+    # lazy: scipy only for the codec round trip
     from scipy.signal import correlate
 
     spec = CODECS[codec]

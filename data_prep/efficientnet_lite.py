@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from pipeline.errors import SeqrecError, one_line
+from pipeline.io_utils import file_sha256
 
 #: Input normalisation the pretrained weights expect (of pixel values in [0, 1]).
 INPUT_MEAN = (0.5, 0.5, 0.5)
@@ -91,7 +92,7 @@ class TFSamePad(nn.Module):
 def _conv(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Module:
     """Convolution + BatchNorm (+ ReLU6). Stride 1 pads symmetrically, which is TF's ``SAME``;
     a stride-2 convolution pads nothing itself: a :class:`TFSamePad` precedes it."""
-    # torchvision is imported only when a model is built.
+    # lazy: torchvision is imported only when a model is built
     from torchvision.ops import Conv2dNormActivation
 
     return Conv2dNormActivation(
@@ -106,6 +107,7 @@ class LiteBlock(nn.Module):
     when the shape is kept."""
 
     def __init__(self, expand: int, kernel: int, stride: int, cin: int, cout: int, drop: float) -> None:
+        # lazy: torchvision is imported only when a model is built
         from torchvision.ops import StochasticDepth
 
         super().__init__()
@@ -236,8 +238,6 @@ def read_checkpoint(path: Path, sha256: str | None, size_bytes: int | None) -> d
     """Checks the file's size and sha256 (``None``: not checked) before unpickling anything, then
     loads it with ``weights_only=True`` and requires a flat dict of plain tensors. Every refusal
     is one line."""
-    from pipeline.io_utils import file_sha256
-
     if not path.is_file():
         raise LiteWeightsError(f"{path}: EfficientNet-Lite0 weights file missing; reinstall it: {install_hint()}")
     size = path.stat().st_size

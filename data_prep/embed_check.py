@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -43,6 +44,7 @@ class PhotoError(SeqrecError, ValueError):
 
 def read_photo(path: str | Path) -> np.ndarray:
     """An image file as (H, W, 3) uint8 RGB; grey becomes three channels, alpha is laid on white."""
+    # lazy: cv2 only to read the check's photographs (the module's --help stays fast)
     import cv2
 
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -78,6 +80,7 @@ def photo_views(
 
     Returns (frames (P * views, size, size, 3) uint8, photo index of each frame).
     """
+    # lazy: cv2 only to read the check's photographs (the module's --help stays fast)
     import cv2
 
     rng = np.random.default_rng(seed)
@@ -165,8 +168,7 @@ def frames_per_second(embedder, size: int, frames: int = 128, batch_size: int = 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import json
-
+    # lazy: torch and the backbones load after the arguments are parsed (--help stays fast)
     import torch
 
     from data_prep.frame_embed import FrameEmbedder, build_backbone

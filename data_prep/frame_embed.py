@@ -22,7 +22,10 @@ Frames are normalised with the ImageNet mean and std, except for a backbone that
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from data_prep import efficientnet_lite as lite
 from pipeline.amp import autocast, resolve_precision
 from pipeline.errors import SeqrecError, one_line, shown
 
@@ -108,6 +112,7 @@ def _strip_classifier(model: nn.Module) -> tuple[nn.Module, int]:
 
 def imagenet_cache_path(name: str) -> Path:
     """Where torchvision would cache ``name``'s default ImageNet weights."""
+    # lazy: torchvision only to find its cache directory, for the torchvision backbones
     import torchvision
 
     try:
@@ -123,6 +128,7 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise BackboneError(f"{path}: weights file not found")
     try:
         if path.suffix == ".safetensors":
+            # lazy: safetensors.torch only when a weights file is read
             from safetensors.torch import load_file
 
             return load_file(str(path))
@@ -174,6 +180,7 @@ def build_backbone(name: str = "resnet18", weights: str = "none") -> tuple[nn.Mo
     Returns:
         (model mapping (N, 3, S, S) -> (N, D), D).
     """
+    # lazy: torchvision only for its own backbones (efficientnet_lite0 does without)
     import torchvision
 
     if name not in BACKBONES:
@@ -205,8 +212,6 @@ def _build_lite0(weights: str) -> tuple[nn.Module, int]:
     """EfficientNet-Lite0 without its classifier. Its weights file is read and checked (pinned
     size and sha256 for ``imagenet``, plain tensors, upstream names mapped) before the model is
     built; shapes are checked against the model before anything is loaded."""
-    from data_prep import efficientnet_lite as lite
-
     state = None
     try:
         if weights == "imagenet":
@@ -291,11 +296,9 @@ class FrameEmbedder(nn.Module):
         an FX graph, so train and export from the original. A backbone that FX cannot trace
         is kept as it is.
         """
-        import copy
-        import warnings
-
         with warnings.catch_warnings():  # its mkldnn helpers import deprecated torch.jit APIs
             warnings.simplefilter("ignore", DeprecationWarning)
+            # lazy: torch.fx's optimisation module only when a backbone is fused for inference
             from torch.fx.experimental.optimization import fuse
 
         out = copy.deepcopy(self).eval()
@@ -362,6 +365,7 @@ class EmbedJob:
         key = (self.backbone, self.weights_file)
         if key not in _EMBEDDER_CACHE:
             if self.weights_file:
+                # lazy: safetensors.torch only when a weights file is read
                 from safetensors.torch import load_file
 
                 state = load_file(self.weights_file)
@@ -373,6 +377,7 @@ class EmbedJob:
         return _EMBEDDER_CACHE[key]
 
     def __call__(self, path: str) -> np.ndarray:
+        # lazy: data_prep.video_io pulls in cv2; the embedder also runs on decoded frames
         from data_prep.video_io import load_clip
 
         rng, speed = None, 1.0
@@ -393,6 +398,4 @@ class EmbedJob:
 
 
 def _stable_hash(text: str) -> int:
-    import hashlib
-
     return int.from_bytes(hashlib.sha256(Path(text).name.encode()).digest()[:4], "little")

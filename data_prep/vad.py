@@ -57,6 +57,7 @@ def _session(path: str):
     # Before the import: onnxruntime 1.29+ otherwise writes a telemetry database and a device
     # id under ~/.cache/Microsoft/DeveloperTools/.onnxruntime on every start.
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+    # lazy: onnxruntime only when the detector first runs
     import onnxruntime as ort
 
     actual = file_sha256(path)

@@ -15,18 +15,22 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str) -> Any:
     if name == "Transcriber":
+        # lazy: import pipeline stays light; the engines load on first use
         from pipeline.inference.transcriber import Transcriber
 
         return Transcriber
     if name == "LiteTranscriber":
+        # lazy: import pipeline stays light; the engines load on first use
         from pipeline.inference.lite import LiteTranscriber
 
         return LiteTranscriber
     if name == "load_transcriber":
+        # lazy: import pipeline stays light; the engines load on first use
         from pipeline.inference.engines import load_transcriber
 
         return load_transcriber
     if name == "ClipLabeler":
+        # lazy: import pipeline stays light; the engines load on first use
         from pipeline.inference.labeler import ClipLabeler
 
         return ClipLabeler

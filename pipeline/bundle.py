@@ -25,6 +25,13 @@ import yaml
 
 from pipeline.config import yaml_error_line
 from pipeline.errors import InputError, SeqrecError, one_line, shown
+from pipeline.io_utils import (
+    current_umask,
+    fsync_dir,
+    make_temp_dir,
+    remove_stale_temps,
+    seal_temp_dir,
+)
 from pipeline.limits import check_regular_file
 
 if TYPE_CHECKING:  # torch is imported only where weights are read or written
@@ -82,6 +89,7 @@ class Bundle:
 
     def load_weights(self, key: str = "weights") -> dict[str, torch.Tensor]:
         """Loads the safetensors file named by ``config[key]`` as torch tensors."""
+        # lazy: safetensors.torch pulls in torch; the torch-free engine loads bundles through this module
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
@@ -235,16 +243,9 @@ def save_bundle(
         BundleError: an invalid file name, or the write failed (e.g. no space left); the
             previous bundle is then unchanged.
     """
+    # lazy: safetensors.torch pulls in torch; the torch-free engine loads bundles through this module
     from safetensors import SafetensorError
     from safetensors.torch import save_file
-
-    from pipeline.io_utils import (
-        current_umask,
-        fsync_dir,
-        make_temp_dir,
-        remove_stale_temps,
-        seal_temp_dir,
-    )
 
     out_dir = Path(out_dir)
     files = dict(files or {})

@@ -22,7 +22,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.limits import FLAGS, LimitError, Limits, use_limits
+from pipeline.errors import InputError, one_line
+from pipeline.escaping import EscapingFormatter, escape, json_safe
+from pipeline.inference import subtitles
+from pipeline.inference.engines import load_transcriber
+from pipeline.inference.progress import ProgressBar, wants_bar
+from pipeline.inference.transcription import Transcription
+from pipeline.io_utils import atomic_write_text, remove_stale_temps
+from pipeline.limits import FLAGS, LimitError, Limits, check_beam, current_limits, use_limits
 
 log = logging.getLogger("seqrec")
 
@@ -210,9 +217,6 @@ def _emit(
     from the results' paths). ``bar``: the run's :class:`~pipeline.inference.progress.ProgressBar`
     (or None), cleared while a line is printed and counting the files.
     """
-    from pipeline.escaping import escape, json_safe
-    from pipeline.io_utils import atomic_write_text, remove_stale_temps
-
     if output_dir is not None and output_dir.is_dir():
         remove_stale_temps(output_dir / "x", whole_dir=True)  # left by a killed earlier run
     used: set[str] = set()
@@ -272,18 +276,16 @@ def _render_transcription(row: dict[str, Any], fmt: str) -> str:
     """A transcription row as txt (``<path><TAB><text>``), srt, vtt or tsv, every path and text
     escaped (:mod:`pipeline.escaping`), so each file's txt row is one line of two columns."""
     if fmt == "txt":
-        from pipeline.escaping import escape
-
         return f"{escape(row['path'])}\t{escape(row['text'])}"
-    from pipeline.inference.subtitles import render
 
-    return render(row, fmt)
+    return subtitles.render(row, fmt)
 
 
 def _quiet_native_logs(debug: bool) -> None:
     """Keeps OpenCV's and FFmpeg's own messages (printed by native code, e.g. "moov atom not
     found" for a broken mp4) off the terminal unless ``--debug``: each bad file already gets
     its one ``seqrec: error:`` line."""
+    # lazy: cv2 only for the label command; seqrec --help stays fast
     import cv2
 
     if not debug:
@@ -308,10 +310,10 @@ def _transcribe(args: argparse.Namespace) -> int:
     if args.skip_existing and args.output_dir is None:
         raise ValueError("--skip-existing needs --output-dir")
     if args.beam_size is not None:  # before any bundle or file is read
-        from pipeline.limits import check_beam
 
         check_beam(args.beam_size, "--beam-size", "beam width")
     if args.hotwords is not None:  # read (and its lines checked) before any bundle or audio
+        # lazy: hotwords pull in numpy; seqrec --help must not load it
         from pipeline.decoding.hotwords import read_hotwords
 
         args.hotwords = read_hotwords(args.hotwords)
@@ -331,6 +333,7 @@ def _transcribe(args: argparse.Namespace) -> int:
 def _transcribe_files(args: argparse.Namespace, stdin_file: str | None, stdin_error: Exception | None = None) -> int:
     """``seqrec transcribe`` once standard input (if any) sits in ``stdin_file``; or, with
     ``stdin_error``, once it has failed (the path ``-`` then gets that error as its result)."""
+    # lazy: pipeline.inference.common pulls in numpy; seqrec --help must not load it
     from pipeline.inference.common import TRANSCRIBE_EXTENSIONS, expand_paths
 
     files = [str(p) for p in expand_paths(args.paths, TRANSCRIBE_EXTENSIONS)]
@@ -343,24 +346,17 @@ def _transcribe_files(args: argparse.Namespace, stdin_file: str | None, stdin_er
         files = [f for f, d in zip(files, done, strict=True) if not d]
         stems = [st for st, d in zip(stems, done, strict=True) if not d]
         if sum(done):
-            from pipeline.escaping import escape
-
             print(f"seqrec: skipped {sum(done)} file(s) with outputs in {escape(str(args.output_dir))}", file=sys.stderr)
         if not files:
             return EXIT_OK
     todo = [f for f in files if f != failed_stdin]
     transcriber = None
     if todo:
-        from pipeline.inference.engines import load_transcriber
-
         transcriber = load_transcriber(args.model, engine=args.engine, lm=args.lm, beam_size=args.beam_size,
                                        device=args.device, threads=args.threads, hotwords=args.hotwords)  # fmt: skip
         log.debug("engine: %s", transcriber.engine)
 
     def results(bar: Any) -> Iterator[Any]:
-        from pipeline.errors import one_line
-        from pipeline.inference.transcription import Transcription
-
         done = iter(transcriber.transcribe_iter(todo, skip_silence=not args.decode_silence, progress=bar)) if todo else iter(())
         for path in files:
             if path == failed_stdin:
@@ -385,8 +381,6 @@ def _read_stdin(tmp: Path, *, raw: bool) -> Path:
         LimitError: standard input holds more than ``max_stdin_bytes`` (found as soon as one
             byte more arrives; the copy so far stays in ``tmp``).
     """
-    from pipeline.limits import current_limits
-
     limit = current_limits().max_stdin_bytes
     source = sys.stdin.buffer
 
@@ -404,6 +398,7 @@ def _read_stdin(tmp: Path, *, raw: bool) -> Path:
             for data in blocks():  # a block at a time: any length up to the limit
                 fh.write(data)
         return path
+    # lazy: numpy and soundfile only for raw standard input
     import numpy as np
     import soundfile as sf
 
@@ -426,21 +421,22 @@ RAW_SAMPLE_RATE = 16000
 STDIN_BLOCK_BYTES = 1 << 20
 
 def _label(args: argparse.Namespace) -> int:
+    # lazy: the labeler pulls in torch; only seqrec label needs it
     from pipeline.inference.labeler import ClipLabeler
 
     if args.stride is not None and args.window is None:
         raise ValueError("--stride needs --window")
     _quiet_native_logs(args.debug)
+    # lazy: data_prep.video_io pulls in cv2; only seqrec label needs it
     from data_prep.video_io import VideoLimits
 
     given = {"max_duration_s": args.max_duration, "max_frames": args.max_frames, "max_pixels": args.max_pixels}
     limits = VideoLimits(**{k: v for k, v in given.items() if v is not None})  # the rest: its defaults
+    # lazy: pipeline.inference.common pulls in numpy; seqrec --help must not load it
     from pipeline.inference.common import VIDEO_EXTENSIONS, expand_paths
 
     labeler = ClipLabeler.from_pretrained(args.model, device=args.device)
     files = expand_paths(args.paths, VIDEO_EXTENSIONS)
-
-    from pipeline.escaping import escape
 
     def render(r: dict[str, Any], fmt: str) -> str:
         # Paths and the bundle's class names escaped: one row per file, one line per segment.
@@ -462,11 +458,10 @@ def _progress_bar(args: argparse.Namespace, desc: str, files: int) -> Iterator[A
     """The run's progress bar (:class:`pipeline.inference.progress.ProgressBar`) on stderr, or
     None: with ``--progress``, or by default when stderr is a terminal (never in a pipe, a log
     file or CI). While it is drawn, log lines are written above it."""
-    from pipeline.inference.progress import ProgressBar, wants_bar
-
     if not wants_bar(args.progress):
         yield None
         return
+    # lazy: tqdm only when a bar is drawn
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     with ProgressBar(desc, files=files) as bar, logging_redirect_tqdm():
@@ -476,7 +471,7 @@ def _progress_bar(args: argparse.Namespace, desc: str, files: int) -> Iterator[A
 def _export(args: argparse.Namespace) -> int:
     """``seqrec export``: a bundle error exits 2 (through :func:`main`); OUT that cannot be
     written is one line ``seqrec: error: <OUT>: cannot write: <reason>`` and exit 1."""
-    from pipeline.escaping import escape
+    # lazy: the exporter pulls in torch; only seqrec export needs it
     from pipeline.inference.onnx_export import ExportWriteError, export_bundle
 
     try:
@@ -533,8 +528,6 @@ def _check_output_dir(path: Path) -> None:
     Raises:
         InputError: a file (or a path below one) or a directory that cannot be written.
     """
-    from pipeline.errors import InputError
-
     existing = path
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
@@ -554,7 +547,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
-    from pipeline.escaping import EscapingFormatter, escape
 
     root = logging.getLogger()
     if not root.handlers:  # (a host program, or pytest, may have set up logging already)
@@ -563,6 +555,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         root.addHandler(handler)
         root.setLevel(logging.DEBUG if args.debug else logging.WARNING)
     if getattr(args, "threads", None) and args.command != "transcribe":  # transcribe: per engine
+        # lazy: torch only to set its threads when the torch engine may run
         import torch
 
         torch.set_num_threads(args.threads)
@@ -586,7 +579,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
-        from pipeline.errors import one_line
 
         print(f"seqrec: error: {escape(one_line(exc))}", file=sys.stderr)
         return EXIT_USAGE

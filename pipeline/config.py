@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import yaml
 
 from pipeline.errors import SeqrecError, shown
+from pipeline.io_utils import atomic_write_text
 
 T = TypeVar("T")
 
@@ -302,6 +303,4 @@ def _valid(cls: type, data: dict[str, Any]) -> bool:
 
 def save_config(cfg: Any, path: str | Path) -> None:
     """Writes a resolved config as YAML (atomically)."""
-    from pipeline.io_utils import atomic_write_text
-
     atomic_write_text(Path(path), yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -72,6 +72,7 @@ def collate_labels(items: Sequence[tuple[torch.Tensor, int]]) -> dict[str, torch
 
 def length_sorted_batches(lengths: Sequence[int], max_frames: int, max_batch: int = 64) -> list[list[int]]:
     """Deterministic evaluation batches: items sorted by length, bounded by a frame budget."""
+    # lazy: importing pipeline.training runs its package (the whole trainer)
     from pipeline.training.sampler import BucketBatchSampler
 
     sampler = BucketBatchSampler(lengths, max_frames=max_frames, max_batch_size=max_batch, shuffle=False)

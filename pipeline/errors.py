@@ -9,6 +9,7 @@ command line and the recipes show it.
 
 from __future__ import annotations
 
+import reprlib
 from pathlib import Path
 
 
@@ -47,8 +48,6 @@ def shown(value: object, width: int = 80) -> str:
     >>> shown("x" * 1000, 12)
     "'xxx...xxxx'"
     """
-    import reprlib
-
     r = reprlib.Repr()
     r.maxstring = r.maxother = r.maxlong = width
     r.maxlevel, r.maxlist, r.maxtuple, r.maxdict, r.maxset = 3, 4, 4, 4, 4

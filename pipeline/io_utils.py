@@ -8,11 +8,15 @@ never a half-written one; a failed write (disk full, kill) leaves the old file i
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
+import hashlib
 import json
 import logging
 import os
 import re
 import socket
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -97,9 +101,6 @@ def exclusive_lock(lock_file: str | Path, busy: Callable[[str], Exception]) -> I
         busy: Builds the exception raised at once when another process holds the lock, from the
             holder's description (``"pid 123 on host-a"``, or ``"unknown"``).
     """
-    import errno
-    import fcntl
-
     lock_file = Path(lock_file)
     lock_file.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
@@ -182,8 +183,6 @@ def remove_stale_temps(path: str | Path, *, whole_dir: bool = False) -> list[Pat
 
 def _remove_own_temp(entry: Path, *, is_dir: bool) -> bool:
     """Removes one abandoned temporary if it has the shape seqrec gives it; True if removed."""
-    import stat
-
     st = entry.lstat()
     if st.st_uid != os.getuid():
         return False
@@ -265,8 +264,6 @@ def write_marker(marker: str | Path, config_hash: str, **extra: Any) -> None:
 
 def file_sha256(path: str | Path) -> str:
     """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
-    import hashlib
-
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

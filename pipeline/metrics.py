@@ -46,9 +46,11 @@ def classification_metrics(scores: np.ndarray, labels: np.ndarray, num_classes: 
 
 def save_confusion_png(confusion: Sequence[Sequence[int]], class_names: Sequence[str], path: str | Path, title: str = "") -> Path:
     """Draws a confusion matrix (rows: truth, columns: prediction) to a PNG file."""
+    # lazy: matplotlib (about a second) only for the confusion plot
     import matplotlib
 
     matplotlib.use("Agg")
+    # lazy: matplotlib (about a second) only for the confusion plot
     import matplotlib.pyplot as plt
 
     m = np.asarray(confusion)

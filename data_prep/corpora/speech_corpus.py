@@ -50,6 +50,7 @@ import torch
 
 from data_prep.audio import resample
 from data_prep.corpora.text_gen import generate_sentences
+from data_prep.corpora.text_sources import available_sources, load_all_sources, split_sentences
 from data_prep.corpora.tts_engines import ENGINES, SpeakerSpec, available_engines
 from data_prep.manifest import write_manifest
 from data_prep.text_norm import normalize_text
@@ -243,7 +244,6 @@ def _sentences(cfg: SpeechCorpusConfig) -> dict[str, list[tuple[str, str]]]:
             out[split] = [(t, "template") for t in sentences[start : start + counts[split]]]
             start += counts[split]
         return out
-    from data_prep.corpora.text_sources import available_sources, load_all_sources, split_sentences
 
     names = available_sources()
     if not names:

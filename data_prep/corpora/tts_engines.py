@@ -43,6 +43,7 @@ import collections
 import hashlib
 import importlib.util
 import io
+import json
 import logging
 import os
 import queue
@@ -666,6 +667,7 @@ class HibariEngine(Engine):
         specs = [SpeakerSpec("hibari", "hibari_heart_us", "heart", "us"),
                  SpeakerSpec("hibari", "hibari_heart_gb", "heart", "gb")]  # fmt: skip
         try:
+            # lazy: optional extra seqrec[voices]
             from hibari.voices import VOICES, voice_path
 
             for name in VOICES:
@@ -685,6 +687,7 @@ class HibariEngine(Engine):
         models = self._models.get()
         key = (speaker.voice, speaker.variant)
         if key not in models:
+            # lazy: optional extra seqrec[voices]
             from hibari import Hibari
             from hibari.g2p import G2P
             from hibari.voices import VOICES, voice_path
@@ -704,6 +707,7 @@ class HibariEngine(Engine):
         return models[key]
 
     def _synthesize(self, text, speaker, rate, pitch):
+        # lazy: optional extra seqrec[voices]
         from hibari import dsp
 
         tts = self._model(speaker)
@@ -808,8 +812,7 @@ class KokoroEngine(Engine):
         return Path(next(iter(spec.submodule_search_locations))) / "data"
 
     def _load(self) -> dict:
-        import json
-
+        # lazy: onnxruntime only when the kokoro voice speaks
         import onnxruntime as ort
 
         data = self._data_dir()
@@ -836,6 +839,7 @@ class KokoroEngine(Engine):
             }
         g2p = None
         if _module_present("hibari"):
+            # lazy: optional extra seqrec[voices]
             from hibari.g2p import G2P
 
             g2p = G2P(british=False)

@@ -15,7 +15,9 @@ from torch import Tensor
 
 from pipeline.decoding.flashlight import FlashlightSearch, SearchResult, quiet_stderr  # noqa: F401
 from pipeline.decoding.greedy import check_batch
+from pipeline.decoding.lexicon import read_lexicon
 from pipeline.decoding.types import CTCHypothesis
+from pipeline.tokenizer import CharTokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -79,9 +81,6 @@ class BeamSearchDecoder:
         if lm is not None and not Path(lm).is_file():
             raise FileNotFoundError(f"{lm}: KenLM model file not found")
         if isinstance(lexicon, (str, Path)):
-            from pipeline.decoding.lexicon import read_lexicon
-            from pipeline.tokenizer import CharTokenizer
-
             if not Path(lexicon).is_file():
                 raise FileNotFoundError(f"{lexicon}: lexicon file not found")
             lexicon = read_lexicon(lexicon, CharTokenizer.from_list(list(tokens)))

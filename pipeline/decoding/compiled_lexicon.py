@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipeline.decoding.lexicon import LexiconError
+from pipeline.decoding.lexicon import LexiconError, read_lexicon
+from pipeline.io_utils import atomic_write_bytes, file_sha256
 from pipeline.limits import LimitError, current_limits
 
 if TYPE_CHECKING:
@@ -64,8 +65,6 @@ class CompiledLexicon:
 
     def save(self, path: str | Path, tokens: list[str], sources: dict[str, str]) -> None:
         """Writes the ``.npz`` (atomically); ``sources``: file name -> sha256 it was made from."""
-        from pipeline.io_utils import atomic_write_bytes
-
         if self.unigram is None or len(self.unigram) != len(self.words):
             raise ValueError("a compiled lexicon needs one unigram score per word")
         if len(tokens) > 1 << 16:
@@ -172,9 +171,8 @@ def compile_lexicon(arpa: Path, lexicon: Path, tokenizer: CharTokenizer, out: Pa
         LexiconError: the lexicon cannot be read (see :func:`~pipeline.decoding.lexicon.read_lexicon`).
         RuntimeError: KenLM cannot load ``arpa``.
     """
+    # lazy: import cycle with pipeline.decoding.flashlight
     from pipeline.decoding.flashlight import FlashlightSearch
-    from pipeline.decoding.lexicon import read_lexicon
-    from pipeline.io_utils import file_sha256
 
     search = FlashlightSearch(tokenizer.tokens, lm=arpa, lexicon=read_lexicon(lexicon, tokenizer))
     search.lexicon.save(out, tokenizer.tokens, {arpa.name: file_sha256(arpa), lexicon.name: file_sha256(lexicon)})

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.decoding.compiled_lexicon import CompiledLexicon
+from pipeline.decoding.hotwords import boosted_lm, oov_floor
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,7 @@ class FlashlightSearch:
         nbest: int = 1,
         hotwords: dict[str, float] | None = None,
     ) -> None:
+        # lazy: flashlight-text only when a search is built (greedy decoding does without)
         from flashlight.lib.text import decoder as fl
         from flashlight.lib.text.decoder.kenlm import KenLM
         from flashlight.lib.text.dictionary import Dictionary
@@ -208,8 +210,6 @@ class FlashlightSearch:
         Boosts are in the decoder's units; the LM's are scaled by ``lm_weight``, so a boost
         enters the LM as ``boost / lm_weight``, in the wrapper and in the trie's smearing.
         """
-        from pipeline.decoding.hotwords import boosted_lm, oov_floor
-
         base = len(self.lexicon.words)
         index = {w: i for i, w in enumerate(self.lexicon.words)}
         index.update((w, base + k) for k, w in enumerate(added))

@@ -62,6 +62,7 @@ def check_batch(log_probs: Tensor, lengths: Tensor | None) -> Tensor:
     Raises:
         ValueError: wrong ranks, a batch-size mismatch, or a length outside [0, T].
     """
+    # lazy: torch only for tensor input; the torch-free engine decodes through this module
     import torch
 
     if log_probs.dim() != 3:
@@ -92,6 +93,7 @@ def greedy_decode(
         One hypothesis per sequence (:func:`collapse_best_path`); ``score`` is the
         log-probability of the best path.
     """
+    # lazy: torch only for tensor input; the torch-free engine decodes through this module
     import torch
 
     lengths = check_batch(log_probs, lengths)

@@ -224,6 +224,7 @@ def boosted_lm(base: Any, boosts: dict[int, float], replaced: dict[int, float]) 
     """
     global _BOOSTED_LM
     if _BOOSTED_LM is None:
+        # lazy: flashlight-text only when hotwords boost an LM
         from flashlight.lib.text.decoder import LM
 
         class BoostedLM(LM):

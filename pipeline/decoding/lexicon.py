@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pipeline.decoding.ngram import NgramModel
 from pipeline.errors import InputError, SeqrecError
+from pipeline.io_utils import atomic_write_text
 from pipeline.limits import bounded_lines, check_regular_file
 from pipeline.tokenizer import CharTokenizer
 
@@ -91,8 +92,6 @@ def add_spelling_units(
 
 def write_lexicon(path: str | Path, lexicon: dict[str, list[str]]) -> None:
     """Writes ``word<TAB>spelling`` lines (atomically)."""
-    from pipeline.io_utils import atomic_write_text
-
     atomic_write_text(path, "".join(f"{w}\t{' '.join(sp)}\n" for w, sp in lexicon.items()))
 
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import InputError, SeqrecError
+from pipeline.io_utils import atomic_open
 from pipeline.limits import LimitError, bounded_lines, check_regular_file, current_limits
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
@@ -99,8 +100,6 @@ class NgramModel:
 
     def write_arpa(self, path: str | Path) -> None:
         """Writes the model as an ARPA text file (atomically); gzipped if ``path`` ends in ``.gz``."""
-        from pipeline.io_utils import atomic_open
-
         with atomic_open(path, "wb") as raw:
             if str(path).endswith(".gz"):  # mtime 0: the same model gives the same bytes
                 with (

@@ -123,6 +123,7 @@ def forced_align_words(
     Raises:
         AlignmentError: the transcript holds blanks or unknown ids, or is too long for T.
     """
+    # lazy: torch and torchaudio only for forced alignment on the torch engine
     import torch
     import torchaudio.functional as taf
 

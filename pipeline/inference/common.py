@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from data_prep.vad import SileroDetector, VADError
 from pipeline.errors import InputError
-from pipeline.limits import check_regular_file
+from pipeline.limits import LimitError, check_regular_file, current_limits
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +102,6 @@ def has_speech(wave: np.ndarray, sample_rate: int) -> bool:
     Returns True (decode as usual) when it cannot tell: audio not at 16 kHz, or the VAD
     package missing or altered (logged once).
     """
-    from data_prep.vad import SileroDetector, VADError
-
     if sample_rate != SileroDetector.sample_rate:
         return True
     try:
@@ -117,8 +116,6 @@ def has_speech(wave: np.ndarray, sample_rate: int) -> bool:
 def warm_vad() -> None:
     """Loads the voice activity detector's session now (it is cached per process), so that a
     loader thread can overlap it with other start-up work; a missing VAD is reported later."""
-    from data_prep.vad import SileroDetector, VADError
-
     with contextlib.suppress(VADError):
         SileroDetector()
 
@@ -133,6 +130,7 @@ def longer_than(path: Path, seconds: float) -> bool:
     the whole-file path then reports why; a header that understates is caught while reading)."""
     if math.isinf(seconds):
         return False
+    # lazy: data_prep.audio pulls in soundfile; seqrec --help reaches this module
     from data_prep.audio import audio_info
 
     try:
@@ -191,6 +189,7 @@ def check_sample_rate(sample_rate: Any) -> int:
     Raises:
         ValueError: anything else (a caller's mistake: raised at once, not per input).
     """
+    # lazy: data_prep.audio pulls in soundfile; seqrec --help reaches this module
     from data_prep.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)):
@@ -225,8 +224,8 @@ def array_waveform(item: ArrayInput, sample_rate: int, target_sr: int, *, backen
             (channels first: pass ``array.T``), no samples, or a NaN or infinite sample.
         LimitError: longer than the run's ``max_audio_s``.
     """
+    # lazy: data_prep.audio pulls in soundfile; seqrec --help reaches this module
     from data_prep.audio import resample
-    from pipeline.limits import LimitError, current_limits
 
     name, x = item.name, item.samples
     if not np.issubdtype(x.dtype, np.floating):
@@ -249,6 +248,7 @@ def array_waveform(item: ArrayInput, sample_rate: int, target_sr: int, *, backen
         wave = np.clip(wave, -1.0, 1.0)
     if sample_rate != target_sr:
         if backend == "torch":
+            # lazy: torch only for tensor input; the torch-free engine reads input through this module
             import torch
 
             wave = resample(torch.from_numpy(wave), sample_rate, target_sr).numpy()
@@ -284,6 +284,7 @@ def read_input(item: Path | ArrayInput, sample_rate: int, target_sr: int, long_s
         InputError, AudioError, LimitError, ValueError: the input cannot be used (one line
             naming it): not a regular media file, unreadable, past a limit, no samples.
     """
+    # lazy: data_prep.audio pulls in soundfile; seqrec --help reaches this module
     from data_prep.audio import AudioTooLong, load_waveform
 
     if isinstance(item, ArrayInput):

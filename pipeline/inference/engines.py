@@ -21,6 +21,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from pipeline.pretrained import speech_model_dir
+
 log = logging.getLogger(__name__)
 
 ENGINES = ("auto", "torch", "lite")
@@ -61,8 +63,6 @@ def load_transcriber(
         HotwordError: a hotword entry is malformed, none can be spelt, or there is no word LM.
         BundleError: the bundle (or its LM) cannot be used, with one line naming the file.
     """
-    from pipeline.pretrained import speech_model_dir
-
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r} (known: {', '.join(ENGINES)})")
     model = speech_model_dir(model)
@@ -71,9 +71,11 @@ def load_transcriber(
         raise ValueError("the lite engine runs on --device cpu only")
 
     def load_torch() -> Any:
+        # lazy: torch costs seconds at start-up; only the torch engine needs it
         from pipeline.inference.transcriber import Transcriber
 
         if threads:
+            # lazy: torch costs seconds at start-up; only the torch engine needs it
             import torch
 
             torch.set_num_threads(threads)
@@ -81,6 +83,7 @@ def load_transcriber(
 
     if engine == "torch" or not on_cpu:
         return load_torch()
+    # lazy: the lite engine pulls in numpy and onnxruntime's helpers; seqrec --help must not load them
     from pipeline.inference.lite import LiteTranscriber, UnsupportedBundleError
 
     try:

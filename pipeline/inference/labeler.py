@@ -12,7 +12,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from data_prep.frame_embed import BackboneConfig, embedder_from_state
 from pipeline.bundle import BundleError, load_bundle
+from pipeline.config import from_dict
 from pipeline.errors import one_line
 from pipeline.inference.common import (
     VIDEO_EXTENSIONS,
@@ -20,8 +22,10 @@ from pipeline.inference.common import (
     check_media_path,
     expand_paths,
 )
-from pipeline.inference.progress import ProgressCallback
+from pipeline.inference.progress import MediaProgress, ProgressCallback, video_seconds
 from pipeline.limits import LimitError
+from pipeline.models.classifier import ClassifierConfig, SequenceClassifier
+from pipeline.models.params import check_params, classifier_params
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +70,6 @@ class ClipLabeler:
     @classmethod
     def from_pretrained(cls, model_dir: str | Path, *, device: str = "cpu") -> ClipLabeler:
         """Loads a ``video_classifier`` bundle (no pickle, no code execution, no downloads)."""
-        from data_prep.frame_embed import BackboneConfig, embedder_from_state
-        from pipeline.config import from_dict
-        from pipeline.models.classifier import ClassifierConfig, SequenceClassifier
-        from pipeline.models.params import check_params, classifier_params
-
         bundle = load_bundle(model_dir, kind="video_classifier")
         cfg = bundle.config
         cfg_path = bundle.path / "config.yaml"
@@ -150,8 +149,8 @@ class ClipLabeler:
         (:mod:`pipeline.inference.progress`; the total comes from the containers' frame
         counts and rates, 0 for a file without them).
         """
+        # lazy: data_prep.video_io pulls in cv2; only file input needs it
         from data_prep.video_io import VideoLimits, iter_windows, load_clip, video_limits
-        from pipeline.inference.progress import MediaProgress, video_seconds
 
         if isinstance(paths, (str, Path)):
             paths = [paths]

@@ -26,6 +26,7 @@ path it mirrors, and ``tests/test_onnx_export.py`` the graph against ``CTCModel`
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import logging
 import os
 import threading
@@ -36,18 +37,26 @@ from typing import Any
 
 import numpy as np
 
+from data_prep import whisper_frontend as wf
 from data_prep.audio import AudioError
 from data_prep.features_numpy import LogMel
 from data_prep.whisper_frontend import GRAPH_INPUT
 from pipeline.bundle import Bundle, BundleError, UnsupportedBundleError, load_bundle
+from pipeline.decoding.flashlight import FlashlightSearch
 from pipeline.decoding.greedy import greedy_path
+from pipeline.decoding.hotwords import as_hotwords
 from pipeline.decoding.timestamps import word_timestamps
 from pipeline.decoding.types import CTCHypothesis
+from pipeline.decoding.word_lm import LMError, apply_hotwords, resolve_lm
 from pipeline.errors import one_line, shown
 from pipeline.inference import common, long_audio
+from pipeline.inference import progress as media_progress  # the module: tests patch audio_seconds
 from pipeline.inference.lite_config import LiteFeatureConfig
-from pipeline.inference.progress import ProgressCallback
+from pipeline.inference.progress import MediaProgress, ProgressCallback
 from pipeline.inference.transcription import Transcription
+from pipeline.io_utils import file_sha256
+from pipeline.limits import check_beam
+from pipeline.pretrained import speech_model_dir
 from pipeline.tokenizer import CharTokenizer
 
 log = logging.getLogger(__name__)
@@ -80,6 +89,7 @@ class OnnxCTCModel:
         # Before the import: onnxruntime 1.29+ otherwise writes a telemetry database and a
         # device id under ~/.cache/Microsoft/DeveloperTools/.onnxruntime on every start.
         os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+        # lazy: onnxruntime (about half a second) loads on the engine's loader thread, beside other start-up work
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
@@ -143,8 +153,6 @@ class WhisperWindowsFrontEnd:
     ``frame_s``: seconds per upstream frame (20 ms)."""
 
     def __init__(self) -> None:
-        from data_prep import whisper_frontend as wf
-
         self._wf = wf
         self.sample_rate, self.dim = wf.SAMPLE_RATE, wf.N_MELS
         self.frame_s = wf.SAMPLES_PER_FRAME / wf.SAMPLE_RATE
@@ -169,8 +177,6 @@ def load_graph(bundle: Bundle, threads: int | None = None) -> OnnxCTCModel:
         UnsupportedBundleError: the bundle has no graph (it predates ONNX export); torch can run it.
         BundleError: the file is missing, fails its sha256, or cannot be loaded.
     """
-    import hashlib
-
     section = bundle.config.get("onnx")
     if section is None:
         raise UnsupportedBundleError(
@@ -190,7 +196,6 @@ def load_graph(bundle: Bundle, threads: int | None = None) -> OnnxCTCModel:
         raise BundleError(f"{bundle.path}: config.yaml: onnx.frame_ratio must be a positive number, got {shown(ratio)}")
     made_from = section.get("weights_sha256")
     if made_from is not None:  # bundles from before the record have none
-        from pipeline.io_utils import file_sha256
 
         weights = bundle.weights_file()
         if file_sha256(weights) != made_from:
@@ -251,11 +256,6 @@ class LiteTranscriber:
             LimitError: ``beam_size`` is past the run's limit, or the hotwords the lexicon's.
             HotwordError: a hotword entry is malformed, none can be spelt, or there is no word LM.
         """
-        from pipeline.decoding.hotwords import as_hotwords
-        from pipeline.decoding.word_lm import LMError, apply_hotwords, resolve_lm
-        from pipeline.limits import check_beam
-        from pipeline.pretrained import speech_model_dir
-
         entries = as_hotwords(hotwords)  # a malformed list fails before anything loads
         bundle = load_bundle(speech_model_dir(model_dir), kind="speech_ctc")
         root, cfg = bundle.path, bundle.config
@@ -392,14 +392,12 @@ class LiteTranscriber:
         Raises:
             ValueError: ``sample_rate`` is not an integer in 1000-1000000.
         """
-        from pipeline.inference.progress import MediaProgress, audio_seconds
-
         rate = common.check_sample_rate(sample_rate)
         items = common.expand_inputs(paths, common.TRANSCRIBE_EXTENSIONS)
         t0 = time.perf_counter()
         sr = self.sample_rate
         tracker = MediaProgress.of(progress, items, lambda x: common.array_seconds(x, rate)
-                                   if isinstance(x, common.ArrayInput) else audio_seconds(x))  # fmt: skip
+                                   if isinstance(x, common.ArrayInput) else media_progress.audio_seconds(x))  # fmt: skip
         for i, item in enumerate(items):
             result = Transcription(path=str(item))
             try:
@@ -439,7 +437,6 @@ class _DeferredSearch:
         error = self.box.get("search_error")
         if error is None:
             return self.box["search"]
-        from pipeline.decoding.word_lm import LMError
 
         if isinstance(error, (LMError, MemoryError, RuntimeError)):
             raise BundleError(f"{self.where}: cannot build the decoder: {one_line(error)}") from error
@@ -456,8 +453,6 @@ def _build_search(tokenizer: CharTokenizer, lm: Any, beam_size: int) -> Any:
     if lm is not None:
         return lm.search(tokenizer, beam_size)
     if beam_size > 1:
-        from pipeline.decoding.flashlight import FlashlightSearch
-
         return FlashlightSearch(tokenizer.tokens, beam_size=beam_size)
     return None
 

@@ -21,16 +21,20 @@ from __future__ import annotations
 
 import collections
 import contextvars
+import ctypes
+import ctypes.util
 import dataclasses
 import functools
 import logging
 import math
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from data_prep.vad import ConstantDetector, SileroDetector, VADError
 from pipeline.inference.transcription import Transcription
 
 log = logging.getLogger(__name__)
@@ -306,6 +310,7 @@ class ChunkDecoder:
 
     def add(self, chunk: Chunk, samples: np.ndarray) -> None:
         """Computes the chunk's features; decodes the batch once it holds ``batch_s``."""
+        # lazy: torch only for the torch engine; the lite engine runs long audio through this module too
         import torch
 
         feats = self.tr.features(torch.from_numpy(np.ascontiguousarray(samples, np.float32)))
@@ -317,6 +322,7 @@ class ChunkDecoder:
 
     def flush(self) -> None:
         """Decodes what is pending, in order, and stitches its words."""
+        # lazy: pipeline.data pulls in torch; the lite engine runs long audio through this module too
         from pipeline.data import length_sorted_batches
 
         if not self.pending:
@@ -364,8 +370,6 @@ class OneByOneChunkDecoder:
             self._stitch(chunk, self.acoustic(samples))
             return
         if self._pool is None:
-            from concurrent.futures import ThreadPoolExecutor
-
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="seqrec-acoustic")
         self._pending.append((chunk, self._pool.submit(contextvars.copy_context().run, self.acoustic, samples)))
         while len(self._pending) > self.ahead:
@@ -419,9 +423,6 @@ def release_free_memory() -> None:
 @functools.lru_cache(maxsize=1)
 def _malloc_trim():
     """glibc's ``malloc_trim``, or None where there is none."""
-    import ctypes
-    import ctypes.util
-
     try:
         return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
     except (OSError, AttributeError):
@@ -431,8 +432,6 @@ def _malloc_trim():
 def make_detector(sample_rate: int):
     """Silero VAD for 16 kHz audio; a constant detector (fixed windows) otherwise, or when the
     model cannot be loaded (with a warning)."""
-    from data_prep.vad import ConstantDetector, SileroDetector, VADError
-
     if sample_rate != SileroDetector.sample_rate:
         log.debug("no VAD at %d Hz: fixed windows with overlap", sample_rate)
         return ConstantDetector(sample_rate=sample_rate)
@@ -503,6 +502,7 @@ def transcribe_long(
     Raises:
         AudioError: the file cannot be read at all; other errors of decoding.
     """
+    # lazy: data_prep.audio_stream pulls in soundfile; only file input needs it
     from data_prep.audio_stream import AudioBlockReader, AudioTruncated
 
     if hasattr(transcriber, "chunk_decoder"):  # the torch-free engine

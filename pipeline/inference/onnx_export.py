@@ -19,15 +19,20 @@ import contextlib
 import hashlib
 import io
 import logging
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from data_prep.whisper_frontend import GRAPH_INPUT
+from data_prep.whisper_frontend import GRAPH_INPUT, window_batch
+from pipeline.bundle import BundleError, load_bundle
 from pipeline.errors import SeqrecError
+from pipeline.inference.labeler import ClipLabeler
+from pipeline.inference.transcriber import Transcriber
 from pipeline.io_utils import TEMP_TOKEN, atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -101,8 +106,6 @@ def speech_onnx(model: nn.Module, upstream: Any = None, quantize: str = "none") 
     lossless).
     """
     if upstream is not None:
-        from data_prep.whisper_frontend import window_batch
-
         chain = UpstreamChain(upstream.encoder, upstream.layers, model)
         wave = torch.randn(47 * 16000 + 1234, generator=torch.Generator().manual_seed(0)).numpy()
         mel, lengths, index = (torch.from_numpy(a) for a in window_batch(0.1 * wave))  # 2 windows
@@ -184,6 +187,7 @@ WHISPER_WINDOWS = GRAPH_INPUT
 
 def weights_digest(state: dict[str, torch.Tensor]) -> str:
     """sha256 of the safetensors file that :func:`pipeline.bundle.save_bundle` writes for ``state``."""
+    # lazy: safetensors.torch only for the digest
     from safetensors.torch import save
 
     return hashlib.sha256(save({k: v.detach().cpu().contiguous() for k, v in state.items()})).hexdigest()
@@ -213,7 +217,7 @@ def half_storage(graph: bytes, min_size: int = 1024) -> bytes:
     ``Cast`` back to float32: lossless (the graph computes the very same numbers), and up to half
     the file. Whisper's weights come as float16, and so do a shipped model's, so a whole-chain
     graph of them halves. Weights of fewer than ``min_size`` values stay as they are."""
-    import numpy as np
+    # lazy: onnx only for float16 storage
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -249,8 +253,7 @@ def quantize_int8(graph: bytes) -> bytes:
     and signed weights cost the shipped model 0.4 WER points where unsigned ones cost none
     (and ran faster). Per-channel scales halve the accuracy cost of one scale per tensor
     (docs/results.md)."""
-    import tempfile
-
+    # lazy: onnxruntime's quantizer only for int8 export
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     with tempfile.TemporaryDirectory(prefix="seqrec-quantize-") as tmp:
@@ -279,7 +282,6 @@ def export_bundle(model_dir: str | Path, out: str | Path, quantize: str = "none"
         ExportWriteError: ``out`` cannot be written (it is a directory, a file stands where
             its directory should be, the disk is full, ...); nothing is left behind.
     """
-    from pipeline.bundle import BundleError, load_bundle
 
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"unknown quantization {quantize!r} (known: {', '.join(QUANTIZATIONS)})")
@@ -289,13 +291,9 @@ def export_bundle(model_dir: str | Path, out: str | Path, quantize: str = "none"
         raise ExportWriteError(f"{out}: cannot write: Is a directory")
     kind = load_bundle(model_dir).kind
     if kind == "speech_ctc":
-        from pipeline.inference.transcriber import Transcriber
-
         transcriber = Transcriber.from_pretrained(model_dir, lm="none")
         graph = speech_onnx(transcriber.model, getattr(transcriber.extractor, "upstream", None), quantize)
     elif kind == "video_classifier":
-        from pipeline.inference.labeler import ClipLabeler
-
         labeler = ClipLabeler.from_pretrained(model_dir)
         graph = _precision(video_onnx(labeler.embedder, labeler.classifier, labeler.backbone_cfg.frame_size), quantize)
     else:

@@ -32,6 +32,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from pipeline.limits import current_limits
+
 log = logging.getLogger(__name__)
 
 #: ``progress(seconds_done, seconds_total)``: both floats, in seconds of media.
@@ -41,8 +43,6 @@ ProgressCallback = Callable[[float, float], None]
 def _bounded(seconds: float) -> float:
     """A header's length as the total counts it: 0 if not a finite positive number, and at
     most the run's ``max_audio_s`` (no input is read past it; a corrupt header may claim years)."""
-    from pipeline.limits import current_limits
-
     try:
         seconds = float(seconds)
     except (TypeError, ValueError):
@@ -55,6 +55,7 @@ def _bounded(seconds: float) -> float:
 def audio_seconds(path: str | Path) -> float:
     """Seconds of audio in a file by its header (soundfile, else ffprobe); 0.0 when it cannot be
     read (missing, not a regular file, no audio, unknown format). Never decodes the samples."""
+    # lazy: data_prep.audio pulls in soundfile and numpy; seqrec --help reaches this module
     from data_prep.audio import audio_info
 
     try:
@@ -66,6 +67,7 @@ def audio_seconds(path: str | Path) -> float:
 def video_seconds(path: str | Path) -> float:
     """Seconds of video in a file by its container's frame count and frame rate; 0.0 when they
     cannot be read. Decodes no frame."""
+    # lazy: data_prep.video_io pulls in cv2 and numpy; seqrec --help reaches this module
     from data_prep.video_io import header_duration
 
     try:
@@ -162,6 +164,7 @@ class ProgressBar:
 
     def __call__(self, done: float, total: float) -> None:
         if self._bar is None:
+            # lazy: tqdm only when a bar is drawn
             from tqdm import tqdm
 
             stream = self.stream or sys.stderr

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.inference.subtitles import segments
+
 
 @dataclass
 class Transcription:
@@ -29,7 +31,6 @@ class Transcription:
         a partial result has both (``text``... and ``error``)."""
         if self.error is not None and not self.partial:
             return {"path": self.path, "error": self.error}
-        from pipeline.inference.subtitles import segments
 
         row = {"path": self.path, "text": self.text, "duration": round(self.duration, 3), "words": self.words,
                "segments": segments(self.words)}  # fmt: skip

@@ -11,8 +11,11 @@ and how well it does.
 from __future__ import annotations
 
 import datetime
+import tempfile
 from pathlib import Path
 from typing import Any
+
+from pipeline.io_utils import file_sha256
 
 #: The shipped English speech model (a bundle directory).
 SPEECH_MODEL = Path(__file__).resolve().parent / "speech_en"
@@ -26,6 +29,7 @@ def speech_model_dir(model_dir: str | Path | None) -> Path:
     """
     if model_dir is not None:
         return Path(model_dir)
+    # lazy: pipeline.bundle pulls in yaml; seqrec --help reaches this module
     from pipeline.bundle import CONFIG_NAME, BundleError
 
     if not (SPEECH_MODEL / CONFIG_NAME).is_file():
@@ -54,14 +58,12 @@ def ship_speech_bundle(
     Raises:
         BundleError: ``src`` is not a loadable speech bundle.
     """
-    import tempfile
-
+    # lazy: torch and the exporter only to ship a bundle; import cycle with pipeline.inference.transcriber
     import torch
 
     from pipeline.bundle import load_bundle, save_bundle
     from pipeline.inference import onnx_export
     from pipeline.inference.transcriber import Transcriber
-    from pipeline.io_utils import file_sha256
 
     bundle = load_bundle(src, kind="speech_ctc")
     weights = {k: (v.half() if v.is_floating_point() else v) for k, v in bundle.load_weights().items()}
@@ -78,6 +80,7 @@ def ship_speech_bundle(
     config["shipped"] = {"date": datetime.date.today().isoformat(), "weights_dtype": "float16", **(card or {})}
     with tempfile.TemporaryDirectory(prefix="seqrec-ship-") as tmp:
         if isinstance(lm, dict) and "compiled" not in lm:  # from before compiled lexicons
+            # lazy: the compiled lexicon pulls in numpy; only shipping a bundle needs it
             from pipeline.decoding.compiled_lexicon import COMPILED_NAME, compile_lexicon
 
             files[COMPILED_NAME] = Path(tmp, COMPILED_NAME)

@@ -25,6 +25,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from data_prep.frame_embed import BackboneConfig, FrameEmbedder
 from pipeline.amp import autocast, resolve_precision
@@ -94,6 +95,7 @@ def decode_frames(
         frames (N * F, S, S, 3) uint8, labels (N * F,), and per-frame targets (N * F, K) when
         every clip has them (else None). Clips that fail to decode are logged and skipped.
     """
+    # lazy: data_prep.video_io pulls in cv2; only frame decoding needs it
     from data_prep.video_io import (
         VideoError,
         read_frames,
@@ -215,7 +217,6 @@ def fit_backbone(
     stats = (torch.from_numpy(mean.astype(np.float32)), torch.from_numpy(std.astype(np.float32))) if pose else (None, None)
     rng = np.random.default_rng(seed)
     history: list[dict[str, Any]] = []
-    from tqdm.auto import tqdm
 
     def state() -> dict[str, Any]:
         return {

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import csv
+import io
 import logging
 from pathlib import Path
 from typing import Any
+
+from pipeline.io_utils import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +26,7 @@ class MetricLogger:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         if tensorboard:
             try:
+                # lazy: tensorboard costs about a second at start-up and a run may turn it off
                 from torch.utils.tensorboard import SummaryWriter
 
                 self._writer = SummaryWriter(str(self.log_dir / "tensorboard"))
@@ -61,7 +65,6 @@ class MetricLogger:
         """
         if not self.enabled:
             return
-        from pipeline.io_utils import atomic_write_text
 
         for name in names:
             path = self.log_dir / f"{name}.csv"
@@ -78,6 +81,7 @@ class MetricLogger:
                 lines = _csv_text([rows[0], *keep])
                 atomic_write_text(path, lines)
         if self._writer is not None:
+            # lazy: tensorboard costs about a second at start-up and a run may turn it off
             from torch.utils.tensorboard import SummaryWriter
 
             self._writer.close()
@@ -97,8 +101,6 @@ def _after(row: list[str], col: int, step: int) -> bool:
 
 
 def _csv_text(rows: list[list[str]]) -> str:
-    import io
-
     buf = io.StringIO()
     csv.writer(buf).writerows(rows)
     return buf.getvalue()

@@ -9,6 +9,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from pipeline.decoding.greedy import greedy_decode
+from pipeline.scoring import error_rates
 from pipeline.training.augment import SpecAugmentConfig, spec_augment
 from pipeline.training.trainer import Batch, move_batch
 
@@ -46,9 +48,6 @@ class CTCTask:
 
     @torch.inference_mode()
     def evaluate(self, model: nn.Module, loader: DataLoader, device: torch.device) -> dict[str, float]:
-        from pipeline.decoding.greedy import greedy_decode
-        from pipeline.scoring import error_rates
-
         model.eval()
         refs, hyps = [], []
         total_loss, count = 0.0, 0

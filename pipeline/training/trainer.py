@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol, get_args
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
 
 from pipeline.amp import autocast, resolve_precision
 from pipeline.config import config_hash, to_dict
@@ -331,6 +332,7 @@ class Trainer:
         Returns False when there is nothing to resume. Raises :class:`CheckpointMismatch` (see
         :meth:`resume`) before anything is loaded when the checkpoints belong to another run.
         """
+        # lazy: import cycle: pipeline.training.checkpoint imports the trainer
         from pipeline.training.checkpoint import CheckpointError
 
         candidates = [self.ckpt_dir / "last.pt", *reversed(self._epoch_checkpoints())]
@@ -424,7 +426,6 @@ class Trainer:
     def _fit(self, resume: bool) -> TrainResult:
         if resume:
             self.resume_latest()
-        from tqdm.auto import tqdm
 
         while self.epoch < self.cfg.max_epochs:
             self.sampler.load_state_dict(

@@ -6,6 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
+from data_prep.manifest import read_manifest, write_manifest
+from data_prep.validate import carry_report, finish_split
+
 SPLITS = ("train", "dev", "test")
 
 
@@ -40,8 +43,6 @@ class Recipe:
         Raises:
             FileNotFoundError: the corpus has no train, dev or test split.
         """
-        from data_prep.manifest import read_manifest, write_manifest
-        from data_prep.validate import carry_report
 
         out = {}
         for split in SPLITS:
@@ -55,8 +56,6 @@ class Recipe:
     def keep_split(self, split: str, kept: list[dict[str, Any]], dropped: list[tuple[str, str]]) -> dict[str, int]:
         """Writes the split's manifest and its dropped-items report (with the import's drops);
         raises :class:`~data_prep.validate.EmptySplitError` when nothing is kept."""
-        from data_prep.manifest import write_manifest
-        from data_prep.validate import finish_split
 
         write_manifest(self.manifest(split), kept, self.kind)
         finish_split(split, self.manifest(split), kept, dropped, self.raw_manifest(split))

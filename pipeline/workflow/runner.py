@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.config import ConfigError, config_hash, load_config
 from pipeline.errors import SeqrecError
-from pipeline.io_utils import atomic_write_json, marker_matches, write_marker
+from pipeline.io_utils import atomic_write_json, exclusive_lock, marker_matches, write_marker
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ def rank_and_world() -> tuple[int, int]:
 
 def _sync_ranks() -> None:
     """Waits until every rank of the job is here (after rank 0 finished the stages before)."""
+    # lazy: torch only for a multi-process run; the runner itself stays torch-free
     import torch
 
     from pipeline.training.distributed import barrier, init_distributed
@@ -122,7 +124,6 @@ def derive_hashes(graph: Mapping[str, Inputs]) -> dict[str, str]:
         ValueError: a node reads an unknown node, nodes form a cycle, or a key is both a value
             and a dependency.
     """
-    from pipeline.config import config_hash
 
     hashes: dict[str, str] = {}
     visiting: set[str] = set()
@@ -227,8 +228,6 @@ def experiment_lock(exp_dir: Path) -> contextlib.AbstractContextManager[None]:
     checkpoints, markers and results. A lock left by a killed run is taken over (see
     :func:`~pipeline.io_utils.exclusive_lock`). Under ``torchrun`` only rank 0 holds it.
     """
-    from pipeline.io_utils import exclusive_lock
-
     if os.environ.get("RANK", "0") != "0":
         return contextlib.nullcontext()
     return exclusive_lock(
@@ -243,8 +242,6 @@ def experiment_lock(exp_dir: Path) -> contextlib.AbstractContextManager[None]:
 def user_error_types() -> tuple[type[BaseException], ...]:
     """Exceptions whose one-line messages are written for users: seqrec's own, and OSError
     (a missing corpus directory, a full disk, permissions: the message names the path)."""
-    from pipeline.errors import SeqrecError
-
     return (SeqrecError, OSError)
 
 
@@ -308,7 +305,6 @@ def run_recipe(
     A bad config is a usage error (one line, exit code 2); known run errors are one logged
     line (exit code 1, traceback with ``--verbose``). Returns results.json's content.
     """
-    from pipeline.config import ConfigError, load_config
 
     parser = recipe_arg_parser(description, default_config)
     args = parser.parse_args(argv)

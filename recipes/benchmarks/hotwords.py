@@ -30,6 +30,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pipeline.io_utils import atomic_write_text
+from pipeline.pretrained import speech_model_dir
+from recipes.benchmarks.timing import BenchmarkError
+
 if __name__ == "__main__":  # the repository root, not this folder (its module names shadow others)
     sys.path[0] = str(Path(__file__).resolve().parents[2])
 
@@ -136,8 +140,6 @@ CONTROL = (
 
 def lexicon_words(bundle: Path | None = None) -> set[str]:
     """The words of a bundle's lexicon file (default: the shipped model's)."""
-    from pipeline.pretrained import speech_model_dir
-
     path = speech_model_dir(bundle) / "lexicon.txt"
     with open(path, encoding="utf-8") as fh:
         return {line.split("\t", 1)[0] for line in fh if line.strip()}
@@ -162,12 +164,12 @@ def build_set(cache_dir: Path) -> list[dict[str, Any]]:
     """Synthesises :data:`SENTENCES`, then :data:`CONTROL`, into ``cache_dir`` (16 kHz mono PCM
     wav), skipping files already there; returns one record per sentence (``audio``, ``text``,
     ``voice``, ``control``)."""
+    # lazy: numpy, soundfile and the TTS engines only when the set is built
     import numpy as np
     import soundfile as sf
 
     from data_prep.audio import resample
     from data_prep.corpora.tts_engines import available_engines
-    from pipeline.io_utils import atomic_write_text
 
     cache_dir.mkdir(parents=True, exist_ok=True)
     records = []
@@ -183,8 +185,6 @@ def build_set(cache_dir: Path) -> list[dict[str, Any]]:
         if family not in engines:
             found = available_engines([family])
             if not found:
-                from recipes.benchmarks.timing import BenchmarkError
-
                 raise BenchmarkError(f"TTS engine {family} is not installed (see data_prep/corpora/tts_engines.py)")
             engines[family] = found[0]
         engine = engines[family]
@@ -218,6 +218,7 @@ def _search_seconds(search: Any, log_probs: list[Any]) -> float:
 
 def run(cache_dir: Path = DEFAULT_CACHE, weights: tuple[float, ...] = WEIGHTS, threads: int = 1) -> dict[str, Any]:
     """Builds (or reuses) the test set and measures every setting; returns the figures."""
+    # lazy: the engine and scoring load only when the benchmark runs
     from data_prep.audio import load_waveform
     from pipeline.inference.lite import LiteTranscriber
     from pipeline.scoring import biased_error_rates, error_rates

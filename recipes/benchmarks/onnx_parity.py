@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--engines", nargs="+", default=["piper", "festival"])
     args = parser.parse_args()
 
+    # lazy: torch, onnxruntime and the engines load after the arguments are parsed
     import numpy as np
     import onnxruntime as ort
     import torch

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import SeqrecError
+from pipeline.io_utils import atomic_write_text
+from recipes.benchmarks.hotwords import render as render_hotwords
 
 SCHEMA_VERSION = 1
 
@@ -124,8 +126,6 @@ def validate_results(results: Any) -> None:
 
 def write_results(results: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
     """Writes ``results.json`` and ``results.md`` (atomically); returns their paths."""
-    from pipeline.io_utils import atomic_write_text
-
     validate_results(results)
     out_dir = Path(out_dir)
     json_path, md_path = out_dir / "results.json", out_dir / "results.md"
@@ -266,9 +266,7 @@ def render_markdown(results: dict[str, Any]) -> str:
                                      "one video of", "video_s", "video")
     lines += _long_wer_lines(b.get("long_wer"))
     if b.get("hotwords"):
-        from recipes.benchmarks.hotwords import render
-
-        lines += ["", "Hotwords, the shipped model on the lite engine: " + render(b["hotwords"])]
+        lines += ["", "Hotwords, the shipped model on the lite engine: " + render_hotwords(b["hotwords"])]
     lines.append("")
     gpu = results.get("gpu")
     if gpu is None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import soundfile as sf
 
 from data_prep.audio import load_waveform
 from data_prep.manifest import read_manifest, write_manifest
@@ -82,6 +83,7 @@ def librosa_feature_loop(records: list[dict[str, Any]], out_dir: Path, cfg) -> i
     Returns:
         The number of rows written.
     """
+    # lazy: librosa (about a second) only for its comparison loop
     import librosa
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -160,9 +162,9 @@ def bench_train_speech(
     device, through forward, CTC loss, backward and the optimizer step, with the trainer's
     precision. Figures are audio seconds per second; ``ratio`` = loop / limit.
     """
+    # lazy: torch, and the modules below that pull it in, load only inside the benchmarks that need them
     import torch
 
-    # lazy: these pull in torch, which this module loads only inside the benchmarks that need it
     from data_prep.features import compute_cmvn
     from data_prep.store import FeatureStore
     from pipeline.data import FeatureDataset, collate_ctc
@@ -195,9 +197,9 @@ def _train_comparison(
     model, task, train, collate, dev_loader, train_cfg, tmp: Path, repeats: int, *, amount: float, unit: str
 ) -> dict[str, Any]:
     """Shared by the speech and video training benchmarks (see :func:`bench_train_speech`)."""
+    # lazy: torch, and the modules below that pull it in, load only inside the benchmarks that need them
     import torch
 
-    # lazy: these pull in torch, which this module loads only inside the benchmarks that need it
     from pipeline.amp import autocast
     from pipeline.training.sampler import BucketBatchSampler
     from pipeline.training.schedule import adamw
@@ -277,9 +279,9 @@ def bench_step_speech(
     reference is the same config with :data:`REFERENCE_ENCODER` (3 x 192 BiLSTM, no LayerNorm).
     The reference's absolute time is also a handy gauge of how busy a shared machine is.
     """
+    # lazy: torch, and the modules below that pull it in, load only inside the benchmarks that need them
     import torch
 
-    # lazy: these pull in torch, which this module loads only inside the benchmarks that need it
     from pipeline.models.ctc_model import CTCModel
     from pipeline.training.schedule import adamw
     from pipeline.training.tasks import CTCTask
@@ -341,6 +343,7 @@ def bench_step_speech(
 def pocketsphinx_available() -> tuple[bool, str]:
     """Whether the ``pocketsphinx`` package imports, and why not."""
     try:
+        # lazy: optional extra seqrec[bench]
         import pocketsphinx  # noqa: F401
     except ImportError as exc:
         return False, (
@@ -352,8 +355,6 @@ def pocketsphinx_available() -> tuple[bool, str]:
 
 def read_pcm16(path: str | Path, sample_rate: int = 16000) -> bytes:
     """A mono 16-bit PCM wav's samples as bytes, for pocketsphinx's ``process_raw``."""
-    import soundfile as sf
-
     data, sr = sf.read(str(path), dtype="int16", always_2d=True)
     if sr != sample_rate:
         raise BenchmarkError(f"{path}: {sr} Hz; pocketsphinx's model needs {sample_rate} Hz")
@@ -365,6 +366,7 @@ class SphinxRecognizer:
     """pocketsphinx's default English model (acoustic model, 3-gram LM, CMU dictionary)."""
 
     def __init__(self, sample_rate: int = 16000) -> None:
+        # lazy: optional extra seqrec[bench]
         from pocketsphinx import Decoder
 
         self.sample_rate = sample_rate
@@ -498,6 +500,7 @@ def bench_transcribe(
 
 def _cuda_sync(device: str):
     if str(device).startswith("cuda"):
+        # lazy: torch only when the benchmark runs on a GPU
         import torch
 
         return torch.cuda.synchronize
@@ -505,6 +508,7 @@ def _cuda_sync(device: str):
 
 
 def _torch_threads() -> int:
+    # lazy: torch only for the torch-engine benchmarks
     import torch
 
     return torch.get_num_threads()
@@ -578,8 +582,6 @@ def bench_coldstart(bundle: Path | None, wav: Path, repeats: int, *, with_sphinx
 
 
 def _wav_seconds(path: Path) -> float:
-    import soundfile as sf
-
     info = sf.info(str(path))
     return info.frames / info.samplerate
 
@@ -588,8 +590,6 @@ def _wav_seconds(path: Path) -> float:
 def _write_wav_stream(out: Path, waves, want: int | None = None, *, sample_rate: int = 16000) -> Path:
     """Writes the (n,) float32 arrays of ``waves`` one after the other as 16-bit PCM, stopping at
     ``want`` samples (None: all), atomically and without holding the whole file in memory."""
-    import soundfile as sf
-
     out.parent.mkdir(parents=True, exist_ok=True)
     written = 0
     with atomic_open(out, "wb") as fh, sf.SoundFile(fh, "w", sample_rate, 1, "PCM_16", format="WAV") as wav:
@@ -619,8 +619,6 @@ def build_long_wav(records: list[dict[str, Any]], out: Path, seconds: float = 60
     Reuses ``out`` when it already has that length. Written atomically, 16-bit PCM, a file at a
     time (an hour of audio never sits in memory).
     """
-    import soundfile as sf
-
     want = int(round(seconds * sample_rate))
     if out.is_file():
         info = sf.info(str(out))
@@ -718,6 +716,7 @@ def bench_long_wer(bundles: dict[str, Path | None], records: list[dict[str, Any]
 
 def _padded_texts(transcriber, records: list[dict[str, Any]]) -> list[str]:
     """Each record decoded alone with ``ChunkConfig.pad_s`` of silence before and after it."""
+    # lazy: torch only for the torch-engine benchmarks
     import torch
 
     sr = transcriber.feature_cfg.sample_rate

@@ -14,6 +14,7 @@ import wave
 
 def main(argv: list[str]) -> int:
     """Decodes each 16-bit mono wav named in ``argv``; prints ``path<TAB>text`` lines."""
+    # lazy: optional extra seqrec[bench]
     from pocketsphinx import Decoder
 
     if not argv:

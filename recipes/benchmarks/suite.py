@@ -8,7 +8,10 @@ the others still run and the files are still written.
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
 import logging
+import pstats
 import shutil
 import time
 import traceback
@@ -17,9 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.decoding.hotwords import DEFAULT_WEIGHT
 from pipeline.errors import one_line
 from pipeline.inference.common import usable_cores
-from recipes.benchmarks.timing import BenchmarkError
+from recipes.benchmarks import hotwords as hot
+from recipes.benchmarks.report import build_results, render_markdown, write_results
+from recipes.benchmarks.timing import BenchmarkError, machine_info, today
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +67,7 @@ class SuiteOptions:
         """Lengths, in minutes, of the files of both memory curves (transcription, labelling)."""
         if self.memory_minutes:
             return self.memory_minutes
+        # lazy: the speech benchmarks pull in soundfile and jiwer; the suite's --help stays fast
         from recipes.benchmarks.speech import MEMORY_MINUTES
 
         return MEMORY_MINUTES[1 if self.quick else 0]
@@ -123,6 +130,7 @@ class Runner:
         self.skipped: dict[str, str] = {}
 
     def __call__(self, name: str, fn: Callable[[], dict[str, Any]], into: dict[str, Any]) -> None:
+        # lazy: torch only when the benchmark is timed on a GPU
         import torch
 
         torch.set_num_threads(self.threads)  # a trainer may have changed it
@@ -142,10 +150,6 @@ class Runner:
 
     def _profiled(self, name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """Runs ``fn`` under cProfile; writes the top functions by own and by total time."""
-        import cProfile
-        import io
-        import pstats
-
         out_dir = Path(self.profile_dir or ".")
         prof = cProfile.Profile()
         try:
@@ -162,11 +166,10 @@ class Runner:
 
 def run_suite(opts: SuiteOptions) -> dict[str, Any]:
     """Runs the selected benchmarks; returns the validated content of ``results.json``."""
+    # lazy: the benchmarks pull in torch; the suite's --help stays fast
     import torch
 
     from recipes.benchmarks import speech, video
-    from recipes.benchmarks.report import build_results
-    from recipes.benchmarks.timing import machine_info, today
 
     threads = opts.threads or usable_cores()
     torch.set_num_threads(threads)
@@ -194,6 +197,7 @@ def run_suite(opts: SuiteOptions) -> dict[str, Any]:
             if not opts.quick:
                 records += speech.read_records(sexp.manifest("dev"))
             records = records[: opts.size(len(records), 100)]
+            # lazy: data_prep.features pulls in torch; the suite's --help stays fast
             from data_prep.features import FeatureConfig
 
             _, workers = speech.recipe_features(sexp)
@@ -204,6 +208,7 @@ def run_suite(opts: SuiteOptions) -> dict[str, Any]:
 
     if "upstream" in only:
         def upstream_stage() -> dict[str, Any]:
+            # lazy: the upstream benchmark pulls in torch; the suite's --help stays fast
             from recipes.benchmarks.upstream import bench_upstream
 
             return bench_upstream(speech_records(opts.size(60, 12)), r, threads)
@@ -292,9 +297,6 @@ def run_suite(opts: SuiteOptions) -> dict[str, Any]:
         def hotwords() -> dict[str, Any]:
             # the shipped model on its own synthesised test set (recipes/benchmarks/hotwords.py),
             # kept in ~/.cache/seqrec/hotwords between runs; --quick measures the default weight only
-            from pipeline.decoding.hotwords import DEFAULT_WEIGHT
-            from recipes.benchmarks import hotwords as hot
-
             return hot.run(weights=(DEFAULT_WEIGHT,) if opts.quick else hot.WEIGHTS, threads=1)
 
         runner("hotwords", hotwords, bench)
@@ -315,6 +317,7 @@ def run_suite(opts: SuiteOptions) -> dict[str, Any]:
 
 def run_gpu(opts: SuiteOptions, sexp, vexp, threads: int, has_sphinx: bool) -> dict[str, Any]:
     """The CUDA figures: training loops (the trainer's bf16/fp16 autocast), transcription, labelling."""
+    # lazy: the benchmarks pull in torch; the suite's --help stays fast
     import torch
 
     from recipes.benchmarks import speech, video
@@ -349,7 +352,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
         handlers=[logging.StreamHandler(), logging.FileHandler(opts.out_dir / "run.log")],
     )
-    from recipes.benchmarks.report import render_markdown, write_results
 
     t0 = time.perf_counter()
     results = run_suite(opts)

@@ -253,6 +253,7 @@ def cpu_model() -> str:
 
 def machine_info() -> dict[str, Any]:
     """CPU model, cores, memory, Python/torch versions and the GPU (None without CUDA)."""
+    # lazy: torch and numpy only when the machine is described
     import torch
 
     from pipeline.inference.common import usable_cores

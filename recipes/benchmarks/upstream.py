@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from data_prep.audio import load_waveform
+from data_prep.whisper_frontend import SAMPLE_RATE, window_batch
 from recipes.benchmarks.speech import audio_seconds
 from recipes.benchmarks.timing import Stopwatch, interleave, median, pairwise_ratios, summarize
 
@@ -38,9 +40,6 @@ log = logging.getLogger(__name__)
 def mel_windows(records: list[dict[str, Any]]) -> list[np.ndarray]:
     """The Whisper log-mel windows of the records' audio, each (1, 80, T_w) float32 with its
     padding cut off."""
-    from data_prep.audio import load_waveform
-    from data_prep.whisper_frontend import SAMPLE_RATE, window_batch
-
     windows = []
     for rec in records:
         wave = load_waveform(rec["audio_filepath"], target_sr=SAMPLE_RATE, backend="numpy")
@@ -51,6 +50,7 @@ def mel_windows(records: list[dict[str, Any]]) -> list[np.ndarray]:
 
 def bench_upstream(records: list[dict[str, Any]], repeats: int, threads: int) -> dict[str, Any]:
     """Times the upstream encoder on each runtime (see the module docstring)."""
+    # lazy: optional ctranslate2 (extra seqrec[dev]); torch and onnxruntime only when this benchmark runs
     import ctranslate2
     import onnxruntime as ort
     import torch

@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from data_prep.manifest import read_manifest
@@ -48,10 +49,10 @@ def bench_train_video(
     Same method as :func:`recipes.benchmarks.speech.bench_train_speech`, over ``max_clips``
     training items (all views the recipe trains on); figures are clips per second.
     """
+    # lazy: torch, and the modules below that pull it in, load only inside the benchmarks that need them
     import torch
     from torch.utils.data import DataLoader
 
-    # lazy: these pull in torch, which this module loads only inside the benchmarks that need it
     from data_prep.store import FeatureStore
     from pipeline.data import FeatureDataset, collate_labels, length_sorted_batches
     from pipeline.training.tasks import ClassificationTask
@@ -85,8 +86,6 @@ def decode_only(path: str, num_segments: int) -> int:
     This is the least OpenCV work that yields a clip's sampled frames (no resize, no colour
     conversion). Returns the number of frames decoded.
     """
-    import cv2
-
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     try:
         hint = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
@@ -115,9 +114,9 @@ def bench_label(
     clips' sampled frames already in memory, in batches of ``batch_size`` clips as the
     labeler groups them. ``ratio`` = labelling throughput / the lower limit, per round.
     """
+    # lazy: torch, and the modules below that pull it in, load only inside the benchmarks that need them
     import torch
 
-    # lazy: these pull in torch, which this module loads only inside the benchmarks that need it
     from pipeline.inference.labeler import ClipLabeler
 
     labeler = ClipLabeler.from_pretrained(bundle, device=device)
@@ -170,8 +169,6 @@ def build_long_video(paths: list[str], out: Path, seconds: float = 300.0, *, fps
     Reuses ``out`` when it already has the expected number of frames. Frames are written as
     they are decoded, so memory stays at one clip.
     """
-    import cv2
-
     want = int(round(seconds * fps))
     if out.is_file():
         try:

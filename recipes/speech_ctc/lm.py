@@ -78,7 +78,7 @@ def lm_sentences(cfg: LMConfig, train: list[dict], exclude: set[str]) -> list[st
     sentences = [r["text"] for r in train if r["text"] not in exclude]
     sources = sorted({r["text_source"] for r in train if r.get("text_source")})
     if cfg.text == "sources" and sources:
-        # The generated corpora's text sources: only an embedded corpus's records name them.
+        # lazy: only an embedded corpus's records name the generated corpora's text sources
         from data_prep.corpora.text_sources import load_all_sources
 
         available = load_all_sources()

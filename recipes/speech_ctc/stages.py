@@ -138,7 +138,7 @@ class SpeechRecipe(Recipe):
         """Generates the embedded corpus, or imports a real one, into ``exp/data/<split>.jsonl``."""
         d = self.cfg.data
         if d.corpus == "embedded":
-            # Only the embedded corpus needs the generators (an imported corpus runs without them).
+            # lazy: only the embedded corpus needs the generators (an imported corpus runs without data_prep.corpora)
             from data_prep.corpora.speech_corpus import (
                 SIZES,
                 corpus_cache_dir,

@@ -99,7 +99,7 @@ class VideoRecipe(Recipe):
         """Renders the embedded corpus, or imports a real one, into ``exp/data/<split>.jsonl``."""
         d = self.cfg.data
         if d.corpus == "embedded":
-            # Only the embedded corpus needs the generator (an imported corpus runs without it).
+            # lazy: only the embedded corpus needs the generator (an imported corpus runs without data_prep.corpora)
             from data_prep.corpora.video_corpus import generate_video_corpus
 
             manifests = generate_video_corpus(self.exp / "corpus", self.corpus_config(), num_workers=self.cfg.num_workers)
@@ -120,7 +120,8 @@ class VideoRecipe(Recipe):
             out[split] = self.keep_split(split, kept, [(r.get("id", "?"), why) for r, why in dropped])
             seen.update(r["label"] for r in kept)
         if self.cfg.data.corpus == "embedded":
-            from data_prep.corpora.video_corpus import CLASSES  # the embedded corpus's own module
+            # lazy: the embedded corpus's own module (an imported corpus runs without data_prep.corpora)
+            from data_prep.corpora.video_corpus import CLASSES
 
             labels = list(CLASSES)
         else:
@@ -270,7 +271,8 @@ class VideoRecipe(Recipe):
     def corpus_config(self):
         """The embedded corpus's ``VideoCorpusConfig``: the size preset with this config's seed
         and train size."""
-        from data_prep.corpora.video_corpus import SIZES  # the embedded corpus's own module
+        # lazy: the embedded corpus's own module (an imported corpus runs without data_prep.corpora)
+        from data_prep.corpora.video_corpus import SIZES
 
         d = self.cfg.data
         if d.size not in SIZES:
@@ -285,7 +287,8 @@ class VideoRecipe(Recipe):
         """How the embedded corpus's pose targets mirror (None for other corpora)."""
         if self.cfg.data.corpus != "embedded":
             return None
-        from data_prep.corpora.video_corpus import pose_flip_map  # the embedded corpus's own module
+        # lazy: the embedded corpus's own module (an imported corpus runs without data_prep.corpora)
+        from data_prep.corpora.video_corpus import pose_flip_map
 
         return pose_flip_map()
 
@@ -293,7 +296,8 @@ class VideoRecipe(Recipe):
         """Which pose-target values are frame positions and sizes (None for other corpora)."""
         if self.cfg.data.corpus != "embedded":
             return None
-        from data_prep.corpora.video_corpus import pose_layout  # the embedded corpus's own module
+        # lazy: the embedded corpus's own module (an imported corpus runs without data_prep.corpora)
+        from data_prep.corpora.video_corpus import pose_layout
 
         positions, sizes = pose_layout()
         return PoseLayout(positions, sizes)
@@ -307,6 +311,7 @@ class VideoRecipe(Recipe):
         for r in self.records(split):
             targets = None
             if corpus_cfg is not None and "seed" in r:  # the embedded corpus: its own module
+                # lazy: the embedded corpus's own module (an imported corpus runs without data_prep.corpora)
                 from data_prep.corpora.video_corpus import clip_keypoints, pose_targets
 
                 way = str(r.get("motion", "")).partition(".")[2]
