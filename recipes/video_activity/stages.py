@@ -18,7 +18,16 @@ from safetensors.torch import load_file
 from safetensors.torch import save as save_safetensors
 from torch.utils.data import DataLoader
 
-from data_prep.corpora.video_corpus import HELDOUT_MOTIONS
+from data_prep.corpora.video_corpus import (
+    CLASSES,
+    HELDOUT_MOTIONS,
+    SIZES,
+    clip_keypoints,
+    generate_video_corpus,
+    pose_flip_map,
+    pose_layout,
+    pose_targets,
+)
 from data_prep.frame_embed import BackboneConfig, EmbedJob, FrameEmbedder, build_backbone
 from data_prep.importers.corpus import VideoFormat, import_video_corpus
 from data_prep.importers.video import validate_video
@@ -99,9 +108,6 @@ class VideoRecipe(Recipe):
         """Renders the embedded corpus, or imports a real one, into ``exp/data/<split>.jsonl``."""
         d = self.cfg.data
         if d.corpus == "embedded":
-            # lazy: only the embedded corpus needs the generator (an imported corpus runs without data_prep.corpora)
-            from data_prep.corpora.video_corpus import generate_video_corpus
-
             manifests = generate_video_corpus(self.exp / "corpus", self.corpus_config(), num_workers=self.cfg.num_workers)
         else:
             manifests = import_video_corpus(
@@ -120,9 +126,6 @@ class VideoRecipe(Recipe):
             out[split] = self.keep_split(split, kept, [(r.get("id", "?"), why) for r, why in dropped])
             seen.update(r["label"] for r in kept)
         if self.cfg.data.corpus == "embedded":
-            # lazy: the embedded corpus's own module (an imported corpus runs without data_prep.corpora)
-            from data_prep.corpora.video_corpus import CLASSES
-
             labels = list(CLASSES)
         else:
             labels = sorted(seen)
@@ -271,8 +274,6 @@ class VideoRecipe(Recipe):
     def corpus_config(self):
         """The embedded corpus's ``VideoCorpusConfig``: the size preset with this config's seed
         and train size."""
-        # lazy: the embedded corpus's own module (an imported corpus runs without data_prep.corpora)
-        from data_prep.corpora.video_corpus import SIZES
 
         d = self.cfg.data
         if d.size not in SIZES:
@@ -287,8 +288,6 @@ class VideoRecipe(Recipe):
         """How the embedded corpus's pose targets mirror (None for other corpora)."""
         if self.cfg.data.corpus != "embedded":
             return None
-        # lazy: the embedded corpus's own module (an imported corpus runs without data_prep.corpora)
-        from data_prep.corpora.video_corpus import pose_flip_map
 
         return pose_flip_map()
 
@@ -296,8 +295,6 @@ class VideoRecipe(Recipe):
         """Which pose-target values are frame positions and sizes (None for other corpora)."""
         if self.cfg.data.corpus != "embedded":
             return None
-        # lazy: the embedded corpus's own module (an imported corpus runs without data_prep.corpora)
-        from data_prep.corpora.video_corpus import pose_layout
 
         positions, sizes = pose_layout()
         return PoseLayout(positions, sizes)
@@ -311,8 +308,6 @@ class VideoRecipe(Recipe):
         for r in self.records(split):
             targets = None
             if corpus_cfg is not None and "seed" in r:  # the embedded corpus: its own module
-                # lazy: the embedded corpus's own module (an imported corpus runs without data_prep.corpora)
-                from data_prep.corpora.video_corpus import clip_keypoints, pose_targets
 
                 way = str(r.get("motion", "")).partition(".")[2]
                 xy = clip_keypoints(r["label"], int(r["seed"]), corpus_cfg, r.get("style", "stick"), way)  # (T, J, 2)
