@@ -604,3 +604,29 @@ def test_the_competing_job_runs_during_the_block_and_stops_after() -> None:
         time.sleep(1.0)
         assert busy_children() > first + 0.3  # it burns CPU while the block runs
     assert busy_children() == 0.0  # and is gone after
+
+
+@pytest.mark.slow
+def test_family_measures_each_bundle_on_each_file(tmp_path):
+    """Two bundles, two files: a row for each pair, with a real wall time, RSS and RTF."""
+    import soundfile as sf
+
+    from recipes.benchmarks import family
+    from bundles import synthetic_speech, tiny_speech_bundle
+
+    a = tiny_speech_bundle(tmp_path / "a", graph=True)
+    b = tiny_speech_bundle(tmp_path / "b")
+    files = []
+    for seconds in (1.0, 3.0):
+        files.append(tmp_path / f"{seconds:g}.wav")
+        sf.write(files[-1], synthetic_speech(seconds), 16000)
+    out = family.bench_family({"a": a, "b": b}, files, repeats=1)
+    assert set(out) == {"a", "b"} and out["a"]["upstream"] == "logmel"
+    for row in out.values():
+        assert [f["audio_s"] for f in row["files"]] == [1.0, 3.0]
+        for f in row["files"]:
+            assert f["wall_s"] > 0 and f["peak_rss_mib"] > 20 and f["rtf"] == pytest.approx(f["wall_s"] / f["audio_s"], abs=0.006)  # wall_s is rounded to 0.01 s
+    assert out["a"]["size_mb"] > out["b"]["size_mb"]  # the graph is in a
+    assert "| a | logmel |" in family.format_table(out)
+    with pytest.raises(SystemExit):
+        family.main(["--bundle", f"x={tmp_path}", "--audio", str(files[0])])  # not a bundle
