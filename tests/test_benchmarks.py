@@ -610,9 +610,9 @@ def test_the_competing_job_runs_during_the_block_and_stops_after() -> None:
 def test_family_measures_each_bundle_on_each_file(tmp_path):
     """Two bundles, two files: a row for each pair, with a real wall time, RSS and RTF."""
     import soundfile as sf
+    from bundles import synthetic_speech, tiny_speech_bundle
 
     from recipes.benchmarks import family
-    from bundles import synthetic_speech, tiny_speech_bundle
 
     a = tiny_speech_bundle(tmp_path / "a", graph=True)
     b = tiny_speech_bundle(tmp_path / "b")
