@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,23 +192,42 @@ class ClipLabeler:
                     within(chunk[-1].end_s)
             return segments
 
+        def load(path: Path) -> np.ndarray:
+            check_media_path(path, VIDEO_EXTENSIONS, "video")  # before anything opens it
+            with video_limits(limits or VideoLimits()):  # in the thread that decodes; no yield inside
+                return load_clip(path, b.num_segments, size=b.frame_size, short_side=b.short_side)
+
+        # Whole clips are decoded one batch ahead in a thread while the current batch goes
+        # through the CNN: OpenCV and torch both release the GIL, so the two overlap.
+        ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seqrec-decode") if window is None else None
+        futures: dict[int, Future] = {}
         done = 0  # results before this index have been yielded
-        for i, path in enumerate(files):
-            results[i] = ClipLabels(path=str(path))
-            try:
-                check_media_path(path, VIDEO_EXTENSIONS, "video")  # before anything opens it
-                with video_limits(limits or VideoLimits()):  # only around decoding: no yield inside
-                    # The windows first: a stride or window count they refuse is found before any decoding.
-                    results[i].segments = windows(path, tracker.inside(i)) if window is not None else None
-                    clip = load_clip(path, b.num_segments, size=b.frame_size, short_side=b.short_side)
-                pending.append((i, clip))
-            except Exception as exc:  # one bad file must not stop the others
-                fail(i, exc)
-            if len(pending) >= batch_size or i == len(files) - 1:
-                if pending:
-                    score(list(pending))
-                    pending.clear()
-                for j in range(done, i + 1):
-                    tracker.file_done(j)
-                    yield results.pop(j)
-                done = i + 1
+        try:
+            for i, path in enumerate(files):
+                results[i] = ClipLabels(path=str(path))
+                try:
+                    if ahead is not None:
+                        for j in range(i, min(i + batch_size + 1, len(files))):
+                            if j not in futures:
+                                futures[j] = ahead.submit(load, files[j])
+                        clip = futures.pop(i).result()
+                    else:
+                        # The windows first: a stride or window count they refuse is found before any decoding.
+                        check_media_path(path, VIDEO_EXTENSIONS, "video")
+                        with video_limits(limits or VideoLimits()):
+                            results[i].segments = windows(path, tracker.inside(i))
+                        clip = load(path)
+                    pending.append((i, clip))
+                except Exception as exc:  # one bad file must not stop the others
+                    fail(i, exc)
+                if len(pending) >= batch_size or i == len(files) - 1:
+                    if pending:
+                        score(list(pending))
+                        pending.clear()
+                    for j in range(done, i + 1):
+                        tracker.file_done(j)
+                        yield results.pop(j)
+                    done = i + 1
+        finally:  # also when the caller stops early or an error is raised: no decoding left behind
+            if ahead is not None:
+                ahead.shutdown(wait=True, cancel_futures=True)
