@@ -310,7 +310,6 @@ def _transcribe(args: argparse.Namespace) -> int:
     if args.skip_existing and args.output_dir is None:
         raise ValueError("--skip-existing needs --output-dir")
     if args.beam_size is not None:  # before any bundle or file is read
-
         check_beam(args.beam_size, "--beam-size", "beam width")
     if args.hotwords is not None:  # read (and its lines checked) before any bundle or audio
         # lazy: hotwords pull in numpy; seqrec --help must not load it

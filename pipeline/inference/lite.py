@@ -196,7 +196,6 @@ def load_graph(bundle: Bundle, threads: int | None = None) -> OnnxCTCModel:
         raise BundleError(f"{bundle.path}: config.yaml: onnx.frame_ratio must be a positive number, got {shown(ratio)}")
     made_from = section.get("weights_sha256")
     if made_from is not None:  # bundles from before the record have none
-
         weights = bundle.weights_file()
         if file_sha256(weights) != made_from:
             raise BundleError(f"{path}: the graph was made from other weights than {weights.name} (export it again)")

@@ -464,7 +464,6 @@ def bench_transcribe(
 
     sides = {"single": single, "batched": batched}
     if with_lm.lm is not None:
-
         def batched_lm() -> float:
             with Stopwatch(sync) as sw:
                 out = check(with_lm.transcribe(paths))

@@ -308,7 +308,6 @@ class VideoRecipe(Recipe):
         for r in self.records(split):
             targets = None
             if corpus_cfg is not None and "seed" in r:  # the embedded corpus: its own module
-
                 way = str(r.get("motion", "")).partition(".")[2]
                 xy = clip_keypoints(r["label"], int(r["seed"]), corpus_cfg, r.get("style", "stick"), way)  # (T, J, 2)
                 targets = pose_targets(xy, corpus_cfg.frame_size)  # (T, 2J + 1)
