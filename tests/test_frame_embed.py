@@ -15,6 +15,7 @@ from data_prep.frame_embed import (
     FrameEmbedder,
     build_backbone,
     imagenet_cache_path,
+    initial_weights,
 )
 
 
@@ -72,6 +73,10 @@ def test_imagenet_weights_come_from_the_local_cache_only(tmp_path: Path, monkeyp
         torch.save(ref.state_dict(), expected)
         model, _ = build_backbone("mobilenet_v3_small", "imagenet")
         torch.testing.assert_close(model.features[0][0].weight, ref.features[0][0].weight)
+        from pipeline.io_utils import file_sha256
+
+        assert initial_weights("mobilenet_v3_small", "imagenet") == {
+            "weights": "imagenet", "source": expected.name, "sha256": file_sha256(expected)}
     finally:
         torch.hub.set_dir(original)
 
@@ -139,3 +144,15 @@ def test_inference_copy_of_an_untraceable_backbone_stays_unfolded(monkeypatch):
     fast = emb.for_inference()
     frames = np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3), dtype=np.uint8)
     np.testing.assert_allclose(fast.embed(frames), emb.embed(frames), rtol=1e-6, atol=1e-6)
+
+
+def test_initial_weights_name_what_a_bundle_started_from(tmp_path: Path):
+    from data_prep.efficientnet_lite import SHA256
+    from pipeline.io_utils import file_sha256
+
+    assert initial_weights("resnet18", "none") == {"weights": "none"}
+    lite = initial_weights("efficientnet_lite0", "imagenet")
+    assert lite["sha256"] == SHA256 and lite["weights"] == "imagenet"
+    torch.save(_reference().state_dict(), tmp_path / "w.pth")
+    own = initial_weights("mobilenet_v3_small", str(tmp_path / "w.pth"))
+    assert own == {"weights": str(tmp_path / "w.pth"), "source": "w.pth", "sha256": file_sha256(tmp_path / "w.pth")}

