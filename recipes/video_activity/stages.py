@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 #: The configuration ``run.py`` uses without ``--config`` (``make demo``).
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "conf" / "default.yaml"
 
+
 @dataclass(frozen=True)
 class VideoDataConfig:
     """Where the clips come from."""
@@ -144,7 +145,8 @@ class VideoRecipe(Recipe):
         torch.manual_seed(self.cfg.data.seed)  # a random-init backbone starts the same every run
         model, dim = build_backbone(b.name, b.weights)
         embedder = FrameEmbedder(model, dim)
-        info: dict[str, Any] = {"name": b.name, "init": b.weights, "dim": dim}
+        # what the backbone starts from (weights, file, sha256), hashed once here for the bundle
+        info: dict[str, Any] = {"name": b.name, "init": initial_weights(b.name, b.weights), "dim": dim}
         if self.cfg.backbone_fit.epochs > 0:
             fitted = fit_backbone(
                 model, dim, self.fit_clips("train"), self.fit_clips("dev"), num_classes=len(self.labels()),
@@ -216,16 +218,16 @@ class VideoRecipe(Recipe):
     def stage_export(self) -> dict[str, Any]:
         """Bundle: classifier + fitted backbone + preprocessing, self-contained."""
         model = self._load(self.build_model(), "train")
+        results = read_results(self.exp)
         config = {
             "kind": "video_classifier",
             "model": to_dict(model.cfg),
             "backbone": {**to_dict(self.cfg.backbone), "weights": "backbone.safetensors"},
-            # what the fitted backbone started from (name, file and sha256), for provenance
-            "backbone_init": initial_weights(self.cfg.backbone.name, self.cfg.backbone.weights),
+            "backbone_init": results["backbone"]["init"],  # what the fitted backbone started from
             "labels": self.labels(),
             "weights": "model.safetensors",
             "backbone_weights": "backbone.safetensors",
-            "metrics": read_results(self.exp).get("metrics", {}),
+            "metrics": results.get("metrics", {}),
         }
         save_bundle(self.bundle_dir, config, {
             "model.safetensors": model.state_dict(),
