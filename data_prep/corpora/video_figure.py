@@ -168,22 +168,17 @@ def _mix(a: tuple[float, float], b: tuple[float, float], u: float) -> tuple[floa
 #: Each base motion's ways of being performed (the first is the original one). They differ
 #: in which limbs move and how: one or both arms, an arm swing or none, height, rhythm.
 VARIANTS: dict[str, tuple[str, ...]] = {
-    "walk": ("stride", "march", "shuffle", "hands_behind", "bounce", "carry"),
-    "sit": ("reach", "crossed", "arms_out", "armrest", "hang", "carry"),
-    "raise": ("sides", "forward", "bent", "one_by_one", "clasp", "partial"),
-    "jump": ("swing", "still", "jack", "tuck", "hop", "reach"),
-    "squat": ("arms_forward", "hips", "behind_head", "crossed", "hang", "carry"),
-    "wave": ("overhead", "shoulder", "both", "big", "low", "signal"),
-    "clap": ("chest", "overhead", "low", "bursts", "wide", "side"),
+    "walk": ("stride", "march", "shuffle", "hands_behind"),
+    "sit": ("reach", "crossed", "arms_out", "armrest"),
+    "raise": ("sides", "forward", "bent", "one_by_one"),
+    "jump": ("swing", "still", "jack", "tuck"),
+    "squat": ("arms_forward", "hips", "behind_head", "crossed"),
+    "wave": ("overhead", "shoulder", "both", "big"),
+    "clap": ("chest", "overhead", "low", "bursts"),
 }
 
 #: Arms folded across the chest: (upper arm, forearm) as (pitch, roll).
 _CROSSED = ((30.0, 15.0), (95.0, -62.0))
-
-
-def _carry(seg: dict, side: str) -> None:
-    """One hand holds something (a phone, a cup) in front of the chest."""
-    seg[f"upper_arm_{side}"], seg[f"forearm_{side}"] = (22.0, 14.0), (100.0, -25.0)
 
 
 def _arms(seg: dict, upper: tuple[float, float], fore: tuple[float, float], u: float = 1.0, sides: str = "lr") -> None:
@@ -258,21 +253,16 @@ class Motion:
                 seg[f"thigh_{s}"] = (hip, 2.0)
                 seg[f"shin_{s}"] = (hip - knee, 2.0)
             arm = -a_arm * swing
-            if way in ("stride", "carry"):
+            if way == "stride":
                 seg[f"upper_arm_{s}"], seg[f"forearm_{s}"] = (arm, 6.0), (arm + 18.0, 5.0)
-            elif way == "bounce":  # springy steps, the arms swinging high
-                seg[f"upper_arm_{s}"], seg[f"forearm_{s}"] = (1.8 * arm, 8.0), (1.8 * arm + 30.0, 6.0)
             elif way == "march":
                 seg[f"upper_arm_{s}"], seg[f"forearm_{s}"] = (1.4 * arm, 8.0), (1.4 * arm + 85.0, 4.0)
             elif way == "shuffle":  # arms hang
                 seg[f"upper_arm_{s}"], seg[f"forearm_{s}"] = (0.15 * arm + 2.0, 7.0), (0.15 * arm + 8.0, 6.0)
             else:  # hands_behind: hands clasped behind the back
                 seg[f"upper_arm_{s}"], seg[f"forearm_{s}"] = (-28.0, 4.0), (-70.0, -38.0)
-        if way == "carry":  # one hand holds something in front of the chest
-            _carry(seg, self.side)
         lean = 2.0 if way == "march" else (9.0 if way == "shuffle" else 5.0)
-        lift = 0.07 * self.amp * abs(math.sin(th)) if way == "bounce" else 0.0  # up on every step
-        return replace(pose, segments=seg, lean=lean, lift=lift, advance=self.travel * t)
+        return replace(pose, segments=seg, lean=lean, advance=self.travel * t)
 
     def _sit(self, t: float, pose: Pose) -> Pose:
         u = self.progress(t)
@@ -283,7 +273,7 @@ class Motion:
             seg[f"thigh_{s}"] = (88.0 * u, 6.0 * u + 3.0)
             seg[f"shin_{s}"] = (-12.0 * bump, 3.0)
         lean = 38.0 * bump + 8.0 * u
-        if way in ("reach", "carry"):  # hands to the knees, arms swinging forwards on the way
+        if way == "reach":  # hands to the knees, arms swinging forwards on the way
             for s in "lr":
                 arm = _mix(seg[f"upper_arm_{s}"], (25.0, 12.0), u)
                 seg[f"upper_arm_{s}"] = (arm[0] + 35.0 * bump, arm[1])
@@ -294,13 +284,9 @@ class Motion:
         elif way == "arms_out":  # arms held out in front for balance, deeper lean
             _arms(seg, (80.0, 8.0), (86.0, 6.0), bump)
             lean = 46.0 * bump + 6.0 * u
-        elif way == "armrest":  # hands reach down and back for the seat
+        else:  # armrest: hands reach down and back for the seat
             _arms(seg, (-24.0, 20.0), (6.0, 16.0), min(1.0, 1.6 * u))
             lean = 30.0 * bump + 5.0 * u
-        else:  # hang: the arms hang loose all the way down
-            lean = 32.0 * bump + 10.0 * u
-        if way == "carry":  # ... but one hand keeps holding something at the chest
-            _carry(seg, self.side)
         return replace(pose, segments=seg, lean=lean)
 
     def _raise(self, t: float, pose: Pose) -> Pose:
@@ -318,11 +304,6 @@ class Motion:
             _arms(seg, (0.0, top), (0.0, top + 5.0), u)
         elif way == "forward":  # forwards and up
             _arms(seg, (top, 10.0), (top + 5.0, 8.0), u)
-        elif way == "clasp":  # a stretch: forwards and up, the hands joining, leaning back
-            _arms(seg, (top - 15.0, 34.0), (top, -64.0), u)
-            return replace(pose, segments=seg, lean=pose.lean - 18.0 * u)
-        elif way == "partial":  # out to the sides, only to shoulder height
-            _arms(seg, (0.0, 96.0 + 10.0 * self.amp), (0.0, 102.0 + 10.0 * self.amp), u)
         else:  # bent: elbows at shoulder height, forearms up
             _arms(seg, (0.0, 96.0 + 8.0 * self.amp), (4.0, 174.0), u)
         return replace(pose, segments=seg)
@@ -342,12 +323,8 @@ class Motion:
             _arms(seg, (-12.0, 48.0), (8.0, -58.0))
         elif way == "behind_head":  # hands behind the head, elbows out
             _arms(seg, (6.0, 150.0), (-20.0, -112.0))
-        elif way == "crossed":
+        else:  # crossed
             _arms(seg, *_CROSSED)
-        elif way == "hang":  # the arms hang and reach towards the floor at the bottom
-            _arms(seg, (14.0, 10.0), (32.0, 8.0), depth)
-        else:  # carry: one hand holds something at the chest, the other hangs
-            _carry(seg, self.side)
         return replace(pose, segments=seg, lean=pose.lean + 35.0 * depth)
 
     def _jump(self, t: float, pose: Pose) -> Pose:
@@ -367,8 +344,6 @@ class Motion:
         for s in "lr":
             seg[f"thigh_{s}"] = (65.0 * crouch + 18.0 * flight + tuck, 4.0 + spread)
             seg[f"shin_{s}"] = (-40.0 * crouch - 12.0 * flight - 0.9 * tuck, 3.0 + spread)
-            if way == "hop" and s != self.side:  # on one leg: the other foot held up behind
-                seg[f"thigh_{s}"], seg[f"shin_{s}"] = (12.0 + 20.0 * crouch, 4.0), (-80.0, 4.0)
             if way == "swing":  # arms swing back in the crouch and up in flight
                 arm = -45.0 * crouch + 150.0 * flight
                 seg[f"upper_arm_{s}"] = (arm + seg[f"upper_arm_{s}"][0], 12.0)
@@ -379,34 +354,21 @@ class Motion:
             elif way == "jack":  # arms out to the sides and up in flight, legs apart
                 seg[f"upper_arm_{s}"] = (4.0, 10.0 + 140.0 * flight)
                 seg[f"forearm_{s}"] = (6.0, 8.0 + 150.0 * flight)
-            elif way == "tuck":  # knees pulled up, arms reaching forwards
+            else:  # tuck: knees pulled up, arms reaching forwards
                 seg[f"upper_arm_{s}"] = (20.0 + 55.0 * flight - 25.0 * crouch, 10.0)
                 seg[f"forearm_{s}"] = (30.0 + 60.0 * flight - 20.0 * crouch, 8.0)
-            elif way == "hop":  # arms out to the sides for balance
-                seg[f"upper_arm_{s}"] = (6.0, 55.0 + 10.0 * crouch)
-                seg[f"forearm_{s}"] = (8.0, 62.0 + 10.0 * crouch)
-            else:  # reach: both arms stretched overhead the whole time
-                seg[f"upper_arm_{s}"] = (8.0 + 10.0 * crouch, 166.0)
-                seg[f"forearm_{s}"] = (8.0 + 12.0 * crouch, 170.0)
-        height = self.height * (0.6 if way == "hop" else 1.0)
-        return replace(pose, segments=seg, lean=28.0 * crouch + 0.15 * tuck, lift=height * flight)
+        return replace(pose, segments=seg, lean=28.0 * crouch + 0.15 * tuck, lift=self.height * flight)
 
     def _wave(self, t: float, pose: Pose) -> Pose:
         seg = dict(pose.segments)
         way = self.way
         swing = 32.0 * self.amp * math.sin(2.0 * math.pi * self.cycles * t + self.phase)
-        if way == "signal":  # both straight arms overhead, sweeping across each other
-            for s in "lr":
-                seg[f"upper_arm_{s}"], seg[f"forearm_{s}"] = (6.0, 150.0 + swing), (6.0, 156.0 + 1.1 * swing)
-            return replace(pose, segments=seg)
         sides = "lr" if way == "both" else self.side
         for s in sides:
             if way in ("overhead", "both"):  # hand above the head, the forearm swings
                 seg[f"upper_arm_{s}"], seg[f"forearm_{s}"] = (10.0, 145.0), (5.0, 180.0 + swing)
             elif way == "shoulder":  # elbow at shoulder height, hand beside the head
                 seg[f"upper_arm_{s}"], seg[f"forearm_{s}"] = (12.0, 88.0), (8.0, 178.0 + swing)
-            elif way == "low":  # a small wave at the waist: the forearm held out, swinging
-                seg[f"upper_arm_{s}"], seg[f"forearm_{s}"] = (14.0, 10.0), (80.0, 4.0 + swing)
             else:  # big: the straight arm sweeps from the shoulder
                 seg[f"upper_arm_{s}"], seg[f"forearm_{s}"] = (12.0, 150.0 + 1.2 * swing), (12.0, 154.0 + 1.3 * swing)
         return replace(pose, segments=seg)
@@ -415,23 +377,16 @@ class Motion:
         seg = dict(pose.segments)
         body = Body()
         closed = -math.degrees(math.asin(body.shoulder_w / (body.upper_arm + body.forearm))) - 4.0
+        opened = 35.0 + 15.0 * self.amp
         way = self.way
-        opened = (75.0 + 20.0 * self.amp) if way == "wide" else (35.0 + 15.0 * self.amp)
         beats = self.cycles * t
         if way == "bursts":  # two quick claps, then a rest
             beats = 1.5 * beats
             beats = 2.0 * math.floor(beats / 3.0) + min(beats % 3.0, 2.0)
-        elif way == "wide":  # slow claps, the arms opening wide between them
-            beats = 0.5 * beats
         gap = 0.5 + 0.5 * math.cos(2.0 * math.pi * beats + self.phase)
+        roll = closed + (opened - closed) * gap
         pitch = {"overhead": (168.0, 176.0), "low": (22.0, 58.0)}.get(way, (70.0, 85.0))
         for s in "lr":
-            shut = closed
-            if way == "side":  # the hands meet beside the body, off to one side
-                reach = body.upper_arm + body.forearm
-                toward = 1.0 if s == self.side else -1.0  # the side the hands meet on
-                shut = math.degrees(math.asin((toward * 0.1 - body.shoulder_w) / reach)) - 4.0
-            roll = shut + (opened - closed) * gap
             seg[f"upper_arm_{s}"] = (pitch[0], roll)
             seg[f"forearm_{s}"] = (pitch[1], roll)
         return replace(pose, segments=seg)
