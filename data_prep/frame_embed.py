@@ -398,7 +398,7 @@ class EmbedJob:
 
         rng, speed = None, 1.0
         if self.train_view >= 0:
-            rng = np.random.default_rng([self.seed, self.train_view, _stable_hash(path)])
+            rng = np.random.default_rng([self.seed, self.train_view, stable_name_hash(path)])
             if self.speed != (1.0, 1.0):
                 speed = float(np.exp(rng.uniform(np.log(self.speed[0]), np.log(self.speed[1]))))
         frames = load_clip(
@@ -413,5 +413,6 @@ class EmbedJob:
         return self.embedder().embed(frames)
 
 
-def _stable_hash(text: str) -> int:
+def stable_name_hash(text: str) -> int:
+    """A file name's 32-bit hash, the same in every process (seeds the training views' frames)."""
     return int.from_bytes(hashlib.sha256(Path(text).name.encode()).digest()[:4], "little")

@@ -140,3 +140,35 @@ def test_export_cli_writes_the_video_graph(recipe_run, tmp_path, capsys):
     probs /= probs.sum(-1, keepdims=True)
     np.testing.assert_allclose(probs, labeler.scores(list(frames)), atol=1e-2)
     assert (probs.argmax(-1) == labeler.scores(list(frames)).argmax(-1)).all()
+
+
+@pytest.mark.slow
+def test_pose_oracle_classifies_the_true_poses_of_the_frames_the_cnn_sees(recipe_run):
+    """The oracle stores each clip's true pose at the frame CNN's own TSN indices, in the pose
+    head's standardised units, and its classifier learns from them; the run's own results stay."""
+    import numpy as np
+
+    from data_prep.corpora.video_corpus import SIZES, clip_keypoints, pose_targets
+    from data_prep.store import FeatureStore
+    from data_prep.video_io import sample_indices
+    from recipes.video_activity.pose_oracle import main as oracle_main
+
+    exp, results = recipe_run
+    before = (exp / "results.json").read_text()
+    oracle = oracle_main(["--config", str(TINY), "--exp-dir", str(exp), "train.max_epochs=30", "train.final_model=averaged"])
+    assert (exp / "results.json").read_text() == before  # the CNN run is untouched
+    assert set(oracle["stage_seconds"]) == {"embed", "train", "ablation", "evaluate"}
+    store = FeatureStore(exp / "pose_oracle" / "embeddings" / "test")
+    rec = json.loads((exp / "manifests" / "test.jsonl").read_text().splitlines()[0])
+    cfg = SIZES["tiny"]
+    pose = pose_targets(clip_keypoints(rec["label"], rec["seed"], cfg, rec["style"], rec["motion"].partition(".")[2]), cfg.frame_size)
+    train = np.concatenate([np.asarray(FeatureStore(exp / "pose_oracle" / "embeddings" / "train")[i], np.float32)
+                            for i in range(len(FeatureStore(exp / "pose_oracle" / "embeddings" / "train").ids))])
+    stored = np.asarray(store[store.index_of(rec["id"])], np.float32)  # (8, 4J - 1), standardised
+    truth = pose[sample_indices(len(pose), 8, train=False)]
+    # the same frames up to the standardisation: per dimension, stored = (truth - mean) / std
+    corr = [np.corrcoef(stored[:, d], truth[:, d])[0, 1] for d in range(truth.shape[1]) if truth[:, d].std() > 1e-3]
+    assert np.nanmin(corr) > 0.99
+    assert abs(train.mean()) < 0.05 and 0.8 < train.std() < 1.2  # the training frames' units
+    m = oracle["metrics"]
+    assert m["test"]["top1"] >= 0.4 and m["test"]["num_clips"] == 20  # chance is 0.1

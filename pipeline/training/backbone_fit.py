@@ -54,6 +54,16 @@ class BackboneFitConfig:
     tune_fraction: float = 1.0  # share of the backbone's layers, from the top, that the fit trains
 
 
+def pose_standardisation(targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension mean and std of (N, D) pose targets, the units the pose head predicts in.
+
+    The std has a floor (a tenth of the median std) so that near-constant dimensions, such as
+    a hip relative to the pelvis, do not turn into amplified noise.
+    """
+    mean, std = targets.mean(0), targets.std(0)
+    return mean, np.maximum(std, 0.1 * float(np.median(std)) + 1e-6)
+
+
 def freeze_bottom(backbone: nn.Module, tune_fraction: float) -> list[nn.Module]:
     """Freezes all but the top ``tune_fraction`` of a backbone's parameter tensors.
 
@@ -184,10 +194,7 @@ def fit_backbone(
     torch.manual_seed(seed)
     embedder = FrameEmbedder(model, dim)
     if pose:
-        # Per-dimension standardisation, with a floor so near-constant dims (e.g. a hip
-        # relative to the pelvis) do not turn into amplified noise.
-        mean, std = p_train.mean(0), p_train.std(0)
-        std = np.maximum(std, 0.1 * float(np.median(std)) + 1e-6)
+        mean, std = pose_standardisation(p_train)
         target_train = torch.from_numpy(((p_train - mean) / std).astype(np.float32))
         target_dev = (p_dev - mean) / std
         head: nn.Module = nn.Linear(dim, target_train.size(1))
