@@ -20,8 +20,11 @@ from data_prep.corpora.video_corpus import (
     clip_length,
     clip_seeds,
     clip_specs,
+    free_pose_clip,
+    free_pose_keypoints,
     generate_video_corpus,
     render_clip,
+    write_free_pose_clips,
 )
 from data_prep.corpora.video_figure import (
     JOINTS,
@@ -388,3 +391,37 @@ def test_camera_elevation_foreshortens_heights():
     above, _ = project(pts, 0.0, 100.0, (50.0, 90.0), elevation=30.0)
     head, foot = JOINTS.index("head"), JOINTS.index("ankle_l")
     assert (above[foot, 1] - above[head, 1]) < (level[foot, 1] - level[head, 1])
+
+
+def test_free_pose_clips_reach_poses_the_actions_never_take_and_resume(tmp_path: Path):
+    """Free-pose clips (pose targets for the backbone fit, no label): joints that drift through
+    their whole range, frames and joints that agree, seeds no split uses, and a resumable writer."""
+    cfg = VideoCorpusConfig(frame_size=48, min_frames=10, max_frames=14, styles=("stick", "outline"))
+    paths = [free_pose_keypoints(seed, cfg, "stick") for seed in range(40)]
+    frames, fps = free_pose_clip(3, cfg, "stick")
+    assert len(frames) == len(paths[3]) and frames[0].shape == (48, 48, 3) and fps > 0
+    np.testing.assert_array_equal(free_pose_keypoints(3, cfg, "stick"), paths[3])  # deterministic
+    # each knee bends and each wrist rises above the head in some clips and not in others
+    for s in "lr":
+        above = [bool((p[:, J[f"wrist_{s}"], 1] < p[:, J["head"], 1]).any()) for p in paths]
+        assert 0 < sum(above) < len(paths)
+        bent = []
+        for p in paths:  # hip to ankle well short of the leg's length: a bent knee
+            segs = np.linalg.norm(p[:, J[f"knee_{s}"]] - p[:, J[f"hip_{s}"]], axis=-1) + np.linalg.norm(
+                p[:, J[f"ankle_{s}"]] - p[:, J[f"knee_{s}"]], axis=-1)
+            reach = np.linalg.norm(p[:, J[f"ankle_{s}"]] - p[:, J[f"hip_{s}"]], axis=-1)
+            bent.append(bool((reach < 0.7 * segs).any()))
+        assert 0 < sum(bent) < len(paths)
+    # the joints move within a clip: not a held pose
+    assert np.median([np.ptp(p[:, J["wrist_r"]], axis=0).max() for p in paths]) > 0.1 * cfg.frame_size
+
+    written = write_free_pose_clips(tmp_path / "free", cfg, 4, num_workers=1)
+    assert [style for _, style, _ in written] == ["stick", "outline", "stick", "outline"]
+    used = {s for split in SPLITS for _, s in clip_seeds(cfg, split)}
+    assert not {seed for _, _, seed in written} & used
+    for path, _, seed in written:
+        decoded, _ = read_frames(path)
+        assert decoded.shape[0] == len(free_pose_keypoints(seed, cfg, "stick"))
+    mtimes = {p: p.stat().st_mtime_ns for p, _, _ in written}
+    assert write_free_pose_clips(tmp_path / "free", cfg, 4, num_workers=2) == written  # kept, not redone
+    assert all(p.stat().st_mtime_ns == t for p, t in mtimes.items())

@@ -47,6 +47,7 @@ from data_prep.corpora.video_figure import (
     Motion,
     forward_kinematics,
     project,
+    sample_free_motion,
     sample_motion,
 )
 from data_prep.corpora.video_scene import BACKGROUNDS, Occluder, lighting, occluder
@@ -74,6 +75,7 @@ HELDOUT_MOTIONS = (
 #: Seed layout: cfg.seed * _SEED_BLOCK + split offset + class index * _CLASS_BLOCK + k.
 _SEED_BLOCK = 10_000_000
 _SPLIT_OFFSET = {"train": 0, "dev": 3_000_000, "test": 6_000_000}
+_FREE_OFFSET = 9_000_000  # free-pose clips (write_free_pose_clips): no split's
 _CLASS_BLOCK = 100_000
 
 
@@ -410,6 +412,77 @@ def clip_keypoints(
     return xy[::-1].copy() if plan.reverse else xy
 
 
+def _free_plan(seed: int, cfg: VideoCorpusConfig, style: str) -> _Plan:
+    plan = _plan(ClipSpec("raise_arms", seed, style), cfg)  # everything but the motion
+    rng = np.random.default_rng([seed, 99, 3])
+    return replace(plan, motion=sample_free_motion(rng), reverse=False, yaw=float(rng.uniform(-90.0, 90.0)))
+
+
+def _in_frame(plan: _Plan) -> np.ndarray:
+    """(T, J, 2) the plan's joints where they appear in its frames (camera map applied)."""
+    xy, _ = _keypoints(plan)
+    return np.einsum("tij,tkj->tki", plan.camera[:, :, :2], xy) + plan.camera[:, None, :, 2]
+
+
+def free_pose_keypoints(seed: int, cfg: VideoCorpusConfig, style: str = "stick") -> np.ndarray:
+    """(T, J, 2) the joints of :func:`free_pose_clip`'s frames, without rendering them."""
+    return _in_frame(_free_plan(seed, cfg, style))
+
+
+def free_pose_clip(seed: int, cfg: VideoCorpusConfig, style: str = "stick") -> tuple[list[np.ndarray], float]:
+    """A clip of no action: a body whose joints drift at random (:func:`sample_free_motion`),
+    in a scene, look, camera and length drawn as for a clip of the corpus. Its joints are
+    :func:`free_pose_keypoints` of the same arguments.
+
+    Returns:
+        frames: T arrays (frame_size, frame_size, 3) uint8 BGR.
+        fps: Its frame rate.
+    """
+    plan = _free_plan(seed, cfg, style)
+    return _render(plan), plan.fps
+
+
+def write_free_pose_clips(
+    out_dir: str | Path, cfg: VideoCorpusConfig, count: int, *, num_workers: int = 2
+) -> list[tuple[Path, str, int]]:
+    """Renders ``count`` free-pose clips into ``out_dir`` (``free-<seed>.mp4``), the styles of
+    ``cfg`` in turn, from a seed range that no split uses. Resumable: a valid clip already
+    there is kept while the config is the same (``out_dir/free_config.json``).
+
+    Returns:
+        ``(path, style, seed)`` of each clip, in seed order.
+
+    Raises:
+        VideoCorpusError: A clip failed to render or write (after the others were tried).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    chash = config_hash({"cfg": asdict(cfg), "render_version": RENDER_VERSION, "free": True})
+    cfg_file = out / "free_config.json"
+    reuse = marker_matches(cfg_file, chash)
+    write_marker(cfg_file, chash, config=asdict(cfg), render_version=RENDER_VERSION)
+    base = cfg.seed * _SEED_BLOCK + _FREE_OFFSET
+    jobs = [(out, base + k, cfg.styles[k % len(cfg.styles)], cfg, reuse) for k in range(count)]
+    results = _run_jobs(_safe_free_clip, jobs, num_workers)
+    errors = [r for r in results if isinstance(r, str)]
+    if errors:
+        raise VideoCorpusError(f"{out}: {len(errors)} of {len(jobs)} free-pose clips failed; first: {errors[0]}")
+    return [(path, job[2], job[1]) for job, path in zip(jobs, results, strict=True)]
+
+
+def _safe_free_clip(job: tuple[Path, int, str, VideoCorpusConfig, bool]) -> Path | str:
+    out, seed, style, cfg, reuse = job
+    try:
+        path = out / f"free-{seed}.{cfg.container}"
+        found = _existing_valid(path, "raise_arms", seed, cfg) if reuse else None  # the plan's length and fps
+        if found is None:
+            frames, fps = free_pose_clip(seed, cfg, style)
+            found = write_video_checked(path, frames, fps, fourcc="mp4v" if cfg.container == "mp4" else "MJPG")
+        return found[0]
+    except Exception as exc:  # one bad clip must not stop the others
+        return f"free-{seed}: {type(exc).__name__}: {exc}"
+
+
 def pose_targets(xy: np.ndarray, frame_size: int) -> np.ndarray:
     """Per-frame pose descriptor that a frame CNN learns to predict (the embedded recipe's
     backbone objective).
@@ -590,6 +663,16 @@ def _safe_make_clip(job: _Job) -> dict[str, Any] | str:
         return f"{job[2].label}-{job[2].seed}: {type(exc).__name__}: {exc}"
 
 
+def _run_jobs(fn: Any, jobs: list, num_workers: int) -> list:
+    """``[fn(job) for job in jobs]``, in ``num_workers`` processes when there are several."""
+    if num_workers <= 1:
+        return [fn(job) for job in jobs]
+    # spawn: forking a process that already runs OpenCV's thread pool can deadlock.
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=num_workers, mp_context=ctx, initializer=_init_worker) as pool:
+        return list(pool.map(fn, jobs, chunksize=max(1, len(jobs) // (8 * num_workers))))
+
+
 def generate_video_corpus(
     out_dir: str | Path, cfg: VideoCorpusConfig, *, num_workers: int = 2
 ) -> dict[str, Path]:
@@ -631,17 +714,7 @@ def generate_video_corpus(
         for spec in clip_specs(cfg, split)
     ]
     start = time.perf_counter()
-    if num_workers <= 1:
-        results = [_safe_make_clip(job) for job in jobs]
-    else:
-        # spawn: forking a process that already runs OpenCV's thread pool can deadlock.
-        ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(
-            max_workers=num_workers, mp_context=ctx, initializer=_init_worker
-        ) as pool:
-            results = list(
-                pool.map(_safe_make_clip, jobs, chunksize=max(1, len(jobs) // (8 * num_workers)))
-            )
+    results = _run_jobs(_safe_make_clip, jobs, num_workers)
     errors = [r for r in results if isinstance(r, str)]
     for err in errors:
         log.error("video corpus clip failed: %s", err)

@@ -206,6 +206,7 @@ class Motion:
     sway_amp: float = 3.0
     hold: float = 0.0  # a pause: the motion stands still for this fraction of the clip ...
     hold_at: float = 0.5  # ... starting at this clip time
+    free: tuple[float, ...] = ()  # kind "free": (low, high, cycles, phase) per angle, see FREE_ANGLES
 
     @property
     def way(self) -> str:
@@ -373,6 +374,21 @@ class Motion:
                 seg[f"upper_arm_{s}"], seg[f"forearm_{s}"] = (12.0, 150.0 + 1.2 * swing), (12.0, 154.0 + 1.3 * swing)
         return replace(pose, segments=seg)
 
+    def _free(self, t: float, pose: Pose) -> Pose:
+        v = {}
+        for i, (name, _, _) in enumerate(FREE_ANGLES):
+            lo, hi, cycles, phase = self.free[4 * i : 4 * i + 4]
+            v[name] = lo + (hi - lo) * (0.5 + 0.5 * math.sin(2.0 * math.pi * cycles * t + phase))
+        seg = dict(pose.segments)
+        for s in "lr":
+            upper = (v[f"upper_arm_{s}.pitch"], v[f"upper_arm_{s}.roll"])
+            thigh = (v[f"thigh_{s}.pitch"], v[f"thigh_{s}.roll"])
+            seg[f"upper_arm_{s}"] = upper
+            seg[f"forearm_{s}"] = (upper[0] + v[f"elbow_{s}.pitch"], upper[1] + v[f"elbow_{s}.roll"])
+            seg[f"thigh_{s}"] = thigh
+            seg[f"shin_{s}"] = (thigh[0] - v[f"knee_{s}.pitch"], thigh[1] + v[f"knee_{s}.roll"])
+        return replace(pose, segments=seg, lean=v["lean"], lift=v["lift"])
+
     def _clap(self, t: float, pose: Pose) -> Pose:
         seg = dict(pose.segments)
         body = Body()
@@ -390,6 +406,34 @@ class Motion:
             seg[f"upper_arm_{s}"] = (pitch[0], roll)
             seg[f"forearm_{s}"] = (pitch[1], roll)
         return replace(pose, segments=seg)
+
+
+#: The angles of a "free" motion, in order, with their (low, high) range in degrees. Elbows
+#: and knees are relative to the upper arm and thigh; the rest are absolute.
+FREE_ANGLES: tuple[tuple[str, float, float], ...] = tuple(
+    (f"{name}_{s}.{part}", lo, hi)
+    for s in "lr"
+    for name, ranges in (
+        ("upper_arm", ((-45.0, 180.0), (-25.0, 165.0))),
+        ("elbow", ((0.0, 150.0), (-60.0, 40.0))),
+        ("thigh", ((-35.0, 110.0), (-5.0, 45.0))),
+        ("knee", ((0.0, 130.0), (-5.0, 20.0))),
+    )
+    for part, (lo, hi) in zip(("pitch", "roll"), ranges, strict=True)
+) + (("lean", -10.0, 45.0), ("lift", 0.0, 0.15))
+
+
+def sample_free_motion(rng: np.random.Generator) -> Motion:
+    """A motion that is no action: every joint angle drifts smoothly and on its own through a
+    random part of its range. Clips of it teach a frame CNN poses beyond the actions' (they
+    carry pose targets and no label)."""
+    params: list[float] = []
+    for name, lo, hi in FREE_ANGLES:
+        a, b = sorted(rng.uniform(lo, hi, 2))
+        if name == "lift" and rng.random() < 0.7:
+            a = b = 0.0  # feet on the ground most of the time
+        params += [a, b, rng.uniform(0.3, 2.0), rng.uniform(0.0, 2.0 * math.pi)]
+    return Motion("free", free=tuple(params), sway_amp=0.0)
 
 
 #: Label -> (base motion, reversed). Reversed labels are the base motion played backwards.

@@ -89,7 +89,8 @@ def freeze_bottom(backbone: nn.Module, tune_fraction: float) -> list[nn.Module]:
 
 @dataclass(frozen=True)
 class FitClip:
-    """One training clip: its file, its label index, and optional per-frame targets (T_video, K)."""
+    """One training clip: its file, its label index (-1: none, a clip for the pose objective only),
+    and optional per-frame targets (T_video, K)."""
 
     path: str
     label: int

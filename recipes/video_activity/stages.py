@@ -23,10 +23,12 @@ from data_prep.corpora.video_corpus import (
     HELDOUT_MOTIONS,
     SIZES,
     clip_keypoints,
+    free_pose_keypoints,
     generate_video_corpus,
     pose_flip_map,
     pose_layout,
     pose_targets,
+    write_free_pose_clips,
 )
 from data_prep.frame_embed import (
     BackboneConfig,
@@ -72,6 +74,7 @@ class VideoDataConfig:
     styles: tuple[str, ...] = ("stick", "outline", "silhouette", "blocky")  # embedded: train/dev/test looks
     heldout_styles: tuple[str, ...] = ("filled",)  # embedded: looks only the test split has
     heldout_motions: tuple[str, ...] = HELDOUT_MOTIONS  # embedded: ways of acting only the test split has (the headline)
+    free_pose_clips: int = 0  # embedded: clips of no action (random poses) that only the backbone's pose fit sees
     seed: int = 0
     ucf101_split: int = 1  # official split (1-3) of UCF101 and of HMDB51
     dev_fraction: float = 0.1  # taken from train when a corpus has no dev split
@@ -242,8 +245,10 @@ class VideoRecipe(Recipe):
         evaluation's."""
         c = self.cfg
         return {
-            "data": Inputs({"data": to_dict(c.data)}),
-            "backbone": Inputs({"backbone": to_dict(c.backbone), "fit": to_dict(c.backbone_fit)}, after={"d": "data"}),
+            "data": Inputs({"data": {k: v for k, v in to_dict(c.data).items() if k != "free_pose_clips"}}),
+            "backbone": Inputs(
+                {"backbone": to_dict(c.backbone), "fit": to_dict(c.backbone_fit), **self._free_key()}, after={"d": "data"}
+            ),
             "embed": Inputs({"views": c.train_views, **self._speed_key()}, after={"b": "backbone"}),
             "lineage-model": Inputs({"model": to_dict(c.model), "noise": c.feature_noise}, after={"e": "embed"}),
             "lineage-ablation": Inputs({"ablation": "mean-pool", "noise": c.feature_noise}, after={"e": "embed"}),
@@ -255,6 +260,12 @@ class VideoRecipe(Recipe):
     def hashes(self) -> dict[str, str]:
         """Each node's config hash (see :meth:`inputs` and :func:`derive_hashes`)."""
         return derive_hashes(self.inputs())
+
+    def _free_key(self) -> dict[str, int]:
+        """``{"free_pose_clips": n}`` for the backbone's hash when the fit sees free-pose clips
+        (only the fit reads them); empty without, so that earlier experiments keep their hashes."""
+        n = self.cfg.data.free_pose_clips
+        return {"free_pose_clips": n} if n else {}
 
     def _speed_key(self) -> dict[str, list[float]]:
         """``{"speed": [low, high]}`` for hashes when the training views change speed; empty at
@@ -322,6 +333,14 @@ class VideoRecipe(Recipe):
                 xy = clip_keypoints(r["label"], int(r["seed"]), corpus_cfg, r.get("style", "stick"), way)  # (T, J, 2)
                 targets = pose_targets(xy, corpus_cfg.frame_size)  # (T, 2J + 1)
             clips.append(FitClip(r["video_filepath"], labels.index(r["label"]), targets))
+        if corpus_cfg is not None and split == "train" and self.cfg.data.free_pose_clips > 0:
+            # poses beyond the actions' teach the CNN to read a body, not this corpus's motions
+            free = write_free_pose_clips(
+                self.exp / "corpus" / "free", corpus_cfg, self.cfg.data.free_pose_clips, num_workers=self.cfg.num_workers
+            )
+            for path, style, seed in free:
+                targets = pose_targets(free_pose_keypoints(seed, corpus_cfg, style), corpus_cfg.frame_size)
+                clips.append(FitClip(str(path), -1, targets))  # no label: pose targets only
         return clips
 
     def dataset(self, split: str, views: tuple[int, ...] = (-1,), ids: set[str] | None = None) -> FeatureDataset:
