@@ -44,6 +44,8 @@ def test_recipe_writes_metrics_confusion_and_bundle(recipe_run):
     assert all(r["style"] != "filled" for split in ("train", "dev") for r in manifests[split])
     held = {r["motion"] for r in manifests["test"]} - {r["motion"] for split in ("train", "dev") for r in manifests[split]}
     assert len(held) == 7 and held <= set(HELDOUT_MOTIONS)  # one held-out way per base motion, test only
+    assert len(list((exp / "corpus" / "free").glob("free-*.mp4"))) == 4  # tiny.yaml: free-pose clips for the fit
+    assert results["backbone"]["fit_history"]  # ... which the pose fit ran on
     bundle = exp / "bundle"
     for name in ("config.yaml", "model.safetensors", "backbone.safetensors"):
         assert (bundle / name).is_file()
@@ -82,8 +84,9 @@ def test_clip_labeler_api_directory(recipe_run):
     exp, _ = recipe_run
     labeler = ClipLabeler.from_pretrained(exp / "bundle")
     results = labeler.label(exp / "corpus", top_k=1)
-    # tiny: 4 train, 2 dev, 2 test, 2 held-out style and 2 held-out motion clips per class
-    assert len(results) == 120 and all(r.error is None and len(r.labels) == 1 for r in results)
+    # tiny: 4 train, 2 dev, 2 test, 2 held-out style and 2 held-out motion clips per class, plus
+    # the 4 free-pose clips of the backbone fit
+    assert len(results) == 124 and all(r.error is None and len(r.labels) == 1 for r in results)
     assert all(r.labels[0]["label"] in labeler.labels_ for r in results)
 
 
