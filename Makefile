@@ -6,9 +6,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 # Speech engines (espeak-ng, flite, festival and its voices), text for the open-vocabulary
-# corpus (WordNet, GCIDE, fortunes) and ffmpeg (video decoding, codec augmentation).
+# corpus (WordNet, GCIDE, fortunes), text for the word LM only (Ding's example sentences,
+# trans-de-en: lm.extra_sources) and ffmpeg (video decoding, codec augmentation).
 APT_PACKAGES := espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
-	wordnet-base dict-gcide fortunes fortunes-min ffmpeg
+	wordnet-base dict-gcide fortunes fortunes-min trans-de-en ffmpeg
 STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: setup system-tools demo demo-speech demo-video test test-fast lint bench clean help

@@ -8,6 +8,11 @@ Text (``lm.text``):
   sentence of the dev and test splits removed. Held-out text sources (fortunes) never reach
   the LM, since no train utterance comes from them. For an imported corpus it is ``train``.
 
+``lm.extra_sources`` adds text that only the LM reads (:mod:`data_prep.corpora.lm_text`, e.g.
+``[ding]``: Ding's English example sentences, Debian ``trans-de-en``), whatever ``lm.text``; the
+speech corpus never draws from it. Its dev and test sentences are removed like the rest, and so is
+every sentence of a text source the train split does not draw from (fortunes: the held-out text).
+
 The lexicon is the LM's vocabulary (plus ``lm.extra_words``, a word-list file, if set) spelt
 in the model's tokens, and the spelling units of :mod:`pipeline.decoding.lexicon` at
 ``lm.spell_log10`` per letter (the unknown-word path; ``null`` leaves it out).
@@ -52,6 +57,7 @@ class LMConfig:
     prune: tuple[int, ...] = (0, 1, 1)  # per order: drop n-grams seen at most this often
     text: str = "sources"  # "sources" or "train" (see the module docstring)
     extra_words: str = ""  # a word-list file (one word per line) added to the lexicon
+    extra_sources: tuple[str, ...] = ()  # LM-only text (data_prep.corpora.lm_text), e.g. [ding]
     spell_log10: float | None = -4.0  # spelling units' log10 probability; null: no unknown-word path
     beam_size: int = 32
     beam_size_token: int = 8  # tokens tried per frame, the likeliest first
@@ -90,7 +96,32 @@ def lm_sentences(cfg: LMConfig, train: list[dict], exclude: set[str]) -> list[st
                     seen.add(text)
                     sentences.append(text)
         log.info("LM text: %d sentences from the train split and the sources %s", len(sentences), sources)
+    if cfg.extra_sources:
+        sentences += _extra_sentences(cfg.extra_sources, sources, exclude | set(sentences))
     return sentences
+
+
+def _extra_sentences(names: tuple[str, ...], train_sources: list[str], exclude: set[str]) -> list[str]:
+    """Sentences of the LM-only text sources ``names``, without ``exclude`` and without any
+    sentence of an installed corpus text source that ``train_sources`` leaves out (held out)."""
+    from data_prep.corpora.lm_text import load_lm_text
+    from data_prep.corpora.text_sources import available_sources, load_sentences
+
+    held_out = [n for n in available_sources() if n not in train_sources]
+    banned = set(exclude)
+    for name in held_out:
+        banned.update(normalize_text(s) for s in load_sentences(name))
+    out: list[str] = []
+    for name in names:
+        before = len(out)
+        for raw in load_lm_text(name):
+            text = normalize_text(raw)
+            if text and text not in banned:
+                banned.add(text)
+                out.append(text)
+        log.info("LM text: %d sentences from the LM-only source %s (held-out sources %s removed)",
+                 len(out) - before, name, held_out)  # fmt: skip
+    return out
 
 
 def _word_list(path: str) -> list[str]:

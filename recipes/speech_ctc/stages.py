@@ -336,12 +336,15 @@ class SpeechRecipe(Recipe):
             features["aug"] = [c.augment_copies, to_dict(c.augment)]
         if c.features.is_upstream:
             features["upstream"] = upstream_identity(c.features)
+        lm = to_dict(c.lm)
+        if not c.lm.extra_sources:  # a later field: left out when off, so earlier lm markers hold
+            del lm["extra_sources"]
         return {
             "data": Inputs({"data": to_dict(c.data)}),
             "features": Inputs(features, after={"data": "data"}),
             "lineage": Inputs({"model": to_dict(c.model), "sa": to_dict(c.specaugment)}, after={"f": "features"}),
             "train": Inputs({"train": to_dict(c.train)}, after={"l": "lineage"}),
-            "lm": Inputs({"lm": to_dict(c.lm)}, after={"data": "data"}),
+            "lm": Inputs({"lm": lm}, after={"data": "data"}),
             "decode": Inputs({"decode": to_dict(c.decode)}, after={"t": "train", "lm": "lm"}),
         }
 
