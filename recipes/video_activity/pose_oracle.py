@@ -59,8 +59,10 @@ ORACLE_DIR = "pose_oracle"
 @dataclass(frozen=True)
 class TruePoseJob:
     """Per-clip job for ``build_store``: ``(path, label, seed, style, way)`` -> (S, 4J - 1)
-    true pose descriptors of the S frames that the frame CNN's embedding job samples, in the
-    standardised units that the CNN's pose head predicts in (``(pose - mean) / std``)."""
+    true pose descriptors of the S frames that the frame CNN's embedding job samples,
+    standardised as the pose head's targets are (``(pose - mean) / std`` with the statistics of
+    the training clips' frames; a fit with free-pose clips also counts theirs, so its units
+    differ slightly, which the classifier's own normalisation absorbs)."""
 
     corpus: VideoCorpusConfig
     num_segments: int
