@@ -122,8 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --output-dir: leave out inputs whose outputs are already there (resume a run)",
     )
     t.add_argument(
-        "--model", type=Path, metavar="DIR", default=None,
-        help="speech bundle directory (default: the English model shipped with seqrec)",
+        "--model", type=Path, metavar="NAME|DIR", default=None,
+        help="a speech bundle directory, or a model shipped with seqrec by name: tiny (the default, "
+        "English, on Whisper tiny.en)",
     )
     t.add_argument(
         "--beam-size", type=_positive_int, default=None,

@@ -2,13 +2,16 @@
 
 import json
 import shutil
+from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 import yaml
 
 from pipeline.bundle import BundleError
 from pipeline.cli import main as cli_main
-from pipeline.pretrained import SPEECH_MODEL, ship_speech_bundle, speech_model_dir
+from pipeline.pretrained import SPEECH_MODEL, ship_speech_bundle, shipped_models, speech_model_dir
 
 SHIPPED = (SPEECH_MODEL / "config.yaml").is_file()
 
@@ -18,6 +21,29 @@ def test_speech_model_dir_defaults_to_the_shipped_model(tmp_path, monkeypatch):
     monkeypatch.setattr("pipeline.pretrained.SPEECH_MODEL", tmp_path / "absent")
     with pytest.raises(BundleError, match="no shipped speech model"):
         speech_model_dir(None)
+
+
+def test_a_model_name_means_a_shipped_bundle_unless_a_path_of_that_name_exists(tmp_path, monkeypatch):
+    fake = tmp_path / "shipped"
+    fake.mkdir()
+    (fake / "config.yaml").write_text("kind: speech_ctc\n")
+    monkeypatch.setattr("pipeline.pretrained.SPEECH_MODEL", fake)
+    assert list(shipped_models()) == ["tiny"]
+    assert speech_model_dir("tiny") == fake == speech_model_dir(None) == speech_model_dir(Path("tiny"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny").mkdir()
+    assert speech_model_dir("tiny") == Path("tiny")  # an existing directory wins over the name
+    assert speech_model_dir("base") == Path("base")  # neither: left to the bundle loader to refuse
+
+
+@pytest.mark.skipif(not SHIPPED, reason="no shipped model in this checkout")
+def test_transcribe_model_tiny_is_the_shipped_model(tmp_path, capsys):
+    wav = tmp_path / "tone.wav"
+    sf.write(wav, 0.1 * np.sin(2 * np.pi * 220 * np.arange(16000) / 16000), 16000)
+    assert cli_main(["transcribe", "--model", "tiny", "--engine", "lite", "--format", "json", str(wav)]) == 0
+    assert json.loads(capsys.readouterr().out)["path"] == str(wav)
+    assert cli_main(["transcribe", "--model", "base", str(wav)]) == 2  # not shipped, not a directory
+    assert "base" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not SHIPPED, reason="no shipped model in this checkout")

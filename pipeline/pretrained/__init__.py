@@ -1,8 +1,8 @@
 """The speech model that ships inside the package: where it is, and how a bundle becomes it.
 
-``seqrec transcribe`` without ``--model`` and ``Transcriber.from_pretrained()`` without a
-directory load :data:`SPEECH_MODEL` (``pipeline/pretrained/speech_en/``). It is an ordinary
-speech bundle whose weights are stored in float16 (half the size; the model still computes in
+``seqrec transcribe`` without ``--model`` (or with ``--model tiny``; :func:`shipped_models`
+names them) and ``Transcriber.from_pretrained()`` without a directory load
+:data:`SPEECH_MODEL` (``pipeline/pretrained/speech_en/``). It is an ordinary speech bundle whose weights are stored in float16 (half the size; the model still computes in
 float32) with its word LM. :func:`ship_speech_bundle` makes it from a recipe's bundle (the
 speech recipe's ship script calls it); the README's model card says what it was trained on
 and how well it does.
@@ -21,20 +21,31 @@ from pipeline.io_utils import file_sha256
 SPEECH_MODEL = Path(__file__).resolve().parent / "speech_en"
 
 
-def speech_model_dir(model_dir: str | Path | None) -> Path:
-    """``model_dir``, or the shipped model's directory when it is None.
+def shipped_models() -> dict[str, Path]:
+    """The speech models inside the package by name, as ``--model NAME`` takes them (Whisper's
+    sizes: ``tiny`` is the Whisper tiny.en upstream's; the first is the default)."""
+    return {"tiny": SPEECH_MODEL}
+
+
+def speech_model_dir(model: str | Path | None) -> Path:
+    """The bundle directory that ``model`` names: an existing path as it is, else a shipped
+    model's name (:func:`shipped_models`), and the default shipped model for None. Anything
+    else is returned as a path, for the bundle loader to refuse with its own message.
 
     Raises:
-        BundleError: None was given and this installation has no shipped model.
+        BundleError: a shipped model was asked for (by name or None) and this installation does
+            not have it.
     """
-    if model_dir is not None:
-        return Path(model_dir)
+    names = shipped_models()
+    if model is not None and (Path(model).exists() or str(model) not in names):
+        return Path(model)
+    name = next(iter(names)) if model is None else str(model)
     # lazy: pipeline.bundle pulls in yaml; seqrec --help reaches this module
     from pipeline.bundle import CONFIG_NAME, BundleError
 
-    if not (SPEECH_MODEL / CONFIG_NAME).is_file():
-        raise BundleError(f"{SPEECH_MODEL}: no shipped speech model in this installation; pass --model DIR")
-    return SPEECH_MODEL
+    if not (names[name] / CONFIG_NAME).is_file():
+        raise BundleError(f"{names[name]}: no shipped speech model {name!r} in this installation; pass --model DIR")
+    return names[name]
 
 
 def ship_speech_bundle(
