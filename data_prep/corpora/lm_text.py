@@ -17,14 +17,11 @@ Sentences go through the corpus' own filter, :func:`~data_prep.corpora.text_sour
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
 from collections.abc import Iterator, Sequence
 
 from data_prep.corpora import text_sources as ts
 from data_prep.corpora.text_sources import MAX_WORDS, MIN_WORDS, TextSource, TextSourceError
-from pipeline.io_utils import user_cache_dir
 
 # --- Ding: "German | German example :: English | English example" per line; the " | "-separated
 # fields of both sides correspond; ";" separates alternatives inside a field; {..} marks word
@@ -88,58 +85,6 @@ def _source_files(name: str) -> tuple[TextSource, list[str]]:
     return spec, files
 
 
-def _disk_cache_path(spec: TextSource, files: Sequence[str]) -> str | None:
-    """Cache file of a source's cleaned sentences (None: caching off), keyed by this module's
-    and the filter module's code and the files' paths, sizes and modification times."""
-    root = user_cache_dir("SEQREC_TEXT_CACHE", "text_sources")
-    if root is None:
-        return None
-    h = hashlib.sha256()
-    for module in (__file__, ts.__file__):
-        with open(module, "rb") as fh:
-            h.update(fh.read())
-    h.update(repr((spec.name, spec.root, spec.patterns, spec.exclude)).encode())
-    for f in files:
-        st = os.stat(f)
-        h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
-    return os.path.join(root, f"lm-{spec.name}-{h.hexdigest()[:20]}.txt")
-
-
-def _load_all(name: str) -> list[str]:
-    """All cleaned sentences of an LM source with up to 50 words, deduplicated, in file order."""
-    spec, files = _source_files(name)
-
-    def parse() -> list[str]:
-        lexicon = ts.english_lexicon()
-        seen: set[str] = set()
-        out: list[str] = []
-        for raw in spec.parser(files):
-            sentence = ts.clean_sentence(raw, lexicon, min_words=1, max_words=50)
-            if sentence is not None and sentence not in seen:
-                seen.add(sentence)
-                out.append(sentence)
-        return out
-
-    def build() -> list[str]:
-        cache = _disk_cache_path(spec, files)
-        if cache is not None and os.path.isfile(cache):
-            with open(cache, encoding="utf-8") as fh:
-                return fh.read().split("\n")[:-1]
-        out = parse()
-        if cache is not None:
-            try:
-                os.makedirs(os.path.dirname(cache), exist_ok=True)
-                tmp = f"{cache}.{os.getpid()}.tmp"
-                with open(tmp, "w", encoding="utf-8") as fh:
-                    fh.write("".join(s + "\n" for s in out))
-                os.replace(tmp, cache)
-            except OSError:
-                pass  # read-only home: just no cross-process cache
-        return out
-
-    return ts._cached(("lm-sentences", spec, tuple(files)), build)  # type: ignore[return-value]
-
-
 def load_lm_text(name: str, *, min_words: int = MIN_WORDS, max_words: int = MAX_WORDS) -> list[str]:
     """The cleaned, normalised, deduplicated sentences of one LM text source, in file order.
 
@@ -149,4 +94,5 @@ def load_lm_text(name: str, *, min_words: int = MIN_WORDS, max_words: int = MAX_
     """
     if not 1 <= min_words <= max_words <= 50:
         raise ValueError(f"need 1 <= min_words <= max_words <= 50, got {min_words}, {max_words}")
-    return [s for s in _load_all(name) if min_words <= s.count(" ") + 1 <= max_words]
+    sentences = ts.cleaned_sentences(*_source_files(name), prefix="lm-", code=(__file__,))
+    return [s for s in sentences if min_words <= s.count(" ") + 1 <= max_words]

@@ -402,29 +402,32 @@ def _stem_known(word: str, lexicon: frozenset[str] | set[str]) -> bool:
     return False
 
 
-def _disk_cache_path(spec: TextSource, files: Sequence[str]) -> str | None:
+def _disk_cache_path(spec: TextSource, files: Sequence[str], prefix: str, code: Sequence[str]) -> str | None:
     """Where parsed sentences are cached across processes (None: caching off).
 
     ``$SEQREC_TEXT_CACHE`` names the directory (``""`` or ``"0"`` turns it off); the default is
-    ``$XDG_CACHE_HOME/seqrec/text_sources``. The key hashes this module's code and the files'
-    paths, sizes and modification times, so a changed filter or package reparses.
+    ``$XDG_CACHE_HOME/seqrec/text_sources``. The key hashes this module's code (and ``code``,
+    the files of the registry's own module), the source's spec and the files' paths, sizes and
+    modification times, so a changed filter or package reparses.
     """
     root = user_cache_dir("SEQREC_TEXT_CACHE", "text_sources")
     if root is None:
         return None
     h = hashlib.sha256()
-    with open(__file__, "rb") as fh:
-        h.update(fh.read())
+    for module in (*code, __file__):
+        with open(module, "rb") as fh:
+            h.update(fh.read())
     h.update(repr((spec.name, spec.root, spec.patterns, spec.exclude)).encode())
     for f in files:
         st = os.stat(f)
         h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
-    return os.path.join(root, f"{spec.name}-{h.hexdigest()[:20]}.txt")
+    return os.path.join(root, f"{prefix}{spec.name}-{h.hexdigest()[:20]}.txt")
 
 
-def _load_all(name: str) -> list[str]:
-    """All cleaned sentences of a source with up to 50 words, deduplicated, in file order."""
-    spec, files = _source_files(name)
+def cleaned_sentences(spec: TextSource, files: Sequence[str], *, prefix: str = "", code: Sequence[str] = ()) -> list[str]:
+    """All cleaned sentences of a source's ``files`` with up to 50 words, deduplicated, in file
+    order; cached per process and on disk (:func:`_disk_cache_path`, file names starting with
+    ``prefix``). Other registries of text (``lm_text``) read theirs through it too."""
 
     def parse() -> list[str]:
         lexicon = english_lexicon()
@@ -438,7 +441,7 @@ def _load_all(name: str) -> list[str]:
         return out
 
     def build() -> list[str]:
-        cache = _disk_cache_path(spec, files)
+        cache = _disk_cache_path(spec, files, prefix, code)
         if cache is not None and os.path.isfile(cache):
             with open(cache, encoding="utf-8") as fh:
                 return fh.read().split("\n")[:-1]
@@ -454,7 +457,12 @@ def _load_all(name: str) -> list[str]:
                 pass  # read-only home: just no cross-process cache
         return out
 
-    return _cached(("sentences", spec, tuple(files)), build)  # type: ignore[return-value]
+    return _cached((prefix + "sentences", spec, tuple(files)), build)  # type: ignore[return-value]
+
+
+def _load_all(name: str) -> list[str]:
+    """All cleaned sentences of a source with up to 50 words, deduplicated, in file order."""
+    return cleaned_sentences(*_source_files(name))
 
 
 def load_sentences(

@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from data_prep.corpora import lm_text, text_sources
 from data_prep.text_norm import normalize_text
 from pipeline.decoding.compiled_lexicon import COMPILED_NAME, compile_lexicon
 from pipeline.decoding.greedy import greedy_decode
@@ -84,10 +85,7 @@ def lm_sentences(cfg: LMConfig, train: list[dict], exclude: set[str]) -> list[st
     sentences = [r["text"] for r in train if r["text"] not in exclude]
     sources = sorted({r["text_source"] for r in train if r.get("text_source")})
     if cfg.text == "sources" and sources:
-        # lazy: only an embedded corpus's records name the generated corpora's text sources
-        from data_prep.corpora.text_sources import load_all_sources
-
-        available = load_all_sources()
+        available = text_sources.load_all_sources()
         seen = set(sentences)
         for name in sources:
             for raw in available.get(name, ()):
@@ -104,17 +102,14 @@ def lm_sentences(cfg: LMConfig, train: list[dict], exclude: set[str]) -> list[st
 def _extra_sentences(names: tuple[str, ...], train_sources: list[str], exclude: set[str]) -> list[str]:
     """Sentences of the LM-only text sources ``names``, without ``exclude`` and without any
     sentence of an installed corpus text source that ``train_sources`` leaves out (held out)."""
-    from data_prep.corpora.lm_text import load_lm_text
-    from data_prep.corpora.text_sources import available_sources, load_sentences
-
-    held_out = [n for n in available_sources() if n not in train_sources]
+    held_out = [n for n in text_sources.available_sources() if n not in train_sources]
     banned = set(exclude)
     for name in held_out:
-        banned.update(normalize_text(s) for s in load_sentences(name))
+        banned.update(normalize_text(s) for s in text_sources.load_sentences(name))
     out: list[str] = []
     for name in names:
         before = len(out)
-        for raw in load_lm_text(name):
+        for raw in lm_text.load_lm_text(name):
             text = normalize_text(raw)
             if text and text not in banned:
                 banned.add(text)
