@@ -14,7 +14,10 @@ The backbone is any torchvision classification model (``resnet18`` by default,
 - ``none``: random initialisation.
 - a path: a local ``.safetensors`` or ``.pt``/``.pth`` state dict (loaded with
   ``weights_only=True``), either a full classifier state dict or a backbone-only one
-  (for ``efficientnet_lite0`` also with the upstream lukemelas-style names).
+  (for ``efficientnet_lite0`` also with the upstream lukemelas-style names). A fitted
+  backbone as :meth:`FrameEmbedder.export_state` writes it (a run's ``backbone.safetensors``)
+  is one too: :func:`build_embedder` keeps its fitted projection, :func:`build_backbone`
+  takes only the CNN.
 
 Frames are normalised with the ImageNet mean and std, except for a backbone that names its own
 (``input_mean`` / ``input_std`` attributes: EfficientNet-Lite0 wants mean = std = 0.5).
@@ -43,6 +46,8 @@ log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: Key prefix of a fitted head in a backbone weights file (:meth:`FrameEmbedder.export_state`).
+PROJECTION_PREFIX = "projection."
 
 
 class BackboneError(SeqrecError, ValueError):
@@ -148,14 +153,15 @@ def load_backbone_weights(model: nn.Module, state: dict[str, torch.Tensor], sour
     """Loads a classifier or backbone-only state dict into a stripped backbone.
 
     Classifier keys (``fc.*``, ``classifier.*`` Linear weights) that the stripped model no
-    longer has are ignored; any other missing or unexpected key is an error.
+    longer has, and a fitted head (``projection.*``, see :func:`build_embedder`), are ignored;
+    any other missing or unexpected key is an error.
     """
     state = {k.removeprefix("module."): v for k, v in state.items()}
     own = model.state_dict()
     usable = {k: v for k, v in state.items() if k in own}
     missing = sorted(set(own) - set(usable))
     unexpected = sorted(
-        k for k in set(state) - set(own) if not k.startswith(("fc.", "classifier."))
+        k for k in set(state) - set(own) if not k.startswith(("fc.", "classifier.", PROJECTION_PREFIX))
     )
     if missing or unexpected:
         raise BackboneError(
@@ -266,8 +272,6 @@ class FramePreprocess(nn.Module):
         return ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
 
 
-PROJECTION_PREFIX = "projection."
-
 
 class FrameEmbedder(nn.Module):
     """Preprocessing + backbone (+ optional linear projection): uint8 frames (N, S, S, 3) -> (N, D).
@@ -285,6 +289,7 @@ class FrameEmbedder(nn.Module):
         )
         self.backbone = backbone.to(memory_format=torch.channels_last)
         self.projection = projection
+        self.backbone_dim = dim  # the CNN's own output size, before the projection
         self.dim = projection.out_features if projection is not None else dim
         self.precision = "auto"  # autocast choice for embed(); see pipeline.amp
 
@@ -347,16 +352,37 @@ class FrameEmbedder(nn.Module):
 def embedder_from_state(name: str, state: dict[str, torch.Tensor], source: str) -> FrameEmbedder:
     """Rebuilds a :class:`FrameEmbedder` from :meth:`FrameEmbedder.export_state` output."""
     model, dim = build_backbone(name, "none")
-    proj = {k[len(PROJECTION_PREFIX) :]: v for k, v in state.items() if k.startswith(PROJECTION_PREFIX)}
-    load_backbone_weights(model, {k: v for k, v in state.items() if not k.startswith(PROJECTION_PREFIX)}, source)
+    load_backbone_weights(model, state, source)
+    return FrameEmbedder(model, dim, _projection(state, dim, source)).eval()
+
+
+def build_embedder(name: str, weights: str) -> FrameEmbedder:
+    """A :class:`FrameEmbedder` from :func:`build_backbone`'s arguments. A weights file that
+    holds a fitted head (``projection.*``: another run's ``backbone.safetensors``, or the
+    shipped pose backbone) keeps it, so its embeddings are what that fit made them."""
+    model, dim = build_backbone(name, weights)
     projection = None
-    if proj:
-        weight = proj.get("weight")
-        if weight is None or weight.dim() != 2 or weight.size(1) != dim:
-            raise BackboneError(f"{source}: projection weights do not fit a {dim}-dim backbone")
-        projection = nn.Linear(dim, weight.size(0))
+    if weights not in ("imagenet", "none"):
+        path = Path(weights).expanduser()
+        projection = _projection(_read_state_dict(path), dim, str(path))
+    return FrameEmbedder(model, dim, projection)
+
+
+def _projection(state: dict[str, torch.Tensor], dim: int, source: str) -> nn.Linear | None:
+    """The fitted head in ``state`` (``projection.weight`` (K, dim), ``projection.bias`` (K,)),
+    as a float32 Linear; None when there is none."""
+    proj = {k[len(PROJECTION_PREFIX) :]: v for k, v in state.items() if k.startswith(PROJECTION_PREFIX)}
+    if not proj:
+        return None
+    weight = proj.get("weight")
+    if weight is None or weight.dim() != 2 or weight.size(1) != dim or set(proj) != {"weight", "bias"}:
+        raise BackboneError(f"{source}: projection weights do not fit a {dim}-dim backbone")
+    projection = nn.Linear(dim, weight.size(0))
+    try:
         projection.load_state_dict(proj)
-    return FrameEmbedder(model, dim, projection).eval()
+    except RuntimeError as exc:
+        raise BackboneError(f"{source}: projection weights: {one_line(exc)}") from None
+    return projection
 
 
 # --------------------------------------------------------------------------- embedding stage

@@ -290,6 +290,7 @@ def fit_backbone(
             save_checkpoint(checkpoint, state())
     if pose and getattr(cfg, "pose_embeddings", False):
         embedder.projection = head  # frames are then described by their predicted pose
+        embedder.dim = head.out_features
     embedder.eval()
     return {
         "embedder": embedder,

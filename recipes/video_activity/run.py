@@ -3,7 +3,7 @@
 
     python recipes/video_activity/run.py                           # everything, embedded corpus
     python recipes/video_activity/run.py --stage 4 --stop-stage 6  # retrain and evaluate
-    python recipes/video_activity/run.py --data /corpora/UCF101 backbone.weights=imagenet
+    python recipes/video_activity/run.py --data /corpora/UCF101 backbone.weights=imagenet backbone_fit.epochs=6
     python recipes/video_activity/run.py model.pooling=mean model.encoder.cell=gru
 
 Stages (the numbers of --stage and --stop-stage; a stage whose marker matches is skipped):

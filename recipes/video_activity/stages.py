@@ -33,8 +33,7 @@ from data_prep.corpora.video_corpus import (
 from data_prep.frame_embed import (
     BackboneConfig,
     EmbedJob,
-    FrameEmbedder,
-    build_backbone,
+    build_embedder,
     initial_weights,
 )
 from data_prep.importers.corpus import VideoFormat, import_video_corpus
@@ -46,6 +45,7 @@ from pipeline.config import config_hash, save_config, to_dict
 from pipeline.data import FeatureDataset, build_entries, collate_labels, length_sorted_batches
 from pipeline.io_utils import atomic_write_bytes, atomic_write_json, file_sha256
 from pipeline.metrics import classification_metrics, save_confusion_png
+from pipeline.pretrained.pose_backbone import POSE_WEIGHTS, PoseBackboneError, pose_backbone_card, pose_backbone_weights
 from pipeline.models.classifier import ClassifierConfig, SequenceClassifier
 from pipeline.models.encoder import EncoderConfig
 from pipeline.models.mean_pool import MeanPoolClassifier, MeanPoolConfig
@@ -143,16 +143,24 @@ class VideoRecipe(Recipe):
         return {"manifests": out, "labels": labels}
 
     def stage_backbone(self) -> dict[str, Any]:
-        """Fits the CNN to training frames (or keeps its initial weights) and saves it."""
+        """Fits the CNN to training frames (or keeps its initial weights) and saves it.
+
+        ``backbone.weights: pose`` starts from the shipped pose backbone
+        (:mod:`pipeline.pretrained.pose_backbone`), whose pose head is kept when nothing is fitted.
+        """
         b = self.cfg.backbone
         torch.manual_seed(self.cfg.data.seed)  # a random-init backbone starts the same every run
-        model, dim = build_backbone(b.name, b.weights)
-        embedder = FrameEmbedder(model, dim)
+        weights = self._weights_file()
+        embedder = build_embedder(b.name, weights)  # keeps a fitted pose head when it has one
         # what the backbone starts from (weights, file, sha256), hashed once here for the bundle
-        info: dict[str, Any] = {"name": b.name, "init": initial_weights(b.name, b.weights), "dim": dim}
-        if self.cfg.backbone_fit.epochs > 0:
+        init = initial_weights(b.name, weights)
+        if b.weights == POSE_WEIGHTS:
+            init = {**init, "weights": POSE_WEIGHTS, "source": "seqrec pose backbone " + str(pose_backbone_card()["date"])}
+        info: dict[str, Any] = {"name": b.name, "init": init, "dim": embedder.backbone_dim}
+        if self.cfg.backbone_fit.epochs > 0:  # the fit makes its own head
             fitted = fit_backbone(
-                model, dim, self.fit_clips("train"), self.fit_clips("dev"), num_classes=len(self.labels()),
+                embedder.backbone, embedder.backbone_dim, self.fit_clips("train"), self.fit_clips("dev"),
+                num_classes=len(self.labels()),
                 backbone=b, cfg=self.cfg.backbone_fit, num_workers=self.cfg.num_workers,
                 num_threads=self.cfg.train.num_threads, flip_map=self._pose_flip_map(), pose_layout=self._pose_layout(),
                 checkpoint=self.backbone_checkpoint, identity=self.hashes()["backbone"],
@@ -247,7 +255,8 @@ class VideoRecipe(Recipe):
         return {
             "data": Inputs({"data": {k: v for k, v in to_dict(c.data).items() if k != "free_pose_clips"}}),
             "backbone": Inputs(
-                {"backbone": to_dict(c.backbone), "fit": to_dict(c.backbone_fit), **self._free_key()}, after={"d": "data"}
+                {"backbone": to_dict(c.backbone), "fit": to_dict(c.backbone_fit), **self._free_key(), **self._pose_key()},
+                after={"d": "data"},
             ),
             "embed": Inputs({"views": c.train_views, **self._speed_key()}, after={"b": "backbone"}),
             "lineage-model": Inputs({"model": to_dict(c.model), "noise": c.feature_noise}, after={"e": "embed"}),
@@ -266,6 +275,29 @@ class VideoRecipe(Recipe):
         (only the fit reads them); empty without, so that earlier experiments keep their hashes."""
         n = self.cfg.data.free_pose_clips
         return {"free_pose_clips": n} if n else {}
+
+    def _pose_key(self) -> dict[str, str]:
+        """``{"pose_sha256": ...}`` with the shipped pose backbone: a reshipped one is another
+        start, so the stages after it run again."""
+        if self.cfg.backbone.weights != POSE_WEIGHTS:
+            return {}
+        if self.cfg.data.corpus != "embedded":  # checked here, as the stages are bound: before any runs
+            raise PoseBackboneError(
+                f"backbone.weights={POSE_WEIGHTS} reads the embedded corpus's drawn figures, not {self.cfg.data.corpus}; "
+                "for real videos add backbone.weights=imagenet backbone_fit.epochs=6"
+            )
+        return {"pose_sha256": str(pose_backbone_card().get("sha256"))}
+
+    def _weights_file(self) -> str:
+        """``backbone.weights`` as :func:`build_embedder` takes it: the shipped pose backbone's
+        file for ``pose`` (checked to fit this run: sizes, held-out sets, sha256), else as it is."""
+        b, d = self.cfg.backbone, self.cfg.data
+        if b.weights != POSE_WEIGHTS:
+            return b.weights
+        self._pose_key()  # the embedded corpus only
+        return str(pose_backbone_weights(
+            b.name, b.frame_size, b.short_side, heldout_styles=tuple(d.heldout_styles), heldout_motions=tuple(d.heldout_motions)
+        ))
 
     def _speed_key(self) -> dict[str, list[float]]:
         """``{"speed": [low, high]}`` for hashes when the training views change speed; empty at
