@@ -10,7 +10,13 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from data_prep.corpora.video_corpus import SIZES, clip_keypoints, clip_specs, pose_targets, render_clip
+from data_prep.corpora.video_corpus import (
+    SIZES,
+    clip_keypoints,
+    clip_specs,
+    pose_targets,
+    render_clip,
+)
 from data_prep.frame_embed import FrameEmbedder, build_backbone, build_embedder, embedder_from_state
 from data_prep.video_io import resize_short_side_and_center_crop
 from pipeline.config import load_config

@@ -175,3 +175,25 @@ def test_pose_oracle_classifies_the_true_poses_of_the_frames_the_cnn_sees(recipe
     assert abs(train.mean()) < 0.05 and 0.8 < train.std() < 1.2  # the training frames' units
     m = oracle["metrics"]
     assert m["test"]["top1"] >= 0.4 and m["test"]["num_clips"] == 20  # chance is 0.1
+
+
+@pytest.mark.slow
+def test_ship_backbone_ships_an_up_to_date_pose_fit_with_its_card(recipe_run, tmp_path):
+    """ship_backbone.py takes run.py's config: the card says what the fit saw and held out, and
+    a config whose backbone stage is not the one on disk is refused."""
+    import yaml
+
+    from pipeline.pretrained.pose_backbone import pose_backbone_weights
+    from recipes.video_activity.ship_backbone import main as ship_main
+
+    exp, results = recipe_run
+    out = ship_main(["--config", str(TINY), "--exp-dir", str(exp), "--out", str(tmp_path / "pose")])
+    card = yaml.safe_load((out / "config.yaml").read_text())
+    assert card["backbone"] == {"name": "efficientnet_lite0", "frame_size": 32, "short_side": 32}
+    assert card["fitted_on"]["heldout_styles"] == ["filled"] and len(card["fitted_on"]["heldout_motions"]) == 7
+    assert card["fit"]["dev_pose_r2"] == round(results["backbone"]["fit_history"][-1]["dev_pose_r2"], 4)
+    assert card["made_by"] == "python recipes/video_activity/run.py --config recipes/video_activity/conf/tiny.yaml"
+    assert pose_backbone_weights("efficientnet_lite0", 32, 32, heldout_styles=("filled",), root=out).is_file()
+    with pytest.raises(SystemExit):  # another fit than the one on disk
+        ship_main(["--config", str(TINY), "--exp-dir", str(exp), "--out", str(tmp_path / "other"), "backbone_fit.epochs=2"])
+    assert not (tmp_path / "other").exists()

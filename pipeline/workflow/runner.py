@@ -280,6 +280,26 @@ def recipe_arg_parser(description: str, default_config: Path) -> argparse.Argume
     return p
 
 
+def recipe_overrides(args: argparse.Namespace) -> list[str]:
+    """The ``key=value`` overrides of a :func:`recipe_arg_parser` command line, with ``--data``
+    and ``--exp-dir`` as the overrides they stand for."""
+    overrides = list(args.overrides)
+    if getattr(args, "data", None) is not None:
+        overrides.append(f"data.corpus={args.data}")
+    if args.exp_dir is not None:
+        overrides.append(f"exp_dir={args.exp_dir}")
+    return overrides
+
+
+def load_recipe_config(parser: argparse.ArgumentParser, args: argparse.Namespace, config_cls: type) -> Any:
+    """The config of a :func:`recipe_arg_parser` command line; a bad one ends the program as a
+    usage error (one line, exit code 2)."""
+    try:
+        return load_config(config_cls, args.config, recipe_overrides(args))
+    except ConfigError as exc:
+        parser.exit(2, f"{parser.prog}: error: {' '.join(str(exc).split())}\n")
+
+
 def stage_footer(results: dict[str, Any]) -> list[str]:
     """The lines every recipe prints under its metrics table: wall time per stage, bundle."""
     lines = []
@@ -308,15 +328,7 @@ def run_recipe(
 
     parser = recipe_arg_parser(description, default_config)
     args = parser.parse_args(argv)
-    overrides = list(args.overrides)
-    if args.data is not None:
-        overrides.append(f"data.corpus={args.data}")
-    if args.exp_dir is not None:
-        overrides.append(f"exp_dir={args.exp_dir}")
-    try:
-        cfg = load_config(config_cls, args.config, overrides)
-    except ConfigError as exc:
-        parser.exit(2, f"{parser.prog}: error: {' '.join(str(exc).split())}\n")
+    cfg = load_recipe_config(parser, args, config_cls)
     exp = Path(cfg.exp_dir)
     rank, _ = rank_and_world()
     setup_logging(exp / "log" if rank == 0 else None, verbose=args.verbose)  # one run.log, rank 0's

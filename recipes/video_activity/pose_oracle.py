@@ -33,13 +33,14 @@ from data_prep.corpora.video_corpus import VideoCorpusConfig, clip_keypoints, po
 from data_prep.frame_embed import stable_name_hash
 from data_prep.store import build_store
 from data_prep.video_io import sample_indices
-from pipeline.config import ConfigError, config_hash, load_config, to_dict
+from pipeline.config import config_hash, to_dict
 from pipeline.training.backbone_fit import pose_standardisation
 from pipeline.workflow.runner import (
     Inputs,
     StageDef,
     bind_stages,
     experiment_lock,
+    load_recipe_config,
     recipe_arg_parser,
     report_user_errors,
     run_stages,
@@ -147,12 +148,7 @@ def main(argv: list[str] | None = None) -> dict:
     """Runs the oracle for run.py's config and overrides; returns its results.json content."""
     parser = recipe_arg_parser("seqrec video recipe on true poses (the pose oracle)", DEFAULT_CONFIG)
     args = parser.parse_args(argv)
-    overrides = list(args.overrides) + ([f"exp_dir={args.exp_dir}"] if args.exp_dir is not None else [])
-    try:
-        cfg = load_config(VideoRecipeConfig, args.config, overrides)
-    except ConfigError as exc:
-        parser.exit(2, f"{parser.prog}: error: {' '.join(str(exc).split())}\n")
-    recipe = PoseOracleRecipe(cfg)
+    recipe = PoseOracleRecipe(load_recipe_config(parser, args, VideoRecipeConfig))
     setup_logging(recipe.exp / "log", verbose=args.verbose)
     with report_user_errors(parser.prog, verbose=args.verbose), experiment_lock(recipe.exp):
         results = run_stages(bind_stages(recipe, STAGES), recipe.exp, start=args.stage, stop=args.stop_stage, force=args.force)

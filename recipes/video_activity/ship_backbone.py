@@ -20,10 +20,15 @@ if not __package__:  # run as a script: the checkout, not this folder, goes firs
     sys.path[0] = str(Path(__file__).resolve().parents[2])
 
 from data_prep.corpora.video_corpus import RENDER_VERSION
-from pipeline.config import ConfigError, load_config, to_dict
+from pipeline.config import to_dict
 from pipeline.io_utils import marker_matches
 from pipeline.pretrained.pose_backbone import POSE_BACKBONE, ship_pose_backbone
-from pipeline.workflow.runner import read_results, recipe_arg_parser
+from pipeline.workflow.runner import (
+    load_recipe_config,
+    read_results,
+    recipe_arg_parser,
+    recipe_overrides,
+)
 from recipes.video_activity.run import STAGES
 from recipes.video_activity.stages import DEFAULT_CONFIG, VideoRecipe, VideoRecipeConfig
 
@@ -33,11 +38,7 @@ def main(argv: list[str] | None = None) -> Path:
     parser = recipe_arg_parser(__doc__.splitlines()[0], DEFAULT_CONFIG)
     parser.add_argument("--out", type=Path, default=POSE_BACKBONE, help="destination (default: %(default)s)")
     args = parser.parse_args(argv)
-    overrides = list(args.overrides) + ([f"exp_dir={args.exp_dir}"] if args.exp_dir is not None else [])
-    try:
-        cfg = load_config(VideoRecipeConfig, args.config, overrides)
-    except ConfigError as exc:
-        parser.exit(2, f"{parser.prog}: error: {' '.join(str(exc).split())}\n")
+    cfg = load_recipe_config(parser, args, VideoRecipeConfig)
     recipe = VideoRecipe(cfg)
     stage = next(s for s in STAGES if s.name == "backbone")
     if not marker_matches(recipe.exp / ".done" / f"stage{stage.number}-{stage.name}", recipe.hashes()[stage.node]):
@@ -52,12 +53,19 @@ def main(argv: list[str] | None = None) -> Path:
                       **{k: v for k, v in to_dict(cfg.data).items() if k not in ("corpus", "format", "ucf101_split", "dev_fraction")}},
         "fit": {**to_dict(cfg.backbone_fit), "dev_pose_r2": round(fit["fit_history"][-1]["dev_pose_r2"], 4),
                 "fit_seconds": fit["fit_seconds"]},
-        "made_by": " ".join(["python recipes/video_activity/run.py", f"--config {args.config}", *overrides]),
+        "made_by": " ".join(["python recipes/video_activity/run.py", f"--config {_shown_path(args.config)}",
+                             *(o for o in recipe_overrides(args) if not o.startswith("exp_dir="))]),
     }
     out = ship_pose_backbone(recipe.backbone_file, card, args.out)
     size = sum(p.stat().st_size for p in out.iterdir())
     print(f"shipped {recipe.backbone_file} -> {out} ({size / 1e6:.1f} MB)")
     return out
+
+
+def _shown_path(path: Path) -> str:
+    """``path`` relative to the checkout when it lies inside it (the card is read anywhere)."""
+    root = Path(__file__).resolve().parents[2]
+    return str(path.resolve().relative_to(root)) if path.resolve().is_relative_to(root) else str(path)
 
 
 if __name__ == "__main__":

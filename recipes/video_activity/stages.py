@@ -45,10 +45,15 @@ from pipeline.config import config_hash, save_config, to_dict
 from pipeline.data import FeatureDataset, build_entries, collate_labels, length_sorted_batches
 from pipeline.io_utils import atomic_write_bytes, atomic_write_json, file_sha256
 from pipeline.metrics import classification_metrics, save_confusion_png
-from pipeline.pretrained.pose_backbone import POSE_WEIGHTS, PoseBackboneError, pose_backbone_card, pose_backbone_weights
 from pipeline.models.classifier import ClassifierConfig, SequenceClassifier
 from pipeline.models.encoder import EncoderConfig
 from pipeline.models.mean_pool import MeanPoolClassifier, MeanPoolConfig
+from pipeline.pretrained.pose_backbone import (
+    POSE_WEIGHTS,
+    PoseBackboneError,
+    pose_backbone_card,
+    pose_backbone_weights,
+)
 from pipeline.training.backbone_fit import BackboneFitConfig, FitClip, fit_backbone
 from pipeline.training.checkpoint import load_checkpoint
 from pipeline.training.frame_augment import PoseLayout
