@@ -5,7 +5,7 @@ frame's 2-D pose, which the embedded corpus's generator knows exactly. A recipe 
 config says ``backbone.weights: pose`` (the demo, ``recipes/video_activity/conf/default.yaml``)
 skips that fit and starts from this one instead, as the speech demo starts from a frozen
 Whisper encoder: it was fitted once, by the recipe's own stage on a larger corpus
-(``conf/large.yaml`` at the demo's frame size; the card says which command), and shipped with
+(``conf/large.yaml``, at the demo's frame size; the card says which command), and shipped with
 ``recipes/video_activity/ship_backbone.py``.
 
 The directory :data:`POSE_BACKBONE` is a bundle of kind ``pose_backbone``: ``config.yaml`` (the

@@ -1,10 +1,8 @@
 #!/usr/bin/env python3
 """Makes a video run's fitted pose backbone the one that ships inside the package (float16).
 
-    python recipes/video_activity/run.py --config recipes/video_activity/conf/large.yaml \\
-        exp_dir=exp/pose64 backbone.frame_size=64 backbone.short_side=64 --stop-stage 2
-    python recipes/video_activity/ship_backbone.py --config recipes/video_activity/conf/large.yaml \\
-        exp_dir=exp/pose64 backbone.frame_size=64 backbone.short_side=64
+    python recipes/video_activity/run.py --config recipes/video_activity/conf/large.yaml --stop-stage 2
+    python recipes/video_activity/ship_backbone.py --config recipes/video_activity/conf/large.yaml
 
 It takes run.py's config and overrides, and ships only a backbone stage that is up to date
 with them (its marker), so the card says truly what the backbone was fitted on. Runs whose
