@@ -197,3 +197,32 @@ def test_ship_backbone_ships_an_up_to_date_pose_fit_with_its_card(recipe_run, tm
     with pytest.raises(SystemExit):  # another fit than the one on disk
         ship_main(["--config", str(TINY), "--exp-dir", str(exp), "--out", str(tmp_path / "other"), "backbone_fit.epochs=2"])
     assert not (tmp_path / "other").exists()
+
+
+@pytest.mark.slow
+def test_other_renderer_draws_every_action_its_own_way_and_a_bundle_labels_them(recipe_run, tmp_path):
+    """The independent renderer (recipes/benchmarks/other_renderer.py): deterministic clips in
+    which the person moves, a walk that crosses the room its way, and a report per bundle."""
+    import numpy as np
+
+    from recipes.benchmarks.other_renderer import ACTIONS, HEIGHT, WIDTH, main, poses, render
+
+    for action in ACTIONS:
+        frames = render(action, 5)
+        assert frames[0].shape == (HEIGHT, WIDTH, 3) and len(frames) >= 50
+        assert np.array_equal(frames[10], render(action, 5)[10])
+        moving = np.abs(frames[len(frames) // 2].astype(int) - frames[0].astype(int)).max(-1) > 40
+        assert moving.sum() > 30, action  # not a still clip (noise alone moves no pixel by 40)
+
+    # a walk crosses the room in profile, facing where it goes; the others are seen front-on
+    rng = np.random.default_rng(0)
+    for action, way in (("walk_left", -1), ("walk_right", 1)):
+        plan = poses(action, 60, rng)
+        assert way * (plan[-1].x - plan[0].x) > 0.3 * WIDTH and {p.facing for p in plan} == {way}
+    assert {p.facing for p in poses("clap", 60, rng)} == {0}
+
+    exp, _ = recipe_run
+    report = main(["--model", str(exp / "bundle"), "--per-class", "1", "--clips", str(tmp_path / "clips"), "--out", str(tmp_path)])
+    m = report["models"][0]
+    assert m["clips"] == 10 and 0.0 <= m["top1"] <= 1.0 and sum(m["per_class"].values()) == round(10 * m["top1"])
+    assert json.loads((tmp_path / "other_renderer.json").read_text()) == report
