@@ -171,11 +171,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # lazy: torch and the backbones load after the arguments are parsed (--help stays fast)
     import torch
 
-    from data_prep.frame_embed import FrameEmbedder, build_backbone
+    from data_prep.frame_embed import build_embedder
 
     parser = argparse.ArgumentParser(prog="python -m data_prep.embed_check", description=__doc__.split("\n")[0])
     parser.add_argument("--backbone", default="efficientnet_lite0")
-    parser.add_argument("--weights", default="imagenet", help="imagenet | none | a local weights file")
+    parser.add_argument("--weights", default="imagenet",
+                        help="imagenet | none | a local weights file (a fitted one keeps its head: the shipped pose backbone's "
+                             "pipeline/pretrained/video_pose/backbone.safetensors embeds a frame as its pose)")
     parser.add_argument("--size", type=int, default=64, help="frame size in pixels (the video recipe's: 64)")
     parser.add_argument("--views", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
@@ -186,8 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)  # a random-init backbone is the same every run
     try:
-        model, dim = build_backbone(args.backbone, args.weights)
-        embedder = FrameEmbedder(model, dim).for_inference()
+        embedder = build_embedder(args.backbone, args.weights).for_inference()  # a fitted head is kept
         photos = {Path(p).stem: read_photo(p) for p in args.photos} if args.photos else None
         result = check_embedder(embedder, photos, size=args.size, views=args.views, seed=args.seed)
     except SeqrecError as exc:
