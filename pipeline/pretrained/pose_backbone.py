@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from data_prep.frame_embed import PROJECTION_PREFIX
 from pipeline.errors import SeqrecError, shown
 from pipeline.io_utils import file_sha256
 
@@ -110,7 +111,7 @@ def ship_pose_backbone(weights_file: str | Path, card: dict[str, Any], dst: Path
     from pipeline.bundle import load_bundle, save_bundle
 
     state = load_file(str(weights_file))
-    if not any(k.startswith("projection.") for k in state):
+    if not any(k.startswith(PROJECTION_PREFIX) for k in state):
         raise PoseBackboneError(f"{weights_file}: no pose head (projection.*): not a pose-fitted backbone")
     with tempfile.TemporaryDirectory(prefix="seqrec-ship-") as tmp:
         half = Path(tmp, WEIGHTS_NAME)

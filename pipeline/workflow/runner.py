@@ -284,7 +284,7 @@ def recipe_overrides(args: argparse.Namespace) -> list[str]:
     """The ``key=value`` overrides of a :func:`recipe_arg_parser` command line, with ``--data``
     and ``--exp-dir`` as the overrides they stand for."""
     overrides = list(args.overrides)
-    if getattr(args, "data", None) is not None:
+    if args.data is not None:
         overrides.append(f"data.corpus={args.data}")
     if args.exp_dir is not None:
         overrides.append(f"exp_dir={args.exp_dir}")

@@ -286,12 +286,16 @@ class VideoRecipe(Recipe):
         start, so the stages after it run again."""
         if self.cfg.backbone.weights != POSE_WEIGHTS:
             return {}
-        if self.cfg.data.corpus != "embedded":  # checked here, as the stages are bound: before any runs
+        self._refuse_pose_for_real_videos()  # here, as the stages are bound: before any stage runs
+        return {"pose_sha256": str(pose_backbone_card().get("sha256"))}
+
+    def _refuse_pose_for_real_videos(self) -> None:
+        """The shipped pose backbone reads the embedded corpus's drawn figures only."""
+        if self.cfg.data.corpus != "embedded":
             raise PoseBackboneError(
                 f"backbone.weights={POSE_WEIGHTS} reads the embedded corpus's drawn figures, not {self.cfg.data.corpus}; "
                 "for real videos add backbone.weights=imagenet backbone_fit.epochs=6"
             )
-        return {"pose_sha256": str(pose_backbone_card().get("sha256"))}
 
     def _weights_file(self) -> str:
         """``backbone.weights`` as :func:`build_embedder` takes it: the shipped pose backbone's
@@ -299,7 +303,7 @@ class VideoRecipe(Recipe):
         b, d = self.cfg.backbone, self.cfg.data
         if b.weights != POSE_WEIGHTS:
             return b.weights
-        self._pose_key()  # the embedded corpus only
+        self._refuse_pose_for_real_videos()
         return str(pose_backbone_weights(
             b.name, b.frame_size, b.short_side, heldout_styles=tuple(d.heldout_styles), heldout_motions=tuple(d.heldout_motions)
         ))
